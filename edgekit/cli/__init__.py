@@ -1,0 +1,88 @@
+"""The ``edgekit`` command: a thin click layer over the library.
+
+Subcommands live in their own modules and are imported only when invoked, so ``edgekit --help``
+and the device-side commands never pay for host-side imports (TensorFlow). Every
+:class:`~edgekit.errors.EdgekitError` becomes one ``Error: ...`` line and its exit code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from edgekit import __version__
+from edgekit.errors import EdgekitError
+
+# name -> (module, attribute, one-line help). The help is repeated here so that listing commands
+# does not import them.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "convert": ("edgekit.cli.convert", "convert", "Quantize a Keras model to int8 and compile it."),
+    "classify": ("edgekit.cli.runtime", "classify", "Classify images with a bundle or .tflite."),
+    "bench": ("edgekit.cli.runtime", "bench", "Measure inference latency on a device."),
+    "doctor": ("edgekit.cli.doctor", "doctor", "Check this machine's Edge TPU setup."),
+    "serve": ("edgekit.cli.serve", "serve", "Classify camera frames continuously."),
+    "inspect": ("edgekit.cli.inspect", "inspect", "Show a model's layers, ops and TPU mapping."),
+    "zoo": ("edgekit.cli.zoo", "zoo", "List and build Edge-TPU-friendly Keras models."),
+    "train": ("edgekit.cli.train", "train", "Train a zoo model on a class-per-folder dataset."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attr, _ = COMMANDS[name]
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except ModuleNotFoundError as e:
+            if e.name and e.name.startswith("edgekit"):
+                raise  # our own bug, not a missing optional dependency
+            raise click.ClickException(
+                f"`edgekit {name}` needs the Python package {e.name!r}, which is not installed "
+                f"(pip install 'edgekit[{_extra_for(name)}]')"
+            ) from None
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except EdgekitError as e:
+            click.echo(f"Error: {e}", err=True)
+            ctx.exit(e.exit_code)
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            ctx.exit(130)
+
+
+def _extra_for(name: str) -> str:
+    return "host" if name in ("convert", "train", "zoo") else "device"
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="edgekit")
+def main() -> None:
+    """Take a Keras image model to a Coral Edge TPU on a Raspberry Pi, and keep it running.
+
+    Host (x86-64): convert, inspect, zoo, train. Device (Pi): classify, bench, serve, doctor.
+    Without an Edge TPU every device command runs on the CPU interpreter (emulation).
+    """
+
+
+def run() -> None:
+    """Console-script entry point."""
+    main(prog_name="edgekit")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(run())

@@ -1,0 +1,29 @@
+"""The one exception type users see.
+
+Library code raises :class:`EdgekitError` for anything the user can fix (bad file, wrong model,
+missing device, missing compiler...). The CLI prints ``str(err)`` as a single line and exits with
+``err.exit_code``; it never shows a traceback for these.
+"""
+
+from __future__ import annotations
+
+
+class EdgekitError(Exception):
+    """A problem the user can act on.
+
+    Args:
+        message: what is wrong, e.g. ``"model.h5: not a Keras model"``.
+        hint: what to do about it, e.g. ``"pass a .h5, .keras file or a SavedModel directory"``.
+        exit_code: process exit status the CLI uses (1 unless a command documents otherwise).
+    """
+
+    def __init__(self, message: str, hint: str | None = None, exit_code: int = 1):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.exit_code = exit_code
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message} ({self.hint})"
+        return self.message

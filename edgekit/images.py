@@ -1,0 +1,105 @@
+"""Image loading and the pixel pipeline shared by calibration (host) and inference (device).
+
+All functions work on numpy arrays of shape (H, W, 3), dtype uint8, RGB order unless stated.
+Resizing uses Pillow's bilinear filter everywhere, so the host calibrates on exactly the pixels
+the device will later feed the model.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from edgekit.errors import EdgekitError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+def find_images(folder: str | os.PathLike, recursive: bool = True) -> list[Path]:
+    """Image files below ``folder`` (by extension, case-insensitive), sorted by path."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise EdgekitError(f"{folder}: no such image folder", "check the path")
+    pattern = "**/*" if recursive else "*"
+    return sorted(
+        p for p in folder.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+    )
+
+
+def to_rgb(img: Image.Image) -> np.ndarray:
+    """Pillow image of any mode -> (H, W, 3) uint8 RGB.
+
+    Transparent pixels are composited over black: a photo with transparent borders (augmented
+    data sets often have them) then looks the same whether the alpha was honoured or, as OpenCV's
+    ``imread`` does, simply dropped from a black-backed image.
+    """
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        img = Image.alpha_composite(black, rgba)
+    return np.asarray(img.convert("RGB"), dtype=np.uint8)
+
+
+def load_rgb(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as (H, W, 3) uint8 RGB. Raises EdgekitError if it cannot be decoded."""
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return to_rgb(img)
+    except FileNotFoundError:
+        raise EdgekitError(f"{path}: no such image file", "check the path") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        raise EdgekitError(f"{path}: cannot read image ({e})", "is it a valid image?") from None
+
+
+def resize(rgb: np.ndarray, size: tuple[int, int], mode: str = "stretch") -> np.ndarray:
+    """Resize (H, W, 3) uint8 to ``size`` = (height, width).
+
+    Modes: ``stretch`` ignores the aspect ratio (what Keras' ``image_dataset_from_directory`` and
+    Coral's examples do); ``crop`` takes the largest centred crop of the target aspect first;
+    ``pad`` letterboxes the whole image into the target with black bars.
+    """
+    h, w = int(size[0]), int(size[1])
+    if rgb.shape[0] == h and rgb.shape[1] == w:
+        return rgb
+    img = Image.fromarray(rgb)
+    if mode == "stretch":
+        return np.asarray(img.resize((w, h), Image.BILINEAR))
+    src_h, src_w = rgb.shape[:2]
+    if mode == "crop":
+        scale = max(w / src_w, h / src_h)
+        cw, ch = round(w / scale), round(h / scale)
+        left, top = (src_w - cw) // 2, (src_h - ch) // 2
+        return np.asarray(img.resize((w, h), Image.BILINEAR, box=(left, top, left + cw, top + ch)))
+    if mode == "pad":
+        scale = min(w / src_w, h / src_h)
+        nw, nh = max(1, round(src_w * scale)), max(1, round(src_h * scale))
+        out = np.zeros((h, w, 3), dtype=np.uint8)
+        top, left = (h - nh) // 2, (w - nw) // 2
+        out[top : top + nh, left : left + nw] = np.asarray(img.resize((nw, nh), Image.BILINEAR))
+        return out
+    raise EdgekitError(f"unknown resize mode {mode!r}", "use one of: stretch, crop, pad")
+
+
+def prepare(
+    rgb: np.ndarray, size: tuple[int, int], resize_mode: str = "stretch", color: str = "rgb"
+) -> np.ndarray:
+    """RGB frame -> (H, W, 3) uint8 pixels in the model's size and channel order."""
+    out = resize(rgb, size, resize_mode)
+    if color == "bgr":
+        out = out[..., ::-1]
+    elif color != "rgb":
+        raise EdgekitError(f"unknown color order {color!r}", "use rgb or bgr")
+    return np.ascontiguousarray(out)
+
+
+def to_float(pixels: np.ndarray, value_range: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
+    """uint8 pixels -> float32 in ``value_range``: ``lo + p * (hi - lo) / 255``."""
+    lo, hi = float(value_range[0]), float(value_range[1])
+    return (pixels.astype(np.float32) * np.float32((hi - lo) / 255.0) + np.float32(lo)).astype(
+        np.float32
+    )

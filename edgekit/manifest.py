@@ -1,0 +1,191 @@
+"""The bundle manifest, ``edgekit.json``: everything the device needs to run a converted model.
+
+A bundle is a directory written by ``edgekit convert``::
+
+    OUT_DIR/
+      edgekit.json                 this manifest
+      <stem>_int8.tflite           full-integer model, runs on any CPU interpreter
+      <stem>_int8_edgetpu.tflite   the same after edgetpu_compiler (only when compiled)
+      <stem>_int8_edgetpu.log      the compiler's operation log (only when compiled)
+      labels.txt                   one label per line (only when labels were given)
+
+Preprocessing contract (shared by calibration on the host and classification on the device):
+load the image as RGB uint8, resize to ``input.shape[1:3]`` with ``input.resize``, reorder channels
+to ``input.color``, then map pixel ``p`` in [0, 255] to the float the model was trained on,
+``x = lo + p * (hi - lo) / 255`` with ``(lo, hi) = input.range``, and quantize it with the input
+tensor's ``scale``/``zero_point``: ``q = round(x / scale) + zero_point``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgekit.errors import EdgekitError
+
+MANIFEST_NAME = "edgekit.json"
+FORMAT_VERSION = 1
+COLOR_ORDERS = ("rgb", "bgr")
+RESIZE_MODES = ("stretch", "crop", "pad")
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """The model input. ``shape`` is NHWC with N == 1; ``range`` is the float (lo, hi) that
+    pixel values 0 and 255 map to at training time; ``scale``/``zero_point`` quantize it."""
+
+    shape: tuple[int, ...]
+    dtype: str
+    scale: float
+    zero_point: int
+    color: str = "rgb"
+    range: tuple[float, float] = (0.0, 1.0)
+    resize: str = "stretch"
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width) in pixels."""
+        return int(self.shape[1]), int(self.shape[2])
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """The model output: ``shape`` is (1, classes); real score = (q - zero_point) * scale."""
+
+    shape: tuple[int, ...]
+    dtype: str
+    scale: float
+    zero_point: int
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Parsed ``edgekit.json``. ``models`` maps ``cpu``/``edgetpu``/``edgetpu_log`` to file names
+    relative to the bundle directory (``None`` when absent)."""
+
+    name: str
+    input: InputSpec
+    output: OutputSpec
+    models: dict[str, str | None]
+    labels: tuple[str, ...] | None = None
+    source: dict[str, Any] = field(default_factory=dict)
+    tools: dict[str, Any] = field(default_factory=dict)
+    calibration: dict[str, Any] = field(default_factory=dict)
+    verification: dict[str, Any] = field(default_factory=dict)
+    compile: dict[str, Any] | None = None
+    created: str | None = None
+    format_version: int = FORMAT_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["input"]["shape"] = list(self.input.shape)
+        d["input"]["range"] = list(self.input.range)
+        d["output"]["shape"] = list(self.output.shape)
+        d["labels"] = list(self.labels) if self.labels is not None else None
+        return {"format": "edgekit-bundle", **d}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str = MANIFEST_NAME) -> Manifest:
+        try:
+            version = int(d.get("format_version", 0))
+            if version > FORMAT_VERSION:
+                raise EdgekitError(
+                    f"{where}: bundle format {version} is newer than this edgekit understands "
+                    f"({FORMAT_VERSION})",
+                    "upgrade edgekit on this device",
+                )
+            i, o = d["input"], d["output"]
+            inp = InputSpec(
+                shape=tuple(int(x) for x in i["shape"]),
+                dtype=str(i["dtype"]),
+                scale=float(i["scale"]),
+                zero_point=int(i["zero_point"]),
+                color=str(i.get("color", "rgb")),
+                range=tuple(float(x) for x in i.get("range", (0.0, 1.0))),
+                resize=str(i.get("resize", "stretch")),
+            )
+            out = OutputSpec(
+                shape=tuple(int(x) for x in o["shape"]),
+                dtype=str(o["dtype"]),
+                scale=float(o["scale"]),
+                zero_point=int(o["zero_point"]),
+            )
+            labels = d.get("labels")
+            return cls(
+                name=str(d["name"]),
+                input=inp,
+                output=out,
+                models=dict(d["models"]),
+                labels=tuple(labels) if labels is not None else None,
+                source=dict(d.get("source") or {}),
+                tools=dict(d.get("tools") or {}),
+                calibration=dict(d.get("calibration") or {}),
+                verification=dict(d.get("verification") or {}),
+                compile=d.get("compile"),
+                created=d.get("created"),
+                format_version=version,
+            )
+        except EdgekitError:
+            raise
+        except (KeyError, TypeError, ValueError) as e:
+            raise EdgekitError(
+                f"{where}: not a valid edgekit manifest ({type(e).__name__}: {e})",
+                "re-create the bundle with `edgekit convert`",
+            ) from None
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A bundle directory and its manifest, with absolute model paths."""
+
+    dir: Path
+    manifest: Manifest
+
+    def model_path(self, kind: str) -> Path | None:
+        """Absolute path of the ``cpu`` or ``edgetpu`` model, or None if the bundle has none."""
+        name = self.manifest.models.get(kind)
+        return self.dir / name if name else None
+
+    @property
+    def cpu_model(self) -> Path:
+        return self.model_path("cpu")  # type: ignore[return-value]
+
+    @property
+    def edgetpu_model(self) -> Path | None:
+        return self.model_path("edgetpu")
+
+
+def is_bundle(path: str | os.PathLike) -> bool:
+    return (Path(path) / MANIFEST_NAME).is_file()
+
+
+def load_bundle(path: str | os.PathLike) -> Bundle:
+    """Read a bundle directory (or its ``edgekit.json``). Raises EdgekitError when unusable."""
+    path = Path(path)
+    if path.is_file() and path.name == MANIFEST_NAME:
+        path = path.parent
+    mpath = path / MANIFEST_NAME
+    if not path.exists():
+        raise EdgekitError(f"{path}: no such bundle directory", "check the path")
+    if not mpath.is_file():
+        raise EdgekitError(
+            f"{path}: not an edgekit bundle (no {MANIFEST_NAME})",
+            "pass a directory written by `edgekit convert`, or a .tflite file",
+        )
+    try:
+        data = json.loads(mpath.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise EdgekitError(f"{mpath}: unreadable manifest ({e})", "re-create the bundle") from None
+    if not isinstance(data, dict):
+        raise EdgekitError(f"{mpath}: not a valid edgekit manifest", "re-create the bundle")
+    bundle = Bundle(dir=path.resolve(), manifest=Manifest.from_dict(data, where=str(mpath)))
+    cpu = bundle.cpu_model
+    if cpu is None or not cpu.is_file():
+        raise EdgekitError(f"{path}: bundle is missing its CPU model {cpu}", "re-create the bundle")
+    return bundle

@@ -1,0 +1,1 @@
+"""Model zoo: Edge-TPU-friendly Keras designs (installed as ``edgekit.zoo``)."""
