@@ -6,6 +6,6 @@ hardware library. Host-only code lives in :mod:`edgekit.host` and is imported on
 
 __version__ = "0.1.0"
 
-from edgekit.errors import EdgekitError  # noqa: E402
+from edgekit.errors import EdgekitError
 
 __all__ = ["EdgekitError", "__version__"]
