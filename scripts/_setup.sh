@@ -1,0 +1,29 @@
+# shellcheck shell=bash
+# Sourced by scripts/demo.sh and scripts/test.sh: creates .venv with Python 3.9+ and installs
+# edgekit with the given extras. Usage: setup_venv "host,device"
+setup_venv() {
+  local extras="$1"
+  local py="${PYTHON:-python3}"
+  if [ ! -x .venv/bin/python ]; then
+    if ! "$py" -c 'import ensurepip, venv' 2>/dev/null; then
+      apt_install python3-venv
+    fi
+    "$py" -m venv .venv
+  fi
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e ".[${extras}]"
+}
+
+# apt_install PKG...: installs Debian packages when running as root (or with sudo).
+apt_install() {
+  [ "$#" -gt 0 ] || return 0
+  local sudo=""
+  if [ "$(id -u)" != 0 ]; then
+    if command -v sudo >/dev/null; then sudo="sudo"; else
+      echo "error: need root to apt-get install $*; install them and re-run" >&2
+      return 1
+    fi
+  fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
