@@ -1,0 +1,425 @@
+"""Pure-python reader of ``.tflite`` flatbuffers: no TensorFlow, no ``flatbuffers`` package.
+
+``read_model(path_or_bytes) -> ModelInfo`` decodes what edgekit needs to reason about a model
+(subgraphs, operators, tensors with shapes, dtypes and quantization, buffer sizes, metadata),
+on the host (to check a conversion) and on the Pi (to inspect a bundle), where TensorFlow is
+absent.
+
+Flatbuffer layout in brief (little-endian): the file starts with a uint32 offset to the root
+table (``Model``), then the 4-byte file identifier ``TFL3``. A table starts with an int32 that,
+subtracted from the table position, gives its vtable: uint16 vtable size, uint16 table size,
+then one uint16 per field slot with the field's offset inside the table (0 = absent, use the
+schema default). Offset fields (tables, vectors, strings) hold a uint32 relative to their own
+position; vectors and strings start with a uint32 element count. Every read is bounds-checked so
+that truncated or corrupt files become an :class:`~edgekit.errors.EdgekitError`.
+
+Schema tables live in :mod:`edgekit.tflite_schema`.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from edgekit import tflite_schema as S
+from edgekit.errors import EdgekitError
+
+EDGETPU_CUSTOM_OP = "edgetpu-custom-op"
+FLOAT_DTYPES = frozenset({"float16", "float32", "float64", "bfloat16"})
+_HINT = "pass a .tflite file written by TFLiteConverter or edgetpu_compiler"
+
+_U8, _I8, _U16 = struct.Struct("<B"), struct.Struct("<b"), struct.Struct("<H")
+_I32, _U32, _U64, _F32 = (struct.Struct(f) for f in ("<i", "<I", "<Q", "<f"))
+
+
+class _Corrupt(Exception):
+    """Internal: the bytes do not follow the flatbuffer layout."""
+
+
+class _Table:
+    """A view of one flatbuffer table inside ``data`` (all reads bounds-checked)."""
+
+    __slots__ = ("data", "pos", "vt", "vt_len")
+
+    def __init__(self, data: bytes, pos: int):
+        self.data, self.pos = data, pos
+        self.vt = pos - _read(data, _I32, pos)
+        self.vt_len = _read(data, _U16, self.vt)
+        if self.vt_len < 4 or self.vt_len % 2 or self.vt + self.vt_len > len(data):
+            raise _Corrupt(f"bad vtable at byte {self.vt}")
+
+    def _off(self, slot: int) -> int:
+        o = 4 + 2 * slot
+        return _read(self.data, _U16, self.vt + o) if o < self.vt_len else 0
+
+    def present(self, slot: int) -> bool:
+        return self._off(slot) != 0
+
+    def scalar(self, slot: int, st: struct.Struct, default: Any = 0) -> Any:
+        off = self._off(slot)
+        return _read(self.data, st, self.pos + off) if off else default
+
+    def _target(self, slot: int) -> int | None:
+        off = self._off(slot)
+        if not off:
+            return None
+        at = self.pos + off
+        return at + _read(self.data, _U32, at)
+
+    def table(self, slot: int) -> _Table | None:
+        at = self._target(slot)
+        return None if at is None else _Table(self.data, at)
+
+    def _vector(self, slot: int, elem_size: int) -> tuple[int, int]:
+        """(start, count) of a vector field; (0, 0) when absent."""
+        at = self._target(slot)
+        if at is None:
+            return 0, 0
+        n = _read(self.data, _U32, at)
+        if at + 4 + n * elem_size > len(self.data):
+            raise _Corrupt(f"vector of {n} elements at byte {at} runs past the end")
+        return at + 4, n
+
+    def numbers(self, slot: int, fmt: str, size: int) -> tuple:
+        start, n = self._vector(slot, size)
+        return struct.unpack_from(f"<{n}{fmt}", self.data, start) if n else ()
+
+    def blob(self, slot: int) -> tuple[int, int] | None:
+        """(start, length) of a [ubyte] field, or None when absent."""
+        return self._vector(slot, 1) if self._off(slot) else None
+
+    def string(self, slot: int) -> str | None:
+        span = self.blob(slot)
+        return None if span is None else self.data[span[0] : sum(span)].decode("utf-8", "replace")
+
+    def tables(self, slot: int) -> list[_Table]:
+        start, n = self._vector(slot, 4)
+        return [
+            _Table(self.data, p + _read(self.data, _U32, p)) for p in range(start, start + 4 * n, 4)
+        ]
+
+
+def _read(data: bytes, st: struct.Struct, pos: int) -> Any:
+    if pos < 0 or pos + st.size > len(data):
+        raise _Corrupt(f"read at byte {pos} outside the {len(data)}-byte file")
+    return st.unpack_from(data, pos)[0]
+
+
+@dataclass(frozen=True)
+class Quantization:
+    """Affine quantization ``real = scale * (q - zero_point)``; one entry per tensor, or one per
+    channel along ``quantized_dimension`` (per-channel conv weights)."""
+
+    scale: tuple[float, ...]
+    zero_point: tuple[int, ...]
+    quantized_dimension: int = 0
+
+    @property
+    def per_channel(self) -> bool:
+        return len(self.scale) > 1
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One tensor of a subgraph. ``shape`` is static (dynamic dims read as 1 there);
+    ``shape_signature`` keeps -1 for dynamic dims (None when the converter wrote none)."""
+
+    index: int
+    name: str
+    shape: tuple[int, ...]
+    shape_signature: tuple[int, ...] | None
+    dtype: str
+    quantization: Quantization | None
+    buffer: int
+    is_constant: bool
+    nbytes: int
+    is_variable: bool = False
+
+    @property
+    def is_dynamic(self) -> bool:
+        return any(d < 0 for d in (self.shape_signature or ()))
+
+    @property
+    def num_elements(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= max(d, 0)
+        return n
+
+
+@dataclass(frozen=True)
+class OpInfo:
+    """One operator. ``opcode`` is the builtin name (``CONV_2D``) or, for custom ops, the custom
+    code (``edgetpu-custom-op``); ``inputs``/``outputs`` are tensor indices (-1 = omitted)."""
+
+    index: int
+    opcode: str
+    builtin: str
+    is_custom: bool
+    version: int
+    inputs: tuple[int, ...]
+    outputs: tuple[int, ...]
+    options: dict = field(default_factory=dict, hash=False)
+    custom_options: bytes | None = None
+
+
+@dataclass(frozen=True)
+class SubgraphInfo:
+    name: str
+    tensors: tuple[TensorInfo, ...]
+    operators: tuple[OpInfo, ...]
+    inputs: tuple[int, ...]
+    outputs: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class BufferInfo:
+    """A constant-data buffer: ``size`` bytes at file offset ``offset``; ``external`` when stored
+    after the flatbuffer (models > 2 GB use Buffer.offset/size instead of Buffer.data)."""
+
+    index: int
+    size: int
+    offset: int
+    external: bool = False
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A decoded .tflite file. Conveniences refer to the main subgraph (``subgraphs[0]``)."""
+
+    path: str
+    size_bytes: int
+    version: int
+    description: str
+    subgraphs: tuple[SubgraphInfo, ...]
+    metadata: dict = field(hash=False)
+    buffers: tuple[BufferInfo, ...] = ()
+    _data: bytes = field(default=b"", repr=False, compare=False)
+
+    @property
+    def main(self) -> SubgraphInfo:
+        return self.subgraphs[0]
+
+    @property
+    def inputs(self) -> tuple[TensorInfo, ...]:
+        return tuple(self.main.tensors[i] for i in self.main.inputs)
+
+    @property
+    def outputs(self) -> tuple[TensorInfo, ...]:
+        return tuple(self.main.tensors[i] for i in self.main.outputs)
+
+    def op_counts(self) -> dict[str, int]:
+        """Op name -> count over all subgraphs, in order of first appearance."""
+        counts: dict[str, int] = {}
+        for sg in self.subgraphs:
+            for op in sg.operators:
+                counts[op.opcode] = counts.get(op.opcode, 0) + 1
+        return counts
+
+    @property
+    def is_edgetpu_compiled(self) -> bool:
+        return any(op.opcode == EDGETPU_CUSTOM_OP for op in self.custom_ops())
+
+    def custom_ops(self) -> tuple[OpInfo, ...]:
+        return tuple(op for sg in self.subgraphs for op in sg.operators if op.is_custom)
+
+    def float_tensors(self) -> tuple[TensorInfo, ...]:
+        """Tensors of the main subgraph holding floating-point data."""
+        return tuple(t for t in self.main.tensors if t.dtype in FLOAT_DTYPES)
+
+    def dynamic_tensors(self) -> tuple[TensorInfo, ...]:
+        """Tensors of the main subgraph with a dynamic (-1) dimension in their signature."""
+        return tuple(t for t in self.main.tensors if t.is_dynamic)
+
+    def buffer_bytes(self, index: int) -> bytes:
+        """Raw bytes of buffer ``index`` (b"" for activations)."""
+        b = self.buffers[index]
+        if b.offset + b.size > len(self._data):
+            raise EdgekitError(f"{self.path}: buffer {index} lies outside the file", _HINT)
+        return bytes(self._data[b.offset : b.offset + b.size])
+
+    def constant(self, tensor: TensorInfo):
+        """The raw (still quantized) values of a constant tensor as a numpy array."""
+        import numpy as np  # lazy: the reader itself needs only the standard library
+
+        raw = self.buffer_bytes(tensor.buffer)
+        return np.frombuffer(raw, dtype=np.dtype(tensor.dtype)).reshape(tensor.shape)
+
+
+def read_model(source: Union[str, os.PathLike, bytes, bytearray, memoryview]) -> ModelInfo:
+    """Decode a .tflite file (path) or its bytes. Raises EdgekitError when it is not one."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        name, data = "<bytes>", bytes(source)
+    else:
+        name = os.fspath(source)
+        if os.path.isdir(name):
+            raise EdgekitError(f"{name}: not a TFLite model (it is a directory)", _HINT)
+        try:
+            with open(name, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            raise EdgekitError(
+                f"{name}: not a TFLite model (no such file)", "check the path"
+            ) from None
+        except OSError as e:
+            raise EdgekitError(
+                f"{name}: not a TFLite model ({e.strerror})", "check the path"
+            ) from None
+    if not data:
+        raise EdgekitError(f"{name}: not a TFLite model (the file is empty)", _HINT)
+    if len(data) < 8 or data[4:8] != b"TFL3":
+        raise EdgekitError(f"{name}: not a TFLite model (no 'TFL3' file identifier)", _HINT)
+    try:
+        return _parse(name, data)
+    except (_Corrupt, struct.error, IndexError, ValueError, OverflowError, MemoryError) as e:
+        raise EdgekitError(
+            f"{name}: not a TFLite model (corrupt or truncated flatbuffer: {e})", _HINT
+        ) from None
+
+
+def _parse(name: str, data: bytes) -> ModelInfo:
+    root = _Table(data, _read(data, _U32, 0))
+    buffers = tuple(_buffer(i, t) for i, t in enumerate(root.tables(S.MODEL["buffers"])))
+    codes = [_opcode(t) for t in root.tables(S.MODEL["operator_codes"])]
+    subgraphs = tuple(_subgraph(t, codes, buffers) for t in root.tables(S.MODEL["subgraphs"]))
+    if not subgraphs:
+        raise _Corrupt("the model has no subgraph")
+    metadata = {}
+    for t in root.tables(S.MODEL["metadata"]):
+        idx = _index(t.scalar(S.METADATA["buffer"], _U32), len(buffers), "metadata buffer")
+        b = buffers[idx]
+        metadata[t.string(S.METADATA["name"]) or ""] = data[b.offset : b.offset + b.size]
+    return ModelInfo(
+        path=name,
+        size_bytes=len(data),
+        version=root.scalar(S.MODEL["version"], _U32),
+        description=root.string(S.MODEL["description"]) or "",
+        subgraphs=subgraphs,
+        metadata=metadata,
+        buffers=buffers,
+        _data=data,
+    )
+
+
+def _index(i: int, n: int, what: str) -> int:
+    if not 0 <= i < n:
+        raise _Corrupt(f"{what} index {i} out of range (0..{n - 1})")
+    return i
+
+
+def _buffer(index: int, t: _Table) -> BufferInfo:
+    span = t.blob(S.BUFFER["data"])
+    if span is not None and span[1]:
+        return BufferInfo(index, span[1], span[0])
+    offset = t.scalar(S.BUFFER["offset"], _U64)
+    # Buffer.offset is only meaningful when > 1 (0/1 are placeholders written by the converter).
+    if offset > 1:
+        return BufferInfo(index, t.scalar(S.BUFFER["size"], _U64), offset, external=True)
+    return BufferInfo(index, 0, 0)
+
+
+def _opcode(t: _Table) -> tuple[str, str, bool, int]:
+    """(opcode, builtin name, is_custom, version) of an OperatorCode."""
+    f = S.OPERATOR_CODE
+    # Old files only set the int8 deprecated field, new ones both; codes >= 127 only the int32.
+    code = max(t.scalar(f["deprecated_builtin_code"], _I8), t.scalar(f["builtin_code"], _I32))
+    version = t.scalar(f["version"], _I32, 1)
+    builtin = S.BUILTIN_OPERATORS[code] if 0 <= code < len(S.BUILTIN_OPERATORS) else f"OP_{code}"
+    if code == S.CUSTOM_CODE:
+        return t.string(f["custom_code"]) or "CUSTOM", "CUSTOM", True, version
+    return builtin, builtin, False, version
+
+
+def _subgraph(t: _Table, codes: list, buffers: tuple[BufferInfo, ...]) -> SubgraphInfo:
+    f = S.SUBGRAPH
+    tensors = tuple(_tensor(i, tt, buffers) for i, tt in enumerate(t.tables(f["tensors"])))
+    ops = tuple(
+        _operator(i, ot, codes, len(tensors)) for i, ot in enumerate(t.tables(f["operators"]))
+    )
+    ins, outs = t.numbers(f["inputs"], "i", 4), t.numbers(f["outputs"], "i", 4)
+    for i in ins + outs:
+        _index(i, len(tensors), "subgraph tensor")
+    return SubgraphInfo(t.string(f["name"]) or "", tensors, ops, ins, outs)
+
+
+def _tensor(index: int, t: _Table, buffers: tuple[BufferInfo, ...]) -> TensorInfo:
+    f = S.TENSOR
+    shape = t.numbers(f["shape"], "i", 4)
+    sig = t.numbers(f["shape_signature"], "i", 4) if t.present(f["shape_signature"]) else None
+    type_id = t.scalar(f["type"], _I8)
+    dtype, bits = (
+        S.TENSOR_TYPES[type_id] if 0 <= type_id < len(S.TENSOR_TYPES) else (f"type_{type_id}", 0)
+    )
+    buf = buffers[_index(t.scalar(f["buffer"], _U32), len(buffers), "buffer")]
+    n = 1
+    for d in shape:
+        n *= max(d, 0)
+    return TensorInfo(
+        index=index,
+        name=t.string(f["name"]) or "",
+        shape=shape,
+        shape_signature=sig,
+        dtype=dtype,
+        quantization=_quantization(t.table(f["quantization"])),
+        buffer=buf.index,
+        is_constant=buf.size > 0,
+        nbytes=(n * bits + 7) // 8 if bits else buf.size,
+        is_variable=bool(t.scalar(f["is_variable"], _U8)),
+    )
+
+
+def _quantization(q: _Table | None) -> Quantization | None:
+    if q is None:
+        return None
+    f = S.QUANTIZATION
+    scale = q.numbers(f["scale"], "f", 4)
+    if not scale:
+        return None  # min/max only, or custom details: not affine-quantized
+    zp = q.numbers(f["zero_point"], "q", 8) or (0,) * len(scale)
+    return Quantization(scale, zp, q.scalar(f["quantized_dimension"], _I32))
+
+
+def _operator(index: int, t: _Table, codes: list, n_tensors: int) -> OpInfo:
+    f = S.OPERATOR
+    opcode, builtin, is_custom, version = codes[
+        _index(t.scalar(f["opcode_index"], _U32), len(codes), "opcode")
+    ]
+    ins, outs = t.numbers(f["inputs"], "i", 4), t.numbers(f["outputs"], "i", 4)
+    for i in ins + outs:
+        if i != -1:
+            _index(i, n_tensors, "operator tensor")
+    custom = None
+    span = t.blob(f["custom_options"])
+    if span is not None:
+        custom = t.data[span[0] : sum(span)]
+    elif t.scalar(f["large_custom_options_offset"], _U64) > 1:
+        start = t.scalar(f["large_custom_options_offset"], _U64)
+        custom = t.data[start : start + t.scalar(f["large_custom_options_size"], _U64)]
+    options = _options(t.scalar(f["builtin_options_type"], _U8), t.table(f["builtin_options"]))
+    return OpInfo(index, opcode, builtin, is_custom, version, ins, outs, options, custom)
+
+
+def _options(union_type: int, t: _Table | None) -> dict:
+    """Decode the builtin option table into {field: value} (enums as names); {} if unknown."""
+    spec = S.BUILTIN_OPTIONS.get(union_type)
+    if spec is None or t is None:
+        return {}
+    out: dict[str, Any] = {}
+    for name, slot, kind, default in spec[1]:
+        if kind == "i32":
+            out[name] = t.scalar(slot, _I32, default)
+        elif kind == "f32":
+            out[name] = t.scalar(slot, _F32, default)
+        elif kind == "bool":
+            out[name] = bool(t.scalar(slot, _U8, default))
+        elif kind == "ints":
+            out[name] = t.numbers(slot, "i", 4)
+        elif kind == "dtype":
+            v = t.scalar(slot, _I8, default)
+            out[name] = S.TENSOR_TYPES[v][0] if 0 <= v < len(S.TENSOR_TYPES) else f"type_{v}"
+        else:  # enum tuple stored as a byte
+            v = t.scalar(slot, _I8, default)
+            out[name] = kind[v] if 0 <= v < len(kind) else v
+    return out
