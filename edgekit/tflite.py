@@ -240,6 +240,20 @@ class ModelInfo:
             raise EdgekitError(f"{self.path}: buffer {index} lies outside the file", _HINT)
         return bytes(self._data[b.offset : b.offset + b.size])
 
+    def associated_files(self) -> dict[str, bytes]:
+        """Files packed after the flatbuffer as a zip by TFLite's metadata writer (Coral's models
+        carry their labels this way): name -> bytes; {} when there are none."""
+        import io
+        import zipfile
+
+        if b"PK\x05\x06" not in self._data[-65_600:]:  # no zip end-of-central-directory record
+            return {}
+        try:
+            with zipfile.ZipFile(io.BytesIO(self._data)) as z:
+                return {n: z.read(n) for n in z.namelist()}
+        except (zipfile.BadZipFile, OSError, ValueError):
+            return {}
+
     def constant(self, tensor: TensorInfo):
         """The raw (still quantized) values of a constant tensor as a numpy array."""
         import numpy as np  # lazy: the reader itself needs only the standard library

@@ -1,0 +1,88 @@
+"""Tiny real models converted once per session for the tflite/mapping/inspect tests.
+
+Each model is a batch-1 Keras model converted with TensorFlow's own TFLiteConverter, so the
+reader and the mapping prediction are tested against what users will really feed them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+def _convert(model, int8: bool) -> bytes:
+    import tensorflow as tf
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    if int8:
+        shape = (1, *model.inputs[0].shape[1:])
+        rng = np.random.default_rng(0)
+
+        def representative():
+            for _ in range(8):
+                yield [rng.uniform(0, 1, size=shape).astype(np.float32)]
+
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.representative_dataset = representative
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        conv.inference_input_type = tf.uint8
+        conv.inference_output_type = tf.uint8
+    return conv.convert()
+
+
+def _convnet():
+    """Conv/depthwise/pool/add/concat/dense: everything Coral's table maps."""
+    import keras
+    from keras import layers
+
+    inp = keras.Input(shape=(32, 32, 3), batch_size=1)
+    x = layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")(inp)
+    y = layers.DepthwiseConv2D(3, padding="same", activation="relu")(x)
+    x = layers.Add()([x, y])
+    a = layers.Conv2D(8, 1, activation="relu")(x)
+    b = layers.Conv2D(8, 3, padding="same", activation="relu")(x)
+    x = layers.Concatenate()([a, b])
+    x = layers.MaxPooling2D(2)(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    out = layers.Dense(4, activation="softmax")(x)
+    return keras.Model(inp, out)
+
+
+def _leaky(batch_size=1):
+    """An op outside Coral's table (LEAKY_RELU) in the middle of an otherwise mappable graph."""
+    import keras
+    from keras import layers
+
+    inp = keras.Input(shape=(16, 16, 3), batch_size=batch_size)
+    x = layers.Conv2D(4, 3, padding="same", activation="relu")(inp)
+    x = layers.LeakyReLU(negative_slope=0.1)(x)
+    x = layers.Conv2D(4, 3, padding="same", activation="relu")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    out = layers.Dense(3)(x)
+    return keras.Model(inp, out)
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> dict[str, Path]:
+    """name -> .tflite path: 'int8' (all-int8 conv net, uint8 I/O), 'float' (same net, float),
+    'leaky' (int8 with LEAKY_RELU mid-graph), 'dynamic' (int8 net converted with batch None)."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    out = tmp_path_factory.mktemp("tiny_tflite")
+    paths = {}
+    net = _convnet()
+    for name, model, int8 in (
+        ("int8", net, True),
+        ("float", net, False),
+        ("leaky", _leaky(), True),
+    ):
+        p = out / f"{name}.tflite"
+        p.write_bytes(_convert(model, int8))
+        paths[name] = p
+    # A model loaded without fixing the batch keeps a -1 batch in its shape signature.
+    paths["dynamic"] = out / "dynamic.tflite"
+    paths["dynamic"].write_bytes(_convert(_leaky(batch_size=None), True))
+    return paths
