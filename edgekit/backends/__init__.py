@@ -1,0 +1,200 @@
+"""THE hardware boundary: open a model on the CPU interpreter or an Edge TPU as a :class:`Runner`.
+
+``open_model(path, device)`` is the one entry point. ``path`` is a bundle directory, a CPU
+``.tflite`` or a compiled ``_edgetpu.tflite``; ``device`` is ``auto`` (an Edge TPU if one is
+attached, else the CPU with a one-line warning), ``cpu``, or a libedgetpu device string (``usb``,
+``usb:N``, ``pci``, ``pci:N``, ``:N``). Decisions, never a silent CPU fallback:
+
+- Edge TPU requested and a compiled model available -> Edge TPU, or a specific EdgeTpuError.
+- Edge TPU requested for a model that is NOT compiled -> error: libedgetpu would run every op of it
+  on the CPU, so the latency a user measures would be a lie.
+- CPU (or auto without an Edge TPU) for a compiled model -> its CPU twin (bundle ``cpu`` model, or
+  ``X.tflite`` beside ``X_edgetpu.tflite``) with a one-line warning; without a twin, an error: the
+  compiled graph is one ``edgetpu-custom-op`` that only libedgetpu can execute.
+
+Backends are registered by name (:func:`register_backend`): ``cpu`` and ``edgetpu`` built in.
+"""
+
+from __future__ import annotations
+
+import logging
+import mmap
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from edgekit.backends.devices import EdgeTpuDevice, list_edge_tpus, parse_device
+from edgekit.backends.edgetpu import EdgeTpuError, EdgeTpuStack, SystemStack, open_interpreter
+from edgekit.backends.providers import Provider, find_provider, quiet_native_stderr
+from edgekit.backends.runner import Runner
+from edgekit.errors import EdgekitError
+from edgekit.manifest import Bundle, load_bundle
+
+__all__ = [
+    "EdgeTpuDevice", "EdgeTpuError", "ModelFiles", "Provider", "Runner", "available_backends",
+    "find_provider", "list_edge_tpus", "open_model", "register_backend", "resolve_model",
+]  # fmt: skip
+
+log = logging.getLogger("edgekit")
+CUSTOM_OP = b"edgetpu-custom-op"
+
+
+def is_compiled(path: str | os.PathLike) -> bool:
+    """True if the .tflite holds an ``edgetpu-custom-op`` (i.e. went through edgetpu_compiler).
+    The op name is stored verbatim in the flatbuffer's operator codes."""
+    with open(path, "rb") as f:
+        try:
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+                return m.find(CUSTOM_OP) >= 0
+        except ValueError:  # empty file
+            return False
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """The CPU and Edge TPU variants of one model (either may be None). ``compiled_beside`` is an
+    ``X_edgetpu.tflite`` found next to an uncompiled ``X.tflite`` (only used in hints)."""
+
+    given: Path
+    cpu: Path | None
+    edgetpu: Path | None
+    bundle: Bundle | None = None
+    compiled_beside: Path | None = None
+
+
+def resolve_model(path: str | os.PathLike) -> ModelFiles:
+    """Find the CPU/Edge TPU variants of a bundle dir or a .tflite (see module docstring)."""
+    p = Path(path)
+    if p.is_dir() or p.name == "edgekit.json":
+        b = load_bundle(p)
+        return ModelFiles(p, b.cpu_model, b.edgetpu_model, b)
+    if not p.is_file():
+        raise EdgekitError(f"{p}: no such model file or bundle", "check the path")
+    try:
+        with open(p, "rb") as f:
+            head = f.read(8)
+    except OSError as e:
+        raise EdgekitError(f"{p}: cannot read model ({e})", "check permissions") from None
+    if len(head) < 8 or head[4:8] != b"TFL3":
+        raise EdgekitError(
+            f"{p}: not a TFLite model", "pass a .tflite file or a bundle from `edgekit convert`"
+        )
+    if is_compiled(p):
+        twin = p.with_name(p.name.replace("_edgetpu.tflite", ".tflite"))
+        return ModelFiles(p, twin if twin != p and twin.is_file() else None, p)
+    twin = p.with_name(p.stem + "_edgetpu.tflite")
+    return ModelFiles(p, p, None, compiled_beside=twin if twin.is_file() else None)
+
+
+# -- registry -------------------------------------------------------------------------------------
+# factory(model_path: str, device: str, threads: int | None) -> Runner
+_BACKENDS: dict[str, Callable[..., Runner]] = {}
+
+
+def register_backend(name: str, factory: Callable[..., Runner]) -> Callable[..., Runner] | None:
+    """Register (or replace) a backend; returns the previous factory, so tests can restore it.
+    An Edge TPU factory may expose ``.list_devices()`` for ``--device auto``."""
+    old = _BACKENDS.get(name)
+    _BACKENDS[name] = factory
+    return old
+
+
+def available_backends() -> tuple[str, ...]:
+    return tuple(sorted(_BACKENDS))
+
+
+def _cpu_factory(model_path: str, device: str = "cpu", threads: int | None = None) -> Runner:
+    provider = find_provider()
+    try:
+        with quiet_native_stderr():
+            interp = provider.interpreter_cls(model_path=model_path, num_threads=threads)
+            interp.allocate_tensors()
+    except (ValueError, RuntimeError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise EdgekitError(
+            f"{model_path}: the CPU interpreter cannot load it ({first})",
+            "is it a valid TFLite model? (a compiled _edgetpu model needs an Edge TPU)",
+        ) from None
+    return Runner(interp, device="cpu", backend="cpu", provider=str(provider),
+                  model_path=model_path, threads=threads)  # fmt: skip
+
+
+class EdgeTpuBackend:
+    """Factory for Edge TPU runners over an :class:`EdgeTpuStack` (the real one by default)."""
+
+    def __init__(self, stack: EdgeTpuStack | None = None):
+        self._stack = stack
+
+    @property
+    def stack(self) -> EdgeTpuStack:
+        if self._stack is None:
+            self._stack = SystemStack()
+        return self._stack
+
+    def list_devices(self) -> list[EdgeTpuDevice]:
+        try:
+            return self.stack.list_devices() or []
+        except Exception:  # enumeration trouble just means "none found" for auto
+            return []
+
+    def __call__(self, model_path: str, device: str | None, threads: int | None = None) -> Runner:
+        interp, name = open_interpreter(self.stack, model_path, device, threads)
+        return Runner(interp, device=name, backend="edgetpu", provider=self.stack.provider,
+                      model_path=model_path, threads=threads, fault=EdgeTpuError)  # fmt: skip
+
+
+register_backend("cpu", _cpu_factory)
+register_backend("edgetpu", EdgeTpuBackend())
+
+
+def open_model(
+    path: str | os.PathLike,
+    device: str = "auto",
+    threads: int | None = None,
+    on_warning: Callable[[str], None] | None = None,
+) -> Runner:
+    """Open a bundle/.tflite on ``device`` (see module docstring). ``on_warning`` receives the
+    one-line notices (emulation, CPU twin); default: the ``edgekit`` logger."""
+    warn = on_warning or log.warning
+    device = (device or "auto").strip().lower()
+    files = resolve_model(path)
+    name = Path(path).name
+    backend = device.split(":", 1)[0]
+    if backend not in ("auto", "cpu", "usb", "pci", "") and backend in _BACKENDS:
+        return _BACKENDS[backend](str(files.cpu), device, threads)  # a plugin backend
+    if device not in ("auto", "cpu"):
+        parse_device(device)  # EdgekitError for a bad string
+        if files.edgetpu is None:
+            raise EdgekitError(
+                f"{name} is not compiled for the Edge TPU: on {device} every op would run on the "
+                "CPU",
+                "compile it with edgetpu_compiler or `edgekit convert`"
+                + (f", pass {files.compiled_beside.name}" if files.compiled_beside else "")
+                + ", or use --device cpu",
+            )
+        return _BACKENDS["edgetpu"](str(files.edgetpu), device, threads)
+    if device == "auto":
+        tpu = _BACKENDS["edgetpu"]
+        found = tpu.list_devices() if hasattr(tpu, "list_devices") else []
+        if found and files.edgetpu is not None:
+            return tpu(str(files.edgetpu), None, threads)
+        if found:
+            warn(f"{name} is not compiled for the Edge TPU: running it on the CPU")
+        else:
+            warn("no Edge TPU found: running on the CPU (emulation)" + _twin_note(files))
+    elif files.cpu is not None and files.cpu != files.given and files.bundle is None:
+        warn(f"running the CPU twin {files.cpu.name} of {name} (emulation)")
+    if files.cpu is None:
+        raise EdgekitError(
+            f"{name} is compiled for the Edge TPU and cannot run without one (no CPU twin "
+            f"{name.replace('_edgetpu.tflite', '.tflite')} beside it)",
+            "attach a Coral, or pass the uncompiled .tflite or the bundle",
+        )
+    return _BACKENDS["cpu"](str(files.cpu), "cpu", threads)
+
+
+def _twin_note(files: ModelFiles) -> str:
+    if files.cpu is not None and files.edgetpu == files.given:
+        return f" with the CPU twin {files.cpu.name}"
+    return ""

@@ -1,0 +1,213 @@
+"""Image classification on a Runner: preprocessing from the manifest or the input tensor,
+dequantized top-k, small immutable result records (pycoral's ``adapters.classify`` style).
+
+Input quantization maths (manifest docstring): pixel p in [0, 255] -> float
+``x = lo + p * (hi - lo) / 255`` -> ``q = round(x / scale) + zero_point``. Because q depends on p
+alone it is a 256-entry lookup table. When that table is the identity (uint8 input with
+``scale == (hi - lo) / 255`` and ``zero_point == -lo / scale``) the pixels go in unchanged; when
+it is ``p - 128`` (the int8 equivalent, ``zero_point - 128``) they go in as ``p ^ 0x80`` viewed as
+int8. Both are exact, not approximations.
+
+A bare ``.tflite`` has no manifest. As Coral's tools do, its input is fed RGB, stretched, and the
+float range is read off the input tensor itself: the range the quantizer calibrated,
+``[(qmin - zp) * scale, (qmax - zp) * scale]``, is what pixels 0..255 map to, so uint8 pixels go in
+raw (for Coral's MobileNets, scale 1/128 and zp 128, this is exactly Coral's mean=std=128
+normalization). ``value_range`` overrides it. A float-input model gets Coral's default
+``(p - 128) / 128``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from edgekit.backends import Runner, open_model, resolve_model
+from edgekit.errors import EdgekitError
+from edgekit.images import load_rgb, prepare, to_float
+from edgekit.labels import read_labels
+
+
+@dataclass(frozen=True)
+class Class:
+    id: int
+    label: str
+    score: float
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "label": self.label, "score": self.score}
+
+
+@dataclass(frozen=True)
+class Classification:
+    """Top-k classes, best first; ``inference_ms`` is invoke() alone, ``preprocess_ms`` resize +
+    quantize + the write into the input tensor."""
+
+    classes: tuple[Class, ...]
+    inference_ms: float
+    preprocess_ms: float
+
+    @property
+    def top(self) -> Class | None:
+        return self.classes[0] if self.classes else None
+
+    def to_dict(self) -> dict:
+        return {
+            "classes": [c.to_dict() for c in self.classes],
+            "inference_ms": self.inference_ms,
+            "preprocess_ms": self.preprocess_ms,
+        }
+
+
+def _round_half_away(v: np.ndarray) -> np.ndarray:
+    # TFLite's Quantize op rounds with std::round (half away from zero), not numpy's half-even.
+    return np.sign(v) * np.floor(np.abs(v) + 0.5)
+
+
+def pixel_lut(dtype: np.dtype, scale: float, zero_point: int, value_range) -> np.ndarray:
+    """The 256-entry table pixel -> input tensor value (see module docstring)."""
+    x = to_float(np.arange(256, dtype=np.uint8), value_range)
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        return x.astype(dtype)
+    if not scale:
+        raise EdgekitError(f"integer model input ({dtype}) without quantization parameters")
+    info = np.iinfo(dtype)
+    q = _round_half_away(x.astype(np.float64) / scale) + zero_point
+    return np.clip(q, info.min, info.max).astype(dtype)
+
+
+def make_quantizer(
+    dtype: np.dtype, scale: float, zero_point: int, value_range
+) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
+    """(function uint8 HxWx3 -> tensor values, kind) with kind "raw", "xor80" or "lut"."""
+    lut = pixel_lut(dtype, scale, zero_point, value_range)
+    p = np.arange(256)
+    if lut.dtype == np.uint8 and np.array_equal(lut, p):
+        return (lambda px: px), "raw"
+    if lut.dtype == np.int8 and np.array_equal(lut.astype(np.int16), p - 128):
+        return (lambda px: (px ^ np.uint8(0x80)).view(np.int8)), "xor80"
+    return (lambda px: lut[px]), "lut"
+
+
+def tensor_range(dtype: np.dtype, scale: float, zero_point: int) -> tuple[float, float]:
+    """The float range a bare model's quantized input covers (or Coral's default for float)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f" or not scale:
+        return (-1.0, 127.0 / 128.0)  # Coral's examples: (p - 128) / 128
+    info = np.iinfo(dtype)
+    return ((info.min - zero_point) * scale, (info.max - zero_point) * scale)
+
+
+class Classifier:
+    """Classify RGB images with a bundle directory, a ``.tflite`` or an ``_edgetpu.tflite``.
+
+    Args:
+        model: bundle dir (preprocessing and labels from its edgekit.json) or a .tflite.
+        labels: label file path or {id: label}; overrides the bundle's labels.
+        device: ``auto``, ``cpu`` or an Edge TPU string (see edgekit.backends.open_model).
+        top_k, threshold: keep at most ``top_k`` classes with score >= ``threshold``.
+        threads: CPU interpreter threads (None: the interpreter's default).
+        on_warning: receives one-line notices (emulation, CPU twin); default: logging.
+        value_range: override the float range pixels map to, for a bare .tflite.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike,
+        labels: str | os.PathLike | dict[int, str] | None = None,
+        device: str = "auto",
+        top_k: int = 5,
+        threshold: float = 0.0,
+        threads: int | None = None,
+        *,
+        on_warning: Callable[[str], None] | None = None,
+        value_range: tuple[float, float] | None = None,
+    ):
+        if top_k < 1:
+            raise EdgekitError(f"top_k must be >= 1, got {top_k}")
+        self.model, self.device, self.threads = model, device, threads
+        self.top_k, self.threshold = int(top_k), float(threshold)
+        self._on_warning = on_warning
+        self.bundle = resolve_model(model).bundle
+        spec = self.bundle.manifest.input if self.bundle else None
+        self.color = spec.color if spec else "rgb"
+        self.resize = spec.resize if spec else "stretch"
+        self._range = value_range or (spec.range if spec else None)
+        if isinstance(labels, (str, os.PathLike)):
+            labels = read_labels(labels)
+        elif labels is None and self.bundle and self.bundle.manifest.labels:
+            labels = dict(enumerate(self.bundle.manifest.labels))
+        self.labels: dict[int, str] = dict(labels or {})
+        self.runner: Runner = open_model(model, device, threads, on_warning)
+        self._setup()
+
+    def _setup(self) -> None:
+        r = self.runner
+        shape = r.input_shape
+        if len(shape) != 4 or shape[0] != 1 or shape[3] != 3:
+            raise EdgekitError(
+                f"{r.model_path}: input shape {shape} is not an image (1, H, W, 3)",
+                "edgekit classifies single RGB images",
+            )
+        self.input_size = (shape[1], shape[2])
+        if self.bundle and tuple(self.bundle.manifest.input.shape) != shape:
+            raise EdgekitError(
+                f"{self.bundle.dir}: manifest input {self.bundle.manifest.input.shape} does not "
+                f"match its model's {shape}",
+                "re-create the bundle with `edgekit convert`",
+            )
+        scale, zp = r.input_details["quantization"]
+        rng = self._range or tensor_range(r.input_dtype, scale, zp)
+        self._quantize, self.input_kind = make_quantizer(r.input_dtype, scale, zp, rng)
+        out_scale, out_zp = r.output_details["quantization"]
+        self._out_scale, self._out_zp = float(out_scale), int(out_zp)
+
+    def scores(self, raw: np.ndarray) -> np.ndarray:
+        """Dequantize an output tensor to float32 scores: ``(q - zero_point) * scale``."""
+        raw = raw.reshape(-1)
+        if raw.dtype.kind == "f" or not self._out_scale:
+            return raw.astype(np.float32)
+        return (raw.astype(np.float32) - self._out_zp) * np.float32(self._out_scale)
+
+    def top(self, scores: np.ndarray) -> tuple[Class, ...]:
+        k = min(self.top_k, scores.size)
+        idx = np.argpartition(-scores, k - 1)[:k]
+        idx = sorted(idx.tolist(), key=lambda i: (-scores[i], i))
+        return tuple(
+            Class(i, self.labels.get(i, str(i)), float(scores[i]))
+            for i in idx
+            if scores[i] >= self.threshold
+        )
+
+    def classify(self, rgb: np.ndarray) -> Classification:
+        """Classify one (H, W, 3) uint8 RGB image of any size."""
+        if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3:
+            raise EdgekitError("classify() needs an (H, W, 3) uint8 RGB array")
+        t0 = time.perf_counter_ns()
+        pixels = prepare(rgb, self.input_size, self.resize, self.color)
+        self.runner.set_input(self._quantize(pixels))
+        t1 = time.perf_counter_ns()
+        self.runner.invoke()
+        t2 = time.perf_counter_ns()
+        classes = self.top(self.scores(self.runner.output()))
+        return Classification(classes, (t2 - t1) / 1e6, (t1 - t0) / 1e6)
+
+    def classify_path(self, path: str | os.PathLike) -> Classification:
+        return self.classify(load_rgb(Path(path)))
+
+    def reopen(self, device: str | None = None) -> None:
+        """Close and reopen the interpreter (after an Edge TPU fault), on ``device`` if given."""
+        if self.runner is not None:
+            self.runner.close()
+        if device is not None:
+            self.device = device
+        self.runner = open_model(self.model, self.device, self.threads, self._on_warning)
+        self._setup()
+
+    def close(self) -> None:
+        self.runner.close()
