@@ -1,0 +1,94 @@
+"""``edgekit serve``: classify camera frames continuously (see edgekit.stream.serve)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+import click
+
+
+@click.command("serve")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="TOML config file (see systemd/edgekit.toml). Flags override it.",
+)
+@click.option("--model", help="Bundle directory, .tflite or _edgetpu.tflite.")
+@click.option("--labels", help="Label file (default: the bundle's).")
+@click.option(
+    "--source",
+    help="/dev/videoN, camera index, video file, rtsp:// or http:// URL, "
+    "image folder, or picamera2[:lores].",
+)
+@click.option("--device", help="auto (Edge TPU if present, else CPU), cpu, usb, usb:0, pci:0.")
+@click.option(
+    "--http",
+    "http_listen",
+    metavar="HOST:PORT",
+    help="Serve the status page, /latest, /healthz, /metrics (e.g. 127.0.0.1:8080).",
+)
+@click.option("--max-frames", type=int, help="Stop after N results (default: run forever).")
+@click.option("--top-k", type=int, help="Classes per result.")
+@click.option("--threshold", type=float, help="Minimum score of a reported class.")
+@click.option("--threads", type=int, help="CPU interpreter threads.")
+@click.option("--loop/--no-loop", default=None, help="Restart a video file or folder at its end.")
+@click.option(
+    "--realtime/--no-realtime",
+    default=None,
+    help="Pace a video file at its own fps, dropping frames like a camera.",
+)
+@click.option("--smoothing", type=int, help="Frames a new label must persist to be reported.")
+@click.option(
+    "--json-lines/--no-json-lines",
+    default=None,
+    help="Results as JSON lines on stdout (default on).",
+)
+@click.option("--summary", is_flag=True, help="Print final stats as JSON on stderr at the end.")
+@click.option("-v", "--verbose", is_flag=True, help="Log at INFO level (default WARNING).")
+def serve(config_path, model, labels, source, device, http_listen, max_frames, top_k,
+          threshold, threads, loop, realtime, smoothing, json_lines, summary, verbose):  # fmt: skip
+    """Classify frames from a camera, stream or file and publish the results.
+
+    Results are JSON lines on stdout: frame, timestamp, classes [{id, label, score}],
+    inference_ms, latency_ms, label. Faults and recoveries are lines with an "event" key.
+    Under systemd (Type=notify) it reports readiness, watchdog and status.
+    """
+    from edgekit.stream import serve as serve_lib
+    from edgekit.stream.config import load_config, override
+
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="edgekit: %(levelname)s %(message)s",
+    )
+    config = load_config(config_path)
+    config = override(
+        config,
+        model__path=model, model__labels=labels, model__device=device,
+        model__top_k=top_k, model__threshold=threshold, model__threads=threads,
+        source__uri=source, source__loop=loop, source__realtime=realtime,
+        pipeline__max_frames=max_frames, pipeline__smoothing=smoothing,
+        output__json_lines=json_lines,
+        http__enabled=True if http_listen else None, http__listen=http_listen,
+    )  # fmt: skip
+
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    def on_start(started: dict) -> None:
+        if "http" in started:
+            click.echo(f"edgekit: status page on {started['http']}", err=True)
+
+    stats = serve_lib.run(config, stop=stop, on_start=on_start)
+    if summary:
+        with click.get_text_stream("stderr") as err:
+            import json
+
+            err.write(json.dumps(stats) + "\n")

@@ -1,0 +1,190 @@
+"""``edgekit serve`` configuration: a TOML file read into a frozen dataclass tree.
+
+Unknown sections and keys are errors naming the key and the file (a typo such as ``thresold``
+must not be silently ignored on a device nobody watches). Relative paths (model, labels) are
+relative to the config file. Command-line flags override the file through :func:`override`.
+See ``systemd/edgekit.toml`` for an annotated example.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgekit.errors import EdgekitError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.9/3.10 on Raspberry Pi OS Bullseye
+    import tomli as tomllib
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    path: str = ""  # bundle directory, .tflite or _edgetpu.tflite
+    labels: str = ""  # label file (default: the bundle's)
+    device: str = "auto"  # auto | cpu | usb | usb:0 | pci:0 ...
+    top_k: int = 5
+    threshold: float = 0.0
+    threads: int = 0  # CPU interpreter threads (0 = runtime default)
+    on_tpu_failure: str = "cpu"  # after reopening failed: "cpu" (continue, degraded) | "fail"
+    tpu_retry_s: float = 60.0  # on the CPU fallback, try the Edge TPU again this often (0 = never)
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    uri: str = "/dev/video0"  # /dev/videoN, index, file, rtsp:// / http:// URL, folder, picamera2
+    loop: bool = False  # restart files/folders at their end
+    realtime: bool = False  # pace files at their native fps, dropping frames like a camera
+    width: int = 640
+    height: int = 480
+    fps: float = 0.0
+    backoff_s: float = 0.5  # first wait before reconnecting a lost camera (doubles each time)
+    backoff_max_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    smoothing: int = 1  # frames a new label must persist before it is reported
+    max_frames: int = 0  # stop after this many results (0 = run forever)
+    stale_after_s: float = 10.0  # /healthz fails and the watchdog stops after this long
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    json_lines: bool = True  # results (and events) as JSON lines on stdout
+    events: bool = True  # include event lines ({"event": ...}) in the JSON lines
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    enabled: bool = False
+    listen: str = "127.0.0.1:8080"
+    jpeg_quality: int = 80
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    enabled: bool = False
+    host: str = "localhost"
+    port: int = 1883
+    topic: str = ""  # default edgekit/<hostname>
+    client_id: str = ""
+    username: str = ""
+    password: str = ""
+    publish: str = "change"  # change | every
+    min_interval_s: float = 1.0
+    qos: int = 0
+    keepalive_s: int = 30
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    source: SourceConfig = field(default_factory=SourceConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+
+
+_CHOICES = {
+    ("model", "on_tpu_failure"): ("cpu", "fail"),
+    ("mqtt", "publish"): ("change", "every"),
+}
+_PATHS = {("model", "path"), ("model", "labels")}
+
+
+def load_config(path: str | os.PathLike | None) -> ServeConfig:
+    """Read a TOML file (None -> all defaults). Raises EdgekitError naming file and key."""
+    if path is None:
+        return ServeConfig()
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise EdgekitError(f"{path}: no such config file", "check --config") from None
+    except tomllib.TOMLDecodeError as e:
+        raise EdgekitError(f"{path}: not valid TOML ({e})", "fix the syntax") from None
+    except OSError as e:
+        raise EdgekitError(f"{path}: cannot read config ({e})", "check permissions") from None
+    return from_dict(data, where=str(path), base=path.parent)
+
+
+def from_dict(data: dict, where: str = "config", base: Path | None = None) -> ServeConfig:
+    """Build a ServeConfig from nested dicts, validating every key and value type."""
+    sections = {f.name: f for f in dataclasses.fields(ServeConfig)}
+    built: dict[str, Any] = {}
+    for name, value in data.items():
+        if name not in sections:
+            raise EdgekitError(
+                f"{where}: unknown section [{name}]", f"known sections: {', '.join(sections)}"
+            )
+        if not isinstance(value, dict):
+            raise EdgekitError(f"{where}: {name} must be a [{name}] table")
+        cls = sections[name].default_factory()  # type: ignore[misc]
+        built[name] = _section(type(cls), name, value, where, base)
+    return ServeConfig(**built)
+
+
+def _section(cls, section: str, values: dict, where: str, base: Path | None):
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    out = {}
+    for key, value in values.items():
+        if key not in fields:
+            raise EdgekitError(
+                f"{where}: unknown key {section}.{key}",
+                f"known keys in [{section}]: {', '.join(fields)}",
+            )
+        default = fields[key].default
+        out[key] = _check(section, key, value, default, where)
+        if (section, key) in _PATHS and out[key] and base is not None:
+            out[key] = str(base / Path(out[key]).expanduser())
+    return cls(**out)
+
+
+def _check(section: str, key: str, value: Any, default: Any, where: str) -> Any:
+    name = f"{section}.{key}"
+    kind = type(default)
+    ok = (
+        isinstance(value, bool)
+        if kind is bool
+        else isinstance(value, int) and not isinstance(value, bool)
+        if kind is int
+        else isinstance(value, (int, float)) and not isinstance(value, bool)
+        if kind is float
+        else isinstance(value, (str, int)) and not isinstance(value, bool)  # uri = 0 is fine
+    )
+    if not ok:
+        want = {bool: "true or false", int: "an integer", float: "a number"}.get(kind, "a string")
+        raise EdgekitError(f"{where}: {name} must be {want}, not {value!r}")
+    if kind is float:
+        value = float(value)
+    elif kind is str:
+        value = str(value)
+    choices = _CHOICES.get((section, key))
+    if choices and value not in choices:
+        raise EdgekitError(f"{where}: {name} = {value!r} unknown", f"use one of: {choices}")
+    if kind in (int, float) and value < 0:
+        raise EdgekitError(f"{where}: {name} must not be negative")
+    return value
+
+
+def override(config: ServeConfig, **flags: Any) -> ServeConfig:
+    """Apply flags ``section__key=value`` (None = not given) on top of ``config``."""
+    changes: dict[str, dict[str, Any]] = {}
+    for dotted, value in flags.items():
+        if value is None:
+            continue
+        section, key = dotted.split("__", 1)
+        default = getattr(getattr(ServeConfig(), section), key)
+        changes.setdefault(section, {})[key] = _check(section, key, value, default, "flag")
+    return dataclasses.replace(
+        config,
+        **{s: dataclasses.replace(getattr(config, s), **kv) for s, kv in changes.items()},
+    )

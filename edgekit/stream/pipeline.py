@@ -1,0 +1,212 @@
+"""The inference worker: takes the newest frame, calls ``infer`` on it, hands results to sinks.
+
+The pipeline knows nothing about models: ``infer(rgb)`` is any callable returning an object with
+``classes`` (each with ``id``, ``label``, ``score``) and ``inference_ms``, such as
+:meth:`edgekit.classify.Classifier.classify`. Sinks are callbacks (see
+:mod:`edgekit.stream.sinks`): ``on_result(Result)`` and ``on_event(Event)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from edgekit.stream.capture import CaptureThread
+from edgekit.stream.stats import Stats
+
+log = logging.getLogger("edgekit.stream")
+
+
+@dataclass(frozen=True)
+class Result:
+    """One classified frame: the JSON line format (``to_dict``).
+
+    ``frame`` is the capture index, ``timestamp`` the capture time (s since the epoch),
+    ``classes`` the top-k ``{"id", "label", "score"}`` dicts, best first, ``inference_ms`` the
+    model's time, ``latency_ms`` capture to result, ``label`` the reported (smoothed) label
+    (None when no class passed the threshold). ``rgb`` is the frame, for snapshots only."""
+
+    frame: int
+    timestamp: float
+    classes: tuple[dict, ...]
+    inference_ms: float
+    latency_ms: float
+    label: str | None
+    rgb: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    def to_dict(self) -> dict:
+        return {
+            "frame": self.frame,
+            "timestamp": round(self.timestamp, 6),
+            "classes": [dict(c) for c in self.classes],
+            "inference_ms": round(self.inference_ms, 3),
+            "latency_ms": round(self.latency_ms, 3),
+            "label": self.label,
+        }
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something that happened besides results: a fault, a recovery, the end of the source.
+    ``kind`` e.g. ``source_lost``, ``source_reconnected``, ``decode_error``, ``source_ended``,
+    ``inference_error``, ``backend_reopened``, ``cpu_fallback``; ``time`` s since the epoch."""
+
+    kind: str
+    message: str
+    time: float
+    details: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"event": self.kind, "message": self.message, "time": round(self.time, 3),
+                **self.details}  # fmt: skip
+
+
+class Smoother:
+    """The reported label changes only after ``n`` consecutive frames agree on a new top-1
+    label (n = 1: every frame's top-1). Until then the previous label stays."""
+
+    def __init__(self, n: int = 1):
+        self.n = max(1, int(n))
+        self.label: str | None = None
+        self._candidate: str | None = None
+        self._count = 0
+        self._started = False
+
+    def update(self, top: str | None) -> str | None:
+        if self._started and top == self.label:
+            self._candidate, self._count = None, 0
+            return self.label
+        if top == self._candidate:
+            self._count += 1
+        else:
+            self._candidate, self._count = top, 1
+        if self._count >= self.n:
+            self.label, self._started = top, True
+            self._candidate, self._count = None, 0
+        return self.label
+
+
+class FatalError(Exception):
+    """Raised by ``infer`` when the pipeline must stop (e.g. Edge TPU lost, no fallback)."""
+
+
+class SkipFrame(Exception):
+    """Raised by ``infer`` for a frame lost to a fault it has already reported and handled."""
+
+
+class Pipeline:
+    """Worker thread: capture -> infer -> sinks.
+
+    Args:
+        capture: a not yet started :class:`CaptureThread`.
+        infer: ``rgb -> classification`` (see module doc). May raise: :class:`FatalError`
+            stops the pipeline, anything else is counted, reported and the frame skipped.
+        sinks: objects with ``on_result(result)`` and ``on_event(event)``.
+        smoothing: frames a new label must persist before it is reported.
+        max_frames: stop after this many results (0 = no limit).
+        stats: shared statistics (created if None).
+    """
+
+    def __init__(
+        self,
+        capture: CaptureThread,
+        infer: Callable[[np.ndarray], Any],
+        sinks: Sequence[Any] = (),
+        smoothing: int = 1,
+        max_frames: int = 0,
+        stats: Stats | None = None,
+    ):
+        self.capture, self.infer, self.sinks = capture, infer, list(sinks)
+        self.smoother = Smoother(smoothing)
+        self.max_frames = int(max_frames or 0)
+        self.stats = stats or Stats()
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="edgekit-worker", daemon=True)
+        capture.on_event = self.emit
+
+    def start(self) -> Pipeline:
+        self.capture.start()
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 1.5) -> None:
+        """Stop capture and worker; returns within about ``timeout`` seconds."""
+        self._stop.set()
+        deadline = time.monotonic() + timeout
+        self.capture.stop(timeout=timeout / 2)
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(max(0.0, deadline - time.monotonic()))
+
+    def emit(self, kind: str, message: str, details: dict | None = None) -> None:
+        """Report an event to the log, the counters and every sink (from any thread)."""
+        event = Event(kind, message, time.time(), dict(details or {}))
+        self.stats.count_event(kind)
+        level = logging.INFO if kind in ("source_ended", "source_reconnected") else logging.WARNING
+        if kind == "cpu_fallback":
+            level = logging.ERROR
+        log.log(level, "%s: %s", kind, message)
+        for sink in self.sinks:
+            try:
+                sink.on_event(event)
+            except Exception as e:  # a broken sink must not stop the camera
+                log.warning("sink %s failed on event: %s", type(sink).__name__, e)
+
+    def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as e:
+            self.error = e
+        finally:
+            self.capture.stop(timeout=0.5)
+            self.done.set()
+
+    def _loop(self) -> None:
+        produced = 0
+        while not self._stop.is_set():
+            frame = self.capture.take(timeout=0.25)
+            self.stats.dropped = self.capture.slot.dropped
+            if frame is None:
+                if self.capture.finished:
+                    if self.capture.error is not None:
+                        raise self.capture.error
+                    return
+                continue
+            try:
+                out = self.infer(frame.rgb)
+            except FatalError:
+                raise
+            except SkipFrame:
+                self.stats.count_error("inference")
+                continue
+            except Exception as e:
+                self.stats.count_error("inference")
+                self.emit("inference_error", f"{type(e).__name__}: {e}", {"frame": frame.index})
+                continue
+            latency_ms = (time.monotonic() - frame.mono) * 1000.0
+            classes = tuple(
+                {"id": int(c.id), "label": str(c.label), "score": round(float(c.score), 5)}
+                for c in out.classes
+            )
+            label = self.smoother.update(classes[0]["label"] if classes else None)
+            result = Result(
+                frame.index, frame.timestamp, classes, float(out.inference_ms), latency_ms,
+                label, frame.rgb,
+            )  # fmt: skip
+            self.stats.record(latency_ms, result.inference_ms)
+            for sink in self.sinks:
+                try:
+                    sink.on_result(result)
+                except Exception as e:
+                    self.stats.count_error("sink")
+                    log.warning("sink %s failed: %s", type(sink).__name__, e)
+            produced += 1
+            if self.max_frames and produced >= self.max_frames:
+                return

@@ -1,0 +1,137 @@
+"""Keeps a :class:`~edgekit.classify.Classifier` running through Edge TPU faults.
+
+When a Coral USB Accelerator is unplugged, browns out on a weak Pi USB port or its driver
+wedges, libedgetpu makes ``Interpreter.invoke()`` raise ``RuntimeError`` (and every later
+invoke fails too): the interpreter must be rebuilt, which only works once the device has
+re-enumerated on the bus. So after a failed inference this wrapper reopens the model a few
+times with short waits; if the Edge TPU does not come back it either stops the service
+(``on_tpu_failure = "fail"``, systemd restarts it) or continues on the CPU interpreter,
+loudly (``"cpu"``): an ERROR log line, a ``cpu_fallback`` event, ``degraded`` in ``/latest``,
+``/healthz`` and ``/metrics``, and ``DEGRADED`` in the systemd status; while degraded it tries
+the Edge TPU again every ``tpu_retry_s`` seconds.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+
+from edgekit.stream.pipeline import FatalError, SkipFrame
+
+
+class ResilientClassifier:
+    """Callable ``rgb -> Classification`` for :class:`~edgekit.stream.pipeline.Pipeline`.
+
+    Args:
+        classifier: object with ``classify(rgb)``, ``reopen(device=None)`` and ``runner``
+            (``.backend`` "cpu" | "edgetpu", ``.device``).
+        emit: ``(kind, message, details)`` event reporter.
+        on_tpu_failure: "cpu" or "fail".
+        tpu_retry_s: while degraded, try the Edge TPU again this often (0 = never).
+        reopen_attempts: reopen tries before giving up on the current backend.
+        max_consecutive: failed inferences in a row (even with successful reopens) after
+            which the backend counts as dead.
+    """
+
+    def __init__(
+        self,
+        classifier,
+        emit: Callable[[str, str, dict], None],
+        on_tpu_failure: str = "cpu",
+        tpu_retry_s: float = 60.0,
+        reopen_attempts: int = 3,
+        max_consecutive: int = 5,
+        wait: Callable[[float], None] = time.sleep,
+    ):
+        self.classifier, self.emit = classifier, emit
+        self.on_tpu_failure, self.tpu_retry_s = on_tpu_failure, tpu_retry_s
+        self.reopen_attempts, self.max_consecutive = reopen_attempts, max_consecutive
+        self.wait = wait
+        self.degraded = False
+        self.requested = str(getattr(classifier, "device", "auto") or "auto")
+        self.failures = 0
+        self._consecutive = 0
+        self._last_tpu_try = time.monotonic()
+
+    @property
+    def backend(self) -> str:
+        return str(getattr(self.classifier.runner, "backend", "?"))
+
+    @property
+    def device(self) -> str:
+        return str(getattr(self.classifier.runner, "device", "?"))
+
+    def info(self) -> dict:
+        return {"backend": self.backend, "device": self.device, "degraded": self.degraded}
+
+    def __call__(self, rgb: np.ndarray):
+        retry_due = time.monotonic() - self._last_tpu_try >= self.tpu_retry_s
+        if self.degraded and self.tpu_retry_s > 0 and retry_due:
+            self._try_restore()
+        try:
+            out = self.classifier.classify(rgb)
+        except Exception as e:  # RuntimeError from invoke (libedgetpu), or anything else
+            self._recover(e)
+            raise SkipFrame(str(e)) from None
+        self._consecutive = 0
+        return out
+
+    def _recover(self, err: Exception) -> None:
+        was = self.backend
+        self.failures += 1
+        self._consecutive += 1
+        self.emit(
+            "inference_error",
+            f"{was} inference failed: {type(err).__name__}: {err}",
+            {"backend": was, "count": self.failures},
+        )
+        last: Exception = err
+        if self._consecutive <= self.max_consecutive:
+            for attempt in range(1, self.reopen_attempts + 1):
+                try:
+                    self.classifier.reopen()
+                except Exception as e:
+                    last = e
+                    self.wait(0.25 * 2**attempt)  # give the USB device time to re-enumerate
+                    continue
+                if was == "edgetpu" and self.backend != "edgetpu":
+                    last = RuntimeError("the Edge TPU is gone (reopen chose the CPU)")
+                    break
+                self.emit("backend_reopened", f"{self.backend} reopened after a failure",
+                          {"backend": self.backend, "attempt": attempt})  # fmt: skip
+                return
+        if was == "edgetpu" and self.on_tpu_failure == "cpu":
+            try:
+                self.classifier.reopen(device="cpu")
+            except Exception as e:
+                raise FatalError(
+                    f"Edge TPU failed ({last}) and the CPU fallback too ({e})"
+                ) from None
+            self.degraded = True
+            self._consecutive = 0
+            self._last_tpu_try = time.monotonic()
+            self.emit(
+                "cpu_fallback",
+                f"EDGE TPU FAILED ({last}); CONTINUING ON THE CPU, much slower. Check the Coral "
+                "USB cable and power; edgekit retries the Edge TPU every "
+                f"{self.tpu_retry_s:g} s",
+                {"backend": "cpu", "error": str(last)},
+            )
+            return
+        raise FatalError(f"{was} inference failed and could not be reopened: {last}")
+
+    def _try_restore(self) -> None:
+        self._last_tpu_try = time.monotonic()
+        try:
+            self.classifier.reopen(device=self.requested)
+        except Exception as e:
+            self.emit("tpu_still_failing", f"Edge TPU still unavailable: {e}", {})
+            self.classifier.reopen(device="cpu")
+            return
+        if self.backend == "edgetpu":
+            self.degraded = False
+            self.emit("tpu_restored", "Edge TPU back; leaving the CPU fallback", {})
+        else:  # "auto" found no Edge TPU: it opened the CPU, which is where we are anyway
+            self.emit("tpu_still_failing", "Edge TPU still unavailable", {})

@@ -1,0 +1,164 @@
+"""``edgekit serve`` as a library call: config -> source, classifier, sinks, pipeline, systemd.
+
+:func:`run` blocks until the source ends, ``max_frames`` results were produced, ``stop`` is set
+(SIGTERM: the CLI sets it) or a fatal error happens. Under systemd (``Type=notify``) it sends
+``READY=1`` once the model is loaded and the first frame is classified, ``WATCHDOG=1`` only
+while results keep arriving (a hung camera stops the pings and systemd restarts the service),
+``STATUS=`` with fps and latency every few seconds and ``STOPPING=1`` on the way out.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from typing import IO, Any, Callable
+
+from edgekit.errors import EdgekitError
+from edgekit.stream.capture import CaptureThread
+from edgekit.stream.config import ServeConfig
+from edgekit.stream.notify import Notifier
+from edgekit.stream.pipeline import FatalError, Pipeline
+from edgekit.stream.resilient import ResilientClassifier
+from edgekit.stream.sinks import JsonLinesSink
+from edgekit.stream.sources import Source, open_source
+from edgekit.stream.stats import Stats
+
+STATUS_EVERY_S = 5.0
+
+
+def load_classifier(config: ServeConfig):
+    """The model side (edgekit.classify), imported only here: the stream code stays
+    model-agnostic."""
+    from edgekit.classify import Classifier
+
+    m = config.model
+    if not m.path:
+        raise EdgekitError("no model given", "pass --model or set [model] path in the config")
+    return Classifier(
+        m.path,
+        labels=m.labels or None,
+        device=m.device,
+        top_k=m.top_k,
+        threshold=m.threshold,
+        threads=m.threads or None,
+    )
+
+
+def run(
+    config: ServeConfig,
+    stop: threading.Event | None = None,
+    stdout: IO[str] | None = None,
+    notifier: Notifier | None = None,
+    classifier: Any = None,
+    source: Source | None = None,
+    extra_sinks: Sequence[Any] = (),
+    on_start: Callable[[dict], None] | None = None,
+) -> dict:
+    """Serve until done; returns the final stats (``Stats.snapshot()`` plus backend info).
+
+    ``classifier``/``source`` replace the ones the config describes (tests inject faults
+    there); ``on_start`` receives ``{"http": url}`` etc. once the sinks are up.
+    Raises EdgekitError for configuration problems and for fatal runtime failures.
+    """
+    stop = stop or threading.Event()
+    notifier = notifier or Notifier()
+    s, p = config.source, config.pipeline
+    if source is None:
+        source = open_source(s.uri, loop=s.loop, width=s.width, height=s.height, fps=s.fps)
+    notifier.status(f"loading model {config.model.path}")
+    if classifier is None:
+        classifier = load_classifier(config)
+    stats = Stats()
+    sinks: list[Any] = []
+    started: dict = {}
+    pipeline: Pipeline | None = None
+    try:
+        if config.output.json_lines:
+            sinks.append(JsonLinesSink(stdout, events=config.output.events))
+        infer_holder: dict = {}
+
+        def info() -> dict:
+            r = infer_holder.get("r")
+            return r.info() if r is not None else {}
+
+        if config.http.enabled:
+            from edgekit.stream.http import HttpSink, parse_listen
+
+            host, port = parse_listen(config.http.listen)
+            h = HttpSink(host, port, stats, p.stale_after_s, info, config.http.jpeg_quality)
+            sinks.append(h)
+            started["http"] = h.url
+        if config.mqtt.enabled:
+            from edgekit.stream.mqtt import MqttSink
+
+            q = config.mqtt
+            sinks.append(
+                MqttSink(q.host, q.port, q.topic, q.client_id, q.username, q.password,
+                         q.publish, q.min_interval_s, q.qos, q.keepalive_s)
+            )  # fmt: skip
+            started["mqtt"] = f"{q.host}:{q.port}"
+        sinks.extend(extra_sinks)
+        capture = CaptureThread(
+            source, realtime=s.realtime, backoff_s=s.backoff_s, backoff_max_s=s.backoff_max_s
+        )
+        pipeline = Pipeline(capture, lambda rgb: None, sinks, p.smoothing, p.max_frames, stats)
+        resilient = ResilientClassifier(
+            classifier, pipeline.emit, config.model.on_tpu_failure, config.model.tpu_retry_s
+        )
+        infer_holder["r"] = resilient
+        pipeline.infer = resilient
+        if on_start:
+            on_start(started)
+        notifier.status(f"waiting for frames from {source.name}")
+        pipeline.start()
+        _supervise(pipeline, stop, notifier, stats, resilient, p.stale_after_s)
+    finally:
+        notifier.stopping()
+        if pipeline is not None:
+            pipeline.stop(timeout=1.0)
+        for sink in sinks:
+            try:
+                sink.close()
+            except Exception:  # closing must not hide the real error
+                pass
+        notifier.close()
+    err = pipeline.error
+    if isinstance(err, FatalError):
+        raise EdgekitError(str(err), "check the Edge TPU connection; see the log above")
+    if err is not None:
+        raise err
+    return {**stats.snapshot(), **resilient.info()}
+
+
+def _supervise(pipeline, stop, notifier, stats, resilient, stale_after_s) -> None:
+    """Main-thread loop: readiness, watchdog and status for systemd until the pipeline ends."""
+    ready = False
+    wd = notifier.watchdog_s
+    wd_every = wd / 3 if wd else 0.0
+    last_wd = last_status = 0.0
+    while not pipeline.done.wait(0.2):
+        if stop.is_set():
+            return
+        now = time.monotonic()
+        age = stats.last_result_age()
+        flowing = age is not None and age <= min(stale_after_s, wd or stale_after_s)
+        if not ready and stats.frames > 0:
+            ready = True
+            notifier.ready(status=_status(stats, resilient))
+        if wd and flowing and now - last_wd >= wd_every:
+            notifier.watchdog()
+            last_wd = now
+        if ready and now - last_status >= STATUS_EVERY_S:
+            notifier.status(_status(stats, resilient) if flowing else "NO FRAMES: camera hung?")
+            last_status = now
+
+
+def _status(stats: Stats, resilient: ResilientClassifier) -> str:
+    snap = stats.snapshot()
+    lat = snap["latency_ms"]["p50"]
+    degraded = "DEGRADED (Edge TPU failed, on CPU), " if resilient.degraded else ""
+    return (
+        f"{degraded}{snap['fps']:.1f} fps, latency p50 {lat} ms, {resilient.backend}, "
+        f"{snap['frames']} frames, {snap['dropped']} dropped"
+    )
