@@ -24,8 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from edgekit.backends.devices import EdgeTpuDevice, list_edge_tpus, parse_device
-from edgekit.backends.edgetpu import EdgeTpuError, EdgeTpuStack, SystemStack, open_interpreter
+from edgekit.backends.devices import EdgeTpuDevice, list_edge_tpus, parse_device, select_device
+from edgekit.backends.edgetpu import (
+    EdgeTpuError,
+    EdgeTpuStack,
+    SystemStack,
+    no_device_error,
+    open_interpreter,
+)
 from edgekit.backends.providers import Provider, find_provider, quiet_native_stderr
 from edgekit.backends.runner import Runner
 from edgekit.errors import EdgekitError
@@ -138,6 +144,12 @@ class EdgeTpuBackend:
         except Exception:  # enumeration trouble just means "none found" for auto
             return []
 
+    def require_device(self, device: str | None) -> None:
+        """Raise EdgeTpuError if ``device`` is definitely not attached."""
+        devices = self.stack.list_devices()
+        if devices is not None and select_device(devices, device) is None:
+            raise no_device_error(device, devices, self.stack.library_problem())
+
     def __call__(self, model_path: str, device: str | None, threads: int | None = None) -> Runner:
         interp, name = open_interpreter(self.stack, model_path, device, threads)
         return Runner(interp, device=name, backend="edgetpu", provider=self.stack.provider,
@@ -166,6 +178,9 @@ def open_model(
     if device not in ("auto", "cpu"):
         parse_device(device)  # EdgekitError for a bad string
         if files.edgetpu is None:
+            tpu = _BACKENDS["edgetpu"]
+            if hasattr(tpu, "require_device"):
+                tpu.require_device(device)  # "no Edge TPU found" comes first: it is what to fix
             raise EdgekitError(
                 f"{name} is not compiled for the Edge TPU: on {device} every op would run on the "
                 "CPU",

@@ -1,0 +1,163 @@
+"""Inference latency of a Runner: first inference apart, then steady state.
+
+The first invoke() on an Edge TPU also uploads the model's parameters into its ~8 MB on-chip
+cache (and on a fresh USB stick, libedgetpu's firmware), so it is reported on its own. The timed
+loop sets the input once and times nothing but ``interpreter.invoke()`` with
+``time.perf_counter_ns`` into a preallocated array: no Python wrapper, no allocation, no
+conversion inside the loop (scripts/bench_runtime.py checks that this adds < 5%).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from edgekit.backends import Runner, open_model
+from edgekit.errors import EdgekitError
+
+_JSON_KEYS = (
+    "device", "model", "runs", "warmup", "threads", "backend", "first_ms", "min_ms", "mean_ms",
+    "p50_ms", "p90_ms", "p99_ms", "max_ms", "fps", "provider", "versions",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """Latencies in milliseconds; ``fps`` = 1000 / mean_ms (sequential inferences per second);
+    ``latencies_ms`` holds every steady-state run in order."""
+
+    model: str
+    device: str
+    backend: str
+    provider: str
+    threads: int | None
+    runs: int
+    warmup: int
+    first_ms: float
+    min_ms: float
+    mean_ms: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    fps: float
+    versions: dict[str, str] = field(default_factory=dict)
+    latencies_ms: tuple[float, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in _JSON_KEYS}
+
+
+def time_invokes(invoke: Callable[[], None], out: np.ndarray) -> None:
+    """Fill ``out`` (int64, preallocated) with the duration of one ``invoke()`` each, in ns."""
+    clock = time.perf_counter_ns
+    for i in range(out.shape[0]):
+        t0 = clock()
+        invoke()
+        out[i] = clock() - t0
+
+
+def sample_input(runner: Runner, seed: int = 0) -> np.ndarray:
+    """A fixed pseudo-random input of the model's shape and dtype (content barely matters)."""
+    rng = np.random.default_rng(seed)
+    dt = runner.input_dtype
+    if dt.kind == "f":
+        return rng.uniform(-1, 1, runner.input_shape).astype(dt)
+    info = np.iinfo(dt)
+    return rng.integers(info.min, info.max, runner.input_shape, endpoint=True).astype(dt)
+
+
+def measure(runner: Runner, runs: int = 100, warmup: int = 10, first: bool = True) -> BenchResult:
+    """Benchmark an open runner: (optionally) the first inference, ``warmup`` untimed runs, then
+    ``runs`` timed ones."""
+    if runs < 1 or warmup < 0:
+        raise EdgekitError(f"need runs >= 1 and warmup >= 0 (got {runs}, {warmup})")
+    runner.set_input(sample_input(runner))
+    invoke = runner.interpreter.invoke  # the bare bound method: no wrapper in the loop
+    t = np.zeros(max(runs, 1), dtype=np.int64)
+    try:
+        first_ns = -1
+        if first:
+            t0 = time.perf_counter_ns()
+            invoke()
+            first_ns = time.perf_counter_ns() - t0
+        for _ in range(warmup):
+            invoke()
+        time_invokes(invoke, t)
+    except (RuntimeError, ValueError) as e:
+        raise runner.fault(e) from None
+    ms = t / 1e6
+    p50, p90, p99 = np.percentile(ms, [50, 90, 99])
+    mean = float(ms.mean())
+    return BenchResult(
+        model=runner.model_path, device=runner.device, backend=runner.backend,
+        provider=runner.provider, threads=runner.threads, runs=runs, warmup=warmup,
+        first_ms=first_ns / 1e6 if first else float("nan"), min_ms=float(ms.min()),
+        mean_ms=mean, p50_ms=float(p50), p90_ms=float(p90), p99_ms=float(p99),
+        max_ms=float(ms.max()), fps=1000.0 / mean if mean > 0 else float("inf"),
+        versions=versions(runner), latencies_ms=tuple(ms.tolist()),
+    )  # fmt: skip
+
+
+def versions(runner: Runner) -> dict[str, str]:
+    from edgekit import __version__
+
+    return {
+        "edgekit": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "provider": runner.provider,
+        "machine": platform.machine(),
+    }
+
+
+def bench(
+    model: str | os.PathLike,
+    device: str = "auto",
+    runs: int = 100,
+    warmup: int = 10,
+    threads: int | None = None,
+    on_warning: Callable[[str], None] | None = None,
+) -> BenchResult:
+    """Open ``model`` on ``device`` and :func:`measure` it."""
+    with open_model(model, device, threads, on_warning) as runner:
+        result = measure(runner, runs, warmup)
+    return result
+
+
+def plot(result: BenchResult, path: str | os.PathLike) -> Path:
+    """Draw the latency distribution (histogram + per-run trace) to a PNG, atomically."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise EdgekitError(
+            "--plot needs matplotlib, which is not installed",
+            "pip install matplotlib   (or pip install 'edgekit[plot]')",
+        ) from None
+    from edgekit.atomic import write_bytes
+
+    ms = np.asarray(result.latencies_ms)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    ax1.hist(ms, bins=min(50, max(5, ms.size // 5)), color="#4a7ebb")
+    for name, v, style in (("p50", result.p50_ms, "-"), ("p99", result.p99_ms, "--")):
+        ax1.axvline(v, color="k", linestyle=style, label=f"{name} {v:.2f} ms")
+    ax1.set(xlabel="latency (ms)", ylabel="runs", title="steady-state latency")
+    ax1.legend()
+    ax2.plot(np.arange(ms.size), ms, ".", markersize=3)
+    ax2.set(xlabel="run", ylabel="latency (ms)", title=f"first inference {result.first_ms:.1f} ms")
+    fig.suptitle(f"{Path(result.model).name} on {result.device} ({result.provider})", fontsize=9)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return write_bytes(path, buf.getvalue())

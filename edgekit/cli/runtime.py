@@ -1,0 +1,95 @@
+"""`edgekit classify` and `edgekit bench`: the device-side commands (never import TensorFlow)."""
+
+from __future__ import annotations
+
+import click
+
+from edgekit.cli.common import echo_json, warn
+from edgekit.errors import EdgekitError
+
+DEVICE_HELP = "auto (Edge TPU if attached, else CPU), cpu, usb, usb:N, pci, pci:N or :N."
+
+
+@click.command()
+@click.argument("model", type=click.Path(dir_okay=True))
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@click.option("--labels", type=click.Path(), help="Label file (overrides the bundle's labels).")
+@click.option("--top-k", "-k", default=5, show_default=True, type=click.IntRange(min=1))
+@click.option("--threshold", "-t", default=0.0, show_default=True, type=float,
+              help="Drop classes scoring below this.")  # fmt: skip
+@click.option("--device", "-d", default="auto", show_default=True, help=DEVICE_HELP)
+@click.option("--threads", type=click.IntRange(min=1), help="CPU interpreter threads.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def classify(model, images, labels, top_k, threshold, device, threads, as_json):
+    """Classify IMAGES with MODEL (a bundle directory, .tflite or _edgetpu.tflite).
+
+    One line per image; an unreadable image gets an error line, the others are still classified,
+    and the exit status is 1 at the end.
+    """
+    from edgekit.classify import Classifier
+
+    clf = Classifier(model, labels=labels, device=device, top_k=top_k, threshold=threshold,
+                     threads=threads, on_warning=warn)  # fmt: skip
+    results, failed = [], 0
+    for path in images:
+        try:
+            res = clf.classify_path(path)
+        except EdgekitError as e:
+            failed += 1
+            results.append({"image": path, "classes": [], "error": str(e)})
+            if not as_json:
+                click.echo(f"Error: {e}", err=True)
+            continue
+        results.append({"image": path, "classes": [c.to_dict() for c in res.classes]})
+        if not as_json:
+            tops = "  ".join(f"{c.id} {c.label} ({c.score:.3f})" for c in res.classes)
+            click.echo(f"{path}: {tops or '(no class above the threshold)'}")
+    if as_json:
+        echo_json(results)
+    clf.close()
+    if failed:
+        raise click.exceptions.Exit(1)
+
+
+@click.command()
+@click.argument("model", type=click.Path(dir_okay=True))
+@click.option("--device", "-d", default="auto", show_default=True, help=DEVICE_HELP)
+@click.option("--runs", "-n", default=100, show_default=True, type=click.IntRange(min=1))
+@click.option("--warmup", default=10, show_default=True, type=click.IntRange(min=0))
+@click.option("--threads", type=click.IntRange(min=1), help="CPU interpreter threads.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@click.option("--plot", type=click.Path(dir_okay=False), help="Write a latency plot (PNG).")
+def bench(model, device, runs, warmup, threads, as_json, plot):
+    """Measure inference latency of MODEL on a device.
+
+    The first inference (which loads the model onto the Edge TPU) is reported apart from the
+    steady state: min, mean, p50, p90, p99, max and inferences per second.
+    """
+    from edgekit import bench as lib
+
+    if plot:  # fail before a long run, not after it
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise EdgekitError(
+                "--plot needs matplotlib, which is not installed",
+                "pip install matplotlib   (or pip install 'edgekit[plot]')",
+            ) from None
+    res = lib.bench(model, device, runs, warmup, threads, on_warning=warn)
+    if plot:
+        lib.plot(res, plot)
+    if as_json:
+        echo_json(res.to_dict())
+        return
+    first_note = " (includes loading it onto the Edge TPU)" if res.backend == "edgetpu" else ""
+    click.echo(f"model   {res.model}")
+    threads_note = f", {res.threads} threads" if res.threads else ""
+    click.echo(f"device  {res.device} ({res.provider}{threads_note})")
+    click.echo(f"first   {res.first_ms:.2f} ms{first_note}")
+    click.echo(
+        f"steady  {res.runs} runs: min {res.min_ms:.2f}  mean {res.mean_ms:.2f}  "
+        f"p50 {res.p50_ms:.2f}  p90 {res.p90_ms:.2f}  p99 {res.p99_ms:.2f}  "
+        f"max {res.max_ms:.2f} ms  ({res.fps:.1f} inferences/s)"
+    )
+    if plot:
+        click.echo(f"plot    {plot}")
