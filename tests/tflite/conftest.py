@@ -67,7 +67,8 @@ def _leaky(batch_size=1):
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory) -> dict[str, Path]:
     """name -> .tflite path: 'int8' (all-int8 conv net, uint8 I/O), 'float' (same net, float),
-    'leaky' (int8 with LEAKY_RELU mid-graph), 'dynamic' (int8 net converted with batch None)."""
+    'leaky' (int8 with LEAKY_RELU mid-graph), 'limits' (int8, ops breaking Coral's limitations),
+    'dynamic' (int8 net converted with batch None)."""
     import keras
 
     keras.utils.set_random_seed(0)
@@ -78,6 +79,7 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
         ("int8", net, True),
         ("float", net, False),
         ("leaky", _leaky(), True),
+        ("limits", _limits(), True),
     ):
         p = out / f"{name}.tflite"
         p.write_bytes(_convert(model, int8))
@@ -86,3 +88,17 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
     paths["dynamic"] = out / "dynamic.tflite"
     paths["dynamic"].write_bytes(_convert(_leaky(batch_size=None), True))
     return paths
+
+
+def _limits():
+    """Supported op types that break one of Coral's documented limitations each."""
+    import keras
+    from keras import layers
+
+    inp = keras.Input(shape=(8, 8, 4), batch_size=1)
+    x = layers.Conv2D(8, 1, activation="relu")(inp)
+    channel_mean = layers.Lambda(lambda t: keras.ops.mean(t, axis=-1, keepdims=True))(x)
+    softmax_4d = layers.Softmax()(x)
+    rank5 = layers.Reshape((2, 4, 8, 8))(x)
+    dense_3d = layers.Dense(3)(layers.Reshape((64, 8))(x))
+    return keras.Model(inp, [channel_mean, softmax_4d, rank5, dense_3d])
