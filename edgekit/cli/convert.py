@@ -1,0 +1,245 @@
+"""``edgekit convert``: thin click layer over :func:`edgekit.host.convert.convert`."""
+
+from __future__ import annotations
+
+import re
+import sys
+
+import click
+
+from edgekit.cli.common import echo_json, warn
+
+
+def _pair(kind):
+    def parse(ctx, param, value):
+        if value is None:
+            return None
+        parts = re.split(r"[,x×]" if kind is int else r",", value.strip())
+        try:
+            if len(parts) != 2:
+                raise ValueError
+            return tuple(kind(p) for p in parts)
+        except ValueError:
+            example = "224x224" if kind is int else "0,1 or -1,1"
+            raise click.BadParameter(f"{value!r}: expected two numbers, e.g. {example}") from None
+
+    return parse
+
+
+class _Bars:
+    """One click progress bar per stage, drawn on stderr."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.stage = None
+        self.bar = None
+        self.done = 0
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if stage != self.stage:
+            self.close()
+            self.stage, self.done = stage, 0
+            self.bar = click.progressbar(length=total, label=f"{stage:<15}", file=sys.stderr)
+            self.bar.__enter__()
+        self.bar.update(done - self.done)
+        self.done = done
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
+@click.command("convert")
+@click.argument("model", type=click.Path(path_type=str))
+@click.option(
+    "-o", "--out", "out_dir", required=True, type=click.Path(), help="Bundle directory to write."
+)
+@click.option(
+    "--calib", type=click.Path(), help="Folder of calibration images (searched recursively)."
+)
+@click.option("--num-calib", default=300, show_default=True, help="Calibration images to use.")
+@click.option(
+    "--num-verify", type=int, help="Held-out images for verification [default: min(100, 20%)]."
+)
+@click.option(
+    "--group-pattern",
+    help="Regex naming the original photo in each file name, e.g. '(?:apple|bana)[-_](\\d+)'; "
+    "variants of one photo stay on one side of the calibration/verification split.",
+)
+@click.option(
+    "--synthetic-calib",
+    is_flag=True,
+    help="Calibrate on random pixels when no images exist (poor accuracy).",
+)
+@click.option("--input-size", callback=_pair(int), help="HxW for models with dynamic height/width.")
+@click.option(
+    "--input-range",
+    default="0,1",
+    show_default=True,
+    callback=_pair(float),
+    help="Float range LO,HI that pixels 0..255 map to (as in training).",
+)
+@click.option("--color", type=click.Choice(["rgb", "bgr"]), default="rgb", show_default=True)
+@click.option(
+    "--resize", type=click.Choice(["stretch", "crop", "pad"]), default="stretch", show_default=True
+)
+@click.option(
+    "--io",
+    type=click.Choice(["uint8", "int8"]),
+    default="uint8",
+    show_default=True,
+    help="Input/output tensor type.",
+)
+@click.option(
+    "--labels", type=click.Path(), help="Label file (one per class) copied into the bundle."
+)
+@click.option(
+    "--min-agreement",
+    type=float,
+    help="Fail (write nothing) if int8 top-1 agreement is below this (0..1).",
+)
+@click.option("--no-compile", is_flag=True, help="Skip edgetpu_compiler.")
+@click.option(
+    "--compiler", type=click.Path(), help="Path of edgetpu_compiler [default: search PATH]."
+)
+@click.option(
+    "--compile-timeout",
+    default=180.0,
+    show_default=True,
+    help="Seconds before the compiler is stopped.",
+)
+@click.option(
+    "--min-runtime",
+    type=int,
+    help="Passed to edgetpu_compiler -m (oldest Edge TPU runtime to support).",
+)
+@click.option("--segments", type=int, help="Passed to edgetpu_compiler -n (split for N Edge TPUs).")
+@click.option("--force", is_flag=True, help="Replace OUT if it exists.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def convert(
+    model,
+    out_dir,
+    calib,
+    num_calib,
+    num_verify,
+    group_pattern,
+    synthetic_calib,
+    input_size,
+    input_range,
+    color,
+    resize,
+    io,
+    labels,
+    min_agreement,
+    no_compile,
+    compiler,
+    compile_timeout,
+    min_runtime,
+    segments,
+    force,
+    as_json,
+):
+    """Quantize a Keras MODEL (.h5, .keras or SavedModel dir) to int8, verify it on held-out
+    images, compile it for the Edge TPU and write a bundle to OUT."""
+    from edgekit.host.convert import convert as run
+
+    bars = _Bars(enabled=not as_json or sys.stderr.isatty())
+
+    def on_warning(msg: str) -> None:
+        bars.close()
+        warn(msg)
+
+    try:
+        result = run(
+            model,
+            out_dir,
+            calib=calib,
+            synthetic_calib=synthetic_calib,
+            num_calib=num_calib,
+            num_verify=num_verify,
+            group_pattern=group_pattern,
+            input_size=input_size,
+            input_range=input_range,
+            color=color,
+            resize=resize,
+            io=io,
+            labels=labels,
+            min_agreement=min_agreement,
+            compile=not no_compile,
+            compiler_path=compiler,
+            compile_timeout=compile_timeout,
+            min_runtime=min_runtime,
+            segments=segments,
+            force=force,
+            progress=bars,
+            warn=on_warning,
+        )
+    finally:
+        bars.close()
+    if as_json:
+        echo_json(result.to_dict())
+        return
+    _summary(result)
+
+
+def _summary(result) -> None:
+    m = result.manifest
+    files = [
+        f for f in (m.models.get("cpu"), m.models.get("edgetpu"), m.models.get("edgetpu_log")) if f
+    ]
+    files += (["labels.txt"] if m.labels else []) + ["edgekit.json"]
+    click.echo(
+        f"Wrote {result.out_dir}/ ({', '.join(files)}) in {result.timings_s.get('total', 0):.1f} s"
+    )
+    i = m.input
+    click.echo(
+        f"  input   {i.dtype} {list(i.shape)} scale {i.scale:.6g} zero_point {i.zero_point}"
+        f" ({i.color}, range {i.range[0]:g}..{i.range[1]:g}, {i.resize})"
+    )
+    c = m.calibration
+    if c.get("synthetic"):
+        click.echo(f"  calib   {c['used']} synthetic images")
+    else:
+        extra = f", {c['unreadable']} unreadable skipped" if c.get("unreadable") else ""
+        click.echo(f"  calib   {c['used']} images from {c['folder']}{extra}")
+    v = m.verification
+    if v.get("agreement") is None:
+        click.echo("  verify  skipped (no held-out images)")
+    else:
+        acc = ""
+        if "accuracy_float" in v:
+            acc = f"; accuracy float {v['accuracy_float']:.1%}, int8 {v['accuracy_int8']:.1%}"
+        click.echo(
+            f"  verify  top-1 agreement {v['agreement']:.1%} on {v['images']} held-out images, "
+            f"score error mean {v['mean_abs_error']:.4f} max {v['max_abs_error']:.4f}{acc}"
+        )
+    comp = m.compile or {}
+    report = comp.get("report")
+    if report:
+        click.echo(
+            f"  edgetpu {report['ops_tpu']}/{report['ops_total']} ops on the Edge TPU, "
+            f"{report['subgraphs']} subgraph(s), on-chip {_mib(report['on_chip_bytes'])}, "
+            f"off-chip {_mib(report['off_chip_bytes'])} (compiler {report['version']})"
+        )
+    elif comp.get("prediction"):
+        p = comp["prediction"]
+        tpu, cpu = p.get("tpu_ops"), p.get("cpu_ops")
+        click.echo(
+            f"  edgetpu not compiled; predicted: {tpu} ops on the Edge TPU, {cpu} on the CPU"
+        )
+        for op in p.get("ops", []):
+            if not op.get("on_tpu"):
+                click.echo(f"          CPU: #{op.get('index')} {op.get('op')}: {op.get('reason')}")
+                break
+
+
+def _mib(n) -> str:
+    if n is None:
+        return "?"
+    for unit, f in (("MiB", 1024**2), ("KiB", 1024)):
+        if n >= f:
+            return f"{n / f:.2f} {unit}"
+    return f"{n} B"

@@ -1,0 +1,264 @@
+"""Calibration and verification images: find, split, decode once, preprocess like the device.
+
+The image folder is split deterministically into a *verification* side (held out, never shown to
+the quantizer) and a *calibration* side. With a group pattern (a regex whose first capture group,
+or whole match, names the original photo, as in training), every near-duplicate variant of a
+photo lands on the same side, so verification never sees a sibling of a calibration image.
+Sides are chosen by hashing the group key (sha1), not by file order or a random seed: the same
+folder always splits the same way, on any machine.
+
+Each image is decoded and resized once (Pillow, in a small thread pool: decoding releases the
+GIL), with :mod:`edgekit.images` -- the same pixel path the device uses -- and kept as uint8
+pixels; float conversion happens per batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from edgekit import images
+from edgekit.errors import EdgekitError
+
+Progress = Optional[Callable[[str, int, int], None]]  # (stage, done, total)
+
+FEW_IMAGES = 100  # below this many calibration images the quantization ranges get noisy
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How a photo becomes model input: ``size`` (height, width) in pixels, ``channels`` 1 or 3,
+    ``color`` rgb|bgr, ``resize`` stretch|crop|pad, float ``range`` (lo, hi) for pixels 0..255."""
+
+    size: tuple[int, int]
+    channels: int = 3
+    color: str = "rgb"
+    resize: str = "stretch"
+    range: tuple[float, float] = (0.0, 1.0)
+
+    def pixels(self, rgb: np.ndarray) -> np.ndarray:
+        """(H0, W0, 3) uint8 RGB photo -> (H, W, C) uint8 model pixels."""
+        out = images.prepare(rgb, self.size, self.resize, self.color)
+        if self.channels == 1:
+            # ITU-R 601 luma, the weights of Pillow's convert("L"), rounded like it.
+            luma = out.astype(np.uint32) @ np.array([299, 587, 114], dtype=np.uint32)
+            out = ((luma + 500) // 1000).astype(np.uint8)[..., None]
+        return out
+
+    def to_float(self, pixels: np.ndarray) -> np.ndarray:
+        """uint8 pixels (any shape) -> float32 in ``range``."""
+        return images.to_float(pixels, self.range)
+
+
+@dataclass
+class ImageSet:
+    """Decoded images. ``calib``/``verify``: (N, H, W, C) uint8. ``verify_classes``: class index
+    per verification image when the folder is class-per-folder (else None); ``class_names``:
+    the sorted top-level folder names; ``stats``: counts for the manifest."""
+
+    calib: np.ndarray
+    verify: np.ndarray
+    verify_classes: np.ndarray | None = None
+    class_names: list[str] | None = None
+    stats: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def representative(self, prep: Preprocessing, progress: Progress = None) -> Iterator[list]:
+        """The converter's representative dataset: one [(1, H, W, C) float32] per image."""
+        n = len(self.calib)
+        for i in range(n):
+            yield [prep.to_float(self.calib[i : i + 1])]
+            if progress:
+                progress("calibrating", i + 1, n)
+
+
+def _group_key(rel: str, pattern: re.Pattern | None) -> str | None:
+    """The group of a file: the LAST match of ``pattern`` in its file name (augmenters prepend
+    their own counters: in ``augmented_apple_<k>_apple_<n>.png`` "apple_<k>" matches first),
+    its first capture group if it has one -- the rule training uses. None when it does not match
+    (the file is then a group of its own)."""
+    if pattern is None:
+        return None
+    matches = list(pattern.finditer(rel.rsplit("/", 1)[-1]))
+    if not matches:
+        return None
+    m = matches[-1]
+    return m.group(1) if pattern.groups and m.group(1) is not None else m.group(0)
+
+
+def _hash(key: str) -> str:
+    return hashlib.sha1(key.encode("utf-8")).hexdigest()
+
+
+def load_images(
+    folder: str | os.PathLike,
+    prep: Preprocessing,
+    num_calib: int = 300,
+    num_verify: int | None = None,
+    group_pattern: str | None = None,
+    progress: Progress = None,
+) -> ImageSet:
+    """Find images below ``folder`` (recursive), split, decode and preprocess them.
+
+    Args:
+        num_calib: at most this many calibration images.
+        num_verify: held-out images; default ``min(100, 20% of the files found)``; 0 disables.
+        group_pattern: regex naming the original photo of each file (matched against the path
+            relative to ``folder``), e.g. ``(?:apple|bana)[-_](\\d+)``.
+        progress: called as ``progress("loading images", done, total)``.
+
+    Raises EdgekitError when the folder is missing or holds no readable image.
+    """
+    folder = Path(folder)
+    files = images.find_images(folder)
+    if not files:
+        raise EdgekitError(
+            f"{folder}: no images found (looked for {', '.join(images.IMAGE_EXTENSIONS)})",
+            "point --calib at a folder of training-like photos",
+        )
+    try:
+        pattern = re.compile(group_pattern) if group_pattern else None
+    except re.error as e:
+        raise EdgekitError(f"--group-pattern {group_pattern!r}: invalid regex ({e})") from None
+    rels = [f.relative_to(folder).as_posix() for f in files]
+    groups: dict[str, list[int]] = {}
+    unmatched = 0
+    for i, rel in enumerate(rels):
+        key = _group_key(rel, pattern)
+        unmatched += pattern is not None and key is None
+        groups.setdefault("file:" + rel if key is None else "group:" + key, []).append(i)
+    if pattern is not None and unmatched == len(rels):
+        raise EdgekitError(
+            f"--group-pattern {group_pattern!r} matches none of the {len(rels)} file names",
+            "it is searched in each file name; e.g. (?:apple|bana)[-_](\\d+)",
+        )
+    if num_verify is None:
+        num_verify = min(100, int(round(0.2 * len(files))))
+    # Groups in hash order; the first ones go to verification until it holds num_verify files,
+    # always leaving at least one group for calibration.
+    order = sorted(groups, key=_hash)
+    verify_idx: list[int] = []
+    verify_groups = 0
+    for key in order[:-1]:
+        if len(verify_idx) >= num_verify:
+            break
+        verify_idx.extend(groups[key])
+        verify_groups += 1
+    verify_set = set(verify_idx)
+    calib_idx = sorted(
+        (i for i in range(len(files)) if i not in verify_set), key=lambda i: _hash(rels[i])
+    )
+    verify_idx = sorted(verify_idx, key=lambda i: _hash(rels[i]))[:num_verify]
+
+    # Class-per-folder: the first path component, when every image sits in a subfolder.
+    tops = [r.split("/", 1)[0] if "/" in r else None for r in rels]
+    class_names = sorted(set(tops)) if all(tops) and len(set(tops)) > 1 else None
+
+    total = min(num_calib, len(calib_idx)) + len(verify_idx)
+    done = [0]
+    unreadable: list[str] = []
+
+    def decode(idx: list[int], want: int) -> list[int]:
+        """Decode candidates in order until ``want`` are readable; returns their indices."""
+        ok: list[int] = []
+        pos = 0
+        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+            while len(ok) < want and pos < len(idx):
+                chunk = idx[pos : pos + (want - len(ok))]
+                pos += len(chunk)
+                for i, px in zip(chunk, pool.map(_load, [files[i] for i in chunk])):
+                    if px is None:
+                        unreadable.append(rels[i])
+                        continue
+                    pixels[i] = prep.pixels(px)
+                    ok.append(i)
+                    done[0] += 1
+                    if progress:
+                        progress("loading images", done[0], total)
+        return ok
+
+    pixels: dict[int, np.ndarray] = {}
+    verify_ok = decode(verify_idx, len(verify_idx))
+    calib_ok = decode(calib_idx, num_calib)
+    if not calib_ok and not verify_ok:
+        raise EdgekitError(
+            f"{folder}: none of the {len(unreadable)} image files could be read",
+            "check the files are valid jpg/png/bmp/webp images",
+        )
+    if not calib_ok:
+        raise EdgekitError(f"{folder}: no readable image left for calibration", "add images")
+    h, w = prep.size
+    empty = np.zeros((0, h, w, prep.channels), np.uint8)
+    calib = np.stack([pixels[i] for i in calib_ok]) if calib_ok else empty
+    verify = np.stack([pixels[i] for i in verify_ok]) if verify_ok else empty
+    classes = None
+    if class_names is not None and verify_ok:
+        classes = np.array([class_names.index(tops[i]) for i in verify_ok], dtype=np.int64)
+    warnings = []
+    if len(calib_ok) < FEW_IMAGES:
+        warnings.append(
+            f"only {len(calib_ok)} calibration images (100-500 recommended): "
+            "quantization ranges may be off and accuracy may suffer"
+        )
+    if unreadable:
+        warnings.append(f"skipped {len(unreadable)} unreadable image file(s), e.g. {unreadable[0]}")
+    if num_verify > 0 and not verify_ok:
+        warnings.append("no held-out images for verification (all images are in one group)")
+    stats = {
+        "folder": str(folder),
+        "found": len(files),
+        "used": len(calib_ok),
+        "verify": len(verify_ok),
+        "unreadable": len(unreadable),
+        "unreadable_files": unreadable[:10],
+        "groups": len(groups),
+        "group_pattern": group_pattern,
+        "ungrouped": unmatched,
+        "verify_groups": verify_groups,
+        "split": "deterministic by sha1 of the group key"
+        + (" (group pattern)" if pattern else " (one group per file)")
+        + "; verification images are never used for calibration",
+        "synthetic": False,
+    }
+    return ImageSet(calib, verify, classes, class_names, stats, warnings)
+
+
+def synthetic_images(prep: Preprocessing, num_calib: int = 300, seed: int = 0) -> ImageSet:
+    """Uniform random pixels for calibration (no verification): a last resort, since ranges
+    learned from noise are not those of real photos."""
+    h, w = prep.size
+    rng = np.random.default_rng(seed)
+    calib = rng.integers(0, 256, size=(num_calib, h, w, prep.channels), dtype=np.uint8)
+    empty = np.zeros((0, h, w, prep.channels), np.uint8)
+    stats = {
+        "folder": None,
+        "found": 0,
+        "used": num_calib,
+        "verify": 0,
+        "unreadable": 0,
+        "synthetic": True,
+        "split": "synthetic random pixels; no verification",
+    }
+    return ImageSet(
+        calib,
+        empty,
+        stats=stats,
+        warnings=[
+            "calibrating on synthetic random images: int8 accuracy will suffer; pass --calib DIR"
+        ],
+    )
+
+
+def _load(path: Path) -> np.ndarray | None:
+    try:
+        return images.load_rgb(path)
+    except EdgekitError:
+        return None

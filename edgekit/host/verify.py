@@ -1,0 +1,87 @@
+"""Compare the int8 model with the float model on held-out images.
+
+The int8 model runs in ai-edge-litert's CPU interpreter (the same kernels, bit for bit, as the
+device's CPU path; the Edge TPU computes the same integer maths). Its input is quantized with the
+manifest's formula ``q = round(x / scale) + zero_point`` from the same float ``x`` the float model
+gets, and its output dequantized with ``(q - zero_point) * scale``, so both are compared in the
+float model's units. (tflite-runtime is deliberately not used: it breaks when imported after
+TensorFlow, which the host side has already loaded.)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+Progress = Optional[Callable[[str, int, int], None]]
+
+FLOAT_BATCH = 64  # images per float-model call: batched inference, bounded memory
+
+
+def quantize_input(x: np.ndarray, scale: float, zero_point: int, dtype: str) -> np.ndarray:
+    """float32 -> uint8/int8 with the tensor's affine parameters, saturating."""
+    info = np.iinfo(np.dtype(dtype))
+    q = np.round(x / np.float32(scale)) + zero_point
+    return np.clip(q, info.min, info.max).astype(dtype)
+
+
+def run_int8(data: bytes, x: np.ndarray, progress: Progress = None, threads: int | None = None):
+    """Run the .tflite ``data`` on each (H, W, C) float32 row of ``x``; returns dequantized
+    float32 outputs of shape (N, ...)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgekit.host.quantize import quiet_native_output
+
+    with quiet_native_output():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+        interp = Interpreter(model_content=data, num_threads=threads)
+        interp.allocate_tensors()
+    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    in_scale, in_zp = inp["quantization"]
+    out_scale, out_zp = out["quantization"]
+    q = quantize_input(x, in_scale, in_zp, np.dtype(inp["dtype"]).name)
+    results = []
+    for i in range(len(q)):
+        interp.set_tensor(inp["index"], q[i : i + 1])
+        interp.invoke()
+        raw = interp.get_tensor(out["index"]).astype(np.float32)
+        results.append((raw - out_zp) * out_scale if out_scale else raw)
+        if progress:
+            progress("verifying", i + 1, len(q))
+    return np.concatenate(results).reshape(len(q), -1)
+
+
+def verify(
+    data: bytes,
+    float_fn: Callable[[np.ndarray], np.ndarray],
+    x: np.ndarray,
+    classes: np.ndarray | None = None,
+    progress: Progress = None,
+) -> dict[str, Any]:
+    """Float vs int8 on ``x`` (N, H, W, C) float32.
+
+    Returns ``images``, ``agreement`` (fraction of images whose top-1 class is the same),
+    ``disagreements``, ``mean_abs_error`` / ``max_abs_error`` (scores, in the float model's
+    output units), and with ``classes`` (true class per image) ``accuracy_float`` /
+    ``accuracy_int8``. With N == 0 returns ``{"images": 0, "agreement": None, ...}``.
+    """
+    n = len(x)
+    if n == 0:
+        return {"images": 0, "agreement": None, "skipped": "no held-out images"}
+    ref = np.concatenate(
+        [np.asarray(float_fn(x[i : i + FLOAT_BATCH]), np.float32) for i in range(0, n, FLOAT_BATCH)]
+    ).reshape(n, -1)
+    got = run_int8(data, x, progress)
+    top_ref, top_got = ref.argmax(axis=1), got.argmax(axis=1)
+    err = np.abs(ref - got)
+    result: dict[str, Any] = {
+        "images": n,
+        "agreement": float(np.mean(top_ref == top_got)),
+        "disagreements": int(np.sum(top_ref != top_got)),
+        "mean_abs_error": float(err.mean()),
+        "max_abs_error": float(err.max()),
+    }
+    if classes is not None and len(classes) == n:
+        result["accuracy_float"] = float(np.mean(top_ref == classes))
+        result["accuracy_int8"] = float(np.mean(top_got == classes))
+    return result
