@@ -112,11 +112,11 @@ class ResilientClassifier:
             self.degraded = True
             self._consecutive = 0
             self._last_tpu_try = time.monotonic()
+            retry = f"every {self.tpu_retry_s:g} s" if self.tpu_retry_s > 0 else "never"
             self.emit(
                 "cpu_fallback",
                 f"EDGE TPU FAILED ({last}); CONTINUING ON THE CPU, much slower. Check the Coral "
-                "USB cable and power; edgekit retries the Edge TPU every "
-                f"{self.tpu_retry_s:g} s",
+                f"USB cable and power; edgekit retries the Edge TPU: {retry}",
                 {"backend": "cpu", "error": str(last)},
             )
             return
