@@ -98,6 +98,58 @@ def _hash(key: str) -> str:
     return hashlib.sha1(key.encode("utf-8")).hexdigest()
 
 
+@dataclass(frozen=True)
+class Split:
+    """Indices into the file list: ``calib`` and ``verify`` (each in hash order), disjoint."""
+
+    calib: list[int]
+    verify: list[int]
+    num_verify: int
+    groups: int
+    verify_groups: int
+    ungrouped: int
+
+
+def split(
+    rels: list[str], group_pattern: str | None = None, num_verify: int | None = None
+) -> Split:
+    """Split relative image paths into calibration and held-out verification sides.
+
+    Groups (see :func:`_group_key`) are ordered by sha1 of their key; the first go to
+    verification until it holds ``num_verify`` files (default ``min(100, 20%)``), always leaving
+    one group for calibration; the verification side is then capped at ``num_verify`` files.
+    """
+    try:
+        pattern = re.compile(group_pattern) if group_pattern else None
+    except re.error as e:
+        raise EdgekitError(f"--group-pattern {group_pattern!r}: invalid regex ({e})") from None
+    groups: dict[str, list[int]] = {}
+    unmatched = 0
+    for i, rel in enumerate(rels):
+        key = _group_key(rel, pattern)
+        unmatched += pattern is not None and key is None
+        groups.setdefault("file:" + rel if key is None else "group:" + key, []).append(i)
+    if pattern is not None and unmatched == len(rels):
+        raise EdgekitError(
+            f"--group-pattern {group_pattern!r} matches none of the {len(rels)} file names",
+            "it is searched in each file name; e.g. (?:apple|bana)[-_](\\d+)",
+        )
+    if num_verify is None:
+        num_verify = min(100, int(round(0.2 * len(rels))))
+    order = sorted(groups, key=_hash)
+    verify: list[int] = []
+    verify_groups = 0
+    for key in order[:-1]:
+        if len(verify) >= num_verify:
+            break
+        verify.extend(groups[key])
+        verify_groups += 1
+    held = set(verify)
+    calib = sorted((i for i in range(len(rels)) if i not in held), key=lambda i: _hash(rels[i]))
+    verify = sorted(verify, key=lambda i: _hash(rels[i]))[:num_verify]
+    return Split(calib, verify, num_verify, len(groups), verify_groups, unmatched)
+
+
 def load_images(
     folder: str | os.PathLike,
     prep: Preprocessing,
@@ -124,39 +176,9 @@ def load_images(
             f"{folder}: no images found (looked for {', '.join(images.IMAGE_EXTENSIONS)})",
             "point --calib at a folder of training-like photos",
         )
-    try:
-        pattern = re.compile(group_pattern) if group_pattern else None
-    except re.error as e:
-        raise EdgekitError(f"--group-pattern {group_pattern!r}: invalid regex ({e})") from None
     rels = [f.relative_to(folder).as_posix() for f in files]
-    groups: dict[str, list[int]] = {}
-    unmatched = 0
-    for i, rel in enumerate(rels):
-        key = _group_key(rel, pattern)
-        unmatched += pattern is not None and key is None
-        groups.setdefault("file:" + rel if key is None else "group:" + key, []).append(i)
-    if pattern is not None and unmatched == len(rels):
-        raise EdgekitError(
-            f"--group-pattern {group_pattern!r} matches none of the {len(rels)} file names",
-            "it is searched in each file name; e.g. (?:apple|bana)[-_](\\d+)",
-        )
-    if num_verify is None:
-        num_verify = min(100, int(round(0.2 * len(files))))
-    # Groups in hash order; the first ones go to verification until it holds num_verify files,
-    # always leaving at least one group for calibration.
-    order = sorted(groups, key=_hash)
-    verify_idx: list[int] = []
-    verify_groups = 0
-    for key in order[:-1]:
-        if len(verify_idx) >= num_verify:
-            break
-        verify_idx.extend(groups[key])
-        verify_groups += 1
-    verify_set = set(verify_idx)
-    calib_idx = sorted(
-        (i for i in range(len(files)) if i not in verify_set), key=lambda i: _hash(rels[i])
-    )
-    verify_idx = sorted(verify_idx, key=lambda i: _hash(rels[i]))[:num_verify]
+    sp = split(rels, group_pattern, num_verify)
+    calib_idx, verify_idx, num_verify = sp.calib, sp.verify, sp.num_verify
 
     # Class-per-folder: the first path component, when every image sits in a subfolder.
     tops = [r.split("/", 1)[0] if "/" in r else None for r in rels]
@@ -219,12 +241,12 @@ def load_images(
         "verify": len(verify_ok),
         "unreadable": len(unreadable),
         "unreadable_files": unreadable[:10],
-        "groups": len(groups),
+        "groups": sp.groups,
         "group_pattern": group_pattern,
-        "ungrouped": unmatched,
-        "verify_groups": verify_groups,
+        "ungrouped": sp.ungrouped,
+        "verify_groups": sp.verify_groups,
         "split": "deterministic by sha1 of the group key"
-        + (" (group pattern)" if pattern else " (one group per file)")
+        + (" (group pattern)" if group_pattern else " (one group per file)")
         + "; verification images are never used for calibration",
         "synthetic": False,
     }

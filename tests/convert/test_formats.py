@@ -1,0 +1,98 @@
+"""Model formats and shapes: Keras 3 .h5/.keras, Keras 2 .h5 (DepthwiseConv2D groups), SavedModel,
+dynamic height/width."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import run_cli
+
+from edgekit.errors import EdgekitError
+from edgekit.manifest import load_bundle
+from edgekit.tflite import read_model
+
+
+def _convert(model, calib, out, *extra):
+    r = run_cli("convert", model, "-o", out, "--calib", calib, "--num-calib", 30,
+                "--num-verify", 20, "--no-compile", *extra)
+    assert r.exit_code == 0, (r.stderr, r.exception)
+    return load_bundle(out), r
+
+
+def test_keras2_h5_reproduces_the_groups_error(trained):
+    """The fixture is faithful: stock Keras 3 refuses the Keras-2-layout file."""
+    import keras
+
+    with pytest.raises(Exception, match="groups"):
+        keras.models.load_model(trained["h5_k2"], compile=False)
+
+
+def test_keras2_h5_loads_with_same_outputs(trained):
+    import keras
+
+    from edgekit.host import keras_io
+
+    x = np.random.default_rng(0).random((4, 32, 32, 3), dtype=np.float32)
+    ref = np.asarray(keras.models.load_model(trained["h5"], compile=False)(x))
+    loaded = keras_io.load(trained["h5_k2"])
+    assert any("groups" in f for f in loaded.fixups)
+    assert loaded.input_shape == (1, 32, 32, 3)
+    np.testing.assert_allclose(loaded.batched(x), ref, rtol=1e-6, atol=1e-6)
+    model = keras_io.load_model(trained["h5_k2"])
+    assert tuple(model.inputs[0].shape) == (1, 32, 32, 3)
+    np.testing.assert_allclose(np.asarray(model(x[:1])), ref[:1], rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("fmt", ["h5_k2", "keras", "savedmodel"])
+def test_formats_convert(fmt, trained, apple_banana_dir, tmp_path):
+    b, r = _convert(trained[fmt], apple_banana_dir, tmp_path / "out")
+    assert b.manifest.source["format"] == ("h5" if fmt == "h5_k2" else fmt)
+    info = read_model(b.cpu_model)
+    assert info.inputs[0].shape == (1, 32, 32, 3)
+    assert info.float_tensors() == () and info.dynamic_tensors() == ()
+    assert "SHAPE" not in info.op_counts()
+    assert b.manifest.verification["agreement"] >= 0.9
+    if fmt == "h5_k2":
+        assert "groups" in r.stderr  # the fix-up is reported, not hidden
+
+
+@pytest.fixture(scope="module")
+def dynamic_model(tmp_path_factory):
+    import keras
+
+    inp = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(4, 3, activation="relu")(inp)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inp, keras.layers.Dense(3, activation="softmax")(x))
+    path = tmp_path_factory.mktemp("dyn") / "dyn.keras"
+    model.save(path)
+    return path
+
+
+def test_dynamic_hw_needs_input_size(dynamic_model, apple_banana_dir, tmp_path):
+    from conftest import assert_clean_failure
+
+    r = run_cli("convert", dynamic_model, "-o", tmp_path / "o", "--calib", apple_banana_dir,
+                "--no-compile")
+    assert_clean_failure(r, tmp_path, "dynamic", "--input-size")
+    assert not (tmp_path / "o").exists()
+    b, _ = _convert(dynamic_model, apple_banana_dir, tmp_path / "o2", "--input-size", "24x28")
+    assert b.manifest.input.shape == (1, 24, 28, 3)
+    assert read_model(b.cpu_model).dynamic_tensors() == ()
+
+
+def test_input_size_must_match_a_static_model(trained):
+    from edgekit.host import keras_io
+
+    with pytest.raises(EdgekitError, match="does not match"):
+        keras_io.load(trained["keras"], input_size=(64, 64))
+
+
+def test_options_reach_the_manifest(trained, apple_banana_dir, tmp_path):
+    b, _ = _convert(trained["keras"], apple_banana_dir, tmp_path / "o", "--io", "int8",
+                    "--color", "bgr", "--resize", "crop", "--input-range", "-1,1")
+    m = b.manifest
+    assert m.input.dtype == "int8" and m.output.dtype == "int8"
+    assert (m.input.color, m.input.resize, m.input.range) == ("bgr", "crop", (-1.0, 1.0))
+    # -1..1 over 256 int8 levels: scale 2/255, pixel 0 -> -128
+    assert m.input.scale == pytest.approx(2 / 255, rel=1e-3) and m.input.zero_point == -128
