@@ -1,0 +1,29 @@
+"""``edgekit inspect MODEL``: layers or ops, tensors, parameters, MACs and Edge TPU mapping."""
+
+from __future__ import annotations
+
+import click
+
+from edgekit.cli.common import echo_json
+
+
+@click.command("inspect")
+@click.argument("model", type=click.Path(path_type=str))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--tensors", is_flag=True, help="List every tensor (TFLite models).")
+def inspect(model: str, as_json: bool, tensors: bool) -> None:
+    """Show what MODEL holds and what will run on the Edge TPU.
+
+    MODEL is a .tflite (int8, or compiled *_edgetpu.tflite), a Keras .h5/.keras file or a
+    SavedModel directory. For a .tflite: ops by type, tensor dtypes and quantization, size,
+    parameters, multiply-adds and the Edge TPU mapping (predicted per op with the reason, or,
+    for a compiled model, what the compiler put in the Edge TPU custom op). For Keras: per-layer
+    output shape, parameters and multiply-adds.
+    """
+    from edgekit.inspect_model import format_report, inspect_model
+
+    report = inspect_model(model)
+    if as_json:
+        echo_json(report)
+    else:
+        click.echo(format_report(report, tensors=tensors))

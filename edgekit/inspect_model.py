@@ -1,0 +1,294 @@
+"""``edgekit inspect``: what is inside a model file, and what will run on the Edge TPU.
+
+``inspect_model(path) -> dict`` (JSON-ready) and ``format_report(dict) -> str`` (aligned text).
+
+* ``.tflite``: op counts, tensors (dtype, shape, quantization), size, inputs/outputs, parameters
+  and multiply-adds computed from the tensor shapes, and the Edge TPU mapping prediction
+  (:mod:`edgekit.mapping`). For an ``_edgetpu.tflite`` it says which ops run inside the Edge TPU
+  custom op and which were left on the CPU; when the CPU model it was compiled from sits beside
+  it (same name without ``_edgetpu``), the difference of op counts tells which ops went into the
+  TPU.
+* Keras (``.h5``, ``.hdf5``, ``.keras``, SavedModel directory): per-layer output shape,
+  parameters and multiply-adds from :func:`edgekit.host.keras_stats.inspect_keras`; TensorFlow
+  is imported only in that branch.
+
+MAC convention (same as keras_stats): one multiply-accumulate per weight use, weighted ops only:
+CONV_2D ``out_elems * kh * kw * cin``; DEPTHWISE_CONV_2D ``out_elems * kh * kw``;
+FULLY_CONNECTED ``out_elems * in_features``; TRANSPOSE_CONV ``in_pixels * kh * kw * cin * cout``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from edgekit.errors import EdgekitError
+from edgekit.mapping import predict
+from edgekit.tflite import EDGETPU_CUSTOM_OP, ModelInfo, TensorInfo, read_model
+
+KERAS_SUFFIXES = (".h5", ".hdf5", ".keras")
+_HINT = "pass a .tflite, .h5 or .keras file, or a SavedModel directory"
+# Weighted ops -> position of their (int32) bias input.
+_WEIGHTED = {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 2, "FULLY_CONNECTED": 2, "TRANSPOSE_CONV": 3}
+
+
+def inspect_model(path: str | os.PathLike) -> dict[str, Any]:
+    """Describe a model file. Raises EdgekitError for a missing file or an unknown format."""
+    p = Path(path)
+    if not p.exists():
+        raise EdgekitError(f"{p}: no such file or directory", "check the path")
+    if p.is_dir():
+        if not (p / "saved_model.pb").exists():
+            raise EdgekitError(f"{p}: a directory but not a SavedModel (no saved_model.pb)", _HINT)
+        return _inspect_keras(p)
+    if p.suffix.lower() in KERAS_SUFFIXES:
+        return _inspect_keras(p)
+    with open(p, "rb") as f:
+        head = f.read(8)
+    if p.suffix.lower() == ".tflite" or head[4:8] == b"TFL3":
+        return inspect_tflite(read_model(p))
+    raise EdgekitError(f"{p}: unknown model format '{p.suffix or p.name}'", _HINT)
+
+
+def _inspect_keras(p: Path) -> dict[str, Any]:
+    from edgekit.host.keras_stats import inspect_keras  # lazy: loads TensorFlow
+
+    return {"model": str(p), "format": "keras", **inspect_keras(p)}
+
+
+def inspect_tflite(info: ModelInfo) -> dict[str, Any]:
+    """The JSON report of a decoded .tflite (see the module docstring)."""
+    params, macs = count_params(info), count_macs(info)
+    report: dict[str, Any] = {
+        "model": info.path,
+        "format": "tflite",
+        "size_bytes": info.size_bytes,
+        "schema_version": info.version,
+        "description": info.description,
+        "inputs": [tensor_dict(t) for t in info.inputs],
+        "outputs": [tensor_dict(t) for t in info.outputs],
+        "op_counts": info.op_counts(),
+        "dtype_counts": _dtype_counts(info),
+        "params": params,
+        "macs": macs,
+        "compiled": info.is_edgetpu_compiled,
+        "edgetpu": predict(info).to_dict(),
+        "tensors": [tensor_dict(t) for t in info.main.tensors],
+    }
+    if info.is_edgetpu_compiled:
+        report["edgetpu_custom_op"] = _compiled_info(info, report)
+    return report
+
+
+def tensor_dict(t: TensorInfo) -> dict[str, Any]:
+    q = t.quantization
+    return {
+        "index": t.index,
+        "name": t.name,
+        "shape": list(t.shape),
+        "shape_signature": None if t.shape_signature is None else list(t.shape_signature),
+        "dtype": t.dtype,
+        "quantization": None
+        if q is None
+        else {
+            "scale": list(q.scale),
+            "zero_point": list(q.zero_point),
+            "quantized_dimension": q.quantized_dimension,
+        },
+        "constant": t.is_constant,
+        "nbytes": t.nbytes,
+    }
+
+
+def count_params(info: ModelInfo) -> int:
+    """Elements of the constant weight tensors: every constant op input except int32/int64
+    shape/axis arguments; int32 biases of weighted ops count (each tensor once)."""
+    seen: set[int] = set()
+    for op in info.main.operators:
+        for k, i in enumerate(op.inputs):
+            t = info.main.tensors[i] if i >= 0 else None
+            if t is None or not t.is_constant or i in seen:
+                continue
+            is_bias = _WEIGHTED.get(op.opcode) == k
+            if t.dtype not in ("int32", "int64") or is_bias:
+                seen.add(i)
+    return sum(info.main.tensors[i].num_elements for i in seen)
+
+
+def count_macs(info: ModelInfo) -> int:
+    """Multiply-adds of the convolution and fully-connected ops, from tensor shapes (batch 1)."""
+    total = 0
+    for op in info.main.operators:
+        if op.opcode not in _WEIGHTED:
+            continue
+        t = info.main.tensors
+        w = t[op.inputs[1]].shape
+        out = t[op.outputs[0]].num_elements
+        if op.opcode == "CONV_2D" and len(w) == 4:  # weights [cout, kh, kw, cin]
+            total += out * w[1] * w[2] * w[3]
+        elif op.opcode == "DEPTHWISE_CONV_2D" and len(w) == 4:  # weights [1, kh, kw, cout]
+            total += out * w[1] * w[2]
+        elif op.opcode == "FULLY_CONNECTED" and len(w) == 2:  # weights [units, in]
+            total += out * w[1]
+        elif op.opcode == "TRANSPOSE_CONV" and len(w) == 4:  # inputs: out_shape, weights, input
+            x = t[op.inputs[2]].shape
+            total += _prod(x[:-1]) * w[0] * w[1] * w[2] * w[3]
+    return total
+
+
+def _prod(dims) -> int:
+    n = 1
+    for d in dims:
+        n *= max(d, 0)
+    return n
+
+
+def _dtype_counts(info: ModelInfo) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for t in info.main.tensors:
+        row = out.setdefault(t.dtype, {"tensors": 0, "constant": 0, "nbytes": 0})
+        row["tensors"] += 1
+        row["constant"] += t.is_constant
+        row["nbytes"] += t.nbytes
+    return out
+
+
+def _compiled_info(info: ModelInfo, report: dict[str, Any]) -> dict[str, Any]:
+    """Which ops run inside the Edge TPU custom op(s) and which stayed on the CPU."""
+    tensors = info.main.tensors
+    custom = [
+        {
+            "index": op.index,
+            "inputs": [tensors[i].name for i in op.inputs if i >= 0],
+            "outputs": [tensors[i].name for i in op.outputs if i >= 0],
+            "executable_bytes": len(op.custom_options or b""),
+        }
+        for op in info.main.operators
+        if op.opcode == EDGETPU_CUSTOM_OP
+    ]
+    cpu: dict[str, int] = {}
+    for op in info.main.operators:
+        if op.opcode != EDGETPU_CUSTOM_OP:
+            cpu[op.opcode] = cpu.get(op.opcode, 0) + 1
+    result: dict[str, Any] = {
+        "custom_ops": custom,
+        "cpu_op_counts": cpu,
+        "cpu_model": None,
+        "tpu_op_counts": None,
+    }
+    twin = _cpu_twin(info)
+    if twin is not None:
+        # Ops the CPU model had that the compiled one no longer has went into the custom op.
+        tpu = {k: n - cpu.get(k, 0) for k, n in twin.op_counts().items() if n > cpu.get(k, 0)}
+        result.update(cpu_model=twin.path, tpu_op_counts=tpu)
+        # Weights and MACs of the whole network are only visible in the CPU model.
+        report.update(params=count_params(twin), macs=count_macs(twin))
+    return result
+
+
+def _cpu_twin(info: ModelInfo) -> ModelInfo | None:
+    p = Path(info.path)
+    if not p.name.endswith("_edgetpu.tflite"):
+        return None
+    twin = p.with_name(p.name[: -len("_edgetpu.tflite")] + ".tflite")
+    try:
+        model = read_model(twin) if twin.is_file() else None
+    except EdgekitError:
+        return None
+    return None if model is None or model.is_edgetpu_compiled else model
+
+
+# ---- human-readable report --------------------------------------------------------------------
+
+
+def format_report(report: dict[str, Any], tensors: bool = False) -> str:
+    """Aligned text for a report from :func:`inspect_model` (``tensors``: list every tensor)."""
+    if report["format"] == "keras":
+        return _format_keras(report)
+    lines = [
+        f"Model    {report['model']}",
+        f"Format   TFLite (schema v{report['schema_version']}), {_size(report['size_bytes'])}"
+        + ("  [compiled for the Edge TPU]" if report["compiled"] else ""),
+        f"Params   {report['params']:,}    MACs {report['macs']:,}",
+    ]
+    for kind in ("inputs", "outputs"):
+        for t in report[kind]:
+            lines.append(f"{kind[:-1].capitalize():<8} {_tensor_line(t)}")
+    lines += ["", "Ops by type"]
+    lines += [f"  {op:<28} {n:>5}" for op, n in report["op_counts"].items()]
+    lines += [
+        "",
+        "Tensors by dtype",
+        f"  {'dtype':<10} {'tensors':>8} {'constant':>9} {'bytes':>12}",
+    ]
+    for dtype, c in report["dtype_counts"].items():
+        lines.append(f"  {dtype:<10} {c['tensors']:>8} {c['constant']:>9} {c['nbytes']:>12,}")
+    if tensors:
+        lines += ["", "Tensors"]
+        lines += [f"  {t['index']:>4} {_tensor_line(t)}" for t in report["tensors"]]
+    if report["compiled"]:
+        lines += ["", *_format_compiled(report["edgetpu_custom_op"])]
+    m = report["edgetpu"]
+    title = "Edge TPU mapping" + ("" if report["compiled"] else " (predicted)")
+    lines += ["", f"{title}: {m['tpu_ops']} op(s) on the Edge TPU, {m['cpu_ops']} on the CPU"]
+    width = max([len(o["op"]) for o in m["ops"]] + [2])
+    lines.append(f"  {'#':>4}  {'op':<{width}}  {'runs on':<8}  reason")
+    for o in m["ops"]:
+        where = "Edge TPU" if o["on_tpu"] else "CPU"
+        lines.append(f"  {o['index']:>4}  {o['op']:<{width}}  {where:<8}  {o['reason']}")
+    return "\n".join(lines)
+
+
+def _format_compiled(c: dict[str, Any]) -> list[str]:
+    lines = ["Edge TPU custom op"]
+    for op in c["custom_ops"]:
+        lines.append(
+            f"  op #{op['index']}: {', '.join(op['inputs'])} -> {', '.join(op['outputs'])} "
+            f"({_size(op['executable_bytes'])} of compiled code and parameters)"
+        )
+    cpu = ", ".join(f"{k} x{n}" for k, n in c["cpu_op_counts"].items()) or "none"
+    lines.append(f"  ops left on the CPU: {cpu}")
+    if c["cpu_model"]:
+        tpu = ", ".join(f"{k} x{n}" for k, n in c["tpu_op_counts"].items()) or "none"
+        lines.append(f"  ops inside the Edge TPU custom op (vs {Path(c['cpu_model']).name}): {tpu}")
+    else:
+        lines.append("  (put the CPU model beside it, without _edgetpu, to list the ops inside)")
+    return lines
+
+
+def _format_keras(r: dict[str, Any]) -> str:
+    head = ("layer", "type", "output shape", "params", "MACs")
+    rows = [
+        (x["name"], x["type"], str(x["output_shape"]), f"{x['params']:,}", f"{x['macs']:,}")
+        for x in r["layers"]
+    ]
+    w = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(head)]
+
+    def line(cells) -> str:
+        left = "  ".join(f"{c:<{w[i]}}" for i, c in enumerate(cells[:3]))
+        return f"  {left}  {cells[3]:>{w[3]}}  {cells[4]:>{w[4]}}"
+
+    lines = [f"Model    {r['model']}", "Format   Keras", "", line(head)]
+    lines += [line(row) for row in rows]
+    lines += ["", f"Params   {r['params']:,}", f"MACs     {r['macs']:,}"]
+    return "\n".join(lines)
+
+
+def _tensor_line(t: dict[str, Any]) -> str:
+    q = t["quantization"]
+    if q is None:
+        quant = "not quantized"
+    elif len(q["scale"]) == 1:
+        quant = f"scale {q['scale'][0]:.6g} zero_point {q['zero_point'][0]}"
+    else:
+        quant = f"per-channel ({len(q['scale'])} scales, axis {q['quantized_dimension']})"
+    shape = t["shape_signature"] or t["shape"]
+    return f"{t['name']}  {t['dtype']} {shape}  {quant}"
+
+
+def _size(n: int) -> str:
+    for unit, div in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= div:
+            return f"{n:,} bytes ({n / div:.1f} {unit})"
+    return f"{n:,} bytes"
