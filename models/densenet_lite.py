@@ -31,9 +31,9 @@ from ._blocks import (
 DEFAULT_INPUT = 96
 
 
-def _bn_act_conv(x, filters: int, size: int, activation: str, name: str):
+def _bn_act_conv(x, filters: int, size: int, activation: str, momentum: float, name: str):
     layers = keras().layers
-    x = layers.BatchNormalization(epsilon=1.001e-5, name=f"{name}_bn")(x)
+    x = layers.BatchNormalization(momentum=momentum, epsilon=1.001e-5, name=f"{name}_bn")(x)
     x = act(x, activation, f"{name}_relu")
     return layers.Conv2D(filters, size, padding="same", use_bias=False, name=f"{name}_conv")(x)
 
@@ -47,6 +47,7 @@ def build(
     bottleneck: bool = True,
     dropout: float = 0.0,
     activation: str = "relu",
+    bn_momentum: float = 0.9,
 ):
     """Build the model. Input (batch, H, W, 3) float; output (batch, classes) softmax.
 
@@ -59,6 +60,8 @@ def build(
         bottleneck: use the 1x1 (4k) bottleneck before each 3x3 conv (DenseNet-B).
         dropout: dropout rate before the classifier.
         activation: ``relu`` or ``relu6``.
+        bn_momentum: BatchNormalization moving-average momentum. 0.9 (Keras: 0.99) lets the
+            moving statistics catch up within the few hundred steps of a small data set.
     """
     classes = check_classes(classes)
     activation = check_activation(activation)
@@ -88,14 +91,14 @@ def build(
             name = f"block{b}_layer{i}"
             y = x
             if bottleneck:
-                y = _bn_act_conv(y, 4 * growth_rate, 1, activation, f"{name}_1x1")
-            y = _bn_act_conv(y, growth_rate, 3, activation, f"{name}_3x3")
+                y = _bn_act_conv(y, 4 * growth_rate, 1, activation, bn_momentum, f"{name}_1x1")
+            y = _bn_act_conv(y, growth_rate, 3, activation, bn_momentum, f"{name}_3x3")
             x = layers.Concatenate(axis=-1, name=f"{name}_concat")([x, y])
         if b < len(blocks):
             keep = max(1, int(int(x.shape[-1]) * float(compression)))
-            x = _bn_act_conv(x, keep, 1, activation, f"transition{b}")
+            x = _bn_act_conv(x, keep, 1, activation, bn_momentum, f"transition{b}")
             x = layers.AveragePooling2D(2, name=f"transition{b}_pool")(x)
-    x = layers.BatchNormalization(epsilon=1.001e-5, name="final_bn")(x)
+    x = layers.BatchNormalization(momentum=bn_momentum, epsilon=1.001e-5, name="final_bn")(x)
     x = act(x, activation, "final_relu")
     x = layers.AveragePooling2D(pool_size=tuple(x.shape[1:3]), name="global_pool")(x)
     x = layers.Reshape((int(x.shape[-1]),), name="reshape")(x)

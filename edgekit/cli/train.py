@@ -1,0 +1,110 @@
+"""``edgekit train``: train a zoo model on a class-per-folder image dataset."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from edgekit.cli.common import echo_json
+from edgekit.errors import EdgekitError
+
+
+def _parse_range(text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise EdgekitError(f"--input-range {text!r}", "use LO,HI, e.g. 0,1 or -1,1") from None
+    return lo, hi
+
+
+@click.command("train")
+@click.argument("data_dir", type=click.Path(file_okay=False))
+@click.option("--model", "model_name", required=True, help="Zoo model (see `edgekit zoo list`).")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="FILE.h5")
+@click.option("--input-size", type=int, help="Input height = width (default: the model's).")
+@click.option("--epochs", type=int, default=20, show_default=True, help="Maximum epochs.")
+@click.option("--batch-size", type=int, default=16, show_default=True)
+@click.option(
+    "--val-split", type=float, default=0.25, show_default=True, help="Held-out fraction per class."
+)
+@click.option(
+    "--group-pattern",
+    metavar="REGEX",
+    help="Regex on file names; its first group names the original photo, and all files of one "
+    "original go to the same side of the split. E.g. '(?:apple|bana)[-_](\\d+)'.",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--alpha", type=float, help="Width multiplier (mobilenet_v1).")
+@click.option(
+    "--input-range", default="0,1", show_default=True, help="Float range pixels 0..255 map to."
+)
+@click.option(
+    "--patience",
+    type=int,
+    default=5,
+    show_default=True,
+    help="Early stopping: epochs without validation-loss gain (0: off).",
+)
+@click.option("--dropout", type=float, default=0.3, show_default=True)
+@click.option("--force", is_flag=True, help="Overwrite an existing output file.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def train(
+    data_dir,
+    model_name,
+    output,
+    input_size,
+    epochs,
+    batch_size,
+    val_split,
+    group_pattern,
+    seed,
+    alpha,
+    input_range,
+    patience,
+    dropout,
+    force,
+    as_json,
+) -> None:
+    """Train --model on DATA_DIR (one sub-folder of images per class) and save FILE.h5,
+    labels.txt, FILE_curves.png and FILE_train.json."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from edgekit.host.train import train as run_training
+
+    summary = run_training(
+        data_dir,
+        model_name,
+        output,
+        input_size=input_size,
+        epochs=epochs,
+        batch_size=batch_size,
+        val_split=val_split,
+        group_pattern=group_pattern,
+        seed=seed,
+        alpha=alpha,
+        input_range=_parse_range(input_range),
+        patience=patience,
+        dropout=dropout,
+        force=force,
+        progress=lambda msg: click.echo(msg, err=True),
+    )
+    if as_json:
+        echo_json(summary)
+        return
+    counts = summary["counts"]
+    n_train = sum(c["train"] for c in counts.values())
+    n_val = sum(c["val"] for c in counts.values())
+    click.echo(
+        f"Trained {summary['model']} {summary['input_size']}x{summary['input_size']} on "
+        f"{n_train} images, held out {n_val}; kept epoch {summary['best_epoch']} of "
+        f"{summary['epochs_run']} ({summary['seconds']} s)"
+    )
+    if summary["val_accuracy"] is not None:
+        per = ", ".join(
+            f"{k} {v:.3f}" for k, v in summary["val_accuracy_per_class"].items() if v is not None
+        )
+        click.echo(f"Held-out accuracy: {summary['val_accuracy']:.3f} ({per})")
+    if summary["unreadable"]:
+        click.echo(f"Skipped {len(summary['unreadable'])} unreadable image(s)")
+    for kind, path in summary["outputs"].items():
+        click.echo(f"  {kind:<8} {path}")
