@@ -59,3 +59,12 @@ def solid(rgb=(255, 0, 0), size=(48, 64)) -> np.ndarray:
     out = np.zeros((*size, 3), dtype=np.uint8)
     out[...] = rgb
     return out
+
+
+def edgekit_cmd() -> list[str]:
+    """The installed console script of this venv (what a user or systemd runs)."""
+    import shutil
+    import sys
+
+    exe = Path(sys.executable).parent / "edgekit"
+    return [str(exe)] if exe.exists() else [shutil.which("edgekit") or "edgekit"]
