@@ -25,6 +25,7 @@ from edgekit.tflite import EDGETPU_CUSTOM_OP, ModelInfo, OpInfo, TensorInfo
 MAPPED = "Mapped to Edge TPU"
 AFTER_FIRST_UNMAPPED = "after the first unmapped op"
 _QUANT_DTYPES = ("int8", "uint8")
+_FLOAT = ("float32", "float16", "float64", "bfloat16")
 
 
 @dataclass(frozen=True)
@@ -78,8 +79,16 @@ def predict(model: ModelInfo) -> MappingPrediction:
         ]
     else:
         result, first = [], None
+        graph_inputs = set(model.main.inputs)
         for op in ops:
             problem = _problem(op, model)
+            at_input = _float_input_quantize(op, model, graph_inputs)
+            if problem is not None and first is None and at_input:
+                # The QUANTIZE of a float graph input runs on the CPU *before* the Edge TPU
+                # segment, which starts after it: compiled float-I/O MobileNets keep that
+                # QUANTIZE on the CPU and map every op after it.
+                result.append(OpMapping(op.index, op.opcode, False, f"{problem}; {_AT_INPUT}"))
+                continue
             if first is None and problem is not None:
                 first = op
             if problem is not None:
@@ -91,6 +100,16 @@ def predict(model: ModelInfo) -> MappingPrediction:
                 result.append(OpMapping(op.index, op.opcode, True, _mapped_reason(op)))
     tpu = sum(o.on_tpu for o in result)
     return MappingPrediction(tpu, len(result) - tpu, tuple(result))
+
+
+_AT_INPUT = "at the graph input: runs on the CPU before the Edge TPU segment"
+
+
+def _float_input_quantize(op: OpInfo, model: ModelInfo, graph_inputs: set[int]) -> bool:
+    """Whether ``op`` is a QUANTIZE of a float graph input (float32 -> int8)."""
+    if op.opcode != "QUANTIZE" or not op.inputs:
+        return False
+    return op.inputs[0] in graph_inputs and model.main.tensors[op.inputs[0]].dtype in _FLOAT
 
 
 def _mapped_reason(op: OpInfo) -> str:
@@ -105,6 +124,11 @@ def _problem(op: OpInfo, model: ModelInfo) -> str | None:
     if op.opcode not in _SUPPORTED:
         return f"{op.opcode} is not supported by the Edge TPU (not in Coral's operations table)"
     tensors = [model.main.tensors[i] for i in (*op.inputs, *op.outputs) if i >= 0]
+    if op.opcode in ("QUANTIZE", "DEQUANTIZE") and any(t.dtype in _FLOAT for t in tensors):
+        return (
+            f"{op.opcode} to or from float: the Edge TPU only requantizes between int8 and uint8 "
+            "(give the model integer input/output, e.g. edgekit convert --io uint8)"
+        )
     for t in tensors:
         # Constant int32 inputs are biases (accumulated in 32 bits) or shape/axis arguments.
         if t.dtype not in _QUANT_DTYPES and not (t.is_constant and t.dtype == "int32"):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 
-def _convert(model, int8: bool) -> bytes:
+def _convert(model, int8: bool, io=None) -> bytes:
     import tensorflow as tf
 
     conv = tf.lite.TFLiteConverter.from_keras_model(model)
@@ -27,8 +27,8 @@ def _convert(model, int8: bool) -> bytes:
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
         conv.representative_dataset = representative
         conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        conv.inference_input_type = tf.uint8
-        conv.inference_output_type = tf.uint8
+        conv.inference_input_type = io or tf.uint8
+        conv.inference_output_type = io or tf.uint8
     return conv.convert()
 
 
@@ -68,7 +68,7 @@ def _leaky(batch_size=1):
 def tiny_models(tmp_path_factory) -> dict[str, Path]:
     """name -> .tflite path: 'int8' (all-int8 conv net, uint8 I/O), 'float' (same net, float),
     'leaky' (int8 with LEAKY_RELU mid-graph), 'limits' (int8, ops breaking Coral's limitations),
-    'dynamic' (int8 net converted with batch None)."""
+    'float_io' (the int8 net with float32 input/output), 'dynamic' (int8 net, batch None)."""
     import keras
 
     keras.utils.set_random_seed(0)
@@ -85,6 +85,10 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
         p.write_bytes(_convert(model, int8))
         paths[name] = p
     # A model loaded without fixing the batch keeps a -1 batch in its shape signature.
+    import tensorflow as tf
+
+    paths["float_io"] = out / "float_io.tflite"
+    paths["float_io"].write_bytes(_convert(net, True, io=tf.float32))
     paths["dynamic"] = out / "dynamic.tflite"
     paths["dynamic"].write_bytes(_convert(_leaky(batch_size=None), True))
     return paths

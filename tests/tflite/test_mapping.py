@@ -82,6 +82,23 @@ def test_documented_limitations(tiny_models):
     assert p.tpu_ops == 2
 
 
+def test_float_io_quantize_at_the_boundaries_stays_on_cpu(tiny_models):
+    """As the real compiler does for float-I/O int8 models: the input QUANTIZE and the output
+    DEQUANTIZE run on the CPU, every op between them on the Edge TPU."""
+    p = predict(read_model(tiny_models["float_io"]))
+    first, last = p.ops[0], p.ops[-1]
+    assert (first.op, first.on_tpu, last.op, last.on_tpu) == (
+        "QUANTIZE",
+        False,
+        "DEQUANTIZE",
+        False,
+    )
+    assert "at the graph input" in first.reason and "--io uint8" in first.reason
+    assert all(o.on_tpu and o.reason == MAPPED for o in p.ops[1:-1])
+    assert (p.tpu_ops, p.cpu_ops) == (10, 2)
+    assert p.first_unmapped is first
+
+
 def test_dynamic_batch_reason(tiny_models):
     p = predict(read_model(tiny_models["dynamic"]))
     assert not p.ops[0].on_tpu
