@@ -85,7 +85,7 @@ class CaptureThread:
     Args:
         source: the frame source (opened and closed by this thread).
         on_event: ``(kind, message, details)`` for ``source_lost``, ``source_reconnected``,
-            ``source_ended``, ``decode_error``, ``source_failed``. Called from this thread.
+            ``decode_error``, ``source_failed``. Called from this thread.
         realtime: pace finite sources at their native fps and drop frames like a camera.
         backoff_s, backoff_max_s: first and largest wait between reconnection attempts; the
             wait doubles after each failed attempt and resets after a frame arrives.
@@ -170,8 +170,7 @@ class CaptureThread:
                 self.on_event("decode_error", str(e), {"count": self.decode_errors})
                 continue
             except EndOfStream:
-                self.ended = True
-                self.on_event("source_ended", f"{self.source.name}: end of stream", {})
+                self.ended = True  # reported by the pipeline after the last result
                 return
             except SourceLost as e:
                 self.reconnects += 1

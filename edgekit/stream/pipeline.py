@@ -177,6 +177,8 @@ class Pipeline:
                 if self.capture.finished:
                     if self.capture.error is not None:
                         raise self.capture.error
+                    if self.capture.ended:
+                        self.emit("source_ended", f"{self.capture.source.name}: end of stream")
                     return
                 continue
             try:
