@@ -42,13 +42,17 @@ def classify(model, images, labels, top_k, threshold, device, threads, as_json):
             continue
         results.append({"image": path, "classes": [c.to_dict() for c in res.classes]})
         if not as_json:
-            tops = "  ".join(f"{c.id} {c.label} ({c.score:.3f})" for c in res.classes)
+            tops = "  ".join(f"{_name(c)} ({c.score:.3f})" for c in res.classes)
             click.echo(f"{path}: {tops or '(no class above the threshold)'}")
     if as_json:
         echo_json(results)
     clf.close()
     if failed:
         raise click.exceptions.Exit(1)
+
+
+def _name(c) -> str:
+    return str(c.id) if c.label == str(c.id) else f"{c.id} {c.label}"
 
 
 @click.command()
