@@ -74,6 +74,28 @@ def check_interpreter(providers: dict[str, str | None] | None = None) -> Check:
     )
 
 
+def check_pycoral(import_module: Callable = importlib.import_module) -> Check:
+    """Google's pycoral is optional (the delegate is used without it); PyPI's ``pycoral`` is an
+    unrelated project that only shadows the name."""
+    try:
+        import_module("pycoral")
+    except Exception:
+        return Check("pycoral", OK, "not installed (not needed: edgekit loads the delegate)")
+    try:
+        mod = import_module("pycoral.utils.edgetpu")
+        ok = hasattr(mod, "make_interpreter")
+    except Exception:
+        ok = False
+    if ok:
+        return Check("pycoral", OK, "Google's pycoral (used for the Edge TPU)")
+    return Check(
+        "pycoral",
+        WARN,
+        "a `pycoral` that is not Google's (the unrelated PyPI package)",
+        "pip uninstall pycoral (Google's comes from Coral's repository, Python <= 3.9)",
+    )
+
+
 def _dpkg_installed(root: Path) -> dict[str, str]:
     """{package: version} of installed libedgetpu1-* packages from /var/lib/dpkg/status."""
     try:
@@ -274,6 +296,7 @@ def run_checks(
     return [
         check_python(),
         check_interpreter(providers),
+        check_pycoral(import_module),
         check_libedgetpu(root),
         *check_devices(root),
         check_plugdev(root, user, uid, gids),

@@ -58,8 +58,9 @@ def checks(root, **kw):
 def test_healthy_pi_passes_everything(tmp_path):
     got = checks(healthy_pi(tmp_path))
     assert {n: c.status for n, c in got.items()} == {
-        "python": "ok", "interpreter": "ok", "libedgetpu": "ok", "edgetpu usb:0": "ok",
-        "plugdev": "ok", "udev rule": "ok", "camera": "ok", "edgetpu_compiler": "ok",
+        "python": "ok", "interpreter": "ok", "pycoral": "ok", "libedgetpu": "ok",
+        "edgetpu usb:0": "ok", "plugdev": "ok", "udev rule": "ok", "camera": "ok",
+        "edgetpu_compiler": "ok",
     }  # fmt: skip
     assert "libedgetpu1-std 16.0" in got["libedgetpu"].detail
     assert "/usr/lib/aarch64-linux-gnu/libedgetpu.so.1" in got["libedgetpu"].detail
@@ -122,6 +123,19 @@ def test_compiler_on_an_x86_host(tmp_path):
     exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
     c = check_compiler("x86_64", str(tmp_path))
     assert c.status == "ok" and c.detail.endswith("Edge TPU Compiler version 16.0.384591198")
+
+
+def test_pypi_pycoral_impostor_warns(tmp_path):
+    import types
+
+    def impostor(name):
+        if name == "pycoral":
+            return types.ModuleType("pycoral")
+        raise ImportError(name)
+
+    got = checks(healthy_pi(tmp_path), import_module=impostor)
+    assert got["pycoral"].status == "warn" and "pip uninstall pycoral" in got["pycoral"].fix
+    assert checks(tmp_path)["pycoral"].detail.startswith("not installed")
 
 
 def test_python_versions():
