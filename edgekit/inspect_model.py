@@ -120,10 +120,12 @@ def count_macs(info: ModelInfo) -> int:
     """Multiply-adds of the convolution and fully-connected ops, from tensor shapes (batch 1)."""
     total = 0
     for op in info.main.operators:
-        if op.opcode not in _WEIGHTED:
+        if op.opcode not in _WEIGHTED or len(op.inputs) < 2 or not op.outputs:
             continue
         t = info.main.tensors
-        w = t[op.inputs[1]].shape
+        if min(op.inputs[:2]) < 0 or op.outputs[0] < 0:
+            continue
+        w = tuple(max(d, 0) for d in t[op.inputs[1]].shape)  # (corrupt files: no negatives)
         out = t[op.outputs[0]].num_elements
         if op.opcode == "CONV_2D" and len(w) == 4:  # weights [cout, kh, kw, cin]
             total += out * w[1] * w[2] * w[3]
@@ -131,8 +133,9 @@ def count_macs(info: ModelInfo) -> int:
             total += out * w[1] * w[2]
         elif op.opcode == "FULLY_CONNECTED" and len(w) == 2:  # weights [units, in]
             total += out * w[1]
-        elif op.opcode == "TRANSPOSE_CONV" and len(w) == 4:  # inputs: out_shape, weights, input
-            x = t[op.inputs[2]].shape
+        elif op.opcode == "TRANSPOSE_CONV" and len(w) == 4 and len(op.inputs) > 2:
+            # inputs: output shape, weights [cout, kh, kw, cin], input
+            x = t[op.inputs[2]].shape if op.inputs[2] >= 0 else ()
             total += _prod(x[:-1]) * w[0] * w[1] * w[2] * w[3]
     return total
 

@@ -149,7 +149,10 @@ def _problem(op: OpInfo, model: ModelInfo) -> str | None:
                 "innermost dimensions may be larger than 1"
             )
     check = _SUPPORTED[op.opcode]
-    limit = check(op, model) if check else None
+    try:
+        limit = check(op, model) if check else None
+    except IndexError:  # fewer inputs/outputs than the op type has: a malformed graph
+        limit = f"unexpected inputs/outputs {list(op.inputs)} -> {list(op.outputs)}"
     return f"limitation of {op.opcode}: {limit}" if limit else None
 
 
@@ -157,7 +160,10 @@ def _problem(op: OpInfo, model: ModelInfo) -> str | None:
 
 
 def _tensor(model: ModelInfo, op: OpInfo, k: int, outputs: bool = False) -> TensorInfo:
-    return model.main.tensors[(op.outputs if outputs else op.inputs)[k]]
+    i = (op.outputs if outputs else op.inputs)[k]
+    if i < 0:
+        raise IndexError(f"optional tensor {k} omitted")
+    return model.main.tensors[i]
 
 
 def _const_ints(model: ModelInfo, t: TensorInfo) -> tuple[int, ...] | None:
