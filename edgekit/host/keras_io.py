@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -208,10 +209,19 @@ def _batch1(model, path: Path, kind: str, input_size, fixups) -> LoadedModel:
         )
     h, w, c = _image_hw(inputs[0].shape, path, input_size)
     x = keras.Input(batch_shape=(1, h, w, c), dtype="float32", name="image")
-    clone = keras.Model(x, model(x, training=False), name=model.name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        clone = keras.Model(x, model(x, training=False), name=model.name)
     dynamic_batch = inputs[0].shape[0] is None
 
     def batched(batch: np.ndarray) -> np.ndarray:
+        with warnings.catch_warnings():
+            # Keras 2 files store inputs as a nested list; Keras 3 warns that a bare tensor
+            # "doesn't match the expected structure" yet handles it identically.
+            warnings.simplefilter("ignore", UserWarning)
+            return _call(batch)
+
+    def _call(batch: np.ndarray) -> np.ndarray:
         if dynamic_batch:
             return np.asarray(model(batch, training=False))
         return np.concatenate(

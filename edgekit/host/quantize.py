@@ -58,50 +58,52 @@ def quantize(
     converter.inference_input_type = tf.uint8 if io_type == "uint8" else tf.int8
     converter.inference_output_type = converter.inference_input_type
     layer_names = [layer.name for layer in _all_layers(model)]
+    native: list[str] = []
     try:
-        with quiet_native_output():
+        with quiet_native_output() as native:
             return bytes(converter.convert())
     except EdgekitError:
         raise
     except Exception as e:  # ConverterError, RuntimeError, ValueError from the MLIR pipeline
-        raise _conversion_error(str(e), layer_names) from None
+        raise _conversion_error(str(e) + "\n" + "".join(native), layer_names) from None
 
 
 @contextlib.contextmanager
-def quiet_native_output() -> Iterator[None]:
+def quiet_native_output() -> Iterator[list]:
     """Silence what TensorFlow's C++ code prints on file descriptor 2 ("fully_quantize: 0, ...",
     XNNPACK notices) and its Python warnings, while Python-level ``sys.stderr`` (progress bars,
-    the CLI's messages) keeps writing to the real stderr through a duplicate descriptor."""
+    the CLI's messages) keeps writing to the real stderr through a duplicate descriptor.
+    Yields a list that receives the swallowed text on exit (the converter logs the failing op's
+    name scope there, not in its exception)."""
+    captured: list[str] = []
     try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, io.UnsupportedOperation):
-        fd = None  # stderr already replaced (e.g. by a test runner): nothing native to hide
+        python_on_fd2 = sys.stderr.fileno() == 2
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        python_on_fd2 = False  # sys.stderr replaced (a test runner, a GUI): leave it alone
     absl = logging.getLogger("absl")
     level = absl.level
     absl.setLevel(logging.ERROR)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), tempfile.TemporaryFile() as sink:
         warnings.simplefilter("ignore")
-        if fd is None:
-            try:
-                yield
-            finally:
-                absl.setLevel(level)
-            return
-        sys.stderr.flush()
-        saved = os.dup(fd)
+        if python_on_fd2:
+            sys.stderr.flush()
+        saved = os.dup(2)
         old_stderr = sys.stderr
-        with tempfile.TemporaryFile() as sink:
-            os.dup2(sink.fileno(), fd)
+        os.dup2(sink.fileno(), 2)
+        if python_on_fd2:
             sys.stderr = os.fdopen(os.dup(saved), "w", buffering=1, errors="replace")
-            try:
-                yield
-            finally:
+        try:
+            yield captured
+        finally:
+            sink.seek(0)
+            captured.append(sink.read().decode("utf-8", "replace"))
+            if python_on_fd2:
                 sys.stderr.flush()
                 sys.stderr.close()
                 sys.stderr = old_stderr
-                os.dup2(saved, fd)
-                os.close(saved)
-                absl.setLevel(level)
+            os.dup2(saved, 2)
+            os.close(saved)
+            absl.setLevel(level)
 
 
 def _all_layers(model) -> list:

@@ -48,9 +48,9 @@ def trained(ab_split, tmp_path_factory):
     """A tiny model trained on the calibration side only; saved as Keras 3 .h5, .keras, a
     Keras-2-layout .h5 and a SavedModel. Returns a dict of paths plus ``dir``."""
     import keras
+    from keras2_h5 import make_keras2_h5
 
     from edgekit import images
-    from keras2_h5 import make_keras2_h5
 
     files, sp = ab_split
     x = np.stack([images.prepare(images.load_rgb(files[i]), (SIZE, SIZE)) for i in sp.calib])
@@ -90,9 +90,9 @@ def run_cli(*args):
 def assert_clean_failure(result, parent: Path, *needles: str, code: int = 1):
     """One ``Error:`` line, the expected exit code, no traceback, no temp dirs left."""
     assert result.exit_code == code, (result.exit_code, result.output, result.exception)
-    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit), (
-        result.exception
-    )
+    assert not isinstance(result.exception, Exception) or isinstance(
+        result.exception, SystemExit
+    ), result.exception
     err = result.stderr
     assert "Traceback" not in err and "Traceback" not in result.stdout
     errors = [line for line in err.splitlines() if line.startswith("Error:")]

@@ -17,8 +17,19 @@ from edgekit.tflite import read_model
 def bundle(trained, apple_banana_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("e2e") / "bundle"
     r = run_cli(
-        "convert", trained["h5"], "-o", out, "--calib", apple_banana_dir, "--group-pattern", GROUP,
-        "--labels", trained["labels"], "--compiler", FAKE_COMPILER, "--json",
+        "convert",
+        trained["h5"],
+        "-o",
+        out,
+        "--calib",
+        apple_banana_dir,
+        "--group-pattern",
+        GROUP,
+        "--labels",
+        trained["labels"],
+        "--compiler",
+        FAKE_COMPILER,
+        "--json",
     )
     assert r.exit_code == 0, (r.stdout, r.stderr, r.exception)
     return out, json.loads(r.stdout), r
@@ -27,7 +38,10 @@ def bundle(trained, apple_banana_dir, tmp_path_factory):
 def test_bundle_files_and_manifest(bundle, trained):
     out, summary, _ = bundle
     assert sorted(p.name for p in out.iterdir()) == [
-        "edgekit.json", "labels.txt", "tiny_int8.tflite", "tiny_int8_edgetpu.log",
+        "edgekit.json",
+        "labels.txt",
+        "tiny_int8.tflite",
+        "tiny_int8_edgetpu.log",
         "tiny_int8_edgetpu.tflite",
     ]
     assert summary["bundle"] == str(out) and summary["compiled"] is True
@@ -95,12 +109,16 @@ def test_bundle_runs_like_the_device_will(bundle, apple_banana_dir, ab_split):
     i, o = interp.get_input_details()[0], interp.get_output_details()[0]
     agree = 0
     for idx in sp.verify[:20]:
-        px = images.prepare(images.load_rgb(files[idx]), m.input.size, m.input.resize, m.input.color)
+        px = images.prepare(
+            images.load_rgb(files[idx]), m.input.size, m.input.resize, m.input.color
+        )
         x = images.to_float(px, m.input.range)
         q = np.clip(np.round(x / m.input.scale) + m.input.zero_point, 0, 255).astype(np.uint8)
         interp.set_tensor(i["index"], q[None])
         interp.invoke()
-        score = (interp.get_tensor(o["index"]).astype(np.float32) - m.output.zero_point) * m.output.scale
+        score = (
+            interp.get_tensor(o["index"]).astype(np.float32) - m.output.zero_point
+        ) * m.output.scale
         ref = np.asarray(model(x[None]))
         agree += int(score.argmax() == ref.argmax())
     assert agree >= 19
@@ -120,8 +138,18 @@ def test_compile_report_in_manifest(bundle):
 
 def test_human_summary(trained, apple_banana_dir, tmp_path):
     r = run_cli(
-        "convert", trained["keras"], "-o", tmp_path / "b", "--calib", apple_banana_dir,
-        "--num-calib", 40, "--num-verify", 20, "--compiler", FAKE_COMPILER,
+        "convert",
+        trained["keras"],
+        "-o",
+        tmp_path / "b",
+        "--calib",
+        apple_banana_dir,
+        "--num-calib",
+        40,
+        "--num-verify",
+        20,
+        "--compiler",
+        FAKE_COMPILER,
     )
     assert r.exit_code == 0, r.stderr
     assert "Wrote" in r.stdout and "agreement" in r.stdout and "on the Edge TPU" in r.stdout
