@@ -174,7 +174,7 @@ def open_model(
     name = Path(path).name
     backend = device.split(":", 1)[0]
     if backend not in ("auto", "cpu", "usb", "pci", "") and backend in _BACKENDS:
-        return _BACKENDS[backend](str(files.cpu), device, threads)  # a plugin backend
+        return _BACKENDS[backend](str(_require_cpu_model(files, name)), device, threads)
     if device not in ("auto", "cpu"):
         parse_device(device)  # EdgekitError for a bad string
         if files.edgetpu is None:
@@ -194,19 +194,24 @@ def open_model(
         found = tpu.list_devices() if hasattr(tpu, "list_devices") else []
         if found and files.edgetpu is not None:
             return tpu(str(files.edgetpu), None, threads)
+        _require_cpu_model(files, name)
         if found:
             warn(f"{name} is not compiled for the Edge TPU: running it on the CPU")
         else:
             warn("no Edge TPU found: running on the CPU (emulation)" + _twin_note(files))
-    elif files.cpu is not None and files.cpu != files.given and files.bundle is None:
+    elif _require_cpu_model(files, name) != files.given and files.bundle is None:
         warn(f"running the CPU twin {files.cpu.name} of {name} (emulation)")
+    return _BACKENDS["cpu"](str(files.cpu), "cpu", threads)
+
+
+def _require_cpu_model(files: ModelFiles, name: str) -> Path:
     if files.cpu is None:
         raise EdgekitError(
             f"{name} is compiled for the Edge TPU and cannot run without one (no CPU twin "
             f"{name.replace('_edgetpu.tflite', '.tflite')} beside it)",
             "attach a Coral, or pass the uncompiled .tflite or the bundle",
         )
-    return _BACKENDS["cpu"](str(files.cpu), "cpu", threads)
+    return files.cpu
 
 
 def _twin_note(files: ModelFiles) -> str:

@@ -116,9 +116,11 @@ def test_cpu_device_is_quiet_for_a_cpu_model_but_names_the_twin(coral_dir):
 def test_compiled_model_without_twin_cannot_run_on_cpu(coral_dir, tmp_path, no_edgetpu):
     lone = tmp_path / f"{V1}_edgetpu.tflite"
     shutil.copy(coral_dir / lone.name, lone)
+    said = []
     for device in ("cpu", "auto"):
         with pytest.raises(EdgekitError, match="compiled for the Edge TPU and cannot run without"):
-            open_model(lone, device, on_warning=lambda m: None)
+            open_model(lone, device, on_warning=said.append)
+    assert said == []  # the error alone, no warning line before it
 
 
 def test_no_device_error_comes_first_and_names_what_to_check(coral_dir, no_edgetpu):
