@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -28,12 +28,14 @@ from edgekit.stream.sources import EndOfStream, FrameDecodeError, Source, Source
 class Frame:
     """One captured frame. ``rgb`` is (H, W, 3) uint8; ``timestamp`` the capture time in seconds
     since the epoch; ``mono`` the same instant on the monotonic clock (for latency); ``index``
-    counts frames read from the source since start, from 1 (gaps = dropped frames)."""
+    counts frames read from the source since start, from 1 (gaps = dropped frames);
+    ``prepared`` is the output of the capture thread's ``prepare`` hook (None without one)."""
 
     rgb: np.ndarray = field(repr=False)
     timestamp: float
     mono: float
     index: int
+    prepared: Any = field(default=None, repr=False)
 
 
 class FrameSlot:
@@ -89,6 +91,9 @@ class CaptureThread:
         realtime: pace finite sources at their native fps and drop frames like a camera.
         backoff_s, backoff_max_s: first and largest wait between reconnection attempts; the
             wait doubles after each failed attempt and resets after a frame arrives.
+        prepare: optional ``rgb -> anything`` run here, in the capture thread, on every frame
+            (e.g. the resize to the model's input size): it then overlaps inference instead of
+            adding to it. The camera code does not know what it does.
     """
 
     def __init__(
@@ -98,8 +103,10 @@ class CaptureThread:
         realtime: bool = False,
         backoff_s: float = 0.5,
         backoff_max_s: float = 30.0,
+        prepare: Callable[[np.ndarray], Any] | None = None,
     ):
         self.source = source
+        self.prepare = prepare
         self.slot = FrameSlot()
         self.on_event = on_event or (lambda kind, message, details: None)
         self.realtime = realtime
@@ -188,7 +195,8 @@ class CaptureThread:
                 self.on_event("source_reconnected", f"{self.source.name}: frames again", {})
             backoff = self.backoff_s
             self.frames_read += 1
-            frame = Frame(rgb, now_wall, now_mono, self.frames_read)
+            prepared = self.prepare(rgb) if self.prepare is not None else None
+            frame = Frame(rgb, now_wall, now_mono, self.frames_read, prepared)
             self.slot.put(frame, wait=wait_for_consumer, stop=self._stop)
             if self.realtime and not self.source.live and self.source.fps > 0:
                 next_due = max(next_due + 1.0 / self.source.fps, now_mono - 1.0)

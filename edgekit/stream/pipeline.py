@@ -159,7 +159,7 @@ class Pipeline:
             except Exception as e:  # a broken sink must not stop the camera
                 log.warning("sink %s failed on event: %s", type(sink).__name__, e)
 
-    def _run(self) -> None:
+    def _run(self) -> None:  # the worker thread
         try:
             self._loop()
         except BaseException as e:
@@ -182,7 +182,7 @@ class Pipeline:
                     return
                 continue
             try:
-                out = self.infer(frame.rgb)
+                out = self.infer(frame.rgb if frame.prepared is None else frame.prepared)
             except FatalError:
                 raise
             except SkipFrame:

@@ -100,7 +100,8 @@ def run(
             started["mqtt"] = f"{q.host}:{q.port}"
         sinks.extend(extra_sinks)
         capture = CaptureThread(
-            source, realtime=s.realtime, backoff_s=s.backoff_s, backoff_max_s=s.backoff_max_s
+            source, realtime=s.realtime, backoff_s=s.backoff_s, backoff_max_s=s.backoff_max_s,
+            prepare=_resizer(classifier),
         )
         pipeline = Pipeline(capture, lambda rgb: None, sinks, p.smoothing, p.max_frames, stats)
         resilient = ResilientClassifier(
@@ -129,6 +130,18 @@ def run(
     if err is not None:
         raise err
     return {**stats.snapshot(), **resilient.info()}
+
+
+def _resizer(classifier) -> Callable | None:
+    """The classifier's own resize step (same function, same pixels), to run in the capture
+    thread: ``classify()`` then finds the frame at input size and skips it. On a 2-core Pi
+    this takes the resize of every camera frame off the inference worker."""
+    size, mode = getattr(classifier, "input_size", None), getattr(classifier, "resize", None)
+    if size is None or mode is None:
+        return None
+    from edgekit.images import resize
+
+    return lambda rgb: resize(rgb, size, mode)
 
 
 def _supervise(pipeline, stop, notifier, stats, resilient, stale_after_s) -> None:
