@@ -240,7 +240,8 @@ def compile_model(
             f"edgetpu_compiler reported success but wrote no {out_model.name}",
             "pass --no-compile to keep the CPU bundle",
         )
-    report.output = out_model.name if out_model.is_file() else report.output
+    # With -n > 1 the compiler writes <stem>_segment_<i>_of_<n>_edgetpu.tflite files instead.
+    report.output = out_model.name if out_model.is_file() else None
     report.log = log_path.name if log_path.is_file() else None
     report.success = True
     return report
