@@ -73,3 +73,17 @@ def test_sigterm_stops_cleanly(video_avi, small_model, labels_path):
     assert proc.returncode == 0, err
     assert "Traceback" not in err
     print(f"stopped {stop_s:.2f} s after SIGTERM")  # shown with -s; bench scripts time it
+
+
+def test_stream_modules_stay_light():
+    import sys
+
+    code = (
+        "import sys, edgekit.cli.serve, edgekit.stream.serve, edgekit.stream.http, "
+        "edgekit.stream.mqtt, edgekit.stream.sources, edgekit.stream.notify\n"
+        "heavy = [m for m in ('tensorflow', 'keras', 'cv2', 'paho', 'picamera2') "
+        "if m in sys.modules]\n"
+        "print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr

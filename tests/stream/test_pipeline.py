@@ -206,3 +206,19 @@ def test_stop_event_ends_run(video_avi, classifier):
     assert stopped_at >= 3
     threading.Event().wait(0.3)
     assert len(n) == stopped_at, "no results after run() returned: the worker was stopped"
+
+
+def test_capture_side_resize_gives_the_same_scores(video_avi, classifier):
+    """The pipeline resizes in the capture thread; scores must equal classify() on the full
+    frame (same function, same pixels)."""
+    import cv2
+
+    results, _, _ = run_collect({"pipeline": {"max_frames": 12}}, classifier,
+                                OpenCVSource(str(video_avi)))  # fmt: skip
+    cap = cv2.VideoCapture(str(video_avi))
+    for _ in range(12):
+        ok, bgr = cap.read()
+    direct = classifier.classify(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    assert results[11].rgb.shape == (480, 640, 3), "snapshots keep the full frame"
+    assert [c["id"] for c in results[11].classes] == [c.id for c in direct.classes]
+    assert [c["score"] for c in results[11].classes] == [round(c.score, 5) for c in direct.classes]
