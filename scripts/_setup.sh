@@ -10,8 +10,13 @@ setup_venv() {
     fi
     "$py" -m venv .venv
   fi
-  .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[${extras}]"
+  echo "setting up .venv with edgekit[${extras}] (log: .venv/pip.log)"
+  if ! { .venv/bin/python -m pip install --upgrade pip &&
+    .venv/bin/python -m pip install -e ".[${extras}]"; } >.venv/pip.log 2>&1; then
+    tail -n 30 .venv/pip.log >&2
+    echo "error: pip install failed (full log: .venv/pip.log)" >&2
+    return 1
+  fi
 }
 
 # apt_install PKG...: installs Debian packages when running as root (or with sudo).
