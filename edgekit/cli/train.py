@@ -47,6 +47,7 @@ def _parse_range(text: str) -> tuple[float, float]:
     help="Early stopping: epochs without validation-loss gain (0: off).",
 )
 @click.option("--dropout", type=float, default=0.3, show_default=True)
+@click.option("--learning-rate", type=float, default=1e-3, show_default=True, help="Adam.")
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def train(
@@ -63,6 +64,7 @@ def train(
     input_range,
     patience,
     dropout,
+    learning_rate,
     force,
     as_json,
 ) -> None:
@@ -85,6 +87,7 @@ def train(
         input_range=_parse_range(input_range),
         patience=patience,
         dropout=dropout,
+        learning_rate=learning_rate,
         force=force,
         progress=lambda msg: click.echo(msg, err=True),
     )
