@@ -16,6 +16,9 @@ ACTIVATIONS = ("relu", "relu6")
 
 def keras():
     """Import Keras lazily (``import edgekit.zoo`` must not pull in TensorFlow)."""
+    from edgekit.host.tfenv import load_tensorflow
+
+    load_tensorflow()
     import keras as _keras
 
     return _keras

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 
 from edgekit.cli.common import echo_json
@@ -70,7 +68,6 @@ def train(
 ) -> None:
     """Train --model on DATA_DIR (one sub-folder of images per class) and save FILE.h5,
     labels.txt, FILE_curves.png and FILE_train.json."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from edgekit.host.train import train as run_training
 
     summary = run_training(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 
 from edgekit.cli.common import echo_json
@@ -71,7 +69,6 @@ def build(name, output, input_size, classes, alpha, params, force, as_json) -> N
     from edgekit import zoo as registry
 
     entry = registry.get(name)  # unknown name: one-line error before importing TensorFlow
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     if Path(output).exists() and not force:
         raise EdgekitError(f"{output} already exists", "choose another output or pass --force")
     options: dict = {}

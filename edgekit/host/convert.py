@@ -124,8 +124,10 @@ def convert(
     compiler_exe = compiler.find_compiler(compiler_path) if compile else None
     compiler_missing = compile and compiler_exe is None
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from edgekit.host import keras_io, quantize, verify
+    from edgekit.host.tfenv import load_tensorflow
+
+    load_tensorflow()
 
     t = time.perf_counter()
     loaded = keras_io.load(model_path, input_size)

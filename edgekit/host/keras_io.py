@@ -28,6 +28,7 @@ from typing import Any, Callable
 import numpy as np
 
 from edgekit.errors import EdgekitError
+from edgekit.host.tfenv import load_tensorflow
 
 MODEL_HINT = "pass a Keras .h5 or .keras file, or a SavedModel directory"
 
@@ -69,6 +70,7 @@ def load(path: str | os.PathLike, input_size: tuple[int, int] | None = None) -> 
     path = Path(path)
     if not path.exists():
         raise EdgekitError(f"{path}: no such file or directory", MODEL_HINT)
+    load_tensorflow()
     fixups: list[str] = []
     if path.is_dir():
         if not (path / "saved_model.pb").is_file():

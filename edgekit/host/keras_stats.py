@@ -63,6 +63,9 @@ def _load(path):
     if not os.path.exists(path):
         raise EdgekitError(f"{path}: no such model file", "check the path")
     if os.path.isfile(path):
+        from edgekit.host.tfenv import load_tensorflow
+
+        load_tensorflow()
         import keras
 
         try:

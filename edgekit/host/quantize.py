@@ -13,18 +13,12 @@ goes through (about 4x faster on small models).
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
-import os
 import re
-import sys
-import tempfile
-import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any, Callable
 
 from edgekit.errors import EdgekitError
+from edgekit.host.tfenv import quiet_native_output
 
 IO_TYPES = ("uint8", "int8")
 # Left in a graph only when the batch (or another dim) was dynamic at conversion time.
@@ -66,44 +60,6 @@ def quantize(
         raise
     except Exception as e:  # ConverterError, RuntimeError, ValueError from the MLIR pipeline
         raise _conversion_error(str(e) + "\n" + "".join(native), layer_names) from None
-
-
-@contextlib.contextmanager
-def quiet_native_output() -> Iterator[list]:
-    """Silence what TensorFlow's C++ code prints on file descriptor 2 ("fully_quantize: 0, ...",
-    XNNPACK notices) and its Python warnings, while Python-level ``sys.stderr`` (progress bars,
-    the CLI's messages) keeps writing to the real stderr through a duplicate descriptor.
-    Yields a list that receives the swallowed text on exit (the converter logs the failing op's
-    name scope there, not in its exception)."""
-    captured: list[str] = []
-    try:
-        python_on_fd2 = sys.stderr.fileno() == 2
-    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
-        python_on_fd2 = False  # sys.stderr replaced (a test runner, a GUI): leave it alone
-    absl = logging.getLogger("absl")
-    level = absl.level
-    absl.setLevel(logging.ERROR)
-    with warnings.catch_warnings(), tempfile.TemporaryFile() as sink:
-        warnings.simplefilter("ignore")
-        if python_on_fd2:
-            sys.stderr.flush()
-        saved = os.dup(2)
-        old_stderr = sys.stderr
-        os.dup2(sink.fileno(), 2)
-        if python_on_fd2:
-            sys.stderr = os.fdopen(os.dup(saved), "w", buffering=1, errors="replace")
-        try:
-            yield captured
-        finally:
-            sink.seek(0)
-            captured.append(sink.read().decode("utf-8", "replace"))
-            if python_on_fd2:
-                sys.stderr.flush()
-                sys.stderr.close()
-                sys.stderr = old_stderr
-            os.dup2(saved, 2)
-            os.close(saved)
-            absl.setLevel(level)
 
 
 def _all_layers(model) -> list:

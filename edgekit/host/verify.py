@@ -31,7 +31,7 @@ def run_int8(data: bytes, x: np.ndarray, progress: Progress = None, threads: int
     float32 outputs of shape (N, ...)."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from edgekit.host.quantize import quiet_native_output
+    from edgekit.host.tfenv import quiet_native_output
 
     with quiet_native_output():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
         interp = Interpreter(model_content=data, num_threads=threads)

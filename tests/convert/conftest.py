@@ -17,7 +17,6 @@ FAKE_COMPILER = HERE / "fake_edgetpu_compiler"
 GROUP = r"(?:apple|bana)[-_](\d+)"
 SIZE = 32
 
-sys.path.insert(0, str(HERE))
 
 
 def tiny_net(keras, size=SIZE, classes=2, name="tiny"):
@@ -48,9 +47,10 @@ def trained(ab_split, tmp_path_factory):
     """A tiny model trained on the calibration side only; saved as Keras 3 .h5, .keras, a
     Keras-2-layout .h5 and a SavedModel. Returns a dict of paths plus ``dir``."""
     import keras
-    from keras2_h5 import make_keras2_h5
 
     from edgekit import images
+
+    from .keras2_h5 import make_keras2_h5
 
     files, sp = ab_split
     x = np.stack([images.prepare(images.load_rgb(files[i]), (SIZE, SIZE)) for i in sp.calib])

@@ -5,7 +5,8 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from conftest import FAKE_COMPILER, assert_clean_failure, run_cli
+
+from .conftest import FAKE_COMPILER, assert_clean_failure, run_cli
 
 
 def _run(model, out, *extra, calib=None):

@@ -7,10 +7,11 @@ import json
 import os
 
 import pytest
-from conftest import FAKE_COMPILER, assert_clean_failure, run_cli
 
 from edgekit.errors import EdgekitError
 from edgekit.host import compiler
+
+from .conftest import FAKE_COMPILER, assert_clean_failure, run_cli
 
 # Real v16 output of a partly mapped model (layout as published in Coral's issue tracker).
 REAL_PARTIAL = """Edge TPU Compiler version 16.0.384591198

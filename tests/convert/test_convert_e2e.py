@@ -7,10 +7,11 @@ import json
 
 import numpy as np
 import pytest
-from conftest import FAKE_COMPILER, GROUP, run_cli
 
 from edgekit.manifest import load_bundle
 from edgekit.tflite import read_model
+
+from .conftest import FAKE_COMPILER, GROUP, run_cli
 
 
 @pytest.fixture(scope="session")

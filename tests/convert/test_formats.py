@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import run_cli
 
 from edgekit.errors import EdgekitError
 from edgekit.manifest import load_bundle
 from edgekit.tflite import read_model
+
+from .conftest import run_cli
 
 
 def _convert(model, calib, out, *extra):
@@ -82,7 +83,7 @@ def dynamic_model(tmp_path_factory):
 
 
 def test_dynamic_hw_needs_input_size(dynamic_model, apple_banana_dir, tmp_path):
-    from conftest import assert_clean_failure
+    from .conftest import assert_clean_failure
 
     r = run_cli(
         "convert", dynamic_model, "-o", tmp_path / "o", "--calib", apple_banana_dir, "--no-compile"

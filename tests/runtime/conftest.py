@@ -79,6 +79,6 @@ def use_stack():
 @pytest.fixture
 def no_edgetpu(use_stack):
     """This machine's truth, made explicit: no Edge TPU, no libedgetpu."""
-    from runtime_fakes import FakeStack
+    from .runtime_fakes import FakeStack
 
     return use_stack(FakeStack(devices=(), lib_missing=True))

@@ -8,7 +8,6 @@ import sys
 
 import numpy as np
 import pytest
-from runtime_fakes import USB3, FakeStack, make_sysfs
 
 from edgekit import backends
 from edgekit.backends import EdgeTpuError, open_model, resolve_model
@@ -16,6 +15,8 @@ from edgekit.backends.devices import EdgeTpuDevice, list_edge_tpus, parse_device
 from edgekit.backends.edgetpu import SystemStack, _google_pycoral, explain
 from edgekit.backends.providers import find_provider
 from edgekit.errors import EdgekitError
+
+from .runtime_fakes import USB3, FakeStack, make_sysfs
 
 V1 = "mobilenet_v1_0.25_128_quant"
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import TINY_LABELS
-from runtime_fakes import USB3, FakeStack
 
 from edgekit.classify import Class, Classifier, make_quantizer, pixel_lut
 from edgekit.errors import EdgekitError
 from edgekit.images import to_float
+
+from .conftest import TINY_LABELS
+from .runtime_fakes import USB3, FakeStack
 
 V1, V2 = "mobilenet_v1_0.25_128_quant", "mobilenet_v2_1.0_224_quant"
 

@@ -7,10 +7,11 @@ import os
 import stat
 
 from click.testing import CliRunner
-from runtime_fakes import make_sysfs
 
 from edgekit.cli import main
 from edgekit.doctor import check_compiler, check_python, report, run_checks
+
+from .runtime_fakes import make_sysfs
 
 DPKG = """Package: bash
 Status: install ok installed
