@@ -77,26 +77,29 @@ class FakeEdgeTpu:
         runner = self.cpu_factory(cpu_path, "cpu", threads)
         runner.backend, runner.device = "edgetpu", device or "usb:0"
         runner._fault = EdgeTpuError
-        real = runner.interpreter
-        tpu = self
-
-        class Interp:
-            def __getattr__(self, name):
-                return getattr(real, name)
-
-            def invoke(self):
-                with tpu.lock:
-                    if not tpu.plugged:
-                        raise RuntimeError(
-                            "Failed to invoke: USB transfer error 2 (LIBUSB_ERROR_IO)"
-                        )
-                    if tpu.fail_invokes > 0:
-                        tpu.fail_invokes -= 1
-                        raise RuntimeError("Failed to invoke: deadline exceeded")
-                real.invoke()
-
-        runner.interpreter = Interp()
+        runner.interpreter = _UnpluggableInterpreter(runner.interpreter, self)
         return runner
+
+
+class _UnpluggableInterpreter:
+    """The real CPU interpreter, with invoke() failing as libedgetpu's does while unplugged.
+    A plain class (no closure, no cycle): dropped with the runner, freed at once."""
+
+    def __init__(self, real, tpu: FakeEdgeTpu):
+        self._real, self._tpu = real, tpu
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+    def invoke(self):
+        tpu = self._tpu
+        with tpu.lock:
+            if not tpu.plugged:
+                raise RuntimeError("Failed to invoke: USB transfer error 2 (LIBUSB_ERROR_IO)")
+            if tpu.fail_invokes > 0:
+                tpu.fail_invokes -= 1
+                raise RuntimeError("Failed to invoke: deadline exceeded")
+        self._real.invoke()
 
 
 def installed_fake_tpu():
