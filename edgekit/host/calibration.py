@@ -245,6 +245,8 @@ def load_images(
         "group_pattern": group_pattern,
         "ungrouped": sp.ungrouped,
         "verify_groups": sp.verify_groups,
+        # Relative paths of the held-out images, so anyone can re-measure on exactly them.
+        "verify_files": [rels[i] for i in verify_ok],
         "split": "deterministic by sha1 of the group key"
         + (" (group pattern)" if group_pattern else " (one group per file)")
         + "; verification images are never used for calibration",

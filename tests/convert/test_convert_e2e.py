@@ -155,3 +155,29 @@ def test_human_summary(trained, apple_banana_dir, tmp_path):
     assert r.exit_code == 0, r.stderr
     assert "Wrote" in r.stdout and "agreement" in r.stdout and "on the Edge TPU" in r.stdout
     assert "only 40 calibration images" in r.stderr  # < 100 images: a warning, not an error
+
+
+def test_device_runtime_reproduces_the_reported_accuracy(bundle, apple_banana_dir):
+    """Issue 3's done-when: the device-side Classifier, reading only the bundle, classifies the
+    converter's held-out photos with exactly the int8 accuracy the converter reported (same pixel
+    path, same quantization), and `edgekit classify --json` agrees with it."""
+    from edgekit.classify import Classifier
+
+    out, _, _ = bundle
+    m = load_bundle(out).manifest
+    held_out = m.calibration["verify_files"]
+    assert len(held_out) == m.verification["images"] > 0
+    clf = Classifier(out, device="cpu", top_k=1)
+    hits = 0
+    for rel in held_out:
+        top = clf.classify_path(apple_banana_dir / rel).classes[0]
+        hits += int(top.label == rel.split("/", 1)[0])
+    assert hits / len(held_out) == pytest.approx(m.verification["accuracy_int8"], abs=1e-9)
+
+    sample = [str(apple_banana_dir / rel) for rel in held_out[:3]]
+    r = run_cli("classify", out, *sample, "--device", "cpu", "--top-k", "1", "--json")
+    assert r.exit_code == 0, r.output
+    got = json.loads(r.stdout)
+    assert [g["classes"][0]["label"] for g in got] == [
+        clf.classify_path(p).classes[0].label for p in sample
+    ]
