@@ -100,7 +100,10 @@ def run(
             started["mqtt"] = f"{q.host}:{q.port}"
         sinks.extend(extra_sinks)
         capture = CaptureThread(
-            source, realtime=s.realtime, backoff_s=s.backoff_s, backoff_max_s=s.backoff_max_s,
+            source,
+            realtime=s.realtime,
+            backoff_s=s.backoff_s,
+            backoff_max_s=s.backoff_max_s,
             prepare=_resizer(classifier),
         )
         pipeline = Pipeline(capture, lambda rgb: None, sinks, p.smoothing, p.max_frames, stats)
