@@ -7,7 +7,7 @@ import signal
 import subprocess
 import time
 
-from conftest import edgekit_cmd
+from .conftest import edgekit_cmd
 
 
 def serve(*args, timeout=120):

@@ -114,9 +114,9 @@ def test_serve_sends_ready_watchdog_status_stopping(tmp_path, video_avi, classif
 
 def test_no_watchdog_when_frames_stop(tmp_path, classifier):
     """A camera that hangs after one frame: READY, then no WATCHDOG pings."""
-    from conftest import solid
-
     from edgekit.stream.sources import Source
+
+    from .conftest import solid
 
     class HangsAfterOne(Source):
         live, name = True, "hangs"

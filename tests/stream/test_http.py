@@ -12,7 +12,6 @@ import urllib.error
 import urllib.request
 
 import pytest
-from conftest import free_port
 from PIL import Image
 
 from edgekit.stream import serve
@@ -21,6 +20,8 @@ from edgekit.stream.http import HttpSink, parse_listen
 from edgekit.stream.sinks import CallbackSink
 from edgekit.stream.sources import OpenCVSource
 from edgekit.stream.stats import Stats
+
+from .conftest import free_port
 
 
 def get(url):

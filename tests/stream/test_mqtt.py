@@ -11,10 +11,11 @@ import threading
 import time
 
 import pytest
-from conftest import edgekit_cmd, free_port
 
 from edgekit.stream.mqtt import MqttSink
 from edgekit.stream.pipeline import Event, Result
+
+from .conftest import edgekit_cmd, free_port
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,6 @@ from __future__ import annotations
 import threading
 
 import pytest
-from conftest import FRAMES_PER_PHOTO
-from stream_faults import FlakySource, compiled_model, installed_fake_tpu
 
 from edgekit.errors import EdgekitError
 from edgekit.stream import serve
@@ -16,6 +14,9 @@ from edgekit.stream.config import from_dict
 from edgekit.stream.pipeline import Pipeline, Smoother
 from edgekit.stream.sinks import CallbackSink
 from edgekit.stream.sources import OpenCVSource
+
+from .conftest import FRAMES_PER_PHOTO
+from .stream_faults import FlakySource, compiled_model, installed_fake_tpu
 
 
 def run_collect(config_dict, classifier=None, source=None):

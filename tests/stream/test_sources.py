@@ -10,8 +10,6 @@ import types
 
 import numpy as np
 import pytest
-from conftest import FRAMES_PER_PHOTO, PHOTOS, solid
-from stream_faults import FlakySource
 
 from edgekit.errors import EdgekitError
 from edgekit.stream.capture import CaptureThread, FrameSlot
@@ -22,6 +20,9 @@ from edgekit.stream.sources import (
     Picamera2Source,
     open_source,
 )
+
+from .conftest import FRAMES_PER_PHOTO, PHOTOS, solid
+from .stream_faults import FlakySource
 
 
 def test_video_file_frames_are_rgb_and_end(tmp_path):
