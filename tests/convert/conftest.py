@@ -18,7 +18,6 @@ GROUP = r"(?:apple|bana)[-_](\d+)"
 SIZE = 32
 
 
-
 def tiny_net(keras, size=SIZE, classes=2, name="tiny"):
     """Conv -> DepthwiseConv -> pointwise Conv -> pool -> Dense softmax: Edge-TPU friendly."""
     inp = keras.Input((size, size, 3), name="image")
