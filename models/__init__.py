@@ -148,10 +148,9 @@ def save_model(model, path, force: bool = False):
     which selects Keras' format), which is then renamed over ``path``: a crash never leaves a
     half-written model. An existing ``path`` is refused unless ``force``.
     """
-    import contextlib
-    import os
-    import tempfile
     from pathlib import Path
+
+    from edgekit import atomic
 
     path = Path(path)
     suffix = path.suffix.lower()
@@ -161,18 +160,8 @@ def save_model(model, path, force: bool = False):
         raise EdgekitError(f"{path} already exists", "choose another output or pass --force")
     if path.is_dir():
         raise EdgekitError(f"{path} is a directory", "choose a file name")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.tmp-", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        os.unlink(tmp)  # Keras' h5 writer wants to create the file itself
-        with _quiet_h5_warning():
-            model.save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic.replacing(path) as tmp, _quiet_h5_warning():
+        model.save(tmp)
     return path
 
 
