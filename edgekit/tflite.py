@@ -5,13 +5,9 @@
 on the host (to check a conversion) and on the Pi (to inspect a bundle), where TensorFlow is
 absent.
 
-Flatbuffer layout in brief (little-endian): the file starts with a uint32 offset to the root
-table (``Model``), then the 4-byte file identifier ``TFL3``. A table starts with an int32 that,
-subtracted from the table position, gives its vtable: uint16 vtable size, uint16 table size,
-then one uint16 per field slot with the field's offset inside the table (0 = absent, use the
-schema default). Offset fields (tables, vectors, strings) hold a uint32 relative to their own
-position; vectors and strings start with a uint32 element count. Every read is bounds-checked so
-that truncated or corrupt files become an :class:`~edgekit.errors.EdgekitError`.
+The file starts with a uint32 offset to the root table (``Model``), then the 4-byte file
+identifier ``TFL3``; tables are read with :mod:`edgekit.flatbuffer`, whose bounds checks turn
+truncated or corrupt files into an :class:`~edgekit.errors.EdgekitError`.
 
 Schema tables live in :mod:`edgekit.tflite_schema`.
 """
@@ -25,86 +21,11 @@ from typing import Any, Union
 
 from edgekit import tflite_schema as S
 from edgekit.errors import EdgekitError
+from edgekit.flatbuffer import F32, I8, I32, U8, U32, U64, Corrupt, Table, read
 
 EDGETPU_CUSTOM_OP = "edgetpu-custom-op"
 FLOAT_DTYPES = frozenset({"float16", "float32", "float64", "bfloat16"})
 _HINT = "pass a .tflite file written by TFLiteConverter or edgetpu_compiler"
-
-_U8, _I8, _U16 = struct.Struct("<B"), struct.Struct("<b"), struct.Struct("<H")
-_I32, _U32, _U64, _F32 = (struct.Struct(f) for f in ("<i", "<I", "<Q", "<f"))
-
-
-class _Corrupt(Exception):
-    """Internal: the bytes do not follow the flatbuffer layout."""
-
-
-class _Table:
-    """A view of one flatbuffer table inside ``data`` (all reads bounds-checked)."""
-
-    __slots__ = ("data", "pos", "vt", "vt_len")
-
-    def __init__(self, data: bytes, pos: int):
-        self.data, self.pos = data, pos
-        self.vt = pos - _read(data, _I32, pos)
-        self.vt_len = _read(data, _U16, self.vt)
-        if self.vt_len < 4 or self.vt_len % 2 or self.vt + self.vt_len > len(data):
-            raise _Corrupt(f"bad vtable at byte {self.vt}")
-
-    def _off(self, slot: int) -> int:
-        o = 4 + 2 * slot
-        return _read(self.data, _U16, self.vt + o) if o < self.vt_len else 0
-
-    def present(self, slot: int) -> bool:
-        return self._off(slot) != 0
-
-    def scalar(self, slot: int, st: struct.Struct, default: Any = 0) -> Any:
-        off = self._off(slot)
-        return _read(self.data, st, self.pos + off) if off else default
-
-    def _target(self, slot: int) -> int | None:
-        off = self._off(slot)
-        if not off:
-            return None
-        at = self.pos + off
-        return at + _read(self.data, _U32, at)
-
-    def table(self, slot: int) -> _Table | None:
-        at = self._target(slot)
-        return None if at is None else _Table(self.data, at)
-
-    def _vector(self, slot: int, elem_size: int) -> tuple[int, int]:
-        """(start, count) of a vector field; (0, 0) when absent."""
-        at = self._target(slot)
-        if at is None:
-            return 0, 0
-        n = _read(self.data, _U32, at)
-        if at + 4 + n * elem_size > len(self.data):
-            raise _Corrupt(f"vector of {n} elements at byte {at} runs past the end")
-        return at + 4, n
-
-    def numbers(self, slot: int, fmt: str, size: int) -> tuple:
-        start, n = self._vector(slot, size)
-        return struct.unpack_from(f"<{n}{fmt}", self.data, start) if n else ()
-
-    def blob(self, slot: int) -> tuple[int, int] | None:
-        """(start, length) of a [ubyte] field, or None when absent."""
-        return self._vector(slot, 1) if self._off(slot) else None
-
-    def string(self, slot: int) -> str | None:
-        span = self.blob(slot)
-        return None if span is None else self.data[span[0] : sum(span)].decode("utf-8", "replace")
-
-    def tables(self, slot: int) -> list[_Table]:
-        start, n = self._vector(slot, 4)
-        return [
-            _Table(self.data, p + _read(self.data, _U32, p)) for p in range(start, start + 4 * n, 4)
-        ]
-
-
-def _read(data: bytes, st: struct.Struct, pos: int) -> Any:
-    if pos < 0 or pos + st.size > len(data):
-        raise _Corrupt(f"read at byte {pos} outside the {len(data)}-byte file")
-    return st.unpack_from(data, pos)[0]
 
 
 @dataclass(frozen=True)
@@ -287,28 +208,28 @@ def read_model(source: Union[str, os.PathLike, bytes, bytearray, memoryview]) ->
         raise EdgekitError(f"{name}: not a TFLite model (no 'TFL3' file identifier)", _HINT)
     try:
         return _parse(name, data)
-    except (_Corrupt, struct.error, IndexError, ValueError, OverflowError, MemoryError) as e:
+    except (Corrupt, struct.error, IndexError, ValueError, OverflowError, MemoryError) as e:
         raise EdgekitError(
             f"{name}: not a TFLite model (corrupt or truncated flatbuffer: {e})", _HINT
         ) from None
 
 
 def _parse(name: str, data: bytes) -> ModelInfo:
-    root = _Table(data, _read(data, _U32, 0))
+    root = Table(data, read(data, U32, 0))
     buffers = tuple(_buffer(i, t) for i, t in enumerate(root.tables(S.MODEL["buffers"])))
     codes = [_opcode(t) for t in root.tables(S.MODEL["operator_codes"])]
     subgraphs = tuple(_subgraph(t, codes, buffers) for t in root.tables(S.MODEL["subgraphs"]))
     if not subgraphs:
-        raise _Corrupt("the model has no subgraph")
+        raise Corrupt("the model has no subgraph")
     metadata = {}
     for t in root.tables(S.MODEL["metadata"]):
-        idx = _index(t.scalar(S.METADATA["buffer"], _U32), len(buffers), "metadata buffer")
+        idx = _index(t.scalar(S.METADATA["buffer"], U32), len(buffers), "metadata buffer")
         b = buffers[idx]
         metadata[t.string(S.METADATA["name"]) or ""] = data[b.offset : b.offset + b.size]
     return ModelInfo(
         path=name,
         size_bytes=len(data),
-        version=root.scalar(S.MODEL["version"], _U32),
+        version=root.scalar(S.MODEL["version"], U32),
         description=root.string(S.MODEL["description"]) or "",
         subgraphs=subgraphs,
         metadata=metadata,
@@ -319,34 +240,34 @@ def _parse(name: str, data: bytes) -> ModelInfo:
 
 def _index(i: int, n: int, what: str) -> int:
     if not 0 <= i < n:
-        raise _Corrupt(f"{what} index {i} out of range (0..{n - 1})")
+        raise Corrupt(f"{what} index {i} out of range (0..{n - 1})")
     return i
 
 
-def _buffer(index: int, t: _Table) -> BufferInfo:
+def _buffer(index: int, t: Table) -> BufferInfo:
     span = t.blob(S.BUFFER["data"])
     if span is not None and span[1]:
         return BufferInfo(index, span[1], span[0])
-    offset = t.scalar(S.BUFFER["offset"], _U64)
+    offset = t.scalar(S.BUFFER["offset"], U64)
     # Buffer.offset is only meaningful when > 1 (0/1 are placeholders written by the converter).
     if offset > 1:
-        return BufferInfo(index, t.scalar(S.BUFFER["size"], _U64), offset, external=True)
+        return BufferInfo(index, t.scalar(S.BUFFER["size"], U64), offset, external=True)
     return BufferInfo(index, 0, 0)
 
 
-def _opcode(t: _Table) -> tuple[str, str, bool, int]:
+def _opcode(t: Table) -> tuple[str, str, bool, int]:
     """(opcode, builtin name, is_custom, version) of an OperatorCode."""
     f = S.OPERATOR_CODE
     # Old files only set the int8 deprecated field, new ones both; codes >= 127 only the int32.
-    code = max(t.scalar(f["deprecated_builtin_code"], _I8), t.scalar(f["builtin_code"], _I32))
-    version = t.scalar(f["version"], _I32, 1)
+    code = max(t.scalar(f["deprecated_builtin_code"], I8), t.scalar(f["builtin_code"], I32))
+    version = t.scalar(f["version"], I32, 1)
     builtin = S.BUILTIN_OPERATORS[code] if 0 <= code < len(S.BUILTIN_OPERATORS) else f"OP_{code}"
     if code == S.CUSTOM_CODE:
         return t.string(f["custom_code"]) or "CUSTOM", "CUSTOM", True, version
     return builtin, builtin, False, version
 
 
-def _subgraph(t: _Table, codes: list, buffers: tuple[BufferInfo, ...]) -> SubgraphInfo:
+def _subgraph(t: Table, codes: list, buffers: tuple[BufferInfo, ...]) -> SubgraphInfo:
     f = S.SUBGRAPH
     tensors = tuple(_tensor(i, tt, buffers) for i, tt in enumerate(t.tables(f["tensors"])))
     ops = tuple(
@@ -358,15 +279,15 @@ def _subgraph(t: _Table, codes: list, buffers: tuple[BufferInfo, ...]) -> Subgra
     return SubgraphInfo(t.string(f["name"]) or "", tensors, ops, ins, outs)
 
 
-def _tensor(index: int, t: _Table, buffers: tuple[BufferInfo, ...]) -> TensorInfo:
+def _tensor(index: int, t: Table, buffers: tuple[BufferInfo, ...]) -> TensorInfo:
     f = S.TENSOR
     shape = t.numbers(f["shape"], "i", 4)
     sig = t.numbers(f["shape_signature"], "i", 4) if t.present(f["shape_signature"]) else None
-    type_id = t.scalar(f["type"], _I8)
+    type_id = t.scalar(f["type"], I8)
     dtype, bits = (
         S.TENSOR_TYPES[type_id] if 0 <= type_id < len(S.TENSOR_TYPES) else (f"type_{type_id}", 0)
     )
-    buf = buffers[_index(t.scalar(f["buffer"], _U32), len(buffers), "buffer")]
+    buf = buffers[_index(t.scalar(f["buffer"], U32), len(buffers), "buffer")]
     n = 1
     for d in shape:
         n *= max(d, 0)
@@ -380,11 +301,11 @@ def _tensor(index: int, t: _Table, buffers: tuple[BufferInfo, ...]) -> TensorInf
         buffer=buf.index,
         is_constant=buf.size > 0,
         nbytes=(n * bits + 7) // 8 if bits else buf.size,
-        is_variable=bool(t.scalar(f["is_variable"], _U8)),
+        is_variable=bool(t.scalar(f["is_variable"], U8)),
     )
 
 
-def _quantization(q: _Table | None) -> Quantization | None:
+def _quantization(q: Table | None) -> Quantization | None:
     if q is None:
         return None
     f = S.QUANTIZATION
@@ -392,13 +313,13 @@ def _quantization(q: _Table | None) -> Quantization | None:
     if not scale:
         return None  # min/max only, or custom details: not affine-quantized
     zp = q.numbers(f["zero_point"], "q", 8) or (0,) * len(scale)
-    return Quantization(scale, zp, q.scalar(f["quantized_dimension"], _I32))
+    return Quantization(scale, zp, q.scalar(f["quantized_dimension"], I32))
 
 
-def _operator(index: int, t: _Table, codes: list, n_tensors: int) -> OpInfo:
+def _operator(index: int, t: Table, codes: list, n_tensors: int) -> OpInfo:
     f = S.OPERATOR
     opcode, builtin, is_custom, version = codes[
-        _index(t.scalar(f["opcode_index"], _U32), len(codes), "opcode")
+        _index(t.scalar(f["opcode_index"], U32), len(codes), "opcode")
     ]
     ins, outs = t.numbers(f["inputs"], "i", 4), t.numbers(f["outputs"], "i", 4)
     for i in ins + outs:
@@ -408,14 +329,14 @@ def _operator(index: int, t: _Table, codes: list, n_tensors: int) -> OpInfo:
     span = t.blob(f["custom_options"])
     if span is not None:
         custom = t.data[span[0] : sum(span)]
-    elif t.scalar(f["large_custom_options_offset"], _U64) > 1:
-        start = t.scalar(f["large_custom_options_offset"], _U64)
-        custom = t.data[start : start + t.scalar(f["large_custom_options_size"], _U64)]
-    options = _options(t.scalar(f["builtin_options_type"], _U8), t.table(f["builtin_options"]))
+    elif t.scalar(f["large_custom_options_offset"], U64) > 1:
+        start = t.scalar(f["large_custom_options_offset"], U64)
+        custom = t.data[start : start + t.scalar(f["large_custom_options_size"], U64)]
+    options = _options(t.scalar(f["builtin_options_type"], U8), t.table(f["builtin_options"]))
     return OpInfo(index, opcode, builtin, is_custom, version, ins, outs, options, custom)
 
 
-def _options(union_type: int, t: _Table | None) -> dict:
+def _options(union_type: int, t: Table | None) -> dict:
     """Decode the builtin option table into {field: value} (enums as names); {} if unknown."""
     spec = S.BUILTIN_OPTIONS.get(union_type)
     if spec is None or t is None:
@@ -423,17 +344,17 @@ def _options(union_type: int, t: _Table | None) -> dict:
     out: dict[str, Any] = {}
     for name, slot, kind, default in spec[1]:
         if kind == "i32":
-            out[name] = t.scalar(slot, _I32, default)
+            out[name] = t.scalar(slot, I32, default)
         elif kind == "f32":
-            out[name] = t.scalar(slot, _F32, default)
+            out[name] = t.scalar(slot, F32, default)
         elif kind == "bool":
-            out[name] = bool(t.scalar(slot, _U8, default))
+            out[name] = bool(t.scalar(slot, U8, default))
         elif kind == "ints":
             out[name] = t.numbers(slot, "i", 4)
         elif kind == "dtype":
-            v = t.scalar(slot, _I8, default)
+            v = t.scalar(slot, I8, default)
             out[name] = S.TENSOR_TYPES[v][0] if 0 <= v < len(S.TENSOR_TYPES) else f"type_{v}"
         else:  # enum tuple stored as a byte
-            v = t.scalar(slot, _I8, default)
+            v = t.scalar(slot, I8, default)
             out[name] = kind[v] if 0 <= v < len(kind) else v
     return out
