@@ -149,12 +149,13 @@ class Classifier:
     def _setup(self) -> None:
         r = self.runner
         shape = r.input_shape
-        if len(shape) != 4 or shape[0] != 1 or shape[3] != 3:
+        if len(shape) != 4 or shape[0] != 1 or shape[3] not in (1, 3):
             raise EdgekitError(
-                f"{r.model_path}: input shape {shape} is not an image (1, H, W, 3)",
-                "edgekit classifies single RGB images",
+                f"{r.model_path}: input shape {shape} is not an image (1, H, W, 3 or 1)",
+                "edgekit classifies single RGB or grayscale images",
             )
         self.input_size = (shape[1], shape[2])
+        self.channels = shape[3]
         if self.bundle and tuple(self.bundle.manifest.input.shape) != shape:
             raise EdgekitError(
                 f"{self.bundle.dir}: manifest input {self.bundle.manifest.input.shape} does not "
@@ -189,7 +190,7 @@ class Classifier:
         if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3:
             raise EdgekitError("classify() needs an (H, W, 3) uint8 RGB array")
         t0 = time.perf_counter_ns()
-        pixels = prepare(rgb, self.input_size, self.resize, self.color)
+        pixels = prepare(rgb, self.input_size, self.resize, self.color, self.channels)
         self.runner.set_input(self._quantize(pixels))
         t1 = time.perf_counter_ns()
         self.runner.invoke()

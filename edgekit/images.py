@@ -86,14 +86,27 @@ def resize(rgb: np.ndarray, size: tuple[int, int], mode: str = "stretch") -> np.
 
 
 def prepare(
-    rgb: np.ndarray, size: tuple[int, int], resize_mode: str = "stretch", color: str = "rgb"
+    rgb: np.ndarray,
+    size: tuple[int, int],
+    resize_mode: str = "stretch",
+    color: str = "rgb",
+    channels: int = 3,
 ) -> np.ndarray:
-    """RGB frame -> (H, W, 3) uint8 pixels in the model's size and channel order."""
+    """RGB frame -> (H, W, channels) uint8 pixels in the model's size and channel order.
+
+    ``channels=1`` (a grayscale model) gives ITU-R 601 luma, with the weights and rounding of
+    Pillow's ``convert("L")``, whatever ``color`` says.
+    """
     out = resize(rgb, size, resize_mode)
+    if color not in ("rgb", "bgr"):
+        raise EdgekitError(f"unknown color order {color!r}", "use rgb or bgr")
+    if channels == 1:
+        luma = out.astype(np.uint32) @ np.array([299, 587, 114], dtype=np.uint32)
+        return ((luma + 500) // 1000).astype(np.uint8)[..., None]
+    if channels != 3:
+        raise EdgekitError(f"{channels}-channel input is not an image", "use 1 or 3 channels")
     if color == "bgr":
         out = out[..., ::-1]
-    elif color != "rgb":
-        raise EdgekitError(f"unknown color order {color!r}", "use rgb or bgr")
     return np.ascontiguousarray(out)
 
 

@@ -46,12 +46,7 @@ class Preprocessing:
 
     def pixels(self, rgb: np.ndarray) -> np.ndarray:
         """(H0, W0, 3) uint8 RGB photo -> (H, W, C) uint8 model pixels."""
-        out = images.prepare(rgb, self.size, self.resize, self.color)
-        if self.channels == 1:
-            # ITU-R 601 luma, the weights of Pillow's convert("L"), rounded like it.
-            luma = out.astype(np.uint32) @ np.array([299, 587, 114], dtype=np.uint32)
-            out = ((luma + 500) // 1000).astype(np.uint8)[..., None]
-        return out
+        return images.prepare(rgb, self.size, self.resize, self.color, self.channels)
 
     def to_float(self, pixels: np.ndarray) -> np.ndarray:
         """uint8 pixels (any shape) -> float32 in ``range``."""

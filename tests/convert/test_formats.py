@@ -121,3 +121,38 @@ def test_options_reach_the_manifest(trained, apple_banana_dir, tmp_path):
     assert (m.input.color, m.input.resize, m.input.range) == ("bgr", "crop", (-1.0, 1.0))
     # -1..1 over 256 int8 levels: scale 2/255, zero point near the bottom of the int8 range
     assert m.input.scale == pytest.approx(2 / 255, rel=1e-3) and -128 <= m.input.zero_point <= 0
+
+
+def test_grayscale_model_runs_on_the_device_as_it_was_verified(apple_banana_dir, tmp_path):
+    """A 1-channel model: calibration feeds it luma, and the device-side Classifier, reading
+    only the bundle, must feed it the same luma (scores match the float model within the
+    quantization error the converter reported)."""
+    import keras
+    import numpy as np
+
+    from edgekit import images
+    from edgekit.classify import Classifier
+    from edgekit.manifest import load_bundle
+
+    keras.utils.set_random_seed(1)
+    inp = keras.Input((24, 24, 1))
+    x = keras.layers.Conv2D(8, 3, activation="relu")(inp)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inp, keras.layers.Dense(2, activation="softmax")(x))
+    model.save(tmp_path / "gray.h5")
+    r = run_cli(
+        "convert", tmp_path / "gray.h5", "-o", tmp_path / "b", "--calib", apple_banana_dir,
+        "--num-calib", 60, "--num-verify", 12, "--no-compile",
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    m = load_bundle(tmp_path / "b").manifest
+    assert m.input.shape == (1, 24, 24, 1)
+    clf = Classifier(tmp_path / "b", device="cpu", top_k=2)
+    tolerance = m.verification["max_abs_error"] + 2 * m.output.scale
+    for rel in m.calibration["verify_files"]:
+        rgb = images.load_rgb(apple_banana_dir / rel)
+        ref = np.asarray(model(images.to_float(images.prepare(rgb, (24, 24), channels=1))[None]))
+        got = np.zeros(2)
+        for c in clf.classify(rgb).classes:
+            got[c.id] = c.score
+        assert np.abs(got - ref[0]).max() <= tolerance

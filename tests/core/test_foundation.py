@@ -186,3 +186,11 @@ def test_label_errors(tmp_path):
     (tmp_path / "empty.txt").write_text("\n\n")
     with pytest.raises(EdgekitError, match="empty"):
         labels.read_labels(tmp_path / "empty.txt")
+
+
+def test_prepare_grayscale_is_pillows_luma():
+    rgb = np.random.default_rng(3).integers(0, 256, (9, 7, 3), dtype=np.uint8)
+    expected = np.asarray(Image.fromarray(rgb).convert("L"))
+    got = images.prepare(rgb, (9, 7), channels=1, color="bgr")
+    assert got.shape == (9, 7, 1)
+    assert np.array_equal(got[..., 0], expected)
