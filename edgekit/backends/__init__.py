@@ -39,7 +39,8 @@ from edgekit.manifest import Bundle, load_bundle
 
 __all__ = [
     "EdgeTpuDevice", "EdgeTpuError", "ModelFiles", "Provider", "Runner", "available_backends",
-    "find_provider", "list_edge_tpus", "open_model", "register_backend", "resolve_model",
+    "find_provider", "get_backend", "list_edge_tpus", "open_model", "register_backend",
+    "resolve_model",
 ]  # fmt: skip
 
 log = logging.getLogger("edgekit")
@@ -104,6 +105,16 @@ def register_backend(name: str, factory: Callable[..., Runner]) -> Callable[...,
     old = _BACKENDS.get(name)
     _BACKENDS[name] = factory
     return old
+
+
+def get_backend(name: str) -> Callable[..., Runner]:
+    """The registered factory for ``name`` (e.g. to wrap the CPU backend in a new one)."""
+    try:
+        return _BACKENDS[name]
+    except KeyError:
+        raise EdgekitError(
+            f"no backend named {name!r}", f"known: {', '.join(available_backends())}"
+        ) from None
 
 
 def available_backends() -> tuple[str, ...]:

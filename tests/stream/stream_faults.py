@@ -54,9 +54,9 @@ class FakeEdgeTpu:
     of the ``_edgetpu.tflite`` it is given), so results stay real."""
 
     def __init__(self):
-        from edgekit.backends import _BACKENDS
+        from edgekit.backends import get_backend
 
-        self.cpu_factory = _BACKENDS["cpu"]
+        self.cpu_factory = get_backend("cpu")
         self.plugged = True
         self.opens = 0
         self.fail_invokes = 0  # fail this many invokes (a transient fault), then work again
@@ -68,17 +68,23 @@ class FakeEdgeTpu:
         return ["usb:0"] if self.plugged else []
 
     def __call__(self, model_path, device, threads=None):
+        from edgekit.backends import Runner
         from edgekit.backends.edgetpu import EdgeTpuError
 
         if not self.plugged:
             raise EdgeTpuError("Failed to load delegate from libedgetpu.so.1 (no Edge TPU)")
         self.opens += 1
         cpu_path = str(model_path).replace("_edgetpu.tflite", ".tflite")
-        runner = self.cpu_factory(cpu_path, "cpu", threads)
-        runner.backend, runner.device = "edgetpu", device or "usb:0"
-        runner._fault = EdgeTpuError
-        runner.interpreter = _UnpluggableInterpreter(runner.interpreter, self)
-        return runner
+        cpu = self.cpu_factory(cpu_path, "cpu", threads)
+        return Runner(
+            _UnpluggableInterpreter(cpu.interpreter, self),
+            device=device or "usb:0",
+            backend="edgetpu",
+            provider=cpu.provider,
+            model_path=str(model_path),
+            threads=threads,
+            fault=EdgeTpuError,
+        )
 
 
 class _UnpluggableInterpreter:
