@@ -214,7 +214,7 @@ _PAGE = """<!doctype html>
 body{font-family:system-ui,sans-serif;margin:1.5em;background:#111;color:#eee}
 img{max-width:100%;border:1px solid #444;background:#222;min-height:120px}
 h1{font-size:2em;margin:.3em 0} table{border-collapse:collapse} td{padding:.15em .8em .15em 0}
-.bad{color:#f66} .ok{color:#6c6} small{color:#999}
+.bad{color:#f66} .ok{color:#6c6} small{color:#999} a{color:#8cf}
 </style></head><body>
 <img id="snap" src="/snapshot.jpg" alt="latest frame">
 <h1 id="label">{{LABEL}}</h1>
