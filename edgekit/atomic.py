@@ -23,8 +23,11 @@ def replacing(path: str | os.PathLike) -> Iterator[Path]:
     must create the file itself (Keras' ``model.save``, ``savefig``); on success it is renamed
     over ``path``, on error removed."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.tmp-", suffix=path.suffix, dir=path.parent)
+    with _output_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(
+            prefix=f".{path.stem}.tmp-", suffix=path.suffix, dir=path.parent
+        )
     os.close(fd)
     os.unlink(name)
     tmp = Path(name)
@@ -35,6 +38,36 @@ def replacing(path: str | os.PathLike) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def check_destination(path: str | os.PathLike) -> None:
+    """Raise :class:`EdgekitError` now if ``path`` could never be created because a file stands
+    where one of its folders should be (``model.h5/out``): lets a command fail before a long
+    job rather than after it."""
+    parent = Path(path).absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise EdgekitError(
+            f"{path}: {parent} is a file, not a folder", "choose another output path"
+        )
+
+
+@contextlib.contextmanager
+def _output_errors(path: Path) -> Iterator[None]:
+    """OSError while preparing an output (a file in the way, no permission, read-only disk)
+    -> one clear EdgekitError instead of a traceback."""
+    try:
+        yield
+    except (FileExistsError, NotADirectoryError):
+        check_destination(path)
+        raise EdgekitError(
+            f"{path}: cannot create its folder", "choose another output path"
+        ) from None
+    except OSError as e:
+        raise EdgekitError(
+            f"{path}: cannot write here ({e.strerror or e})", "choose another output path"
+        ) from None
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -65,8 +98,9 @@ def atomic_dir(path: str | os.PathLike, force: bool = False) -> Iterator[Path]:
         raise EdgekitError(f"{path} already exists", "choose another output or pass --force")
     if path.exists() and not path.is_dir():
         raise EdgekitError(f"{path} exists and is not a directory", "choose another output")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    with _output_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     try:
         yield tmp
         if path.exists():

@@ -108,6 +108,7 @@ class _Bars:
 @click.option(
     "--compile-timeout",
     default=180.0,
+    type=click.FloatRange(min=0, min_open=True),
     show_default=True,
     help="Seconds before the compiler is stopped.",
 )

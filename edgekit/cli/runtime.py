@@ -79,6 +79,9 @@ def bench(model, device, runs, warmup, threads, as_json, plot):
                 "--plot needs matplotlib, which is not installed",
                 "pip install matplotlib   (or pip install 'edgekit[plot]')",
             ) from None
+        from edgekit.atomic import check_destination
+
+        check_destination(plot)
     res = lib.bench(model, device, runs, warmup, threads, on_warning=warn)
     if plot:
         lib.plot(res, plot)

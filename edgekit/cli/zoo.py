@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from edgekit.atomic import check_destination
 from edgekit.cli.common import echo_json
 from edgekit.errors import EdgekitError
 
@@ -71,6 +72,7 @@ def build(name, output, input_size, classes, alpha, params, force, as_json) -> N
     entry = registry.get(name)  # unknown name: one-line error before importing TensorFlow
     if Path(output).exists() and not force:
         raise EdgekitError(f"{output} already exists", "choose another output or pass --force")
+    check_destination(output)  # fail before building, not after
     options: dict = {}
     for item in params:
         key, sep, value = item.partition("=")

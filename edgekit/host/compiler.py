@@ -74,7 +74,9 @@ def find_compiler(explicit: str | os.PathLike | None = None) -> Path | None:
     """``explicit`` (must exist and be executable) or ``edgetpu_compiler`` on PATH, else None."""
     if explicit is not None:
         p = Path(explicit)
-        found = shutil.which(str(p)) if p.parent == Path(".") else (str(p) if p.is_file() else None)
+        # A bare name is looked up on PATH; anything with a slash (./edgetpu_compiler) is a path.
+        bare = os.sep not in str(explicit) and (os.altsep is None or os.altsep not in str(explicit))
+        found = shutil.which(str(p)) if bare else (str(p) if p.is_file() else None)
         if not found or not os.access(found, os.X_OK):
             raise EdgekitError(f"--compiler {explicit}: not an executable file", INSTALL_HINT)
         return Path(found)

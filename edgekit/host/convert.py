@@ -20,7 +20,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from edgekit import __version__
-from edgekit.atomic import atomic_dir
+from edgekit.atomic import atomic_dir, check_destination
 from edgekit.errors import EdgekitError
 from edgekit.host import calibration, compiler
 from edgekit.labels import labels_as_list, read_labels
@@ -111,6 +111,9 @@ def convert(
         raise EdgekitError(f"{model_path}: no such file or directory", "check the model path")
     if out_dir.exists() and not force:
         raise EdgekitError(f"{out_dir} already exists", "choose another output or pass --force")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise EdgekitError(f"{out_dir} exists and is not a directory", "choose another output")
+    check_destination(out_dir)  # before minutes of work, not after
     label_map = read_labels(labels) if labels is not None else None
     if calib is None and not synthetic_calib:
         raise EdgekitError(
