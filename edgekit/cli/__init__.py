@@ -8,7 +8,9 @@ and the device-side commands never pay for host-side imports (TensorFlow). Every
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
+import threading
 
 import click
 
@@ -55,14 +57,38 @@ class LazyGroup(click.Group):
             formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context):
+        restore = _terminate_like_ctrl_c()
         try:
             return super().invoke(ctx)
         except EdgekitError as e:
             click.echo(f"Error: {e}", err=True)
             ctx.exit(e.exit_code)
-        except KeyboardInterrupt:
-            click.echo("Interrupted.", err=True)
-            ctx.exit(130)
+        except KeyboardInterrupt as e:
+            terminated = isinstance(e, _Terminated)
+            click.echo("Terminated." if terminated else "Interrupted.", err=True)
+            ctx.exit(128 + signal.SIGTERM if terminated else 130)
+        finally:
+            restore()
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM raised like Ctrl-C, so that temporary outputs and child processes are cleaned up."""
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated()
+
+
+def _terminate_like_ctrl_c():
+    """Turn SIGTERM into :class:`_Terminated` while a command runs (commands with their own
+    handler, like ``serve``, replace it). Returns the function that restores the old handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    old = signal.getsignal(signal.SIGTERM)
+    if old is not signal.SIG_DFL:
+        return lambda: None
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    return lambda: signal.signal(signal.SIGTERM, old)
 
 
 def _extra_for(name: str) -> str:

@@ -79,7 +79,7 @@ def find_compiler(explicit: str | os.PathLike | None = None) -> Path | None:
         found = shutil.which(str(p)) if bare else (str(p) if p.is_file() else None)
         if not found or not os.access(found, os.X_OK):
             raise EdgekitError(f"--compiler {explicit}: not an executable file", INSTALL_HINT)
-        return Path(found)
+        return Path(found).absolute()  # it runs with the temporary bundle as working directory
     found = shutil.which(COMPILER)
     return Path(found) if found else None
 
@@ -228,6 +228,10 @@ def compile_model(
             f"edgetpu_compiler timed out after {timeout:g} s on {model.name}",
             "raise --compile-timeout, or pass --no-compile to keep the CPU bundle",
         ) from None
+    except BaseException:
+        # Ctrl-C / SIGTERM: in its own session the compiler does not get the signal; stop it.
+        _kill(proc)
+        raise
     wall = time.monotonic() - t0
     if proc.returncode != 0 or "Compilation failed" in stdout:
         raise _failure(stdout, proc.returncode, model)

@@ -28,6 +28,7 @@ def test_relative_compiler_path_is_a_path_not_a_name(tmp_path, monkeypatch):
     monkeypatch.chdir(FAKE_COMPILER.parent)
     found = compiler.find_compiler(f"./{FAKE_COMPILER.name}")
     assert found is not None and found.resolve() == FAKE_COMPILER
+    assert found.is_absolute()  # it runs with the temporary bundle as working directory
 
 
 def test_compile_timeout_must_be_positive(tmp_path):
