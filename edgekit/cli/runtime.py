@@ -15,8 +15,8 @@ DEVICE_HELP = "auto (Edge TPU if attached, else CPU), cpu, usb, usb:N, pci, pci:
 @click.argument("images", nargs=-1, required=True, type=click.Path())
 @click.option("--labels", type=click.Path(), help="Label file (overrides the bundle's labels).")
 @click.option("--top-k", "-k", default=5, show_default=True, type=click.IntRange(min=1))
-@click.option("--threshold", "-t", default=0.0, show_default=True, type=float,
-              help="Drop classes scoring below this.")  # fmt: skip
+@click.option("--threshold", "-t", default=0.0, show_default=True, type=click.FloatRange(0, 1),
+              help="Drop classes scoring below this (scores are 0..1).")  # fmt: skip
 @click.option("--device", "-d", default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--threads", type=click.IntRange(min=1), help="CPU interpreter threads.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")

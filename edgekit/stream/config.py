@@ -97,6 +97,10 @@ _CHOICES = {
     ("mqtt", "publish"): ("change", "every"),
 }
 _PATHS = {("model", "path"), ("model", "labels")}
+# Inclusive bounds beyond "not negative": scores are probabilities, a result needs one class.
+_RANGES = {("model", "threshold"): (0.0, 1.0), ("model", "top_k"): (1, None)}
+# Flags whose name is not --<key>, for errors that name what the user typed.
+_FLAGS = {("model", "path"): "--model", ("source", "uri"): "--source", ("http", "listen"): "--http"}
 
 
 def load_config(path: str | os.PathLike | None) -> ServeConfig:
@@ -150,6 +154,9 @@ def _section(cls, section: str, values: dict, where: str, base: Path | None):
 
 def _check(section: str, key: str, value: Any, default: Any, where: str) -> Any:
     name = f"{section}.{key}"
+    if where == "flag":  # a command-line override: name the flag, not the TOML key
+        where, name = "", _FLAGS.get((section, key), f"--{key.replace('_', '-')}")
+    prefix = f"{where}: " if where else ""
     kind = type(default)
     ok = (
         isinstance(value, bool)
@@ -162,16 +169,20 @@ def _check(section: str, key: str, value: Any, default: Any, where: str) -> Any:
     )
     if not ok:
         want = {bool: "true or false", int: "an integer", float: "a number"}.get(kind, "a string")
-        raise EdgekitError(f"{where}: {name} must be {want}, not {value!r}")
+        raise EdgekitError(f"{prefix}{name} must be {want}, not {value!r}")
     if kind is float:
         value = float(value)
     elif kind is str:
         value = str(value)
     choices = _CHOICES.get((section, key))
     if choices and value not in choices:
-        raise EdgekitError(f"{where}: {name} = {value!r} unknown", f"use one of: {choices}")
+        raise EdgekitError(f"{prefix}{name} = {value!r} unknown", f"use one of: {choices}")
+    lo, hi = _RANGES.get((section, key), (None, None))
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        bounds = f"between {lo:g} and {hi:g}" if hi is not None else f"at least {lo:g}"
+        raise EdgekitError(f"{prefix}{name} = {value!r} must be {bounds}")
     if kind in (int, float) and value < 0:
-        raise EdgekitError(f"{where}: {name} must not be negative")
+        raise EdgekitError(f"{prefix}{name} must not be negative")
     return value
 
 

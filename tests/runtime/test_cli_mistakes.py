@@ -1,4 +1,4 @@
-"""`edgekit bench --plot` into a place that cannot exist fails before the run, in one line."""
+"""CLI option and output-path mistakes of `classify` and `bench`: refused up front, in one line."""
 
 from __future__ import annotations
 
@@ -18,3 +18,11 @@ def test_bench_plot_under_a_file_is_one_line_before_running(coral_dir, tmp_path)
     want = f"Error: {blocker / 'p.png'}: {blocker} is a file, not a folder"
     assert r.stderr.splitlines() == [f"{want} (choose another output path)"]
     assert r.stdout == ""  # failed before measuring anything
+
+
+def test_classify_threshold_outside_0_1_is_refused(coral_dir):
+    model = coral_dir / "mobilenet_v1_0.25_128_quant.tflite"
+    image = coral_dir / "cat.bmp"
+    for bad in ("2", "-0.5"):
+        r = CliRunner().invoke(main, ["classify", str(model), str(image), "-t", bad])
+        assert r.exit_code == 2 and "--threshold" in r.stderr and r.stdout == ""
