@@ -24,11 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.errors import EdgekitError
+from edgekit.manifest import is_bundle, load_bundle
 from edgekit.mapping import predict
 from edgekit.tflite import EDGETPU_CUSTOM_OP, ModelInfo, TensorInfo, read_model
 
 KERAS_SUFFIXES = (".h5", ".hdf5", ".keras")
-_HINT = "pass a .tflite, .h5 or .keras file, or a SavedModel directory"
+_HINT = "pass a bundle, a .tflite, .h5 or .keras file, or a SavedModel directory"
 # Weighted ops -> position of their (int32) bias input.
 _WEIGHTED = {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 2, "FULLY_CONNECTED": 2, "TRANSPOSE_CONV": 3}
 
@@ -38,6 +39,9 @@ def inspect_model(path: str | os.PathLike) -> dict[str, Any]:
     p = Path(path)
     if not p.exists():
         raise EdgekitError(f"{p}: no such file or directory", "check the path")
+    if is_bundle(p):  # a bundle from `edgekit convert`: its compiled model if any, else int8
+        bundle = load_bundle(p)
+        return inspect_model(bundle.edgetpu_model or bundle.cpu_model)
     if p.is_dir():
         if not (p / "saved_model.pb").exists():
             raise EdgekitError(f"{p}: a directory but not a SavedModel (no saved_model.pb)", _HINT)

@@ -14,8 +14,9 @@ from edgekit.cli.common import echo_json
 def inspect(model: str, as_json: bool, tensors: bool) -> None:
     """Show what MODEL holds and what will run on the Edge TPU.
 
-    MODEL is a .tflite (int8, or compiled *_edgetpu.tflite), a Keras .h5/.keras file or a
-    SavedModel directory. For a .tflite: ops by type, tensor dtypes and quantization, size,
+    MODEL is a bundle from `edgekit convert` (its compiled model if any, else the int8 one), a
+    .tflite (int8, or compiled *_edgetpu.tflite), a Keras .h5/.keras file or a SavedModel
+    directory. For a .tflite: ops by type, tensor dtypes and quantization, size,
     parameters, multiply-adds and the Edge TPU mapping (predicted per op with the reason, or,
     for a compiled model, what the compiler put in the Edge TPU custom op). For Keras: per-layer
     output shape, parameters and multiply-adds.

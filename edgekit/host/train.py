@@ -223,6 +223,9 @@ def train(
     index = {s.path: i for i, s in enumerate(samples)}
     train_s, val_s, val_groups = split(samples, val_split, seed)
 
+    from edgekit.host.tfenv import load_tensorflow
+
+    load_tensorflow()  # first import: quietly (no oneDNN/absl banner on stderr)
     import keras
 
     keras.utils.set_random_seed(seed)
