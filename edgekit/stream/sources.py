@@ -91,6 +91,7 @@ class OpenCVSource(Source):
         self.width, self.height, self.req_fps = int(width), int(height), float(fps)
         self.timeout_s = timeout_s
         self._cap: Any = None
+        self._first: Any = None
         m = _DEVICE.match(self.uri)
         if m:
             self.kind, self.target = "device", int(m.group(1))
@@ -132,6 +133,16 @@ class OpenCVSource(Source):
             if self.kind == "file":
                 raise EdgekitError(f"{self.uri}: OpenCV cannot open this video", "is it a video?")
             raise SourceLost(f"cannot open {self.uri}")
+        self._first = None
+        if self.kind == "file":
+            # OpenCV "opens" any file (a broken PNG, a text file named .mp4) and then yields no
+            # frame: that is a bad input, not a video that ended. Decode one frame to know.
+            ok, self._first = cap.read()
+            if not ok or self._first is None:
+                cap.release()
+                raise EdgekitError(
+                    f"{self.uri}: no video frame could be decoded", "is it a video OpenCV can read?"
+                )
         self._cap = cap
         self.fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
 
@@ -140,7 +151,10 @@ class OpenCVSource(Source):
 
         if self._cap is None:
             raise SourceLost(f"{self.uri} is not open")
-        ok, bgr = self._cap.read()
+        if self._first is not None:  # the frame open() decoded to check the file
+            ok, bgr, self._first = True, self._first, None
+        else:
+            ok, bgr = self._cap.read()
         if not ok and self.kind == "file" and self.loop:
             self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
             ok, bgr = self._cap.read()
