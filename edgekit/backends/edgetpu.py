@@ -35,6 +35,10 @@ CHECKLIST = (
     "18d1:9302, that libedgetpu is installed and your user is in the plugdev group; "
     "run `edgekit doctor`"
 )
+PCI_CHECKLIST = (
+    "check that the M.2/PCIe Coral shows as /dev/apex_0, that gasket-dkms and libedgetpu are "
+    "installed and your user is in the apex group; run `edgekit doctor`"
+)
 _RUNTIME_RE = re.compile(
     r"requires runtime version \((\d+)\), which is newer than this runtime version \((\d+)\)"
 )
@@ -142,7 +146,8 @@ def no_device_error(device: str | None, devices: list[EdgeTpuDevice], lib: str |
             f"no Edge TPU at {device!r}: attached: {names}", "pass one of those with --device"
         )
     extra = " (and libedgetpu is not installed)" if lib else ""
-    return EdgeTpuError(f"no Edge TPU found{extra}", CHECKLIST)
+    hint = PCI_CHECKLIST if device and device.startswith("pci") else CHECKLIST
+    return EdgeTpuError(f"no Edge TPU found{extra}", hint)
 
 
 def explain(exc: BaseException, model_path: str, device: str) -> EdgekitError:

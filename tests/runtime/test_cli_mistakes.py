@@ -1,4 +1,4 @@
-"""CLI option and output-path mistakes of `classify` and `bench`: refused up front, in one line."""
+"""CLI mistakes of `classify` and `bench` (options, output paths, devices): one clear line."""
 
 from __future__ import annotations
 
@@ -26,3 +26,12 @@ def test_classify_threshold_outside_0_1_is_refused(coral_dir):
     for bad in ("2", "-0.5"):
         r = CliRunner().invoke(main, ["classify", str(model), str(image), "-t", bad])
         assert r.exit_code == 2 and "--threshold" in r.stderr and r.stdout == ""
+
+
+def test_missing_pci_edge_tpu_hint_is_about_pcie_not_usb():
+    from edgekit.backends.edgetpu import no_device_error
+
+    pci = str(no_device_error("pci:3", [], "libedgetpu.so.1 not found"))
+    assert "/dev/apex_0" in pci and "gasket-dkms" in pci and "USB" not in pci
+    usb = str(no_device_error("usb", [], None))
+    assert "USB 3" in usb and "lsusb" in usb
