@@ -18,6 +18,7 @@ normalization). ``value_range`` overrides it. A float-input model gets Coral's d
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -167,6 +168,13 @@ class Classifier:
         self._quantize, self.input_kind = make_quantizer(r.input_dtype, scale, zp, rng)
         out_scale, out_zp = r.output_details["quantization"]
         self._out_scale, self._out_zp = float(out_scale), int(out_zp)
+        classes = int(np.prod(r.output_details["shape"]))
+        if self.labels and (len(self.labels) != classes or max(self.labels) >= classes):
+            # Usually the label file of another model; scores would be named wrongly.
+            (self._on_warning or logging.getLogger("edgekit").warning)(
+                f"{len(self.labels)} labels for {classes} model outputs: "
+                "is it the label file of this model?"
+            )
 
     def scores(self, raw: np.ndarray) -> np.ndarray:
         """Dequantize an output tensor to float32 scores: ``(q - zero_point) * scale``."""

@@ -35,3 +35,19 @@ def test_missing_pci_edge_tpu_hint_is_about_pcie_not_usb():
     assert "/dev/apex_0" in pci and "gasket-dkms" in pci and "USB" not in pci
     usb = str(no_device_error("usb", [], None))
     assert "USB 3" in usb and "lsusb" in usb
+
+
+def test_label_file_of_another_model_is_warned_about(coral_dir, tmp_path):
+    model, image = coral_dir / "mobilenet_v1_0.25_128_quant.tflite", coral_dir / "cat.bmp"
+    wrong = tmp_path / "labels.txt"
+    wrong.write_text("apple\nbanana\n")
+    r = CliRunner().invoke(main, ["classify", str(model), str(image), "-d", "cpu", "--labels",
+                                  str(wrong)])  # fmt: skip
+    assert r.exit_code == 0
+    assert r.stderr.splitlines() == [
+        "Warning: 2 labels for 1001 model outputs: is it the label file of this model?"
+    ]
+    right = coral_dir / "imagenet_labels.txt"
+    r = CliRunner().invoke(main, ["classify", str(model), str(image), "-d", "cpu", "--labels",
+                                  str(right)])  # fmt: skip
+    assert r.exit_code == 0 and r.stderr == ""
