@@ -55,7 +55,13 @@ class _Bars:
 @click.command("convert")
 @click.argument("model", type=click.Path(path_type=str))
 @click.option(
-    "-o", "--out", "out_dir", required=True, type=click.Path(), help="Bundle directory to write."
+    "-o",
+    "--out",
+    "--output",
+    "out_dir",
+    required=True,
+    type=click.Path(),
+    help="Bundle directory to write.",
 )
 @click.option(
     "--calib", type=click.Path(), help="Folder of calibration images (searched recursively)."

@@ -16,14 +16,19 @@ import click
     type=click.Path(dir_okay=False),
     help="TOML config file (see systemd/edgekit.toml). Flags override it.",
 )
-@click.option("--model", help="Bundle directory, .tflite or _edgetpu.tflite.")
-@click.option("--labels", help="Label file (default: the bundle's).")
+@click.option("--model", type=click.Path(), help="Bundle directory, .tflite or _edgetpu.tflite.")
+@click.option("--labels", type=click.Path(), help="Label file (default: the bundle's).")
 @click.option(
     "--source",
     help="/dev/videoN, camera index, video file, rtsp:// or http:// URL, "
     "image folder, or picamera2[:lores].",
 )
-@click.option("--device", help="auto (Edge TPU if present, else CPU), cpu, usb, usb:0, pci:0.")
+@click.option(
+    "--device",
+    "-d",
+    help="auto (Edge TPU if attached, else CPU), cpu, usb, usb:N, pci, pci:N or :N "
+    "[default: auto].",
+)
 @click.option(
     "--http",
     "http_listen",
@@ -31,16 +36,20 @@ import click
     help="Serve the status page, /latest, /healthz, /metrics (e.g. 127.0.0.1:8080).",
 )
 @click.option("--max-frames", type=int, help="Stop after N results (default: run forever).")
-@click.option("--top-k", type=int, help="Classes per result.")
-@click.option("--threshold", type=float, help="Minimum score of a reported class.")
-@click.option("--threads", type=int, help="CPU interpreter threads.")
+@click.option("--top-k", "-k", type=int, help="Best classes to report per frame [default: 5].")
+@click.option(
+    "--threshold", "-t", type=float, help="Drop classes scoring below this (0..1) [default: 0]."
+)
+@click.option("--threads", type=int, help="CPU interpreter threads [default: the runtime's].")
 @click.option("--loop/--no-loop", default=None, help="Restart a video file or folder at its end.")
 @click.option(
     "--realtime/--no-realtime",
     default=None,
     help="Pace a video file at its own fps, dropping frames like a camera.",
 )
-@click.option("--smoothing", type=int, help="Frames a new label must persist to be reported.")
+@click.option(
+    "--smoothing", type=int, help="Frames a new label must persist to be reported [default: 1]."
+)
 @click.option(
     "--json-lines/--no-json-lines",
     default=None,
