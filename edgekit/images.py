@@ -52,6 +52,10 @@ def load_rgb(path: str | os.PathLike) -> np.ndarray:
             return to_rgb(img)
     except FileNotFoundError:
         raise EdgekitError(f"{path}: no such image file", "check the path") from None
+    except IsADirectoryError:
+        raise EdgekitError(
+            f"{path}: is a folder, not an image", f"pass the images, e.g. {path}/*.jpg"
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise EdgekitError(f"{path}: cannot read image ({e})", "is it a valid image?") from None
 

@@ -1,5 +1,5 @@
-"""Outputs whose folder cannot exist (a file in the way, an unwritable place) are one clear
-EdgekitError, found before any work where a command can check early."""
+"""Path mistakes: outputs whose folder cannot exist (a file in the way, an unwritable place) and
+a folder given as an image are one clear EdgekitError, found before any work where possible."""
 
 from __future__ import annotations
 
@@ -31,3 +31,11 @@ def test_missing_folders_are_fine(tmp_path):
 def test_unwritable_place_is_a_clear_error(tmp_path):
     with pytest.raises(EdgekitError, match="cannot write here"):
         atomic.write_bytes("/proc/edgekit-test.png", b"data")  # procfs: no new files, even as root
+
+
+def test_a_folder_given_as_an_image_says_so(tmp_path):
+    from edgekit import images
+
+    with pytest.raises(EdgekitError, match="is a folder, not an image") as e:
+        images.load_rgb(tmp_path)
+    assert e.value.hint == f"pass the images, e.g. {tmp_path}/*.jpg"
