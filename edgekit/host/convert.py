@@ -120,6 +120,10 @@ def convert(
             "no calibration images: full-integer quantization needs --calib DIR",
             "pass --calib DIR with 100-500 training-like images (or --synthetic-calib to force)",
         )
+    if calib is not None and Path(calib).is_file():
+        raise EdgekitError(
+            f"--calib {calib}: a file, not a folder", "pass the folder that holds the images"
+        )
     if calib is not None and not Path(calib).is_dir():
         raise EdgekitError(f"--calib {calib}: no such folder", "check the path")
     if synthetic_calib and calib is None and min_agreement is not None:

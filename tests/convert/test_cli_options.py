@@ -35,3 +35,12 @@ def test_compile_timeout_must_be_positive(tmp_path):
     r = run_cli("convert", tmp_path / "m.h5", "-o", tmp_path / "b", "--compile-timeout", "-1")
     assert r.exit_code == 2 and "--compile-timeout" in r.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_calib_given_a_file_says_it_is_a_file(tmp_path, apple_banana_dir):
+    model = tmp_path / "m.h5"
+    model.write_bytes(b"x")
+    photo = next(apple_banana_dir.rglob("*.png"))
+    r = run_cli("convert", model, "--calib", photo, "-o", tmp_path / "b")
+    assert_clean_failure(r, tmp_path, "a file, not a folder")
+    assert [p.name for p in tmp_path.iterdir()] == ["m.h5"]
