@@ -150,6 +150,8 @@ def convert(
                 "give one label per model output",
             )
         label_list = labels_as_list(label_map, num_classes)
+    elif labels is None:
+        label_list = _labels_beside(model_path, num_classes, warning)
 
     prep = calibration.Preprocessing(
         size=loaded.input_shape[1:3],
@@ -277,6 +279,25 @@ def _verify_classes(imgs, label_list, num_classes):
         return None
     remap = [lower.index(n.lower()) for n in names]
     return np.asarray([remap[c] for c in imgs.verify_classes], dtype=np.int64)
+
+
+def _labels_beside(model_path: Path, num_classes: int, warning) -> list[str] | None:
+    """``labels.txt`` next to the model (what ``edgekit train`` writes), when --labels is not
+    given and it has one label per class; otherwise None (a mismatch is only a warning here,
+    since the user did not ask for that file)."""
+    path = (model_path if model_path.is_dir() else model_path.parent) / "labels.txt"
+    if not path.is_file():
+        return None
+    try:
+        found = read_labels(path)
+    except EdgekitError as e:
+        warning(f"ignoring {path}: {e}")
+        return None
+    if len(found) != num_classes or max(found) >= num_classes:
+        warning(f"ignoring {path}: {len(found)} labels for {num_classes} model outputs")
+        return None
+    warning(f"using labels from {path} (pass --labels to choose another file)")
+    return labels_as_list(found, num_classes)
 
 
 def _sha256(path: Path) -> str:

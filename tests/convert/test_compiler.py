@@ -217,6 +217,7 @@ def test_missing_compiler_still_writes_cpu_bundle(
     assert len(lines) == 1 and "x86-64" in lines[0] and "edgetpu-compiler" in lines[0]
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [
         "edgekit.json",
+        "labels.txt",  # found beside the model
         "tiny_int8.tflite",
     ]
     m = json.loads((tmp_path / "o" / "edgekit.json").read_text())

@@ -156,3 +156,29 @@ def test_grayscale_model_runs_on_the_device_as_it_was_verified(apple_banana_dir,
         for c in clf.classify(rgb).classes:
             got[c.id] = c.score
         assert np.abs(got - ref[0]).max() <= tolerance
+
+
+def test_labels_beside_the_model_are_used_unless_they_do_not_fit(
+    trained, apple_banana_dir, tmp_path
+):
+    """`edgekit train` writes labels.txt beside the model: convert picks it up (saying so) when
+    --labels is not given, and ignores it with a warning when its count does not fit."""
+    import shutil
+
+    from edgekit.manifest import load_bundle
+
+    work = tmp_path / "w"
+    work.mkdir()
+    shutil.copy(trained["h5"], work / "m.h5")
+    (work / "labels.txt").write_text("0 apple\n1 banana\n")
+    args = ("--calib", apple_banana_dir, "--num-calib", 20, "--num-verify", 6, "--no-compile")
+    r = run_cli("convert", work / "m.h5", "-o", tmp_path / "a", *args)
+    assert r.exit_code == 0, r.output
+    assert f"using labels from {work / 'labels.txt'}" in r.stderr
+    assert load_bundle(tmp_path / "a").manifest.labels == ("apple", "banana")
+
+    (work / "labels.txt").write_text("apple\nbanana\ncherry\n")
+    r = run_cli("convert", work / "m.h5", "-o", tmp_path / "b", *args)
+    assert r.exit_code == 0, r.output
+    assert "ignoring" in r.stderr and "3 labels for 2 model outputs" in r.stderr
+    assert load_bundle(tmp_path / "b").manifest.labels is None
