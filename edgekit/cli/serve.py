@@ -68,10 +68,9 @@ def serve(config_path, model, labels, source, device, http_listen, max_frames, t
     from edgekit.stream import serve as serve_lib
     from edgekit.stream.config import load_config, override
 
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="edgekit: %(levelname)s %(message)s",
-    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(_CliFormatter())
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler])
     config = load_config(config_path)
     config = override(
         config,
@@ -101,3 +100,13 @@ def serve(config_path, model, labels, source, device, http_listen, max_frames, t
             import json
 
             err.write(json.dumps(stats) + "\n")
+
+
+class _CliFormatter(logging.Formatter):
+    """``Warning: ...`` / ``Info: ...`` on stderr, like every other edgekit command's notices."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = f"{record.levelname.capitalize()}: {record.getMessage()}"
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return text
