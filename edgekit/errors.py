@@ -25,5 +25,5 @@ class EdgekitError(Exception):
 
     def __str__(self) -> str:
         if self.hint:
-            return f"{self.message} ({self.hint})"
+            return f"{self.message}; {self.hint}"
         return self.message

@@ -15,7 +15,7 @@ from edgekit.errors import EdgekitError
 
 def test_error_str_has_message_and_hint():
     e = EdgekitError("x.h5: not a Keras model", "pass a .h5 file", exit_code=3)
-    assert str(e) == "x.h5: not a Keras model (pass a .h5 file)"
+    assert str(e) == "x.h5: not a Keras model; pass a .h5 file"
     assert e.exit_code == 3
 
 

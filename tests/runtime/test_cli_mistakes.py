@@ -16,7 +16,7 @@ def test_bench_plot_under_a_file_is_one_line_before_running(coral_dir, tmp_path)
     )
     assert r.exit_code == 1
     want = f"Error: {blocker / 'p.png'}: {blocker} is a file, not a folder"
-    assert r.stderr.splitlines() == [f"{want} (choose another output path)"]
+    assert r.stderr.splitlines() == [f"{want}; choose another output path"]
     assert r.stdout == ""  # failed before measuring anything
 
 

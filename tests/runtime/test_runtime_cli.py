@@ -46,7 +46,7 @@ def test_classify_text_with_emulation_warning_and_bad_images(coral_dir, tmp_path
     err = r.stderr.splitlines()
     assert err[0].startswith("Warning: no Edge TPU found: running on the CPU (emulation)")
     assert err[1].startswith(f"Error: {broken}: cannot read image")
-    assert err[2] == f"Error: {tmp_path / 'missing.png'}: no such image file (check the path)"
+    assert err[2] == f"Error: {tmp_path / 'missing.png'}: no such image file; check the path"
     assert "Traceback" not in r.output
 
 

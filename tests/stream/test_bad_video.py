@@ -35,6 +35,6 @@ def test_serve_exits_non_zero_on_undecodable_file(tmp_path, small_model):
     assert "Traceback" not in r.stderr
     errors = [line for line in r.stderr.splitlines() if line.startswith("Error:")]
     assert errors == [
-        f"Error: {bad}: no video frame could be decoded (is it a video OpenCV can read?)"
+        f"Error: {bad}: no video frame could be decoded; is it a video OpenCV can read?"
     ]
     assert '"frame"' not in r.stdout
