@@ -14,7 +14,7 @@ def zoo() -> None:
     """List and build Edge-TPU-friendly Keras models (edgekit.zoo)."""
 
 
-@zoo.command("list")
+@zoo.command("list", short_help="List designs with parameters and multiply-adds.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def list_models(as_json: bool) -> None:
     """Designs with parameters and multiply-adds at their default settings."""
@@ -47,7 +47,7 @@ def _parse_value(text: str):
     return text
 
 
-@zoo.command("build")
+@zoo.command("build", short_help="Build a design (untrained) and save it as .h5/.keras.")
 @click.argument("name")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="FILE.h5")
 @click.option("--input-size", type=int, help="Input height = width in pixels.")
