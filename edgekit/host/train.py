@@ -212,6 +212,14 @@ def train(
     started = time.monotonic()
 
     classes, samples, unmatched = scan(data_dir, group_pattern)
+    labels_path = output.parent / "labels.txt"
+    labels_text = "".join(f"{i} {name}\n" for i, name in enumerate(classes))
+    if labels_path.is_file() and not force and labels_path.read_text("utf-8") != labels_text:
+        # Checked before training: the file belongs to another model in this folder.
+        raise EdgekitError(
+            f"{labels_path} already holds other labels (another model's?)",
+            "train into another folder, or pass --force to replace it",
+        )
     size = int(input_size or entry.default_input)
     options: dict = {"classes": len(classes)}
     if alpha is not None:
@@ -279,11 +287,10 @@ def train(
     # The epoch whose weights were kept (EarlyStopping restores it), counting from 1.
     best_epoch = stopper.best_epoch + 1 if stopper is not None else len(hist["loss"])
 
-    labels_path = output.parent / "labels.txt"
     curves_path = output.with_name(f"{output.stem}_curves.png")
     summary_path = output.with_name(f"{output.stem}_train.json")
     zoo.save_model(net, output, force=force)
-    atomic.write_text(labels_path, "".join(f"{i} {name}\n" for i, name in enumerate(classes)))
+    atomic.write_text(labels_path, labels_text)
     atomic.write_bytes(curves_path, _curves_png(hist, f"{model} {size}x{size}", best_epoch))
     summary = {
         "model": model,

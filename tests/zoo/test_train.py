@@ -173,3 +173,15 @@ def test_cli_train_refuses_existing_output_and_reports_one_line(tmp_path, subset
     res = CliRunner().invoke(main, ["train", str(subset), "--model", "inception_lite",
                                     "-o", str(tmp_path / "n.h5"), *bad_range])  # fmt: skip
     assert res.exit_code == 1 and "--input-range" in res.output
+
+
+def test_train_does_not_clobber_another_models_labels(tmp_path, subset):
+    """labels.txt goes beside the model: one holding other labels is refused before training
+    (nothing written), unless --force."""
+    (tmp_path / "labels.txt").write_text("0 cat\n1 dog\n2 bird\n")
+    res = CliRunner().invoke(
+        main, ["train", str(subset), "--model", "inception_lite", "-o", str(tmp_path / "m.h5")]
+    )
+    assert res.exit_code == 1 and "already holds other labels" in res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["labels.txt"]
+    assert (tmp_path / "labels.txt").read_text() == "0 cat\n1 dog\n2 bird\n"
