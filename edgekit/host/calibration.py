@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ import numpy as np
 
 from edgekit import images
 from edgekit.errors import EdgekitError
+from edgekit.groups import compile_pattern, group_key
 
 Progress = Optional[Callable[[str, int, int], None]]  # (stage, done, total)
 
@@ -75,20 +75,6 @@ class ImageSet:
                 progress("calibrating", i + 1, n)
 
 
-def _group_key(rel: str, pattern: re.Pattern | None) -> str | None:
-    """The group of a file: the LAST match of ``pattern`` in its file name (augmenters prepend
-    their own counters: in ``augmented_apple_<k>_apple_<n>.png`` "apple_<k>" matches first),
-    its first capture group if it has one -- the rule training uses. None when it does not match
-    (the file is then a group of its own)."""
-    if pattern is None:
-        return None
-    matches = list(pattern.finditer(rel.rsplit("/", 1)[-1]))
-    if not matches:
-        return None
-    m = matches[-1]
-    return m.group(1) if pattern.groups and m.group(1) is not None else m.group(0)
-
-
 def _hash(key: str) -> str:
     return hashlib.sha1(key.encode("utf-8")).hexdigest()
 
@@ -110,18 +96,15 @@ def split(
 ) -> Split:
     """Split relative image paths into calibration and held-out verification sides.
 
-    Groups (see :func:`_group_key`) are ordered by sha1 of their key; the first go to
+    Groups (see :func:`edgekit.groups.group_key`) are ordered by sha1 of their key; the first go to
     verification until it holds ``num_verify`` files (default ``min(100, 20%)``), always leaving
     one group for calibration; the verification side is then capped at ``num_verify`` files.
     """
-    try:
-        pattern = re.compile(group_pattern) if group_pattern else None
-    except re.error as e:
-        raise EdgekitError(f"--group-pattern {group_pattern!r}: invalid regex ({e})") from None
+    pattern = compile_pattern(group_pattern)
     groups: dict[str, list[int]] = {}
     unmatched = 0
     for i, rel in enumerate(rels):
-        key = _group_key(rel, pattern)
+        key = group_key(rel.rsplit("/", 1)[-1], pattern)
         unmatched += pattern is not None and key is None
         groups.setdefault("file:" + rel if key is None else "group:" + key, []).append(i)
     if pattern is not None and unmatched == len(rels):

@@ -28,7 +28,6 @@ import io
 import json
 import os
 import random
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +37,7 @@ import numpy as np
 
 from edgekit import atomic, images
 from edgekit.errors import EdgekitError
+from edgekit.groups import compile_pattern, group_key
 
 Progress = Optional[Callable[[str], None]]
 
@@ -73,26 +73,13 @@ def scan(data_dir: str | os.PathLike, group_pattern: str | None = None):
         raise EdgekitError(
             f"{root}: only one class ({found[0][0]}) has images", "a classifier needs 2+ classes"
         )
-    regex = None
-    if group_pattern:
-        try:
-            regex = re.compile(group_pattern)
-        except re.error as e:
-            raise EdgekitError(f"bad --group-pattern {group_pattern!r}: {e}") from None
+    regex = compile_pattern(group_pattern)
     samples, unmatched = [], 0
     for label, (_, files) in enumerate(found):
         for f in files:
-            group = str(f.relative_to(root))
-            if regex is not None:
-                # The LAST match names the original: augmenters prepend their own counters
-                # (augmented_apple_<k>_apple_<n>.png: "apple_<k>" matches first).
-                matches = list(regex.finditer(f.name))
-                if matches:
-                    m = matches[-1]
-                    group = m.group(1) if regex.groups else m.group(0)
-                else:
-                    unmatched += 1
-            samples.append(Sample(f, label, group))
+            key = group_key(f.name, regex)
+            unmatched += regex is not None and key is None
+            samples.append(Sample(f, label, key if key is not None else str(f.relative_to(root))))
     if regex is not None and unmatched == len(samples):
         raise EdgekitError(
             f"--group-pattern {group_pattern!r} matches none of the {len(samples)} file names",

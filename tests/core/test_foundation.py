@@ -194,3 +194,17 @@ def test_prepare_grayscale_is_pillows_luma():
     got = images.prepare(rgb, (9, 7), channels=1, color="bgr")
     assert got.shape == (9, 7, 1)
     assert np.array_equal(got[..., 0], expected)
+
+
+def test_group_key_last_match_first_group_and_optional_group():
+    from edgekit.groups import compile_pattern, group_key
+
+    p = compile_pattern(r"(?:apple|bana)[-_](\d+)")
+    assert group_key("augmented_apple_12_apple_3.png", p) == "3"  # last match, not "12"
+    assert group_key("original_bana-2.png", p) == "2"
+    assert group_key("cherry.png", p) is None
+    assert group_key("x.png", None) is None
+    optional = compile_pattern(r"photo(\d+)|still")
+    assert group_key("a_still.png", optional) == "still"  # group 1 did not take part
+    with pytest.raises(EdgekitError, match="invalid regex"):
+        compile_pattern("(")

@@ -123,7 +123,7 @@ def test_saved_model_has_no_augmentation_and_predicts_like_training(trained, sub
         ({}, {}, "no images found"),
         ({"apple": 3}, {}, "only one class"),
         ({"apple": 2, "banana": 2}, {"group_pattern": r"cherry_(\d+)"}, "matches none"),
-        ({"apple": 2, "banana": 2}, {"group_pattern": r"("}, "bad --group-pattern"),
+        ({"apple": 2, "banana": 2}, {"group_pattern": r"("}, "invalid regex"),
         ({"apple": 2, "banana": 2}, {"model": "dsconv"}, "not a classifier"),
         ({"apple": 2, "banana": 2}, {"input_range": (1.0, 0.0)}, "high must be above low"),
     ],
