@@ -22,7 +22,7 @@ import re
 from typing import Any, Protocol
 
 from edgekit.backends.devices import EdgeTpuDevice, list_edge_tpus, parse_device, select_device
-from edgekit.backends.providers import find_provider
+from edgekit.backends.providers import dist_version, find_provider
 from edgekit.errors import EdgekitError
 
 LIBRARY = "libedgetpu.so.1"
@@ -80,9 +80,8 @@ class SystemStack:
         self.root = root
         self._pycoral = _google_pycoral()
         if self._pycoral is not None:
-            self.provider = (
-                f"pycoral {_version('pycoral')} (tflite_runtime {_version('tflite-runtime')})"
-            )
+            runtime = dist_version("tflite-runtime")
+            self.provider = f"pycoral {dist_version('pycoral')} (tflite_runtime {runtime})"
         else:
             self.provider = f"{find_provider()} + {LIBRARY}"
 
@@ -119,15 +118,6 @@ class SystemStack:
         return provider.interpreter_cls(
             model_path=model_path, experimental_delegates=[delegate], num_threads=threads
         )
-
-
-def _version(dist: str) -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def _read_int(path: str) -> int | None:

@@ -42,7 +42,7 @@ class Provider:
         return f"{self.name} {self.version}"
 
 
-def _dist_version(module: str, fallback: str = "unknown") -> str:
+def dist_version(module: str, fallback: str = "unknown") -> str:
     from importlib import metadata
 
     for dist in _DISTRIBUTIONS.get(module, (module,)):
@@ -61,7 +61,7 @@ def _load(name: str) -> Provider:
             "tensorflow", tf.__version__, tf.lite.Interpreter, tf.lite.experimental.load_delegate
         )
     mod = importlib.import_module(f"{name}.interpreter")
-    return Provider(name, _dist_version(name), mod.Interpreter, mod.load_delegate)
+    return Provider(name, dist_version(name), mod.Interpreter, mod.load_delegate)
 
 
 _cache: dict[tuple[str, ...], Provider] = {}
@@ -98,7 +98,7 @@ def installed_providers(order: tuple[str, ...] = PROVIDER_ORDER) -> dict[str, st
             found = find_spec(name) is not None
         except (ImportError, ValueError):
             found = False
-        out[name] = _dist_version(name) if found else None
+        out[name] = dist_version(name) if found else None
     return out
 
 
