@@ -223,12 +223,18 @@ def _batch1(model, path: Path, kind: str, input_size, fixups) -> LoadedModel:
             warnings.simplefilter("ignore", UserWarning)
             return _call(batch)
 
+    import tensorflow as tf
+
+    # Traced, not eager: the first eager call of a large model costs several times more
+    # (MobileNetV2 224 on 66 images: 12.7 s eager vs 3.1 s traced; warm 1.65 s vs 0.88 s).
+    forward = tf.function(
+        lambda b: model(b, training=False), autograph=False, reduce_retracing=True
+    )
+
     def _call(batch: np.ndarray) -> np.ndarray:
         if dynamic_batch:
-            return np.asarray(model(batch, training=False))
-        return np.concatenate(
-            [np.asarray(model(batch[i : i + 1], training=False)) for i in range(len(batch))]
-        )
+            return np.asarray(forward(batch))
+        return np.concatenate([np.asarray(forward(batch[i : i + 1])) for i in range(len(batch))])
 
     return LoadedModel(
         model=clone,
