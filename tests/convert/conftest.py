@@ -86,6 +86,14 @@ def run_cli(*args):
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=True)
 
 
+def convert_cli(model, out, calib, *extra, num_calib=20, num_verify=10):
+    """``edgekit convert MODEL -o OUT --calib CALIB --num-calib N --num-verify M *extra``."""
+    return run_cli(
+        "convert", model, "-o", out, "--calib", calib,
+        "--num-calib", num_calib, "--num-verify", num_verify, *extra,
+    )  # fmt: skip
+
+
 def assert_clean_failure(result, parent: Path, *needles: str, code: int = 1):
     """One ``Error:`` line, the expected exit code, no traceback, no temp dirs left."""
     assert result.exit_code == code, (result.exit_code, result.output, result.exception)

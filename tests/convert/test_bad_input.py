@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from .conftest import FAKE_COMPILER, assert_clean_failure, run_cli
+from .conftest import FAKE_COMPILER, assert_clean_failure, convert_cli, run_cli
 
 
 def _run(model, out, *extra, calib=None):
@@ -108,19 +108,8 @@ def test_unreadable_images_are_skipped_and_counted(trained, tmp_path, apple_bana
     from PIL import Image
 
     Image.new("L", (40, 30), 128).save(calib / "apple" / "gray.png")  # grayscale is fine
-    r = run_cli(
-        "convert",
-        trained["h5"],
-        "-o",
-        tmp_path / "o",
-        "--calib",
-        calib,
-        "--num-calib",
-        500,
-        "--num-verify",
-        0,
-        "--no-compile",
-        "--json",
+    r = convert_cli(
+        trained["h5"], tmp_path / "o", calib, "--no-compile", "--json", num_calib=500, num_verify=0
     )
     assert r.exit_code == 0, r.stderr
     assert "1 unreadable" in r.stderr
@@ -181,20 +170,15 @@ def test_min_agreement_failure_writes_nothing(tmp_path, apple_banana_dir):
     dense.set_weights([np.array([[10, 10], [0, 1e-3], [0, -1e-3]], np.float32), np.zeros(2)])
     path = tmp_path / "fragile.keras"
     m.save(path)
-    r = run_cli(
-        "convert",
+    r = convert_cli(
         path,
-        "-o",
         tmp_path / "o",
-        "--calib",
         apple_banana_dir,
-        "--num-calib",
-        50,
-        "--num-verify",
-        60,
         "--no-compile",
         "--min-agreement",
         0.95,
+        num_calib=50,
+        num_verify=60,
     )
     assert_clean_failure(r, tmp_path, "agreement", "below --min-agreement", "no bundle written")
     assert not (tmp_path / "o").exists()

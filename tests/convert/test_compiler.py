@@ -11,7 +11,7 @@ import pytest
 from edgekit.errors import EdgekitError
 from edgekit.host import compiler
 
-from .conftest import FAKE_COMPILER, assert_clean_failure, run_cli
+from .conftest import FAKE_COMPILER, assert_clean_failure, convert_cli
 
 # Real v16 output of a partly mapped model (layout as published in Coral's issue tracker).
 REAL_PARTIAL = """Edge TPU Compiler version 16.0.384591198
@@ -79,19 +79,7 @@ def test_sizes():
 @pytest.fixture(scope="module")
 def int8_model(trained, apple_banana_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("c") / "b"
-    r = run_cli(
-        "convert",
-        trained["h5"],
-        "-o",
-        out,
-        "--calib",
-        apple_banana_dir,
-        "--num-calib",
-        30,
-        "--num-verify",
-        10,
-        "--no-compile",
-    )
+    r = convert_cli(trained["h5"], out, apple_banana_dir, "--no-compile", num_calib=30)
     assert r.exit_code == 0, r.stderr
     return out / "tiny_int8.tflite"
 
@@ -117,20 +105,14 @@ def test_runner_passes_flags_and_reads_log(int8_model, tmp_path, monkeypatch):
 
 def test_cli_partial_mapping_warns(trained, apple_banana_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("FAKE_EDGETPU_MODE", "partial")
-    r = run_cli(
-        "convert",
+    r = convert_cli(
         trained["h5"],
-        "-o",
         tmp_path / "o",
-        "--calib",
         apple_banana_dir,
-        "--num-calib",
-        30,
-        "--num-verify",
-        10,
         "--compiler",
         FAKE_COMPILER,
         "--json",
+        num_calib=30,
     )
     assert r.exit_code == 0, r.stderr
     assert "1 of 9 ops will run on the CPU" in r.stderr and "QUANTIZE" in r.stderr
@@ -149,20 +131,7 @@ def test_cli_partial_mapping_warns(trained, apple_banana_dir, tmp_path, monkeypa
 )
 def test_compiler_failures(mode, needles, trained, apple_banana_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("FAKE_EDGETPU_MODE", mode)
-    r = run_cli(
-        "convert",
-        trained["h5"],
-        "-o",
-        tmp_path / "o",
-        "--calib",
-        apple_banana_dir,
-        "--num-calib",
-        20,
-        "--num-verify",
-        10,
-        "--compiler",
-        FAKE_COMPILER,
-    )
+    r = convert_cli(trained["h5"], tmp_path / "o", apple_banana_dir, "--compiler", FAKE_COMPILER)
     line = assert_clean_failure(r, tmp_path, "edgetpu_compiler", *needles)
     assert "--no-compile" in line
     assert not (tmp_path / "o").exists()
@@ -173,17 +142,10 @@ def test_compiler_timeout_kills_it(int8_model, trained, apple_banana_dir, tmp_pa
     monkeypatch.setattr(compiler, "GRACE_S", 0.5)
     with pytest.raises(EdgekitError, match="timed out after 1 s"):
         compiler.compile_model(FAKE_COMPILER, int8_model, tmp_path, timeout=1)
-    r = run_cli(
-        "convert",
+    r = convert_cli(
         trained["h5"],
-        "-o",
         tmp_path / "o",
-        "--calib",
         apple_banana_dir,
-        "--num-calib",
-        20,
-        "--num-verify",
-        10,
         "--compiler",
         FAKE_COMPILER,
         "--compile-timeout",
@@ -200,18 +162,7 @@ def test_missing_compiler_still_writes_cpu_bundle(
     trained, apple_banana_dir, tmp_path, no_compiler_path
 ):
     assert compiler.find_compiler() is None
-    r = run_cli(
-        "convert",
-        trained["h5"],
-        "-o",
-        tmp_path / "o",
-        "--calib",
-        apple_banana_dir,
-        "--num-calib",
-        20,
-        "--num-verify",
-        10,
-    )
+    r = convert_cli(trained["h5"], tmp_path / "o", apple_banana_dir)
     assert r.exit_code == 0, r.stderr
     lines = [ln for ln in r.stderr.splitlines() if "edgetpu_compiler" in ln]
     assert len(lines) == 1 and "x86-64" in lines[0] and "edgetpu-compiler" in lines[0]
@@ -227,17 +178,5 @@ def test_missing_compiler_still_writes_cpu_bundle(
 
 
 def test_no_compile_is_quiet(trained, apple_banana_dir, tmp_path, no_compiler_path):
-    r = run_cli(
-        "convert",
-        trained["h5"],
-        "-o",
-        tmp_path / "o",
-        "--calib",
-        apple_banana_dir,
-        "--num-calib",
-        120,
-        "--num-verify",
-        10,
-        "--no-compile",
-    )
+    r = convert_cli(trained["h5"], tmp_path / "o", apple_banana_dir, "--no-compile", num_calib=120)
     assert r.exit_code == 0 and "edgetpu_compiler" not in r.stderr

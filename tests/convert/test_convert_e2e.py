@@ -11,7 +11,7 @@ import pytest
 from edgekit.manifest import load_bundle
 from edgekit.tflite import read_model
 
-from .conftest import FAKE_COMPILER, GROUP, run_cli
+from .conftest import FAKE_COMPILER, GROUP, convert_cli, run_cli
 
 
 @pytest.fixture(scope="session")
@@ -138,19 +138,14 @@ def test_compile_report_in_manifest(bundle):
 
 
 def test_human_summary(trained, apple_banana_dir, tmp_path):
-    r = run_cli(
-        "convert",
+    r = convert_cli(
         trained["keras"],
-        "-o",
         tmp_path / "b",
-        "--calib",
         apple_banana_dir,
-        "--num-calib",
-        40,
-        "--num-verify",
-        20,
         "--compiler",
         FAKE_COMPILER,
+        num_calib=40,
+        num_verify=20,
     )
     assert r.exit_code == 0, r.stderr
     assert "Wrote" in r.stdout and "agreement" in r.stdout and "on the Edge TPU" in r.stdout

@@ -10,24 +10,11 @@ from edgekit.errors import EdgekitError
 from edgekit.manifest import load_bundle
 from edgekit.tflite import read_model
 
-from .conftest import run_cli
+from .conftest import convert_cli, run_cli
 
 
 def _convert(model, calib, out, *extra):
-    r = run_cli(
-        "convert",
-        model,
-        "-o",
-        out,
-        "--calib",
-        calib,
-        "--num-calib",
-        30,
-        "--num-verify",
-        20,
-        "--no-compile",
-        *extra,
-    )
+    r = convert_cli(model, out, calib, "--no-compile", *extra, num_calib=30, num_verify=20)
     assert r.exit_code == 0, (r.stderr, r.exception)
     return load_bundle(out), r
 
