@@ -81,20 +81,12 @@ def int8_accuracy(path: Path, x_float: np.ndarray, y: np.ndarray) -> float:
 
 
 def plain_int8(model, rep) -> bytes:
-    """Full-integer conversion of a batch-1 clone (fallback when edgekit.host.convert is absent)."""
-    import keras
-    import tensorflow as tf
+    """Full-integer int8 conversion of a batch-1 clone with edgekit's quantizer, for models
+    `edgekit convert` does not take (dsconv: a 100-channel feature map, not an image)."""
+    from edgekit.host.keras_io import batch1_clone
+    from edgekit.host.quantize import quantize
 
-    inp = keras.Input(shape=model.input_shape[1:], batch_size=1)
-    batch1 = keras.Model(inp, model(inp))
-    spec = tf.TensorSpec(batch1.inputs[0].shape, tf.float32)
-    fn = tf.function(lambda x: batch1(x, training=False)).get_concrete_function(spec)
-    conv = tf.lite.TFLiteConverter.from_concrete_functions([fn])
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = lambda: ([r[None]] for r in rep)
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = conv.inference_output_type = tf.int8
-    return bytes(conv.convert())
+    return quantize(batch1_clone(model), lambda: ([r[None]] for r in rep), io_type="int8")
 
 
 def mapping_of(path: Path) -> str:
@@ -109,6 +101,7 @@ def mapping_of(path: Path) -> str:
 def bench_classifier(name, settings, args, work: Path, say) -> dict:
     from edgekit import images
     from edgekit.host import train as tr
+    from edgekit.host.convert import convert
     from edgekit.host.keras_stats import inspect_keras
 
     out = work / name / f"{name}.h5"
@@ -137,25 +130,15 @@ def bench_classifier(name, settings, args, work: Path, say) -> dict:
     model = keras.saving.load_model(out, compile=False)
     stats = inspect_keras(model)
     float_acc = float(np.mean(np.argmax(model.predict(x_val, verbose=0), -1) == y_val))
-    tfl = work / name / f"{name}_int8.tflite"
-    converter = "plain TFLiteConverter"
-    try:
-        from edgekit.host.convert import convert
-    except ImportError:
-        convert = None
-    if convert is not None:
-        # Calibrate on the training images only: a folder of links, one sub-folder per class.
-        calib = work / name / "calib"
-        for s in train_s:
-            dst = calib / s.path.parent.name / s.path.name
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            dst.symlink_to(s.path.resolve())
-        res = convert(out, work / name / "bundle", calib=calib, compile=False)
-        tfl = res.out_dir / res.manifest.models["cpu"]
-        converter = "edgekit.host.convert"
-    else:
-        x_train = images.to_float(pixels[[index[s.path] for s in train_s]])
-        tfl.write_bytes(plain_int8(model, x_train[:200]))
+    # Calibrate on the training images only: a folder of links, one sub-folder per class.
+    calib = work / name / "calib"
+    for s in train_s:
+        dst = calib / s.path.parent.name / s.path.name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        dst.symlink_to(s.path.resolve())
+    res = convert(out, work / name / "bundle", calib=calib, compile=False)
+    tfl = res.out_dir / res.manifest.models["cpu"]
+    converter = "edgekit.host.convert"
     return {
         "model": name,
         "settings": settings,

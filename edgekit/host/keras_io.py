@@ -194,8 +194,20 @@ def _fmt(shape) -> str:
     return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
 
 
-def _batch1(model, path: Path, kind: str, input_size, fixups) -> LoadedModel:
+def batch1_clone(model, shape: tuple[int, ...] | None = None):
+    """A functional clone of ``model`` on a batch-1 input of ``shape`` (default: the model's own
+    per-example shape), sharing its weights. TFLite then sees fully static shapes: a free batch
+    adds SHAPE/STRIDED_SLICE/PACK ops that stop the Edge TPU mapping."""
     import keras
+
+    shape = tuple(shape or model.inputs[0].shape[1:])
+    x = keras.Input(batch_shape=(1, *shape), dtype="float32", name="image")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return keras.Model(x, model(x, training=False), name=model.name)
+
+
+def _batch1(model, path: Path, kind: str, input_size, fixups) -> LoadedModel:
 
     inputs = list(getattr(model, "inputs", None) or [])
     if len(inputs) != 1:
@@ -210,10 +222,7 @@ def _batch1(model, path: Path, kind: str, input_size, fixups) -> LoadedModel:
             "export the classification head only",
         )
     h, w, c = _image_hw(inputs[0].shape, path, input_size)
-    x = keras.Input(batch_shape=(1, h, w, c), dtype="float32", name="image")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        clone = keras.Model(x, model(x, training=False), name=model.name)
+    clone = batch1_clone(model, (h, w, c))
     dynamic_batch = inputs[0].shape[0] is None
 
     def batched(batch: np.ndarray) -> np.ndarray:

@@ -25,26 +25,16 @@ def to_int8_tflite(model, samples: int = 8, seed: int = 0) -> bytes:
     The batch-1 clone matters: with a free batch the graph keeps SHAPE/STRIDED_SLICE/PACK ops
     that the Edge TPU cannot run.
     """
-    import keras
-    import tensorflow as tf
+    from edgekit.host.keras_io import batch1_clone
+    from edgekit.host.quantize import quantize
 
-    inp = keras.Input(shape=model.input_shape[1:], batch_size=1)
-    batch1 = keras.Model(inp, model(inp))
-    spec = tf.TensorSpec(batch1.inputs[0].shape, tf.float32)
-    fn = tf.function(lambda x: batch1(x, training=False)).get_concrete_function(spec)
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([fn])
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
     rng = np.random.default_rng(seed)
 
     def representative():
         for _ in range(samples):
             yield [rng.random((1, *model.input_shape[1:]), dtype=np.float32)]
 
-    converter.representative_dataset = representative
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
-    return bytes(converter.convert())
+    return quantize(batch1_clone(model), representative, io_type="int8")
 
 
 @pytest.fixture(scope="session")
