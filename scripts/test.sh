@@ -2,7 +2,8 @@
 # Set up and run the whole test suite (this is what CI runs, through .ci/run).
 # Installs what the tests use for real: a Python venv with every extra, Debian's mosquitto (MQTT
 # broker), chromium (status page in a real browser), shellcheck (lint of scripts/) and systemd
-# (systemd-analyze verify/security of the unit). Extra arguments go to pytest.
+# (systemd-analyze verify/security of the unit) and a C compiler (the libedgetpu stand-ins of
+# tests/edgetpu_standin). Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/_setup.sh
@@ -13,6 +14,7 @@ command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need+=(mosquitt
 command -v chromium >/dev/null || need+=(chromium)
 command -v shellcheck >/dev/null || need+=(shellcheck)
 command -v systemd-analyze >/dev/null || need+=(systemd)
+command -v cc >/dev/null || need+=(build-essential)
 if [ "${#need[@]}" -gt 0 ]; then
   apt_install "${need[@]}"
 fi

@@ -82,3 +82,6 @@ def no_edgetpu(use_stack):
     from .runtime_fakes import FakeStack
 
     return use_stack(FakeStack(devices=(), lib_missing=True))
+
+
+from tests.edgetpu_standin import edgetpu_standins  # noqa: E402, F401  (fixture)

@@ -1,0 +1,233 @@
+/* A stand-in for libedgetpu.so.1 (the Edge TPU runtime), for tests on machines without a Coral.
+ *
+ * It exports what the real library exports and edgekit uses:
+ *   - the TFLite external-delegate ABI: tflite_plugin_create_delegate /
+ *     tflite_plugin_destroy_delegate (tensorflow/lite/delegates/external);
+ *   - libedgetpu's C API: edgetpu_version() and edgetpu_list_devices() / edgetpu_free_devices().
+ *
+ * Like the real delegate, it claims every `edgetpu-custom-op` node of the graph (what
+ * edgetpu_compiler produced) and leaves every other node to the CPU interpreter; an uncompiled
+ * model therefore runs entirely on the CPU. The claimed node computes nothing: its outputs keep
+ * whatever the tensor arena holds (zeros on a fresh arena). That is enough to allocate and invoke
+ * a compiled model, which is all a probe, doctor or a crash test needs.
+ *
+ * Behaviour is chosen at build time with -DSTANDIN_MODE=<n> (see the MODE_* values), so each
+ * failure is its own library file, as on a real machine:
+ *   WORKS     a healthy library and an attached USB Accelerator;
+ *   NULL      tflite_plugin_create_delegate returns NULL (no device / no permission / busy);
+ *   SEGV      dereferences NULL in the delegate's Prepare (the TF-version ABI mismatch of
+ *             Google's TF 2.5 build inside a newer interpreter);
+ *   HANG      blocks forever in Prepare (a wedged device);
+ *   ABORT     prints libedgetpu's "USB transfer error 5" fatal log line and abort()s in Invoke
+ *             (what a second process opening the same Edge TPU does to the first).
+ * Environment variables (read when the delegate is created):
+ *   EDGETPU_STANDIN_CRASH_AFTER=N  (any mode) the N+1th invoke of a claimed node in this process
+ *                                  dies by SIGSEGV: a worker that crashes after N inferences.
+ *   EDGETPU_STANDIN_HANG_AFTER=N   the N+1th invoke blocks forever instead.
+ *   EDGETPU_STANDIN_LOG=PATH       append one line per create/prepare/invoke/destroy (tests count
+ *                                  what happened in a child that died).
+ * -DRUNTIME_VERSION=<n> and -DBUILD_LABEL="..." set what edgetpu_version() reports.
+ */
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MODE_WORKS 0
+#define MODE_NULL 1
+#define MODE_SEGV 2
+#define MODE_HANG 3
+#define MODE_ABORT 4
+
+#ifndef STANDIN_MODE
+#define STANDIN_MODE MODE_WORKS
+#endif
+#ifndef RUNTIME_VERSION
+#define RUNTIME_VERSION 14
+#endif
+#define RT_STR_(x) #x
+#define RT_STR(x) RT_STR_(x)
+#ifndef BUILD_LABEL
+#define BUILD_LABEL "COMPILER=edgekit-standin,DATE=redacted,TIME=redacted,CL_NUMBER=0"
+#endif
+
+/* ---- The subset of tensorflow/lite/core/c/common.h this library touches. The TFLite structs
+ * are "semi-ABI stable": fields are only ever appended, so a prefix is enough for structs we
+ * receive by pointer; TfLiteRegistration is passed BY VALUE, so it carries every field of the
+ * current layout (TF 2.15+: up to inplace_operator). ---- */
+typedef enum { kTfLiteOk = 0, kTfLiteError = 1 } TfLiteStatus;
+typedef struct TfLiteIntArray { int size; int data[]; } TfLiteIntArray;
+typedef struct TfLiteNode TfLiteNode;
+struct TfLiteRegistration;
+struct TfLiteDelegate;
+typedef struct TfLiteContext {
+  size_t tensors_size;
+  TfLiteStatus (*GetExecutionPlan)(struct TfLiteContext*, TfLiteIntArray**);
+  void* tensors;
+  void* impl_;
+  void* ResizeTensor;
+  void (*ReportError)(struct TfLiteContext*, const char*, ...);
+  void* AddTensors;
+  TfLiteStatus (*GetNodeAndRegistration)(struct TfLiteContext*, int, TfLiteNode**,
+                                         struct TfLiteRegistration**);
+  TfLiteStatus (*ReplaceNodeSubsetsWithDelegateKernels)(struct TfLiteContext*,
+                                                        struct TfLiteRegistration,
+                                                        const TfLiteIntArray*,
+                                                        struct TfLiteDelegate*);
+} TfLiteContext;
+typedef struct TfLiteRegistration {
+  void* (*init)(TfLiteContext*, const char*, size_t);
+  void (*free)(TfLiteContext*, void*);
+  TfLiteStatus (*prepare)(TfLiteContext*, TfLiteNode*);
+  TfLiteStatus (*invoke)(TfLiteContext*, TfLiteNode*);
+  const char* (*profiling_string)(const TfLiteContext*, const TfLiteNode*);
+  int32_t builtin_code;
+  const char* custom_name;
+  int version;
+  void* registration_external;
+  void* async_kernel;
+  uint64_t inplace_operator;
+} TfLiteRegistration;
+typedef struct TfLiteDelegate {
+  void* data_;
+  TfLiteStatus (*Prepare)(TfLiteContext*, struct TfLiteDelegate*);
+  void* CopyFromBufferHandle;
+  void* CopyToBufferHandle;
+  void* FreeBufferHandle;
+  int64_t flags;
+  void* opaque_delegate_builder;
+} TfLiteDelegate;
+
+/* ---- libedgetpu's C API (edgetpu_c.h) ---- */
+enum edgetpu_device_type { EDGETPU_APEX_PCI = 0, EDGETPU_APEX_USB = 1 };
+struct edgetpu_device { enum edgetpu_device_type type; const char* path; };
+
+static long crash_after = -1, hang_after = -1, invokes = 0;
+static const char* log_path = NULL;
+
+static void log_event(const char* what) {
+  if (!log_path) return;
+  FILE* f = fopen(log_path, "a");
+  if (!f) return;
+  fprintf(f, "%d %s\n", (int)getpid(), what);
+  fclose(f);
+}
+
+static long env_long(const char* name) {
+  const char* v = getenv(name);
+  return (v && *v) ? strtol(v, NULL, 10) : -1;
+}
+
+static void hang_forever(void) {
+  for (;;) pause();
+}
+
+static TfLiteStatus kernel_invoke(TfLiteContext* context, TfLiteNode* node) {
+  (void)context; (void)node;
+  invokes++;
+  log_event("invoke");
+  if (crash_after >= 0 && invokes > crash_after) {
+    volatile int* nowhere = NULL;
+    *nowhere = 1; /* a real SIGSEGV, as an ABI mismatch or a driver bug gives */
+  }
+  if (hang_after >= 0 && invokes > hang_after) hang_forever();
+#if STANDIN_MODE == MODE_ABORT
+  /* libedgetpu's fatal log line when another process took the device over, then abort(). */
+  fprintf(stderr, "F :1155] HandleQueuedBulkIn failed: Deadline exceeded: USB transfer error 5 "
+                  "[LibUsbDataInCallback]\n");
+  fflush(stderr);
+  abort();
+#endif
+  return kTfLiteOk;
+}
+
+static TfLiteStatus kernel_prepare(TfLiteContext* context, TfLiteNode* node) {
+  (void)context; (void)node;
+  return kTfLiteOk;
+}
+
+__attribute__((unused)) static TfLiteStatus delegate_prepare(TfLiteContext* context, TfLiteDelegate* delegate) {
+  log_event("prepare");
+#if STANDIN_MODE == MODE_SEGV
+  volatile int* nowhere = NULL;
+  *nowhere = 1;
+#elif STANDIN_MODE == MODE_HANG
+  hang_forever();
+#endif
+  TfLiteIntArray* plan = NULL;
+  if (context->GetExecutionPlan(context, &plan) != kTfLiteOk) return kTfLiteError;
+  TfLiteIntArray* claim = malloc(sizeof(TfLiteIntArray) + sizeof(int) * (size_t)plan->size);
+  if (!claim) return kTfLiteError;
+  claim->size = 0;
+  for (int i = 0; i < plan->size; i++) {
+    TfLiteNode* node = NULL;
+    TfLiteRegistration* reg = NULL;
+    if (context->GetNodeAndRegistration(context, plan->data[i], &node, &reg) != kTfLiteOk) {
+      free(claim);
+      return kTfLiteError;
+    }
+    if (reg && reg->custom_name && strcmp(reg->custom_name, "edgetpu-custom-op") == 0)
+      claim->data[claim->size++] = plan->data[i];
+  }
+  TfLiteStatus status = kTfLiteOk;
+  if (claim->size > 0) {
+    TfLiteRegistration kernel;
+    memset(&kernel, 0, sizeof kernel);
+    kernel.prepare = kernel_prepare;
+    kernel.invoke = kernel_invoke;
+    kernel.builtin_code = 32; /* BuiltinOperator_DELEGATE */
+    kernel.custom_name = "EdgeTpuStandIn";
+    kernel.version = 1;
+    status = context->ReplaceNodeSubsetsWithDelegateKernels(context, kernel, claim, delegate);
+  }
+  free(claim);
+  return status;
+}
+
+TfLiteDelegate* tflite_plugin_create_delegate(char** keys, char** values, size_t n,
+                                              void (*report_error)(const char*)) {
+  (void)keys; (void)values; (void)n; (void)report_error;
+  crash_after = env_long("EDGETPU_STANDIN_CRASH_AFTER");
+  hang_after = env_long("EDGETPU_STANDIN_HANG_AFTER");
+  log_path = getenv("EDGETPU_STANDIN_LOG");
+  log_event("create");
+#if STANDIN_MODE == MODE_NULL
+  return NULL; /* the real library reports nothing: Python says "Failed to load delegate" */
+#else
+  TfLiteDelegate* d = calloc(1, sizeof(TfLiteDelegate));
+  if (d) {
+    d->Prepare = delegate_prepare;
+    /* kTfLiteDelegateFlagsAllowDynamicTensors: without it TFLite prepares every node before
+     * calling Prepare (to look for dynamic tensors) and the unclaimed edgetpu-custom-op fails
+     * as "unresolved custom op". */
+    d->flags = 1;
+  }
+  return d;
+#endif
+}
+
+void tflite_plugin_destroy_delegate(TfLiteDelegate* delegate) {
+  log_event("destroy");
+  free(delegate);
+}
+
+const char* edgetpu_version(void) {
+  return "BuildLabel(" BUILD_LABEL "), RuntimeVersion(" RT_STR(RUNTIME_VERSION) ")";
+}
+
+__attribute__((unused)) static struct edgetpu_device usb0 = {EDGETPU_APEX_USB, "/sys/bus/usb/devices/2-1"};
+
+struct edgetpu_device* edgetpu_list_devices(size_t* num_devices) {
+#if STANDIN_MODE == MODE_NULL
+  *num_devices = 0;
+  return NULL;
+#else
+  *num_devices = 1;
+  return &usb0;
+#endif
+}
+
+void edgetpu_free_devices(struct edgetpu_device* dev) { (void)dev; }
