@@ -117,6 +117,8 @@ class Classifier:
         value_range: override the float range pixels map to, for a bare .tflite.
     """
 
+    task = "classify"
+
     def __init__(
         self,
         model: str | os.PathLike,
@@ -205,6 +207,8 @@ class Classifier:
         t2 = time.perf_counter_ns()
         classes = self.top(self.scores(self.runner.output()))
         return Classification(classes, (t2 - t1) / 1e6, (t1 - t0) / 1e6)
+
+    run = classify  # the task-agnostic name (edgekit.tasks)
 
     def classify_path(self, path: str | os.PathLike) -> Classification:
         return self.classify(load_rgb(Path(path)))

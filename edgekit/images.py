@@ -8,6 +8,7 @@ the device will later feed the model.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -120,3 +121,74 @@ def to_float(pixels: np.ndarray, value_range: tuple[float, float] = (0.0, 1.0)) 
     return (pixels.astype(np.float32) * np.float32((hi - lo) / 255.0) + np.float32(lo)).astype(
         np.float32
     )
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """How :func:`letterbox` placed an original ``src_size`` = (width, height) image into the
+    model input: resized to ``new_size`` = (width, height) pixels, its top-left corner at
+    ``pad`` = (left, top). Original pixel coordinate ``x`` lands on ``pad[0] + x * sx`` with
+    ``sx = new_size[0] / src_size[0]`` (Pillow resizes edge to edge, so this holds for box
+    coordinates exactly), likewise for y. A plain stretch is the case ``pad == (0, 0)``,
+    ``new_size`` = the input size."""
+
+    src_size: tuple[int, int]
+    new_size: tuple[int, int]
+    pad: tuple[int, int]
+
+    @property
+    def scale(self) -> tuple[float, float]:
+        """(sx, sy): input pixels per original pixel along x and y."""
+        return self.new_size[0] / self.src_size[0], self.new_size[1] / self.src_size[1]
+
+    def to_input(self, boxes: np.ndarray) -> np.ndarray:
+        """(N, 4) x0, y0, x1, y1 in original pixels -> model input pixels."""
+        sx, sy = self.scale
+        b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        mul = np.array([sx, sy, sx, sy])
+        add = np.array([self.pad[0], self.pad[1], self.pad[0], self.pad[1]], dtype=np.float64)
+        return b * mul + add
+
+    def to_original(self, boxes: np.ndarray, clip: bool = True) -> np.ndarray:
+        """(N, 4) x0, y0, x1, y1 in model input pixels -> original pixels: the exact inverse of
+        :meth:`to_input`, clipped to the original image unless ``clip`` is False."""
+        sx, sy = self.scale
+        b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        add = np.array([self.pad[0], self.pad[1], self.pad[0], self.pad[1]], dtype=np.float64)
+        out = (b - add) / np.array([sx, sy, sx, sy])
+        if clip:
+            w, h = self.src_size
+            out = np.clip(out, 0.0, np.array([w, h, w, h], dtype=np.float64))
+        return out
+
+
+def letterbox(
+    rgb: np.ndarray, size: tuple[int, int], fill: int = 114
+) -> tuple[np.ndarray, Letterbox]:
+    """Fit (H, W, 3) uint8 into ``size`` = (height, width) keeping its aspect ratio, centred on a
+    ``fill`` grey background (Ultralytics' letterbox: gray 114, padding split evenly with the odd
+    pixel at the bottom/right). Returns the (height, width, 3) image and its :class:`Letterbox`.
+    """
+    h, w = int(size[0]), int(size[1])
+    if not 0 <= int(fill) <= 255:
+        raise EdgekitError(f"letterbox fill {fill} is not a pixel value", "use 0..255")
+    src_h, src_w = rgb.shape[:2]
+    scale = min(w / src_w, h / src_h)
+    nw, nh = max(1, min(w, round(src_w * scale))), max(1, min(h, round(src_h * scale)))
+    left, top = (w - nw) // 2, (h - nh) // 2
+    box = Letterbox((int(src_w), int(src_h)), (nw, nh), (left, top))
+    if (nw, nh) == (w, h) and (src_w, src_h) == (w, h):
+        return rgb, box
+    out = np.full((h, w, 3), int(fill), dtype=np.uint8)
+    resized = (
+        rgb if (nw, nh) == (src_w, src_h) else Image.fromarray(rgb).resize((nw, nh), Image.BILINEAR)
+    )
+    out[top : top + nh, left : left + nw] = np.asarray(resized)
+    return out, box
+
+
+def stretch_box(rgb: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, Letterbox]:
+    """:func:`resize` with ``stretch`` plus the :class:`Letterbox` record that undoes it."""
+    src_h, src_w = rgb.shape[:2]
+    h, w = int(size[0]), int(size[1])
+    return resize(rgb, size, "stretch"), Letterbox((int(src_w), int(src_h)), (w, h), (0, 0))

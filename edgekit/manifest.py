@@ -19,6 +19,7 @@ tensor's ``scale``/``zero_point``: ``q = round(x / scale) + zero_point``.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ MANIFEST_NAME = "edgekit.json"
 FORMAT_VERSION = 1
 COLOR_ORDERS = ("rgb", "bgr")
 RESIZE_MODES = ("stretch", "crop", "pad")
+TASKS = ("classify", "detect")
 
 
 @dataclass(frozen=True)
@@ -78,9 +80,13 @@ class Manifest:
     compile: dict[str, Any] | None = None
     created: str | None = None
     format_version: int = FORMAT_VERSION
+    task: str = "classify"
+    detection: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        if self.detection is None:
+            del d["detection"]
         d["input"]["shape"] = list(self.input.shape)
         d["input"]["range"] = list(self.input.range)
         d["output"]["shape"] = list(self.output.shape)
@@ -130,6 +136,8 @@ class Manifest:
                 compile=d.get("compile"),
                 created=d.get("created"),
                 format_version=version,
+                task=_task(d.get("task", "classify"), where),
+                detection=_detection(d.get("detection"), d.get("task", "classify"), where),
             )
         except EdgekitError:
             raise
@@ -138,6 +146,51 @@ class Manifest:
                 f"{where}: not a valid edgekit manifest ({type(e).__name__}: {e})",
                 "re-create the bundle with `edgekit convert`",
             ) from None
+
+
+def _task(task: Any, where: str) -> str:
+    if task not in TASKS:
+        raise EdgekitError(
+            f"{where}: unknown task {task!r}",
+            f"use one of: {', '.join(TASKS)} (or upgrade edgekit)",
+        )
+    return task
+
+
+def _detection(det: Any, task: Any, where: str) -> dict[str, Any] | None:
+    """The ``detection`` block: ``{"decoder": str, "params": {...}}``, required for ``detect``.
+    Structure and finiteness only here; each decoder checks its own params' names and ranges
+    (edgekit.detect.decoders)."""
+    if det is None and task != "detect":
+        return None
+    if not isinstance(det, dict) or not isinstance(det.get("decoder"), str):
+        raise EdgekitError(
+            f'{where}: a detection bundle needs "detection": {{"decoder": ..., "params": ...}}',
+            "re-create the bundle with `edgekit convert`",
+        )
+    unknown = set(det) - {"decoder", "params"}
+    if unknown:
+        raise EdgekitError(
+            f'{where}: unknown key(s) in "detection": {", ".join(sorted(unknown))}',
+            "re-create the bundle with `edgekit convert`",
+        )
+    params = det.get("params") or {}
+    if not isinstance(params, dict):
+        raise EdgekitError(f'{where}: "detection.params" is not an object', "re-create the bundle")
+    _check_finite(params, f"{where}: detection.params")
+    return {"decoder": det["decoder"], "params": dict(params)}
+
+
+def _check_finite(value: Any, where: str) -> None:
+    """Reject NaN/inf (json.loads accepts them) anywhere inside ``value``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise EdgekitError(f"{where}: {value} is not a finite number", "re-create the bundle")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_finite(v, f"{where}.{k}")
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _check_finite(v, where)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,283 @@
+"""Object detection on a Runner: letterbox/stretch, quantize, invoke, decode, undo the letterbox.
+
+``Detector(model)`` takes a bundle directory (task, decoder and params from its edgekit.json), a
+``.tflite`` or an ``_edgetpu.tflite`` (decoder guessed from the graph and output shapes,
+:func:`edgekit.detect.decoders.guess_decoder`). Preprocessing is shared with classification
+(:func:`edgekit.classify.make_quantizer`): pixels -> the float range the model was trained on
+(the bundle's ``input.range``; for a bare YOLO export Ultralytics' 0..1; for a bare SSD the range
+its input tensor covers) -> the input tensor's own scale and zero point.
+
+Stateful models (Google's AutoML video SSDs: LSTM state inputs ``raw_inputs/init_lstm_c`` and the
+matching outputs ``raw_outputs/lstm_c``) get each state output fed back into its input on the
+next call; the state starts at zero and :meth:`Detector.reset` restarts it (a new video).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from edgekit.backends import Runner, open_model, resolve_model
+from edgekit.classify import _round_half_away, make_quantizer, tensor_range
+from edgekit.detect.decoders import (
+    MAX_DETECTIONS,
+    POSTPROCESS_OP,
+    Decoder,
+    HeadIO,
+    OutputTensor,
+    check_params,
+    get_decoder,
+    guess_decoder,
+)
+from edgekit.detect.records import Detection, Detections
+from edgekit.errors import EdgekitError
+from edgekit.images import letterbox, load_rgb, prepare, stretch_box
+from edgekit.labels import read_labels
+from edgekit.tflite import read_model
+
+
+class Detector:
+    """Detect objects in RGB images.
+
+    Args:
+        model: bundle dir, ``.tflite`` or ``_edgetpu.tflite``.
+        labels: label file or {id: label}; overrides the bundle's labels. Ids are the model's
+            own class indices.
+        device: ``auto``, ``cpu`` or an Edge TPU string (see edgekit.backends.open_model).
+        threshold, iou, max_detections: score threshold (0..1), NMS IoU (0..1), detections kept
+            per image; None takes the bundle's params, else 0.25 / 0.45 / 100.
+        decoder: a decoder name (overrides the bundle's and the guess).
+        threads: CPU interpreter threads.
+        on_warning: receives one-line notices (emulation, CPU twin).
+    """
+
+    task = "detect"
+
+    def __init__(
+        self,
+        model: str | os.PathLike,
+        labels: str | os.PathLike | dict[int, str] | None = None,
+        device: str = "auto",
+        threshold: float | None = None,
+        iou: float | None = None,
+        max_detections: int | None = None,
+        decoder: str | None = None,
+        threads: int | None = None,
+        *,
+        on_warning: Callable[[str], None] | None = None,
+    ):
+        self.model, self.device, self.threads = model, device, threads
+        self._on_warning = on_warning
+        self.bundle = resolve_model(model).bundle
+        manifest = self.bundle.manifest if self.bundle else None
+        det = (manifest.detection if manifest else None) or {}
+        if manifest is not None and manifest.task != "detect" and decoder is None:
+            raise EdgekitError(
+                f"{self.bundle.dir}: a {manifest.task} bundle, not a detector",
+                "use `edgekit classify`, or pass --decoder if it really is a detector",
+            )
+        self._decoder_name = decoder or det.get("decoder")
+        self._params = (
+            dict(det.get("params") or {}) if det.get("decoder") == (self._decoder_name) else {}
+        )
+        given = {"score_threshold": threshold, "iou": iou, "max_detections": max_detections}
+        over = {k: v for k, v in given.items() if v is not None}
+        # Range checks for the arguments too (one line, never a NaN threshold).
+        over = check_params("detection", over, {})
+        if "max_detections" in over and over["max_detections"] > MAX_DETECTIONS:
+            raise EdgekitError(f"max_detections must be <= {MAX_DETECTIONS}")
+        self.threshold = float(
+            over.get("score_threshold", self._params.get("score_threshold", 0.25))
+        )
+        self.iou = float(over.get("iou", self._params.get("iou", 0.45)))
+        self.max_detections = int(
+            over.get("max_detections", self._params.get("max_detections", 100))
+        )
+        if isinstance(labels, (str, os.PathLike)):
+            labels = read_labels(labels)
+        elif labels is None and manifest and manifest.labels:
+            labels = dict(enumerate(manifest.labels))
+        self.labels: dict[int, str] = dict(labels or {})
+        self.runner: Runner = open_model(model, device, threads, on_warning)
+        self._setup()
+
+    # -- binding the model --------------------------------------------------------------------
+    def _setup(self) -> None:
+        r = self.runner
+        interp = r.interpreter
+        ins, outs = interp.get_input_details(), interp.get_output_details()
+        image = _image_input(ins, r.model_path)
+        self._image = image
+        self.input_size = (int(image["shape"][1]), int(image["shape"][2]))
+        self.channels = int(image["shape"][3])
+        self._state = _state_pairs([d for d in ins if d is not image], outs, r.model_path)
+        state_outs = {o["index"] for _, o in self._state}
+        info = read_model(r.model_path)
+        name = self._decoder_name or guess_decoder(info, frozenset(state_outs))
+        if name is None:
+            shapes = [_shape(o) for o in outs if o["index"] not in state_outs]
+            raise EdgekitError(
+                f"{Path(r.model_path).name}: edgekit cannot tell how to decode outputs {shapes}",
+                "pass --decoder (ssd-postprocess, yolov8, yolov5, edgekit-anchor-free)",
+            )
+        self.decoder_name = name
+        post = next((op.outputs for op in info.main.operators if op.opcode == POSTPROCESS_OP), None)
+        io = HeadIO(
+            self.input_size,
+            tuple(_tensor(o) for o in outs if o["index"] not in state_outs),
+            tuple(post) if post else None,
+        )
+        cls = get_decoder(name)
+        self.decoder: Decoder = cls(io, self._params)
+        spec = self.bundle.manifest.input if self.bundle else None
+        self.color = spec.color if spec else "rgb"
+        self.resize = self.decoder.params.get("resize", cls.resize)
+        self.fill = int(self.decoder.params.get("fill", 114))
+        scale, zp = image["quantization"]
+        dtype = np.dtype(image["dtype"])
+        rng = spec.range if spec else (cls.value_range or tensor_range(dtype, scale, zp))
+        self._quantize, self.input_kind = make_quantizer(dtype, scale, zp, rng)
+        self.reset()
+
+    def reset(self) -> None:
+        """Zero the carried state of a stateful model (start of a new video)."""
+        self._carry = [_zeros(i) for i, _ in self._state]
+
+    # -- running ------------------------------------------------------------------------------
+    def detect(self, rgb: np.ndarray) -> Detections:
+        """Detect objects in one (H, W, 3) uint8 RGB image of any size."""
+        if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3:
+            raise EdgekitError("detect() needs an (H, W, 3) uint8 RGB array")
+        if rgb.shape[0] < 1 or rgb.shape[1] < 1 or rgb.shape[2] != 3:
+            raise EdgekitError(f"detect() needs an (H, W, 3) image, got shape {rgb.shape}")
+        t0 = time.perf_counter_ns()
+        if self.resize == "letterbox":
+            fitted, box = letterbox(rgb, self.input_size, self.fill)
+        else:
+            fitted, box = stretch_box(rgb, self.input_size)
+        pixels = prepare(fitted, self.input_size, "stretch", self.color, self.channels)
+        interp = self.runner.interpreter
+        if interp is None:
+            raise EdgekitError("this detector was closed", "open it again")
+        _write(interp, self._image["index"], self._quantize(pixels))
+        for (inp, _), value in zip(self._state, self._carry):
+            _write(interp, inp["index"], value)
+        t1 = time.perf_counter_ns()
+        self.runner.invoke()
+        t2 = time.perf_counter_ns()
+        raw = {o.index: interp.get_tensor(o.index) for o in self.decoder.io.outputs}
+        self._carry = [_requantize(interp.get_tensor(o["index"]), o, i) for i, o in self._state]
+        boxes, scores, classes = self.decoder.decode(
+            raw, self.threshold, self.iou, self.max_detections
+        )
+        boxes = box.to_original(boxes)
+        dets = tuple(
+            Detection(
+                int(c), self.labels.get(int(c), str(int(c))), round(float(s), 5),
+                tuple(round(float(v), 2) for v in b),  # type: ignore[arg-type]
+            )
+            for b, s, c in zip(boxes, scores, classes)
+        )  # fmt: skip
+        t3 = time.perf_counter_ns()
+        return Detections(
+            dets, (t2 - t1) / 1e6, (t1 - t0) / 1e6, (t3 - t2) / 1e6, (rgb.shape[1], rgb.shape[0])
+        )
+
+    run = detect
+
+    def detect_path(self, path: str | os.PathLike) -> Detections:
+        return self.detect(load_rgb(Path(path)))
+
+    def reopen(self, device: str | None = None) -> None:
+        """Close and reopen the interpreter (after an Edge TPU fault), on ``device`` if given."""
+        if self.runner is not None:
+            self.runner.close()
+        if device is not None:
+            self.device = device
+        self.runner = open_model(self.model, self.device, self.threads, self._on_warning)
+        self._setup()
+
+    def close(self) -> None:
+        self.runner.close()
+
+
+def _tensor(d: dict[str, Any]) -> OutputTensor:
+    scale, zp = d["quantization"]
+    return OutputTensor(int(d["index"]), str(d["name"]), tuple(int(x) for x in d["shape"]),
+                        np.dtype(d["dtype"]).name, float(scale), int(zp))  # fmt: skip
+
+
+def _shape(d: dict) -> list[int]:
+    return [int(x) for x in d["shape"]]
+
+
+def _image_input(inputs: list[dict], model_path: str) -> dict:
+    images = [
+        d for d in inputs
+        if len(d["shape"]) == 4 and d["shape"][0] == 1 and d["shape"][3] in (1, 3)
+    ]  # fmt: skip
+    if len(images) != 1:
+        shapes = [_shape(d) for d in inputs]
+        raise EdgekitError(
+            f"{Path(model_path).name}: cannot tell the image input among inputs {shapes}",
+            "edgekit detects on models with one (1, H, W, 3 or 1) image input",
+        )
+    return images[0]
+
+
+def _state_pairs(extra: list[dict], outputs: list[dict], model_path: str) -> list[tuple]:
+    """(state input, state output) pairs: same shape and dtype, names that agree once the
+    ``init_`` prefix and the folder part are dropped (``raw_inputs/init_lstm_c`` ->
+    ``raw_outputs/lstm_c``), or the only output of that shape."""
+
+    def key(name: str) -> str:
+        base = name.rsplit("/", 1)[-1].split(":", 1)[0]
+        return base[5:] if base.startswith("init_") else base
+
+    pairs = []
+    for d in extra:
+        same = [o for o in outputs if list(o["shape"]) == list(d["shape"])]
+        named = [o for o in same if key(o["name"]) == key(d["name"])]
+        match = named if len(named) == 1 else same
+        if len(match) != 1:
+            raise EdgekitError(
+                f"{Path(model_path).name}: input {d['name']!r} {_shape(d)} is neither the "
+                "image nor a state carried from an output of the same shape",
+                "edgekit detects on models with one image input (plus recurrent state)",
+            )
+        pairs.append((d, match[0]))
+    return pairs
+
+
+def _zeros(d: dict) -> np.ndarray:
+    """The quantized value of 0.0 for a state input."""
+    dt = np.dtype(d["dtype"])
+    zp = int(d["quantization"][1]) if dt.kind != "f" else 0
+    return np.full(tuple(d["shape"]), zp, dtype=dt)
+
+
+def _requantize(q: np.ndarray, src: dict, dst: dict) -> np.ndarray:
+    """A state output's raw value expressed in its input's quantization (a copy when equal)."""
+    if (src["dtype"], src["quantization"]) == (dst["dtype"], dst["quantization"]):
+        return q
+    s_scale, s_zp = src["quantization"]
+    d_scale, d_zp = dst["quantization"]
+    x = (q.astype(np.float64) - s_zp) * s_scale if s_scale else q.astype(np.float64)
+    dt = np.dtype(dst["dtype"])
+    if dt.kind == "f" or not d_scale:
+        return x.astype(dt)
+    info = np.iinfo(dt)
+    return np.clip(_round_half_away(x / d_scale) + d_zp, info.min, info.max).astype(dt)
+
+
+def _write(interp, index: int, x: np.ndarray) -> None:
+    # The interpreter's own buffer; the view must be gone before invoke() (see Runner.set_input).
+    view = interp.tensor(index)()
+    try:
+        view[...] = x.reshape(view.shape)
+    finally:
+        del view
