@@ -19,10 +19,10 @@ Registered layouts (``--decoder`` names; params in docs/DESIGN.md "Detection"):
   YOLO boxes are in input pixels or normalized to the input size: decided from the range the
   output tensor's quantization can represent (<= 2: normalized), or from the values for a float
   head; ``box_units`` overrides.
-- ``edgekit-anchor-free``: edgekit's own detector head [1, N, 4 + nc], N = sum over ``strides``
-  of (H / s) * (W / s) anchor points (strides ascending, each grid row-major), channels l, t, r,
-  b distances from the anchor point (x + 0.5, y + 0.5) * s in stride units, then nc class
-  logits (``class_activation: sigmoid``, the default) or probabilities (``none``).
+- ``edgekit-anchor-free``: edgekit's own detector head [1, N, 4 + nc] (docs/DESIGN.md "edgekit
+  detector head"): N = sum over ``strides`` of (H / s) * (W / s) cells (strides ascending, each
+  grid row-major), columns l, t, r, b from the cell centre ((x + 0.5) s, (y + 0.5) s) as
+  fractions of the input width/height, then nc sigmoid class scores; all values in 0..1.
 
 Quantized scores are thresholded in the integer domain ((q - zp) * scale >= t <=> q >= t / scale
 + zp for scale > 0), so only the candidates that pass are dequantized.
@@ -114,6 +114,12 @@ def _choice(*options: str) -> Callable[[str, Any], Any]:
     return check
 
 
+def _flag(name: str, v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise EdgekitError(f"detection param {name} = {v!r} is not true or false", "fix it")
+    return v
+
+
 def _strides(name: str, v: Any) -> tuple[int, ...]:
     ok = isinstance(v, (list, tuple)) and 0 < len(v) <= 8
     ok = ok and all(isinstance(s, int) and not isinstance(s, bool) and 1 <= s <= 1024 for s in v)
@@ -129,7 +135,7 @@ COMMON_PARAMS: dict[str, Callable[[str, Any], Any]] = {
     "score_threshold": _number(0, 1),
     "iou": _number(0, 1),
     "max_detections": _number(1, MAX_DETECTIONS, integer=True),
-    "resize": _choice("letterbox", "stretch"),
+    "letterbox": _flag,
     "fill": _number(0, 255, integer=True),
 }
 
@@ -139,7 +145,7 @@ class Decoder:
 
     name = ""
     PARAMS: dict[str, Callable[[str, Any], Any]] = {}
-    resize = "letterbox"  # how the input is fitted unless params say otherwise
+    letterbox = True  # how the input is fitted unless params say otherwise
     value_range: tuple[float, float] | None = (0.0, 1.0)  # None: read off the input tensor
 
     def __init__(self, io: HeadIO, params: dict[str, Any] | None = None):
@@ -175,7 +181,7 @@ _SSD_ROLES = ("boxes", "classes", "scores", "count")
 
 class SsdPostprocess(Decoder):
     name = "ssd-postprocess"
-    resize = "stretch"  # Coral's and TF's SSD pipelines resize without keeping the aspect
+    letterbox = False  # Coral's and TF's SSD pipelines resize without keeping the aspect
     value_range = None
 
     def __init__(self, io: HeadIO, params: dict[str, Any] | None = None):
@@ -327,63 +333,51 @@ class YoloV5(_Yolo):
 
 # -- edgekit's own anchor-free head ---------------------------------------------------------------
 class AnchorFree(Decoder):
+    """The zoo detector's head (layout in docs/DESIGN.md "edgekit detector head"): every value
+    is a sigmoid output in 0..1; l, t, r, b are fractions of the input width/height."""
+
     name = "edgekit-anchor-free"
-    PARAMS = {
-        "strides": _strides,
-        "class_activation": _choice("sigmoid", "none"),
-        "max_candidates": _number(1, 1_000_000, integer=True),
-    }
+    PARAMS = {"strides": _strides, "max_candidates": _number(1, 1_000_000, integer=True)}
 
     def __init__(self, io: HeadIO, params: dict[str, Any] | None = None):
         super().__init__(io, params)
-        if "strides" not in self.params:
-            raise self.refuse('needs the param "strides" (e.g. [8, 16, 32])')
         if len(io.outputs) != 1 or len(io.outputs[0].shape) != 3 or io.outputs[0].shape[0] != 1:
             raise self.refuse(f"expected one [1, N, 4+nc] output, got {_shapes(io)}")
         self.out = io.outputs[0]
         h, w = io.input_size
-        strides = self.params["strides"]
+        strides = self.params.get("strides", (8, 16))
         if any(h % s or w % s for s in strides):
             raise self.refuse(f"input {h}x{w} is not a multiple of every stride {list(strides)}")
-        xs, ys, ss = [], [], []
+        xs, ys = [], []
         for s in strides:
             gy, gx = np.mgrid[0 : h // s, 0 : w // s]
             xs.append((gx.reshape(-1) + 0.5) * s), ys.append((gy.reshape(-1) + 0.5) * s)
-            ss.append(np.full(gx.size, float(s)))
-        self.anchors = np.stack([np.concatenate(xs), np.concatenate(ys)], axis=1)
-        self.stride = np.concatenate(ss)
+        self.centres = np.stack([np.concatenate(xs), np.concatenate(ys)], axis=1)
         n, c = self.out.shape[1], self.out.shape[2]
-        if n != self.anchors.shape[0] or c <= 4:
+        if n != self.centres.shape[0] or c <= 4:
             raise self.refuse(
                 f"output {list(self.out.shape)} does not fit strides {list(strides)} on "
-                f"{h}x{w} ([1, {self.anchors.shape[0]}, 4+nc])"
+                f"{h}x{w} (expected [1, {self.centres.shape[0]}, 4+nc])"
             )
         self.num_classes = c - 4
-        self.sigmoid = self.params.get("class_activation", "sigmoid") == "sigmoid"
         self.max_candidates = int(self.params.get("max_candidates", 30_000))
+        self._size = np.array([w, h, w, h], dtype=np.float64)
 
     def decode(self, raw, threshold, iou, max_detections):
         o = self.out
         head = raw[o.index].reshape(o.shape[1:])  # (N, 4 + nc)
-        t = threshold
-        if self.sigmoid:  # sigmoid is monotonic: threshold the logit
-            t = -math.inf if t <= 0 else (math.inf if t >= 1 else math.log(t / (1 - t)))
-        best_q = head[:, 4:].max(axis=1)
-        idx = np.nonzero(best_q >= o.q_threshold(t))[0]
+        idx = np.nonzero(head[:, 4:].max(axis=1) >= o.q_threshold(threshold))[0]
         rows = o.dequantize(head[idx]).astype(np.float64)
-        cls = rows[:, 4:]
-        best = cls.argmax(axis=1)
-        score = cls[np.arange(idx.size), best]
-        if self.sigmoid:
-            score = 1.0 / (1.0 + np.exp(-score))
+        best = rows[:, 4:].argmax(axis=1)
+        score = rows[np.arange(idx.size), 4 + best]
         ok = np.isfinite(score) & (score >= threshold)
         idx, rows, score, best = idx[ok], rows[ok], score[ok], best[ok]
         if score.size > self.max_candidates:
             top = np.argpartition(-score, self.max_candidates - 1)[: self.max_candidates]
             idx, rows, score, best = idx[top], rows[top], score[top], best[top]
-        ltrb = rows[:, :4] * self.stride[idx, None]
-        a = self.anchors[idx]
-        xyxy = np.concatenate([a - ltrb[:, :2], a + ltrb[:, 2:]], axis=1)
+        ltrb = rows[:, :4] * self._size
+        c = self.centres[idx]
+        xyxy = np.concatenate([c - ltrb[:, :2], c + ltrb[:, 2:]], axis=1)
         keep = batched_nms(xyxy, score, best, iou, max_detections)
         return xyxy[keep], score[keep], best[keep].astype(np.int64)
 

@@ -135,7 +135,8 @@ class Detector:
         self.decoder: Decoder = cls(io, self._params)
         spec = self.bundle.manifest.input if self.bundle else None
         self.color = spec.color if spec else "rgb"
-        self.resize = self.decoder.params.get("resize", cls.resize)
+        lb = self.decoder.params.get("letterbox", cls.letterbox)
+        self.resize = "letterbox" if lb else "stretch"
         self.fill = int(self.decoder.params.get("fill", 114))
         scale, zp = image["quantization"]
         dtype = np.dtype(image["dtype"])

@@ -1,12 +1,12 @@
 """Run as a subprocess (TensorFlow stays out of the test process): write a tiny int8 TFLite
-detector with edgekit's anchor-free head into OUT_DIR/anchor_free.tflite.
+detector with edgekit's anchor-free head (docs/DESIGN.md) into OUT_DIR/anchor_free.tflite.
 
 Model: 32x32x3 (range 0..1) -> AveragePooling2D(8) (the mean colour of each 8x8 cell, stride 8)
--> 1x1 Conv2D to 4 + 3 channels -> Reshape [1, 16, 7]. The l, t, r, b channels are the constant
-0.5 (stride units: a box of exactly the cell around the anchor point), the class logits are
-20 * (channel mean - 0.6) for red, green, blue. So an 8x8 red square on cell (row, col) is one
-"red" detection with box (8 col, 8 row, 8 col + 8, 8 row + 8) in input pixels, score ~1, and a
-black or grey (114) cell scores sigmoid(-3.1) < 0.05.
+-> 1x1 Conv2D to 4 + 3 channels -> sigmoid -> Reshape [1, 16, 7]. The l, t, r, b columns are
+the constant 4/32 = 0.125 of the input size (a box of exactly the cell around its centre), the
+class scores sigmoid(20 * (channel mean - 0.6)) for red, green, blue. So an 8x8 red square on
+cell (row, col) is one "red" detection with box (8 col, 8 row, 8 col + 8, 8 row + 8) in input
+pixels, score ~1, and a black or grey (114) cell scores sigmoid(-3.1) < 0.05.
 
     python make_tiny_detectors.py OUT_DIR
 """
@@ -21,11 +21,13 @@ out = Path(sys.argv[1])
 inp = tf.keras.Input(shape=(32, 32, 3), batch_size=1)
 x = tf.keras.layers.AveragePooling2D(8)(inp)
 conv = tf.keras.layers.Conv2D(7, 1)
-x = tf.keras.layers.Reshape((16, 7))(conv(x))
+x = tf.keras.layers.Activation("sigmoid")(conv(x))
+x = tf.keras.layers.Reshape((16, 7))(x)
 model = tf.keras.Model(inp, x)
 kernel = np.zeros((1, 1, 3, 7), np.float32)
 kernel[0, 0, :, 4:] = 20.0 * np.eye(3)
-conv.set_weights([kernel, np.array([0.5] * 4 + [-12.0] * 3, np.float32)])
+logit = float(np.log(0.125 / 0.875))
+conv.set_weights([kernel, np.array([logit] * 4 + [-12.0] * 3, np.float32)])
 
 
 def data():
