@@ -26,6 +26,7 @@ from typing import Any
 from edgekit.errors import EdgekitError
 from edgekit.manifest import is_bundle, load_bundle
 from edgekit.mapping import predict
+from edgekit.mapping_compare import format_comparison
 from edgekit.tflite import EDGETPU_CUSTOM_OP, ModelInfo, TensorInfo, read_model
 
 KERAS_SUFFIXES = (".h5", ".hdf5", ".keras")
@@ -34,9 +35,19 @@ _HINT = "pass a bundle, a .tflite, .h5 or .keras file, or a SavedModel directory
 _WEIGHTED = {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 2, "FULLY_CONNECTED": 2, "TRANSPOSE_CONV": 3}
 
 
-def inspect_model(path: str | os.PathLike) -> dict[str, Any]:
-    """Describe a model file. Raises EdgekitError for a missing file or an unknown format."""
+def inspect_model(
+    path: str | os.PathLike,
+    compiled: str | os.PathLike | None = None,
+    log: str | os.PathLike | None = None,
+) -> dict[str, Any]:
+    """Describe a model file. Raises EdgekitError for a missing file or an unknown format.
+
+    ``compiled`` (the model's ``_edgetpu.tflite``) and/or ``log`` (the compiler's log or stdout)
+    add ``report["comparison"]``: what the compiler did beside the prediction (a CPU .tflite).
+    """
     p = Path(path)
+    if compiled is not None or log is not None:
+        return _inspect_against_compiler(p, compiled, log)
     if not p.exists():
         raise EdgekitError(f"{p}: no such file or directory", "check the path")
     if is_bundle(p):  # a bundle from `edgekit convert`: its compiled model if any, else int8
@@ -53,6 +64,57 @@ def inspect_model(path: str | os.PathLike) -> dict[str, Any]:
     if p.suffix.lower() == ".tflite" or head[4:8] == b"TFL3":
         return inspect_tflite(read_model(p))
     raise EdgekitError(f"{p}: unknown model format '{p.suffix or p.name}'", _HINT)
+
+
+_LOG_LIMIT = 16 * 2**20  # compiler logs are a few KiB; refuse anything absurd
+
+
+def _inspect_against_compiler(p: Path, compiled, log) -> dict[str, Any]:
+    from edgekit.mapping_compare import compare
+
+    info = read_model(_regular(p, "MODEL"))
+    if info.is_edgetpu_compiled:
+        raise EdgekitError(
+            f"{p}: already compiled for the Edge TPU",
+            "pass the CPU model (the compiler's input) as MODEL and this one as --compiled",
+        )
+    twin = None
+    if compiled is not None:
+        twin = read_model(_regular(Path(compiled), "--compiled"))
+        if not twin.is_edgetpu_compiled:
+            raise EdgekitError(
+                f"--compiled {compiled}: not compiled for the Edge TPU (no edgetpu-custom-op)",
+                "pass the *_edgetpu.tflite that edgetpu_compiler wrote",
+            )
+    log_text = None
+    if log is not None:
+        lp = _regular(Path(log), "--log")
+        if lp.stat().st_size > _LOG_LIMIT:
+            raise EdgekitError(f"--log {log}: {lp.stat().st_size:,} bytes is not a compiler log",
+                               "pass the compiler's .log file or its saved stdout")  # fmt: skip
+        log_text = lp.read_text(errors="replace")
+        if "Edge TPU Compiler" not in log_text and "Operator" not in log_text:
+            raise EdgekitError(
+                f"--log {log}: not an edgetpu_compiler log (no version line, no operator table)",
+                "pass the compiler's .log file or its stdout saved with -s",
+            )
+    report = inspect_tflite(info)
+    prediction = predict(info)
+    report["comparison"] = compare(info, prediction, twin, log_text)
+    return report
+
+
+def _regular(p: Path, what: str) -> Path:
+    """``p`` if it is an existing regular file (never a FIFO or a directory)."""
+    import stat
+
+    try:
+        mode = os.stat(p).st_mode
+    except OSError:
+        raise EdgekitError(f"{what} {p}: no such file", "check the path") from None
+    if not stat.S_ISREG(mode):
+        raise EdgekitError(f"{what} {p}: not a regular file", "pass a file")
+    return p
 
 
 def _inspect_keras(p: Path) -> dict[str, Any]:
@@ -236,15 +298,47 @@ def format_report(report: dict[str, Any], tensors: bool = False) -> str:
         lines += [f"  {t['index']:>4} {_tensor_line(t)}" for t in report["tensors"]]
     if report["compiled"]:
         lines += ["", *_format_compiled(report["edgetpu_custom_op"])]
-    m = report["edgetpu"]
-    title = "Edge TPU mapping" + ("" if report["compiled"] else " (predicted)")
-    lines += ["", f"{title}: {m['tpu_ops']} op(s) on the Edge TPU, {m['cpu_ops']} on the CPU"]
+    lines += ["", *format_mapping(report["edgetpu"], predicted=not report["compiled"])]
+    if report.get("comparison"):
+        lines += ["", *format_comparison(report["comparison"])]
+    return "\n".join(lines)
+
+
+def format_mapping(m: dict[str, Any], predicted: bool = True) -> list[str]:
+    """Text of a mapping prediction (``MappingPrediction.to_dict()``): totals, the summary in the
+    compiler's ``Operator Count Status`` format, parameter memory, every op, fix suggestions."""
+    title = "Edge TPU mapping" + (" (predicted)" if predicted else "")
+    lines = [f"{title}: {m['tpu_ops']} op(s) on the Edge TPU, {m['cpu_ops']} on the CPU"]
+    if m.get("summary"):
+        lines += ["", f"  {'Operator':<30} {'Count':<10} Status"]
+        lines += [f"  {r['operator']:<30} {r['count']:<10} {r['status']}" for r in m["summary"]]
+    mem = m.get("memory")
+    if mem:
+        lines += ["", "  Parameters on the Edge TPU: "
+                  f"{_mib(mem['on_chip_bytes'])} on-chip, {_mib(mem['off_chip_bytes'])} off-chip "
+                  f"(on-chip cache about {_mib(mem['on_chip_capacity_bytes'])})"]  # fmt: skip
+        if mem["streams"]:
+            lines.append(
+                "  warning: the parameters do not fit on-chip; the rest streams from the host on "
+                "every inference (much slower): use a smaller model or fewer channels"
+            )
     width = max([len(o["op"]) for o in m["ops"]] + [2])
-    lines.append(f"  {'#':>4}  {'op':<{width}}  {'runs on':<8}  reason")
+    lines += ["", f"  {'#':>4}  {'op':<{width}}  {'runs on':<8}  reason"]
     for o in m["ops"]:
         where = "Edge TPU" if o["on_tpu"] else "CPU"
-        lines.append(f"  {o['index']:>4}  {o['op']:<{width}}  {where:<8}  {o['reason']}")
-    return "\n".join(lines)
+        why = o["reason"] if o["on_tpu"] or o.get("status") in (None, o["reason"]) else (
+            f"{o['status']}: {o['reason']}")  # fmt: skip
+        lines.append(f"  {o['index']:>4}  {o['op']:<{width}}  {where:<8}  {why}")
+    if m.get("suggestions"):
+        lines += ["", "Fix suggestions (ranked by ops they would bring onto the Edge TPU)"]
+        for s in m["suggestions"]:
+            ops = ", ".join(f"#{i}" for i in s["ops"][:8]) + (" ..." if len(s["ops"]) > 8 else "")
+            lines.append(f"  +{s['ops_gained']:<4} {s['fix']} ({ops})")
+    return lines
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.2f}MiB"
 
 
 def _format_compiled(c: dict[str, Any]) -> list[str]:

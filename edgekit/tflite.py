@@ -156,6 +156,8 @@ class ModelInfo:
 
     def buffer_bytes(self, index: int) -> bytes:
         """Raw bytes of buffer ``index`` (b"" for activations)."""
+        if index == 0 and not self.buffers:
+            return b""  # a model without a buffers vector: no tensor holds data
         b = self.buffers[index]
         if b.offset + b.size > len(self._data):
             raise EdgekitError(f"{self.path}: buffer {index} lies outside the file", _HINT)
@@ -279,6 +281,9 @@ def _subgraph(t: Table, codes: list, buffers: tuple[BufferInfo, ...]) -> Subgrap
     return SubgraphInfo(t.string(f["name"]) or "", tensors, ops, ins, outs)
 
 
+_NO_DATA = BufferInfo(0, 0, 0)
+
+
 def _tensor(index: int, t: Table, buffers: tuple[BufferInfo, ...]) -> TensorInfo:
     f = S.TENSOR
     shape = t.numbers(f["shape"], "i", 4)
@@ -287,7 +292,10 @@ def _tensor(index: int, t: Table, buffers: tuple[BufferInfo, ...]) -> TensorInfo
     dtype, bits = (
         S.TENSOR_TYPES[type_id] if 0 <= type_id < len(S.TENSOR_TYPES) else (f"type_{type_id}", 0)
     )
-    buf = buffers[_index(t.scalar(f["buffer"], U32), len(buffers), "buffer")]
+    b = t.scalar(f["buffer"], U32)
+    # Buffer 0 is the conventional empty buffer; a model may omit the buffers vector entirely
+    # (Coral's model_invoking_error.tflite), which TFLite loads: no buffer means no data.
+    buf = _NO_DATA if b == 0 and not buffers else buffers[_index(b, len(buffers), "buffer")]
     n = 1
     for d in shape:
         n *= max(d, 0)

@@ -11,7 +11,17 @@ from edgekit.cli.common import echo_json
 @click.argument("model", type=click.Path(path_type=str))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--tensors", is_flag=True, help="List every tensor (TFLite models).")
-def inspect(model: str, as_json: bool, tensors: bool) -> None:
+@click.option(
+    "--compiled",
+    type=click.Path(path_type=str),
+    help="The model's *_edgetpu.tflite: show what the compiler did beside the prediction.",
+)
+@click.option(
+    "--log",
+    type=click.Path(path_type=str),
+    help="The compiler's .log (or stdout saved with -s): compare its operator table.",
+)
+def inspect(model: str, as_json: bool, tensors: bool, compiled: str | None, log: str | None):
     """Show what MODEL holds and what will run on the Edge TPU.
 
     MODEL is a bundle from `edgekit convert` (its compiled model if any, else the int8 one), a
@@ -20,10 +30,13 @@ def inspect(model: str, as_json: bool, tensors: bool) -> None:
     parameters, multiply-adds and the Edge TPU mapping (predicted per op with the reason, or,
     for a compiled model, what the compiler put in the Edge TPU custom op). For Keras: per-layer
     output shape, parameters and multiply-adds.
+
+    With --compiled and/or --log (MODEL the compiler's int8 input): what edgetpu_compiler
+    actually did beside the prediction, op by op, disagreements marked with !!.
     """
     from edgekit.inspect_model import format_report, inspect_model
 
-    report = inspect_model(model)
+    report = inspect_model(model, compiled=compiled, log=log)
     if as_json:
         echo_json(report)
     else:

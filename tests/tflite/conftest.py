@@ -94,6 +94,57 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
     return paths
 
 
+def _rules():
+    """One tiny model per partitioning/limit rule (see rule_models)."""
+    import keras
+    from keras import layers
+
+    def model(shape, build):
+        inp = keras.Input(shape=shape, batch_size=1)
+        out = build(inp)
+        return keras.Model(inp, out)
+
+    def resize(inp):
+        x = layers.Conv2D(8, 1)(inp)
+        up2 = layers.UpSampling2D(2, interpolation="bilinear")(x)  # 8x8 -> 16x16: maps
+        odd = layers.Resizing(12, 12, interpolation="bilinear")(x)  # 8x8 -> 12x12: CPU
+        return [up2, odd]
+
+    def branch(inp):
+        x = layers.Conv2D(8, 3, padding="same")(inp)
+        a = layers.Conv2D(8, 1)(layers.LeakyReLU(negative_slope=0.1)(x))  # behind LEAKY_RELU
+        b = layers.Conv2D(8, 1)(layers.Conv2D(8, 1)(x))  # a branch that never meets it
+        return [a, b]
+
+    return {
+        "resize": model((8, 8, 4), resize),
+        "branch": model((8, 8, 3), branch),
+        # Conv2D(groups=2) converts to CONV_2D version 6, newer than compiler 16 maps
+        "grouped": model((8, 8, 8), lambda i: layers.Conv2D(8, 3, groups=2, padding="same")(i)),
+    }
+
+
+@pytest.fixture(scope="session")
+def rule_models(tmp_path_factory) -> dict[str, Path]:
+    """name -> int8 .tflite (uint8 I/O): 'resize' (power-of-two and 1.5x bilinear resizes side by
+    side), 'branch' (a LEAKY_RELU on one branch, a second branch without it), 'grouped' (a
+    CONV_2D v6), 'dynamic_flat' (batch None with Flatten: run-time shape arithmetic)."""
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(0)
+    out = tmp_path_factory.mktemp("rule_tflite")
+    models = _rules()
+    inp = keras.Input(shape=(8, 8, 3), batch_size=None)
+    x = layers.Flatten()(layers.Conv2D(4, 3, padding="same")(inp))
+    models["dynamic_flat"] = keras.Model(inp, layers.Dense(3)(x))
+    paths = {}
+    for name, model in models.items():
+        paths[name] = out / f"{name}.tflite"
+        paths[name].write_bytes(_convert(model, True))
+    return paths
+
+
 def _limits():
     """Supported op types that break one of Coral's documented limitations each."""
     import keras

@@ -1,116 +1,222 @@
-"""Edge TPU mapping prediction on real models: Coral's (checked against their compiled twins)
-and tiny Keras models converted in fixtures."""
+"""Edge TPU mapping prediction against what the real compiler did (the compiled pairs and logs in
+../shared/data) and one tiny model per rule, converted in fixtures with TensorFlow's converter."""
 
 from __future__ import annotations
 
 import json
+from collections import Counter
+from pathlib import Path
 
 import pytest
 
-from edgekit.mapping import AFTER_FIRST_UNMAPPED, MAPPED, predict
-from edgekit.tflite import read_model
+from edgekit import edgetpu_ops as R
+from edgekit.host.compiler import parse_table
+from edgekit.mapping import MAPPED, SUBGRAPH, predict
+from edgekit.tflite import EDGETPU_CUSTOM_OP, read_model
 
-CORAL = ("mobilenet_v1_0.25_128_quant", "mobilenet_v2_1.0_224_quant")
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
-@pytest.mark.parametrize("stem", CORAL)
-def test_coral_cpu_models_predicted_as_compiled(coral_dir, stem):
-    """The real compiler put every op of these models into one edgetpu-custom-op."""
-    cpu = read_model(coral_dir / f"{stem}.tflite")
-    twin = read_model(coral_dir / f"{stem}_edgetpu.tflite")
-    assert twin.op_counts() == {"edgetpu-custom-op": 1}  # i.e. nothing left on the CPU
+def _pairs() -> list[tuple[str, Path, Path]]:
+    """(id, CPU model, compiled twin) for every pair in ../shared/data (none when absent)."""
+    out = []
+    for twin in sorted(SHARED.glob("coral/*_edgetpu.tflite")):
+        out.append((twin.name[: -len("_edgetpu.tflite")], twin.with_name(
+            twin.name[: -len("_edgetpu.tflite")] + ".tflite"), twin))  # fmt: skip
+    for twin in sorted([*SHARED.glob("yolo/*/model_edgetpu.tflite"),
+                        *SHARED.glob("edgetpu-logs/*/model_edgetpu.tflite")]):  # fmt: skip
+        out.append((twin.parent.name, twin.with_name("model.tflite"), twin))
+    return out
+
+
+PAIRS = _pairs()
+needs_shared = pytest.mark.skipif(not PAIRS, reason="../shared/data (compiled pairs) is absent")
+PAIR_IDS = [p[0] for p in PAIRS] or ["none"]
+PAIR_ARGS = PAIRS or [("none", None, None)]
+
+
+def actual_cpu_ops(cpu, twin) -> set[int]:
+    """Ops of ``cpu`` that the compiler left on the CPU: matched by their output tensor names to
+    the ops of the twin other than edgetpu-custom-op (the compiler keeps tensor names)."""
+    left = {
+        twin.main.tensors[t].name
+        for op in twin.main.operators
+        if op.opcode != EDGETPU_CUSTOM_OP
+        for t in op.outputs
+    }
+    return {
+        op.index
+        for op in cpu.main.operators
+        if any(cpu.main.tensors[t].name in left for t in op.outputs)
+    }
+
+
+@needs_shared
+@pytest.mark.parametrize("name,cpu_path,twin_path", PAIR_ARGS, ids=PAIR_IDS)
+def test_prediction_agrees_with_the_compiled_twin_op_by_op(name, cpu_path, twin_path):
+    cpu, twin = read_model(cpu_path), read_model(twin_path)
+    actual = actual_cpu_ops(cpu, twin)
+    # the matching is sound: as many CPU ops found as the twin holds
+    assert len(actual) == sum(op.opcode != EDGETPU_CUSTOM_OP for op in twin.main.operators)
     p = predict(cpu)
-    assert p.cpu_ops == 0 and p.tpu_ops == len(cpu.main.operators)
-    assert p.fully_mapped and p.first_unmapped is None
-    assert all(o.reason == MAPPED for o in p.ops)
+    assert p.cpu_ops == len(actual)
+    wrong = [(o.index, o.op, o.status) for o in p.ops if (not o.on_tpu) != (o.index in actual)]
+    assert not wrong
 
 
-@pytest.mark.parametrize("stem", CORAL)
-def test_compiled_model_reports_what_the_compiler_did(coral_dir, stem):
-    p = predict(read_model(coral_dir / f"{stem}_edgetpu.tflite"))
-    assert (p.tpu_ops, p.cpu_ops) == (1, 0)
-    assert p.ops[0].op == "edgetpu-custom-op" and p.ops[0].on_tpu
+@needs_shared
+@pytest.mark.parametrize(
+    "log",
+    sorted([*SHARED.glob("yolo/*/compiler.log"), *SHARED.glob("edgetpu-logs/*/compiler.log")])
+    or [None],
+    ids=lambda p: p.parent.name if p else "none",
+)
+def test_summary_rows_equal_the_compiler_log(log):
+    """Operator, count and the compiler's status string, row for row."""
+    rows = parse_table(log.read_text())
+    p = predict(read_model(log.with_name("model.tflite")))
+    key = lambda rs: Counter({(r["operator"], r["status"]): r["count"] for r in rs})  # noqa: E731
+    assert key(p.summary()) == key(rows)
+
+
+@needs_shared
+def test_retinanet_parameter_memory_matches_its_log():
+    """compiler.log: 3.86 MiB on-chip, 3.83 MiB remaining, 0.00 B off-chip."""
+    m = predict(read_model(SHARED / "edgetpu-logs/retinanet-mathieugalle/model.tflite")).memory
+    assert abs(m["on_chip_bytes"] / (3.86 * 2**20) - 1) < 0.03
+    assert m["off_chip_bytes"] == 0 and not m["streams"]
+    assert abs(m["on_chip_capacity_bytes"] / ((3.86 + 3.83) * 2**20) - 1) < 0.01
+
+
+@needs_shared
+def test_model_without_buffers_is_read_and_predicted():
+    """Coral's model_invoking_error.tflite: valid, no buffers vector; TFLite loads it."""
+    info = read_model(SHARED / "coral/model_invoking_error.tflite")
+    assert info.buffers == () and [op.opcode for op in info.main.operators] == ["fake-op-double"]
+    (op,) = predict(info).ops
+    assert not op.on_tpu and op.status == R.DTYPE  # a custom op on float tensors
+
+
+@needs_shared
+def test_movenet_float_prefix_stays_on_cpu_and_the_body_maps():
+    p = predict(read_model(SHARED / "coral/movenet_single_pose_lightning_ptq.tflite"))
+    assert [(o.op, o.on_tpu) for o in p.ops[:3]] == [
+        ("CAST", False), ("QUANTIZE", False), ("SUB", True)]  # fmt: skip
+    assert p.segments()[0] == {"on": "cpu", "ops": [0, 1]}
+    assert p.segments()[1]["on"] == "edgetpu" and len(p.segments()[1]["ops"]) > 80
+
+
+def _by_op(p):
+    out: dict[str, list] = {}
+    for o in p.ops:
+        out.setdefault(o.op, []).append(o)
+    return out
 
 
 def test_all_int8_convnet_fully_mapped(tiny_models):
-    info = read_model(tiny_models["int8"])
-    p = predict(info)
+    p = predict(read_model(tiny_models["int8"]))
     ops = [o.op for o in p.ops]
-    # uint8 I/O: the converter adds requantize ops at both ends, which the Edge TPU maps
+    # uint8 I/O: the converter adds uint8<->int8 QUANTIZE ops at both ends, which map
     assert ops[0] == ops[-1] == "QUANTIZE"
-    assert {"CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "CONCATENATION", "MAX_POOL_2D", "MEAN",
-            "FULLY_CONNECTED", "SOFTMAX"} <= set(ops)  # fmt: skip
     assert p.cpu_ops == 0 and p.tpu_ops == len(ops) == 12
+    assert all(o.status == o.reason == MAPPED for o in p.ops) and p.suggestions == ()
 
 
 def test_float_model_every_op_unsupported_dtype(tiny_models):
     p = predict(read_model(tiny_models["float"]))
-    assert p.tpu_ops == 0 and p.cpu_ops == len(p.ops)
-    assert all(
-        o.reason.startswith("unsupported data type") and "float32" in o.reason for o in p.ops
-    )
+    assert p.tpu_ops == 0 and all(o.status == R.DTYPE and "float32" in o.reason for o in p.ops)
+    (s,) = p.suggestions  # one fix for all of them, and it brings every op over
+    assert "full-integer" in s["fix"] and s["ops_gained"] == len(p.ops)
 
 
-def test_unsupported_op_moves_the_rest_to_cpu(tiny_models):
+def test_unsupported_op_cuts_off_what_depends_on_it(tiny_models):
     p = predict(read_model(tiny_models["leaky"]))
-    got = [(o.op, o.on_tpu) for o in p.ops]
-    assert got == [("QUANTIZE", True), ("CONV_2D", True), ("LEAKY_RELU", False),
-                   ("CONV_2D", False), ("MEAN", False), ("FULLY_CONNECTED", False),
-                   ("QUANTIZE", False)]  # fmt: skip
-    assert "LEAKY_RELU is not supported by the Edge TPU" in p.ops[2].reason
-    for o in p.ops[3:]:
-        assert o.reason.startswith(AFTER_FIRST_UNMAPPED) and "#2 LEAKY_RELU" in o.reason
-    assert p.first_unmapped.index == 2 and (p.tpu_ops, p.cpu_ops) == (2, 5)
+    assert [(o.op, o.on_tpu) for o in p.ops] == [
+        ("QUANTIZE", True), ("CONV_2D", True), ("LEAKY_RELU", False), ("CONV_2D", False),
+        ("MEAN", False), ("FULLY_CONNECTED", False), ("QUANTIZE", False)]  # fmt: skip
+    assert p.ops[2].status == R.NOT_SUPPORTED and "ReLU" in p.ops[2].fix
+    assert all(o.status == SUBGRAPH and "#2 LEAKY_RELU" in o.reason for o in p.ops[3:])
+    (s,) = p.suggestions
+    assert s["ops"] == [2] and s["ops_gained"] == 5
 
 
-def test_documented_limitations(tiny_models):
-    p = predict(read_model(tiny_models["limits"]))
-    by_op = {}
-    for o in p.ops:
-        by_op.setdefault(o.op, []).append(o)
-    assert [o.on_tpu for o in p.ops[:2]] == [True, True]  # QUANTIZE, CONV_2D
-    (mean,) = by_op["MEAN"]
-    assert not mean.on_tpu and "x and/or y only" in mean.reason and "[3]" in mean.reason
-    (fc,) = by_op["FULLY_CONNECTED"]
-    assert "one-dimensional" in fc.reason
-    (softmax,) = by_op["SOFTMAX"]
-    assert "1-D input" in softmax.reason
-    rank = [o for o in p.ops if o.reason.startswith("unsupported rank")]
-    assert rank and all("[1, 2, 4, 8, 8]" in o.reason for o in rank)
-    # an op with nothing wrong of its own, after the first unmapped op (MEAN, #2)
-    assert any(o.reason.startswith(AFTER_FIRST_UNMAPPED + " (#2 MEAN)") for o in p.ops)
-    assert p.tpu_ops == 2
+def test_branch_without_the_unmapped_op_keeps_mapping(rule_models):
+    p = predict(read_model(rule_models["branch"]))
+    by = _by_op(p)
+    (leaky,) = by["LEAKY_RELU"]
+    assert not leaky.on_tpu and leaky.status == R.NOT_SUPPORTED
+    convs = by["CONV_2D"]
+    behind = [o for o in convs if not o.on_tpu]
+    assert len(behind) == 1 and behind[0].status == SUBGRAPH
+    assert sum(o.on_tpu for o in convs) == 3  # the stem and the two convs of the other branch
+    assert p.cpu_ops == 3  # LEAKY_RELU, the conv behind it, its output QUANTIZE
 
 
-def test_float_io_quantize_at_the_boundaries_stays_on_cpu(tiny_models):
-    """As the real compiler does for float-I/O int8 models: the input QUANTIZE and the output
+def test_float_input_prefix_stays_on_cpu_and_the_body_maps(tiny_models):
+    """As the compiler did with mnist4-floatio: the float input's QUANTIZE and the float output's
     DEQUANTIZE run on the CPU, every op between them on the Edge TPU."""
     p = predict(read_model(tiny_models["float_io"]))
     first, last = p.ops[0], p.ops[-1]
-    assert (first.op, first.on_tpu, last.op, last.on_tpu) == (
-        "QUANTIZE",
-        False,
-        "DEQUANTIZE",
-        False,
-    )
-    assert "at the graph input" in first.reason and "--io uint8" in first.reason
-    assert all(o.on_tpu and o.reason == MAPPED for o in p.ops[1:-1])
+    assert (first.op, first.on_tpu, first.status) == ("QUANTIZE", False, R.UNSPECIFIED)
+    assert (last.op, last.on_tpu, last.status) == ("DEQUANTIZE", False, R.DTYPE)
+    assert "--io" in first.fix and all(o.on_tpu for o in p.ops[1:-1])
     assert (p.tpu_ops, p.cpu_ops) == (10, 2)
-    assert p.first_unmapped is first
+    assert [s["on"] for s in p.segments()] == ["cpu", "edgetpu", "cpu"]
 
 
-def test_dynamic_batch_reason(tiny_models):
-    p = predict(read_model(tiny_models["dynamic"]))
-    assert not p.ops[0].on_tpu
-    assert p.ops[0].reason.startswith("dynamic shape") and "-1" in p.ops[0].reason
-    assert p.tpu_ops == 0
+def test_resize_bilinear_power_of_two_maps_other_scales_do_not(rule_models):
+    p = predict(read_model(rule_models["resize"]))
+    resizes = {tuple(read_model(rule_models["resize"]).main.tensors[
+        read_model(rule_models["resize"]).main.operators[o.index].outputs[0]].shape): o
+        for o in _by_op(p)["RESIZE_BILINEAR"]}  # fmt: skip
+    assert resizes[(1, 16, 16, 8)].on_tpu
+    odd = resizes[(1, 12, 12, 8)]
+    assert not odd.on_tpu and odd.status == R.UNSPECIFIED and "8x8 -> 12x12" in odd.reason
+
+
+def test_op_version_newer_than_the_compiler(rule_models):
+    p = predict(read_model(rule_models["grouped"]))
+    (conv,) = _by_op(p)["CONV_2D"]
+    assert conv.version == 6 and not conv.on_tpu and conv.status == R.VERSION
+    assert "grouped" in conv.reason and "groups=1" in conv.fix
+
+
+def test_rank5_and_documented_limitations(tiny_models):
+    p = predict(read_model(tiny_models["limits"]))
+    by = _by_op(p)
+    rank = [o for o in p.ops if o.status == R.RANK]
+    assert rank and all("[1, 2, 4, 8, 8]" in o.reason for o in rank)
+    (fc,) = by["FULLY_CONNECTED"]
+    assert not fc.on_tpu and "1-D" in fc.reason
+    (mean,) = by["MEAN"]  # a channel mean over 8 channels: a multiple of 4, allowed
+    assert mean.on_tpu
+
+
+def test_dynamic_batch_alone_does_not_stop_mapping(tiny_models, rule_models):
+    """The compiler compiles the static shape of a -1 batch (mnist4, autoencoder pairs); only
+    the run-time shape arithmetic a -1 batch makes the converter emit stays on the CPU."""
+    info = read_model(tiny_models["dynamic"])
+    assert info.dynamic_tensors()
+    p = predict(info)
+    assert [o.op for o in p.ops if not o.on_tpu][0] == "LEAKY_RELU"  # not the -1 batch
+    flat = predict(read_model(rule_models["dynamic_flat"]))
+    (shape,) = _by_op(flat)["SHAPE"]
+    assert shape.status == R.DTYPE and "batch-1" in shape.fix
+    assert _by_op(flat)["CONV_2D"][0].on_tpu
+
+
+def test_coral_compiled_model_reports_what_the_compiler_did(coral_dir):
+    p = predict(read_model(coral_dir / "mobilenet_v2_1.0_224_quant_edgetpu.tflite"))
+    assert (p.tpu_ops, p.cpu_ops, p.compiled) == (1, 0, True)
+    assert p.ops[0].op == "edgetpu-custom-op" and p.ops[0].on_tpu
 
 
 def test_to_dict_contract(tiny_models):
     d = predict(read_model(tiny_models["leaky"])).to_dict()
-    assert set(d) == {"tpu_ops", "cpu_ops", "ops"}
+    assert {"tpu_ops", "cpu_ops", "ops", "segments", "summary", "memory", "suggestions"} <= set(d)
     assert d["tpu_ops"] + d["cpu_ops"] == len(d["ops"])
     for i, o in enumerate(d["ops"]):
-        assert set(o) == {"index", "op", "on_tpu", "reason"} and o["index"] == i
-        assert isinstance(o["on_tpu"], bool) and isinstance(o["reason"], str) and o["reason"]
+        assert {"index", "op", "version", "on_tpu", "status", "reason"} <= set(o)
+        assert o["index"] == i and o["status"] in R.STATUSES
+    assert sum(r["count"] for r in d["summary"]) == len(d["ops"])
     json.dumps(d)
