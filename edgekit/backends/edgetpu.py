@@ -1,8 +1,10 @@
 """The Edge TPU backend: libedgetpu through pycoral or a TFLite delegate.
 
 Everything that touches the Edge TPU stack goes through :class:`SystemStack`; tests replace it
-with a fake that reproduces libedgetpu's documented behaviour (tests/runtime/fakes.py). pycoral
-and the delegate library are only imported/loaded when a model is opened on an Edge TPU.
+with a fake that reproduces libedgetpu's documented behaviour (tests/runtime/runtime_fakes.py),
+or point it at stand-in libraries (tests/edgetpu_standin). pycoral and the delegate library are
+only imported/loaded when a model is opened on an Edge TPU, and only after the
+(interpreter, libedgetpu) pair passed the child-process probe of :mod:`edgekit.backends.probe`.
 
 libedgetpu's failure modes, as seen from Python:
 - ``libedgetpu.so.1`` absent: dlopen fails (OSError "cannot open shared object file" from
@@ -15,8 +17,6 @@ libedgetpu's failure modes, as seen from Python:
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import re
 from typing import Any, Protocol
@@ -27,8 +27,9 @@ from edgekit.errors import EdgekitError
 
 LIBRARY = "libedgetpu.so.1"
 INSTALL_HINT = (
-    "install libedgetpu from Coral's apt repository (https://coral.ai/software/#debian-packages): "
-    "sudo apt-get install libedgetpu1-std"
+    "install the libedgetpu built for your interpreter's TensorFlow version (Google's own "
+    "package crashes in current interpreters): `edgekit stack` names it, scripts/setup-pi.sh "
+    "installs it"
 )
 CHECKLIST = (
     "check that the Coral is plugged into a USB 3 (blue) port, that `lsusb` shows 1a6e:089a or "
@@ -76,8 +77,9 @@ class SystemStack:
     """The real Edge TPU stack of this machine (pycoral if Google's is importable, else the
     libedgetpu delegate through the interpreter provider). ``root`` is where sysfs lives."""
 
-    def __init__(self, root: str | os.PathLike = "/"):
+    def __init__(self, root: str | os.PathLike = "/", library: str | os.PathLike | None = None):
         self.root = root
+        self.library = library  # None: $EDGEKIT_LIBEDGETPU, else libedgetpu.so.1 (see probe.py)
         self._pycoral = _google_pycoral()
         if self._pycoral is not None:
             runtime = dist_version("tflite-runtime")
@@ -99,22 +101,29 @@ class SystemStack:
         return list_edge_tpus(self.root)
 
     def library_problem(self) -> str | None:
-        # dlopen it ourselves first: load_delegate on a missing library leaves a half-built
-        # Delegate whose __del__ prints a traceback in ai_edge_litert 2.x.
-        try:
-            ctypes.CDLL(ctypes.util.find_library("edgetpu") or LIBRARY)
-        except OSError as e:
-            return str(e)
-        return None
+        # Never dlopen libedgetpu here: a build for another TF version can take this process
+        # down. Only look for the file the way dlopen would; the probe child loads it.
+        from edgekit.backends.probe import library_spec, resolve_library
+
+        spec = library_spec(self.library)
+        return None if resolve_library(spec) else f"{spec}: cannot open shared object file"
 
     def make_interpreter(self, model_path: str, device: str | None, threads: int | None) -> Any:
+        from edgekit.backends.probe import library_spec, resolve_library, verdict
+
+        # Prove the (interpreter, libedgetpu) pair in a child first (cached per pair): a
+        # library that segfaults or aborts must not take this process with it.
+        v = verdict(self.library, device)
+        if not v.ok:
+            raise v.error()
         if self._pycoral is not None:
             # pycoral.make_interpreter has no thread option; threads only matter for ops the
             # compiler left on the CPU.
             return self._pycoral.make_interpreter(model_path, device=device)
         provider = find_provider()
         options = {"device": device} if device else {}
-        delegate = provider.load_delegate(LIBRARY, options)
+        library = resolve_library(library_spec(self.library))
+        delegate = provider.load_delegate(str(library or LIBRARY), options)
         return provider.interpreter_cls(
             model_path=model_path, experimental_delegates=[delegate], num_threads=threads
         )
@@ -149,8 +158,8 @@ def explain(exc: BaseException, model_path: str, device: str) -> EdgekitError:
         return EdgeTpuError(
             f"{os.path.basename(model_path)} needs Edge TPU runtime {need}, but the installed "
             f"libedgetpu is runtime {have}",
-            "upgrade libedgetpu (sudo apt-get update && sudo apt-get install libedgetpu1-std), "
-            f"or recompile the model for the old runtime with `edgetpu_compiler -m {have}`",
+            "install a newer libedgetpu (`edgekit stack` names it, scripts/setup-pi.sh installs "
+            f"it), or recompile the model for the old runtime with `edgetpu_compiler -m {have}`",
         )
     if "cannot open shared object" in text or "No such file" in text:
         return EdgeTpuError(f"libedgetpu is not installed ({text.splitlines()[0]})", INSTALL_HINT)

@@ -23,6 +23,28 @@ def _default(o: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(o).__name__}")
 
 
+def _use_libedgetpu(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value:
+        from edgekit.backends.probe import set_library
+
+        return set_library(value)  # also exported to child processes (probe, serve's worker)
+    return value
+
+
+def libedgetpu_option(f):
+    """``--libedgetpu PATH`` (or $EDGEKIT_LIBEDGETPU): the libedgetpu.so.1 file to load."""
+    return click.option(
+        "--libedgetpu",
+        metavar="PATH",
+        envvar="EDGEKIT_LIBEDGETPU",
+        expose_value=False,
+        is_eager=True,
+        callback=_use_libedgetpu,
+        help="libedgetpu.so.1 to load for --device usb/pci [default: $EDGEKIT_LIBEDGETPU, else "
+        "the system's, as dlopen finds it (LD_LIBRARY_PATH honoured)].",
+    )(f)
+
+
 def warn(message: str) -> None:
     """One-line warning on stderr."""
     click.echo(f"Warning: {message}", err=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from edgekit.cli.common import echo_json, warn
+from edgekit.cli.common import echo_json, libedgetpu_option, warn
 from edgekit.errors import EdgekitError
 
 DEVICE_HELP = "auto (Edge TPU if attached, else CPU), cpu, usb, usb:N, pci, pci:N or :N."
@@ -21,6 +21,7 @@ DEVICE_HELP = "auto (Edge TPU if attached, else CPU), cpu, usb, usb:N, pci, pci:
 @click.option("--device", "-d", default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--threads", type=click.IntRange(min=1),
               help="CPU interpreter threads [default: the runtime's].")  # fmt: skip
+@libedgetpu_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def classify(model, images, labels, top_k, threshold, device, threads, as_json):
     """Classify IMAGES with MODEL (a bundle directory, .tflite or _edgetpu.tflite).
@@ -66,6 +67,7 @@ def _name(c) -> str:
               help="Untimed inferences between the first one and the timed runs.")  # fmt: skip
 @click.option("--threads", type=click.IntRange(min=1),
               help="CPU interpreter threads [default: the runtime's].")  # fmt: skip
+@libedgetpu_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Write a latency plot (PNG).")
 def bench(model, device, runs, warmup, threads, as_json, plot):

@@ -62,6 +62,12 @@ def bundles(tiny_models, tmp_path_factory) -> dict[str, Path]:
     }
 
 
+@pytest.fixture(autouse=True)
+def _probe_cache_in_tmp(tmp_path_factory, monkeypatch):
+    """The libedgetpu probe cache (edgekit.backends.probe) never lands in the real ~/.cache."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "xdg-cache"))
+
+
 @pytest.fixture
 def use_stack():
     """use_stack(fake) puts a fake EdgeTpuStack behind the registered `edgetpu` backend."""

@@ -136,7 +136,7 @@ def test_no_device_error_comes_first_and_names_what_to_check(coral_dir, no_edget
 
 def test_library_missing_with_a_device_attached(coral_dir, use_stack):
     use_stack(FakeStack(devices=[USB3], lib_missing=True))
-    with pytest.raises(EdgeTpuError, match="libedgetpu is not installed.*libedgetpu1-std"):
+    with pytest.raises(EdgeTpuError, match="libedgetpu is not installed.*edgekit stack"):
         open_model(coral_dir / f"{V1}_edgetpu.tflite", "usb:0")
 
 
@@ -158,7 +158,7 @@ def test_runtime_too_old_names_both_versions_and_the_fixes(coral_dir, use_stack)
         open_model(coral_dir / f"{V1}_edgetpu.tflite", "usb")
     msg = str(e.value)
     assert "needs Edge TPU runtime 14" in msg and "libedgetpu is runtime 13" in msg
-    assert "upgrade libedgetpu" in msg and "edgetpu_compiler -m 13" in msg
+    assert "newer libedgetpu" in msg and "edgetpu_compiler -m 13" in msg
 
 
 def test_uncompiled_model_on_an_attached_edgetpu(coral_dir, use_stack):
@@ -229,8 +229,11 @@ def test_real_stack_here_reports_the_missing_library(coral_dir, tmp_path, use_st
         open_model(coral_dir / f"{V1}_edgetpu.tflite", "usb")
 
 
-def test_real_delegate_path_translates_load_delegate_errors(coral_dir, tmp_path, monkeypatch):
-    stack = SystemStack(root=make_sysfs(tmp_path, usb=[("2-1", "18d1", "9302", 5000)]))
+def test_real_delegate_path_translates_load_delegate_errors(coral_dir, tmp_path, monkeypatch,
+                                                            edgetpu_standins):  # fmt: skip
+    # The probe child passes on the working stand-in; the in-process load then fails.
+    lib = edgetpu_standins["works"]
+    stack = SystemStack(root=make_sysfs(tmp_path, usb=[("2-1", "18d1", "9302", 5000)]), library=lib)
     provider = find_provider()
     seen = []
 
@@ -247,19 +250,24 @@ def test_real_delegate_path_translates_load_delegate_errors(coral_dir, tmp_path,
     backend = backends.EdgeTpuBackend(stack)
     with pytest.raises(EdgeTpuError, match="could not open the Edge TPU usb:0"):
         backend(str(coral_dir / f"{V1}_edgetpu.tflite"), "usb:0")
-    assert seen == [("libedgetpu.so.1", {"device": "usb:0"})]
+    assert seen == [(str(lib), {"device": "usb:0"})]
     with pytest.raises(EdgeTpuError):
         backend(str(coral_dir / f"{V1}_edgetpu.tflite"), None)
-    assert seen[-1] == ("libedgetpu.so.1", {})
+    assert seen[-1] == (str(lib), {})
 
 
 def test_explain_missing_shared_object():
     e = explain(OSError("libedgetpu.so.1: cannot open shared object file: No such file or "
                         "directory"), "m_edgetpu.tflite", "usb:0")  # fmt: skip
-    assert str(e).startswith("libedgetpu is not installed") and "apt-get install" in str(e)
+    assert str(e).startswith("libedgetpu is not installed") and "edgekit stack" in str(e)
 
 
-def test_pypi_pycoral_impostor_is_ignored_and_googles_is_used(tmp_path, monkeypatch):
+def test_pypi_pycoral_impostor_is_ignored_and_googles_is_used(tmp_path, monkeypatch, request,
+                                                              edgetpu_standins):  # fmt: skip
+    # The fake pycoral modules imported here must not outlive the test (monkeypatch only
+    # restores what it deleted).
+    request.addfinalizer(lambda: [sys.modules.pop(m) for m in list(sys.modules)
+                                  if m.startswith("pycoral")])  # fmt: skip
     impostor = tmp_path / "impostor"
     (impostor / "pycoral").mkdir(parents=True)
     (impostor / "pycoral/__init__.py").write_text("")
@@ -284,7 +292,7 @@ def test_pypi_pycoral_impostor_is_ignored_and_googles_is_used(tmp_path, monkeypa
         monkeypatch.delitem(sys.modules, m)
     monkeypatch.syspath_prepend(str(google))
     root = make_sysfs(tmp_path / "root", usb=[("2-1", "18d1", "9302", 480)])
-    stack = SystemStack(root=root)
+    stack = SystemStack(root=root, library=edgetpu_standins["works"])  # passes the probe
     assert stack.provider.startswith("pycoral")
     assert stack.list_devices() == [
         EdgeTpuDevice("usb", "/sys/bus/usb/devices/2-1", 0, 480, True),
