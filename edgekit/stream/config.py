@@ -9,6 +9,7 @@ See ``systemd/edgekit.toml`` for an annotated example.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import sys
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ class PipelineConfig:
     smoothing: int = 1  # frames a new label must persist before it is reported
     max_frames: int = 0  # stop after this many results (0 = run forever)
     stale_after_s: float = 10.0  # /healthz fails and the watchdog stops after this long
+    hold_s: float = 2.0  # a label counts as gone after this long unseen (appear/leave events)
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,8 @@ class MqttConfig:
     min_interval_s: float = 1.0
     qos: int = 0
     keepalive_s: int = 30
+    discovery: bool = False  # Home Assistant MQTT discovery (count + presence entity per label)
+    discovery_prefix: str = "homeassistant"
 
 
 @dataclass(frozen=True)
@@ -98,7 +102,11 @@ _CHOICES = {
 }
 _PATHS = {("model", "path"), ("model", "labels")}
 # Inclusive bounds beyond "not negative": scores are probabilities, a result needs one class.
-_RANGES = {("model", "threshold"): (0.0, 1.0), ("model", "top_k"): (1, None)}
+_RANGES = {
+    ("model", "threshold"): (0.0, 1.0),
+    ("model", "top_k"): (1, None),
+    ("pipeline", "hold_s"): (0.0, 86400.0),
+}
 # Flags whose name is not --<key>, for errors that name what the user typed.
 _FLAGS = {("model", "path"): "--model", ("source", "uri"): "--source", ("http", "listen"): "--http"}
 
@@ -172,11 +180,20 @@ def _check(section: str, key: str, value: Any, default: Any, where: str) -> Any:
         raise EdgekitError(f"{prefix}{name} must be {want}, not {value!r}")
     if kind is float:
         value = float(value)
+        if not math.isfinite(value):
+            raise EdgekitError(f"{prefix}{name} = {value!r} must be a finite number")
     elif kind is str:
         value = str(value)
     choices = _CHOICES.get((section, key))
     if choices and value not in choices:
         raise EdgekitError(f"{prefix}{name} = {value!r} unknown", f"use one of: {choices}")
+    if (section, key) == ("mqtt", "discovery_prefix"):
+        from edgekit.stream.homeassistant import check_prefix
+
+        try:
+            value = check_prefix(value)
+        except EdgekitError as e:
+            raise EdgekitError(f"{prefix}{e.message}", e.hint) from None
     lo, hi = _RANGES.get((section, key), (None, None))
     if (lo is not None and value < lo) or (hi is not None and value > hi):
         bounds = f"between {lo:g} and {hi:g}" if hi is not None else f"at least {lo:g}"

@@ -2,21 +2,26 @@
 in a background thread. Binds 127.0.0.1 by default: it has no authentication, expose it through
 a reverse proxy or an explicit ``--http 0.0.0.0:8080``.
 
-Routes: ``/`` status page (snapshot + label, refreshed by JS), ``/latest`` (last result as JSON,
-plus stats), ``/healthz`` (200 while results flow, 503 when none for ``stale_after_s``),
-``/metrics`` (Prometheus text format 0.0.4), ``/snapshot.jpg`` (the last classified frame).
+Routes: ``/`` status page (:mod:`edgekit.stream.page`), ``/latest`` (last result as JSON, plus
+stats and the labels in view), ``/healthz`` (200 while results flow, 503 when none for
+``stale_after_s``), ``/metrics`` (Prometheus text format 0.0.4), ``/snapshot.jpg`` (the last
+frame; ``?f=N`` frame N while it is among the last few, ``?boxes=1`` with the detection boxes
+drawn), ``/history.json?res=1|10`` (per-second / per-10-s aggregates, :mod:`~.history`),
+``/events.json?limit=N`` (recent events, newest first) and ``/thumb/ID.jpg`` (their thumbnails).
+Memory is bounded: a few recent frames, the fixed history rings, the last 100 events.
 """
 
 from __future__ import annotations
 
-import html
-import io
+import collections
 import json
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
 from edgekit.errors import EdgekitError
+from edgekit.stream.history import EventLog, History, encode_jpeg
 from edgekit.stream.sinks import Sink
 from edgekit.stream.stats import Stats
 
@@ -36,9 +41,14 @@ def parse_listen(text: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
     return host, p
 
 
+RECENT_FRAMES = 6  # frames kept for /snapshot.jpg?f=N (the page asks for the frame it has boxes of)
+
+
 class HttpSink(Sink):
     """Serves the latest result. ``info()`` returns extra status (model, backend, degraded...)
-    merged into ``/latest`` and shown on the page."""
+    merged into ``/latest`` and shown on the page; ``presence`` (a
+    :class:`~edgekit.stream.presence.Presence`) adds the held labels in view and the per-label
+    metrics; ``title`` heads the page."""
 
     def __init__(
         self,
@@ -48,14 +58,19 @@ class HttpSink(Sink):
         stale_after_s: float = 10.0,
         info: Callable[[], dict] | None = None,
         jpeg_quality: int = 80,
+        presence=None,
+        title: str = "edgekit",
     ):
         self.stats = stats or Stats()
         self.stale_after_s = stale_after_s
         self.info = info or dict
         self.jpeg_quality = jpeg_quality
+        self.presence, self.title = presence, title
+        self.history, self.events = History(), EventLog()
         self._lock = threading.Lock()
         self._latest = None
-        self._jpeg: tuple[int, bytes] | None = None  # (frame, bytes): encode once per frame
+        self._recent: collections.deque = collections.deque(maxlen=RECENT_FRAMES)
+        self._jpeg: dict[tuple[int, bool], bytes] = {}  # (frame, boxes): encode once per frame
         try:
             self.server = ThreadingHTTPServer((host, port), _handler(self))
         except OSError as e:
@@ -77,6 +92,12 @@ class HttpSink(Sink):
     def on_result(self, result) -> None:
         with self._lock:
             self._latest = result
+            self._recent.append(result)
+        self.history.add(result.timestamp, result.latency_ms, result.inference_ms, result.present)
+        self.events.on_result(result)
+
+    def on_event(self, event) -> None:
+        self.events.on_event(event)
 
     def close(self) -> None:
         self.server.shutdown()
@@ -87,13 +108,16 @@ class HttpSink(Sink):
         with self._lock:
             r = self._latest
         age = self.stats.last_result_age()
-        return {
+        out = {
             "result": r.to_dict() if r is not None else None,
             "stats": self.stats.snapshot(),
             "healthy": age is not None and age <= self.stale_after_s,
             "last_result_age_s": None if age is None else round(age, 3),
             **self.info(),
         }
+        if self.presence is not None:
+            out["in_view"] = self.presence.counts()  # held against flicker
+        return out
 
     def health(self) -> tuple[int, dict]:
         age = self.stats.last_result_age()
@@ -103,20 +127,25 @@ class HttpSink(Sink):
             return 503, {"status": "stale", "last_result_age_s": round(age, 3)}
         return 200, {"status": "ok", "last_result_age_s": round(age, 3), **self.info()}
 
-    def snapshot_jpeg(self) -> bytes | None:
+    def snapshot_jpeg(self, frame: int | None = None, boxes: bool = False) -> bytes | None:
+        """JPEG of frame ``frame`` if it is still among the recent ones, else of the latest;
+        ``boxes`` draws the detections into it."""
         with self._lock:
-            r, cached = self._latest, self._jpeg
+            r = self._latest
+            for old in self._recent:
+                if old.frame == frame:
+                    r = old
+            key = (r.frame, bool(boxes)) if r is not None else None
+            cached = self._jpeg.get(key)
         if r is None or r.rgb is None:
             return None
-        if cached is not None and cached[0] == r.frame:
-            return cached[1]
-        from PIL import Image
-
-        buf = io.BytesIO()
-        Image.fromarray(r.rgb).save(buf, format="JPEG", quality=self.jpeg_quality)
-        data = buf.getvalue()
+        if cached is not None:
+            return cached
+        data = encode_jpeg(r.rgb, r.detections if boxes else None, quality=self.jpeg_quality)
         with self._lock:
-            self._jpeg = (r.frame, data)
+            if len(self._jpeg) >= 2 * RECENT_FRAMES:
+                self._jpeg.pop(next(iter(self._jpeg)))
+            self._jpeg[key] = data
         return data
 
     def metrics_text(self) -> str:
@@ -145,6 +174,16 @@ class HttpSink(Sink):
         info = self.info()
         metric("edgekit_degraded", "gauge", "1 when running on the CPU after an Edge TPU "
                "failure.", [("", int(bool(info.get("degraded"))))])  # fmt: skip
+        if self.presence is not None:
+            snap = self.presence.snapshot()
+            metric("edgekit_objects", "gauge", "Objects (detection) or 1 for the reported class "
+                   "(classification) per label in the latest frame.",
+                   [(_labels(k), v) for k, v in snap["raw"].items()])  # fmt: skip
+            metric("edgekit_label_present", "gauge", "1 while the label is in view (held "
+                   "against flicker for hold_s).",
+                   [(_labels(k), int(v > 0)) for k, v in snap["held"].items()])  # fmt: skip
+            metric("edgekit_label_appearances_total", "counter", "Times each label appeared.",
+                   [(_labels(k), v) for k, v in snap["appearances"].items()])  # fmt: skip
         buckets, count, total = self.stats.histogram()
         samples = [(f'_bucket{{le="{le:g}"}}', c) for le, c in buckets]
         samples += [('_bucket{le="+Inf"}', count), ("_sum", round(total, 6)), ("_count", count)]
@@ -152,6 +191,30 @@ class HttpSink(Sink):
         lines.append("# TYPE edgekit_latency_seconds histogram")
         lines += [f"edgekit_latency_seconds{suffix} {v}" for suffix, v in samples]
         return "\n".join(lines) + "\n"
+
+
+def _labels(label: str) -> str:
+    """``{label="..."}`` with the exposition format's escapes (backslash, quote, newline)."""
+    v = str(label).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'{{label="{v}"}}'
+
+
+def _query(path: str) -> tuple[str, dict[str, str]]:
+    from urllib.parse import parse_qsl
+
+    route, _, q = path.partition("?")
+    return route, dict(parse_qsl(q)[:8])
+
+
+def _int(text: str | None, default: int | None, lo: int, hi: int) -> int | None:
+    try:
+        v = int(text) if text is not None else default
+    except ValueError:
+        return default
+    return v if v is None else min(max(v, lo), hi)
+
+
+_THUMB = re.compile(r"/thumb/(\d{1,12})\.jpg")
 
 
 def _handler(sink: HttpSink):
@@ -177,9 +240,22 @@ def _handler(sink: HttpSink):
             self.do_GET()
 
         def do_GET(self):
-            path = self.path.split("?", 1)[0]
+            path, query = _query(self.path)
             if path == "/":
                 self._send(200, _page(sink).encode(), "text/html; charset=utf-8")
+            elif path == "/history.json":
+                res = 1.0 if query.get("res") == "1" else 10.0
+                self._json(200, sink.history.to_dict(res))
+            elif path == "/events.json":
+                limit = _int(query.get("limit"), 100, 1, 100)
+                self._send(200, json.dumps(sink.events.to_list(limit)).encode(),
+                           "application/json")  # fmt: skip
+            elif _THUMB.fullmatch(path):
+                data = sink.events.thumbnail(int(_THUMB.fullmatch(path).group(1)))
+                if data is None:
+                    self._json(404, {"error": "no such thumbnail (only recent ones are kept)"})
+                else:
+                    self._send(200, data, "image/jpeg")
             elif path == "/latest":
                 self._json(200, sink.latest_dict())
             elif path == "/healthz":
@@ -187,7 +263,8 @@ def _handler(sink: HttpSink):
             elif path == "/metrics":
                 self._send(200, sink.metrics_text().encode(), "text/plain; version=0.0.4")
             elif path == "/snapshot.jpg":
-                data = sink.snapshot_jpeg()
+                frame = _int(query.get("f"), None, 0, 2**62)
+                data = sink.snapshot_jpeg(frame, query.get("boxes") in ("1", "true"))
                 if data is None:
                     self._json(404, {"error": "no frame yet"})
                 else:
@@ -199,66 +276,6 @@ def _handler(sink: HttpSink):
 
 
 def _page(sink: HttpSink) -> str:
-    # The label is rendered on the server (readable without JS); the script then refreshes
-    # every field and the snapshot once a second.
-    d = sink.latest_dict()
-    r = d["result"]
-    label = html.escape(str(r["label"])) if r else "waiting for the first frame"
-    return _PAGE.replace("{{LABEL}}", label)
+    from edgekit.stream.page import render
 
-
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>edgekit</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
-body{font-family:system-ui,sans-serif;margin:1.5em;background:#111;color:#eee}
-img{max-width:100%;border:1px solid #444;background:#222;min-height:120px}
-h1{font-size:2em;margin:.3em 0} table{border-collapse:collapse} td{padding:.15em .8em .15em 0}
-.bad{color:#f66} .ok{color:#6c6} small{color:#999} a{color:#8cf}
-</style></head><body>
-<img id="snap" src="/snapshot.jpg" alt="latest frame">
-<h1 id="label">{{LABEL}}</h1>
-<div id="health" class="ok"></div>
-<table>
-<tr><td>frame</td><td id="frame">-</td></tr>
-<tr><td>fps</td><td id="fps">-</td></tr>
-<tr><td>latency p50 / p99</td><td id="latency">-</td></tr>
-<tr><td>inference p50</td><td id="inference">-</td></tr>
-<tr><td>dropped</td><td id="dropped">-</td></tr>
-<tr><td>backend</td><td id="backend">-</td></tr>
-</table>
-<ol id="classes"></ol>
-<small><a href="/latest">/latest</a> <a href="/metrics">/metrics</a>
-<a href="/healthz">/healthz</a></small>
-<script>
-const $ = (id) => document.getElementById(id);
-async function refresh() {
-  try {
-    const d = await (await fetch("/latest", {cache: "no-store"})).json();
-    const r = d.result, s = d.stats;
-    if (r) {
-      $("label").textContent = r.label === null ? "(nothing above threshold)" : r.label;
-      $("frame").textContent = r.frame;
-      $("snap").src = "/snapshot.jpg?f=" + r.frame;
-      $("classes").innerHTML = "";
-      for (const c of r.classes) {
-        const li = document.createElement("li");
-        li.textContent = c.label + " " + (100 * c.score).toFixed(1) + "%";
-        $("classes").appendChild(li);
-      }
-    }
-    $("fps").textContent = s.fps.toFixed(1);
-    $("latency").textContent = s.latency_ms.p50 === null ? "-" :
-        s.latency_ms.p50 + " / " + s.latency_ms.p99 + " ms";
-    $("inference").textContent = s.inference_ms.p50 === null ? "-" : s.inference_ms.p50 + " ms";
-    $("dropped").textContent = s.dropped;
-    $("backend").textContent = (d.backend || "?") + (d.degraded ? " (DEGRADED: CPU fallback)" : "");
-    $("health").textContent = d.healthy ? "frames flowing" : "NO FRAMES";
-    $("health").className = d.healthy ? "ok" : "bad";
-  } catch (e) {
-    $("health").textContent = "server unreachable"; $("health").className = "bad";
-  }
-}
-refresh(); setInterval(refresh, 1000);
-</script></body></html>
-"""
+    return render(sink.latest_dict(), sink.title)

@@ -9,7 +9,17 @@ Topics under ``topic`` (default ``edgekit/<hostname>``):
   when the reported (smoothed) label changes; with ``"every"`` every frame. Either way at most
   one message per ``min_interval_s``: a change held back by the rate limit goes out with the
   first frame after the interval that still shows it.
-* ``<topic>/event``: faults and recoveries (JSON).
+* ``<topic>/event``: faults and recoveries (JSON), and ``label_appeared`` / ``label_left``
+  (held against flicker: :mod:`edgekit.stream.presence`).
+* ``<topic>/counts``: retained JSON ``{label: n}`` of the labels in view (held counts), when
+  it changes (at most once per ``min_interval_s``; the next frame carries a held-back change);
+  ``<topic>/count/<slug>``: the same per label as a plain retained integer (0 once it left);
+  ``<topic>/presence/<slug>``: retained ``ON`` / ``OFF``, on appear and leave. Both tasks:
+  a classifier's "in view" is its reported label.
+* With ``discovery``, Home Assistant MQTT discovery configs under ``<discovery_prefix>/``
+  for a count sensor and a presence binary sensor per label (:mod:`~.homeassistant`), sent
+  for each label when first seen, again on every (re)connect and when Home Assistant says
+  ``online`` on ``<discovery_prefix>/status`` (its birth message, after a restart).
 
 paho's network loop runs in its own thread and reconnects by itself; ``publish`` only queues,
 so the inference worker never waits for the network.
@@ -19,11 +29,13 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import socket
 import threading
 import time
 
 from edgekit.errors import EdgekitError
+from edgekit.stream import homeassistant as ha
 from edgekit.stream.sinks import Sink
 
 log = logging.getLogger("edgekit.stream")
@@ -42,6 +54,11 @@ class MqttSink(Sink):
         min_interval_s: float = 1.0,
         qos: int = 0,
         keepalive_s: int = 30,
+        *,
+        presence=None,
+        discovery: bool = False,
+        discovery_prefix: str = "homeassistant",
+        model_name: str = "",
     ):
         try:
             import paho.mqtt.client as mqtt
@@ -54,8 +71,18 @@ class MqttSink(Sink):
             raise EdgekitError(f"mqtt publish={publish!r} unknown", "use change or every")
         if not hasattr(mqtt, "CallbackAPIVersion"):
             raise EdgekitError("paho-mqtt is too old", "pip install 'paho-mqtt>=2'")
+        if not math.isfinite(float(min_interval_s)) or min_interval_s < 0:
+            raise EdgekitError(f"mqtt min_interval_s = {min_interval_s!r} must be >= 0")
         self.topic = (topic or f"edgekit/{socket.gethostname()}").rstrip("/")
         self.publish_mode, self.min_interval_s, self.qos = publish, float(min_interval_s), qos
+        self.presence = presence
+        self.discovery = bool(discovery)
+        self.prefix = ha.check_prefix(discovery_prefix) if discovery else ""
+        self.node_id = ha.slug(self.topic)
+        self.device = ha.device_block(self.node_id, f"edgekit {self.topic}", model_name)
+        self._slugs: dict[str, str] = {}  # label -> topic level (unique)
+        self._sent_counts: dict[str, int] = {}
+        self._counts_mono = -1e18
         self.connected = threading.Event()
         self.published = 0
         self._last_sent_label: object = object()  # sentinel: nothing sent yet
@@ -72,6 +99,7 @@ class MqttSink(Sink):
         client.will_set(f"{self.topic}/status", "offline", qos=1, retain=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         self.client = client
         try:
@@ -87,12 +115,42 @@ class MqttSink(Sink):
             log.warning("MQTT connection refused: %s", reason_code)
             return
         client.publish(f"{self.topic}/status", "online", qos=1, retain=True)
+        if self.discovery:
+            client.subscribe(f"{self.prefix}/status", qos=1)
+            self._announce(list(self._slugs))
         self.connected.set()
+
+    def _on_message(self, client, userdata, msg):
+        # Home Assistant's birth message: it restarted and forgot non-retained state.
+        if msg.topic == f"{self.prefix}/status" and msg.payload == b"online":
+            self._announce(list(self._slugs))
+
+    def _slug(self, label: str) -> str:
+        with self._lock:
+            s = self._slugs.get(label)
+            if s is None:
+                base = s = ha.slug(label)
+                taken = set(self._slugs.values())
+                i = 2
+                while s in taken:
+                    s, i = f"{base}_{i}", i + 1
+                self._slugs[label] = s
+                return s
+        return s
+
+    def _announce(self, labels) -> None:
+        for label in labels:
+            configs = ha.label_configs(
+                self.prefix, self.topic, self.node_id, label, self._slugs[label], self.device
+            )
+            for topic, payload in configs:
+                self.client.publish(topic, json.dumps(payload), qos=1, retain=True)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties=None):
         self.connected.clear()
 
     def on_result(self, result) -> None:
+        self._publish_counts(result)
         # A change held back by the rate limit is not queued: the next frames carry the same
         # label, still differ from the last one sent, and go out once the interval has passed.
         # A label that flips and flips back within the interval is never published.
@@ -107,7 +165,31 @@ class MqttSink(Sink):
         self.client.publish(f"{self.topic}/result", json.dumps(result.to_dict()), qos=self.qos)
         self.published += 1
 
+    def _publish_counts(self, result) -> None:
+        held = self.presence.counts() if self.presence is not None else result.present
+        now = time.monotonic()
+        with self._lock:
+            if held == self._sent_counts or now - self._counts_mono < self.min_interval_s:
+                return
+            changed = {k: held.get(k, 0) for k in {*held, *self._sent_counts}
+                       if held.get(k, 0) != self._sent_counts.get(k, 0)}  # fmt: skip
+            self._sent_counts, self._counts_mono = dict(held), now
+        self.client.publish(f"{self.topic}/counts", json.dumps(held), qos=self.qos, retain=True)
+        for label, n in changed.items():
+            self.client.publish(f"{self.topic}/count/{self._slug(label)}", str(n),
+                                qos=self.qos, retain=True)  # fmt: skip
+
     def on_event(self, event) -> None:
+        if event.kind == "label_appeared":
+            label = str(event.details.get("label"))
+            new = label not in self._slugs
+            s = self._slug(label)
+            if new and self.discovery:
+                self._announce([label])
+            self.client.publish(f"{self.topic}/presence/{s}", "ON", qos=self.qos, retain=True)
+        elif event.kind == "label_left":
+            s = self._slug(str(event.details.get("label")))
+            self.client.publish(f"{self.topic}/presence/{s}", "OFF", qos=self.qos, retain=True)
         self.client.publish(f"{self.topic}/event", json.dumps(event.to_dict()), qos=self.qos)
 
     def close(self, timeout: float = 1.0) -> None:

@@ -1,9 +1,10 @@
 """The inference worker: takes the newest frame, calls ``infer`` on it, hands results to sinks.
 
-The pipeline knows nothing about models: ``infer(rgb)`` is any callable returning an object with
-``classes`` (each with ``id``, ``label``, ``score``) and ``inference_ms``, such as
-:meth:`edgekit.classify.Classifier.classify`. Sinks are callbacks (see
-:mod:`edgekit.stream.sinks`): ``on_result(Result)`` and ``on_event(Event)``.
+The pipeline knows nothing about models: ``infer(rgb)`` is any callable returning a record with
+``inference_ms`` and ``to_dict()`` (a :class:`~edgekit.classify.Classification` with
+``"classes"``, or a detection record with ``"detections"``); the :class:`Result` is built from
+that dict alone. Sinks are callbacks (see :mod:`edgekit.stream.sinks`): ``on_result(Result)``
+and ``on_event(Event)``.
 """
 
 from __future__ import annotations
@@ -25,12 +26,17 @@ log = logging.getLogger("edgekit.stream")
 
 @dataclass(frozen=True)
 class Result:
-    """One classified frame: the JSON line format (``to_dict``).
+    """One processed frame: the JSON line format (``to_dict``).
 
     ``frame`` is the capture index, ``timestamp`` the capture time (s since the epoch),
-    ``classes`` the top-k ``{"id", "label", "score"}`` dicts, best first, ``inference_ms`` the
-    model's time, ``latency_ms`` capture to result, ``label`` the reported (smoothed) label
-    (None when no class passed the threshold). ``rgb`` is the frame, for snapshots only."""
+    ``inference_ms`` the model's time, ``latency_ms`` capture to result. ``rgb`` is the frame,
+    for snapshots only.
+
+    Classification: ``classes`` the top-k ``{"id", "label", "score"}`` dicts, best first,
+    ``label`` the reported (smoothed) label (None when no class passed the threshold).
+    Detection: ``detections`` the ``{"id", "label", "score", "box": [x0, y0, x1, y1]}`` dicts
+    (pixels of the frame), ``counts`` ``{label: n}``; ``classes`` is empty, ``label`` None.
+    ``extra`` holds the record's other fields (e.g. ``decode_ms``), copied into the line."""
 
     frame: int
     timestamp: float
@@ -39,23 +45,73 @@ class Result:
     latency_ms: float
     label: str | None
     rgb: np.ndarray | None = field(default=None, repr=False, compare=False)
+    detections: tuple[dict, ...] | None = None
+    counts: dict[str, int] | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def task(self) -> str:
+        return "classify" if self.detections is None else "detect"
+
+    @property
+    def present(self) -> dict[str, int]:
+        """What is in view, one shape for both tasks: ``{label: count}`` (detection: objects
+        per label; classification: the reported label, count 1)."""
+        if self.counts is not None:
+            return dict(self.counts)
+        return {self.label: 1} if self.label is not None else {}
 
     def to_dict(self) -> dict:
-        return {
-            "frame": self.frame,
-            "timestamp": round(self.timestamp, 6),
-            "classes": [dict(c) for c in self.classes],
-            "inference_ms": round(self.inference_ms, 3),
-            "latency_ms": round(self.latency_ms, 3),
-            "label": self.label,
-        }
+        head = {"frame": self.frame, "timestamp": round(self.timestamp, 6)}
+        tail = {"inference_ms": round(self.inference_ms, 3),
+                "latency_ms": round(self.latency_ms, 3)}  # fmt: skip
+        if self.detections is None:
+            return {**head, "classes": [dict(c) for c in self.classes], **tail,
+                    "label": self.label}  # fmt: skip
+        return {**head, "detections": [dict(d) for d in self.detections],
+                "counts": dict(self.counts or {}), **self.extra, **tail}  # fmt: skip
+
+
+# Record fields the pipeline measures or reports itself (not copied into the line).
+_OWN_FIELDS = ("inference_ms", "preprocess_ms", "classes", "detections", "counts")
+
+
+def build_result(frame, out: Any, latency_ms: float, smoother: Smoother) -> Result:
+    """A :class:`Result` from ``out.to_dict()`` (any task record; see the module doc)."""
+    if hasattr(out, "to_dict"):
+        d = out.to_dict()
+    else:  # a bare object with .classes (id, label, score)
+        d = {"classes": [{"id": c.id, "label": c.label, "score": c.score} for c in out.classes]}
+    classes = tuple(
+        {"id": int(c["id"]), "label": str(c["label"]), "score": round(float(c["score"]), 5)}
+        for c in d.get("classes", ())
+    )
+    detections = counts = None
+    if "detections" in d:
+        detections = tuple(
+            {"id": int(x["id"]), "label": str(x["label"]), "score": round(float(x["score"]), 5),
+             "box": [round(float(v), 2) for v in x["box"]]}
+            for x in d["detections"]
+        )  # fmt: skip
+        counts = {}
+        for x in detections:
+            counts[x["label"]] = counts.get(x["label"], 0) + 1
+    label = None
+    if detections is None:  # classification: the smoothed top-1
+        label = smoother.update(classes[0]["label"] if classes else None)
+    extra = {k: v for k, v in d.items() if k not in _OWN_FIELDS}
+    return Result(
+        frame.index, frame.timestamp, classes, float(out.inference_ms), latency_ms, label,
+        frame.rgb, detections, counts, extra,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Event:
     """Something that happened besides results: a fault, a recovery, the end of the source.
     ``kind`` e.g. ``source_lost``, ``source_reconnected``, ``decode_error``, ``source_ended``,
-    ``inference_error``, ``backend_reopened``, ``cpu_fallback``; ``time`` s since the epoch."""
+    ``inference_error``, ``backend_reopened``, ``cpu_fallback``, ``label_appeared``,
+    ``label_left`` (:mod:`edgekit.stream.presence`); ``time`` s since the epoch."""
 
     kind: str
     message: str
@@ -149,7 +205,8 @@ class Pipeline:
         """Report an event to the log, the counters and every sink (from any thread)."""
         event = Event(kind, message, time.time(), dict(details or {}))
         self.stats.count_event(kind)
-        level = logging.INFO if kind in ("source_ended", "source_reconnected") else logging.WARNING
+        quiet = ("source_ended", "source_reconnected", "label_appeared", "label_left")
+        level = logging.INFO if kind in quiet else logging.WARNING
         if kind == "cpu_fallback":
             level = logging.ERROR
         log.log(level, "%s: %s", kind, message)
@@ -193,15 +250,7 @@ class Pipeline:
                 self.emit("inference_error", f"{type(e).__name__}: {e}", {"frame": frame.index})
                 continue
             latency_ms = (time.monotonic() - frame.mono) * 1000.0
-            classes = tuple(
-                {"id": int(c.id), "label": str(c.label), "score": round(float(c.score), 5)}
-                for c in out.classes
-            )
-            label = self.smoother.update(classes[0]["label"] if classes else None)
-            result = Result(
-                frame.index, frame.timestamp, classes, float(out.inference_ms), latency_ms,
-                label, frame.rgb,
-            )  # fmt: skip
+            result = build_result(frame, out, latency_ms, self.smoother)
             self.stats.record(latency_ms, result.inference_ms)
             for sink in self.sinks:
                 try:

@@ -22,10 +22,11 @@ from edgekit.stream.pipeline import FatalError, SkipFrame
 
 
 class ResilientClassifier:
-    """Callable ``rgb -> Classification`` for :class:`~edgekit.stream.pipeline.Pipeline`.
+    """Callable ``rgb -> record`` for :class:`~edgekit.stream.pipeline.Pipeline`.
 
     Args:
-        classifier: object with ``classify(rgb)``, ``reopen(device=None)`` and ``runner``
+        classifier: object with ``run(rgb)`` (a task model: Classifier or Detector) or
+            ``classify(rgb)``, ``reopen(device=None)`` and ``runner``
             (``.backend`` "cpu" | "edgetpu", ``.device``).
         emit: ``(kind, message, details)`` event reporter.
         on_tpu_failure: "cpu" or "fail".
@@ -55,6 +56,12 @@ class ResilientClassifier:
         self._consecutive = 0
         self._last_tpu_try = time.monotonic()
 
+    def _infer(self, rgb: np.ndarray):
+        # A task model (edgekit.tasks: Classifier or Detector) has run(); older callers
+        # hand in anything with classify().
+        run = getattr(self.classifier, "run", None)
+        return run(rgb) if run is not None else self.classifier.classify(rgb)
+
     @property
     def backend(self) -> str:
         return str(getattr(self.classifier.runner, "backend", "?"))
@@ -71,7 +78,7 @@ class ResilientClassifier:
         if self.degraded and self.tpu_retry_s > 0 and retry_due:
             self._try_restore()
         try:
-            out = self.classifier.classify(rgb)
+            out = self._infer(rgb)
         except Exception as e:  # RuntimeError from invoke (libedgetpu), or anything else
             self._recover(e)
             raise SkipFrame(str(e)) from None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import IO, Any, Callable
 
 from edgekit.errors import EdgekitError
@@ -19,6 +20,7 @@ from edgekit.stream.capture import CaptureThread
 from edgekit.stream.config import ServeConfig
 from edgekit.stream.notify import Notifier
 from edgekit.stream.pipeline import FatalError, Pipeline
+from edgekit.stream.presence import Presence, PresenceSink
 from edgekit.stream.resilient import ResilientClassifier
 from edgekit.stream.sinks import JsonLinesSink
 from edgekit.stream.sources import Source, open_source
@@ -77,6 +79,13 @@ def run(
         if config.output.json_lines:
             sinks.append(JsonLinesSink(stdout, events=config.output.events))
         infer_holder: dict = {}
+        # Labels in view, held against flicker: label_appeared/left events for every sink.
+        # After the HTTP sink (its event thumbnails show the frame the event is about), before
+        # MQTT (which then publishes this frame's counts).
+        presence = Presence(p.hold_s)
+        presence_sink = PresenceSink(presence, lambda *a: None)
+        model_name = Path(str(config.model.path)).name if config.model.path else ""
+        title = f"edgekit · {model_name}" if model_name else "edgekit"
 
         def info() -> dict:
             r = infer_holder.get("r")
@@ -86,16 +95,20 @@ def run(
             from edgekit.stream.http import HttpSink, parse_listen
 
             host, port = parse_listen(config.http.listen)
-            h = HttpSink(host, port, stats, p.stale_after_s, info, config.http.jpeg_quality)
+            h = HttpSink(host, port, stats, p.stale_after_s, info, config.http.jpeg_quality,
+                         presence=presence, title=title)  # fmt: skip
             sinks.append(h)
             started["http"] = h.url
+        sinks.append(presence_sink)
         if config.mqtt.enabled:
             from edgekit.stream.mqtt import MqttSink
 
             q = config.mqtt
             sinks.append(
                 MqttSink(q.host, q.port, q.topic, q.client_id, q.username, q.password,
-                         q.publish, q.min_interval_s, q.qos, q.keepalive_s)
+                         q.publish, q.min_interval_s, q.qos, q.keepalive_s, presence=presence,
+                         discovery=q.discovery, discovery_prefix=q.discovery_prefix,
+                         model_name=model_name)
             )  # fmt: skip
             started["mqtt"] = f"{q.host}:{q.port}"
         sinks.extend(extra_sinks)
@@ -107,6 +120,7 @@ def run(
             prepare=_resizer(classifier),
         )
         pipeline = Pipeline(capture, lambda rgb: None, sinks, p.smoothing, p.max_frames, stats)
+        presence_sink.emit = pipeline.emit
         resilient = ResilientClassifier(
             classifier, pipeline.emit, config.model.on_tpu_failure, config.model.tpu_retry_s
         )

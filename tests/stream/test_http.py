@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import subprocess
 import threading
@@ -132,6 +133,10 @@ def test_status_page_in_a_real_browser(running, tmp_path):
     labels = {r.label for r in results}
     assert any(f'<h1 id="label">{label}</h1>' in dom for label in labels), dom[:2000]
     # Fields only the page's script fills in (the server renders "-"): the JS ran and fetched.
-    assert '<td id="frame">-</td>' not in dom and '<td id="fps">-</td>' not in dom
+    assert '<span id="frame">-</span>' not in dom and '<span id="fps">-</span>' not in dom
     assert "frames flowing" in dom
-    assert '<img id="snap" src="/snapshot.jpg?f=' in dom
+    assert re.search(r'<img id="snap" src="[^"]*/snapshot\.jpg\?f=\d+"', dom)
+    # The charts were drawn (an fps line) and the events list filled (the label appeared).
+    fps_chart = re.search(r'<svg class="chart" id="c-fps"[^>]*>(.*?)</svg>', dom, re.S).group(1)
+    assert "<polyline" in fps_chart or "<circle" in fps_chart
+    assert "label appeared" in dom

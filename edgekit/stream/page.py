@@ -1,0 +1,298 @@
+"""The status page: one self-contained HTML file (no framework, no CDN: the Pi may be offline).
+
+Made for a wall screen: the live frame fills the left of the full width with the detection
+boxes drawn over it as SVG (boxes of frame N over frame N: ``/snapshot.jpg?f=N``); the right
+column holds the tiles (fps, latency, inference, backend), three charts over the last 5 minutes
+or hour (fps; latency mean and max; per-label counts) from ``/history.json``, and the recent
+events with thumbnails from ``/events.json``. A few lines of plain JavaScript draw the charts
+as inline SVG. The reported label (classification) is rendered on the server too, so the page
+says something without JavaScript.
+"""
+
+from __future__ import annotations
+
+import html
+
+from edgekit.stream.draw import PALETTE
+
+
+def render(latest: dict, title: str = "edgekit") -> str:
+    """The page for the current ``/latest`` dict."""
+    r = latest.get("result")
+    if r is None:
+        label = "waiting for the first frame"
+    elif "detections" in r:
+        counts = r.get("counts") or {}
+        label = " · ".join(f"{n} {k}" for k, n in counts.items()) or "nothing in view"
+    else:
+        label = "(nothing above threshold)" if r.get("label") is None else str(r["label"])
+    palette = ",".join(f'"{c}"' for c in PALETTE)
+    return (
+        _PAGE.replace("{{LABEL}}", html.escape(label))
+        .replace("{{TITLE}}", html.escape(title))
+        .replace("{{PALETTE}}", palette)
+    )
+
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{{TITLE}}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+*{box-sizing:border-box}
+html,body{margin:0;height:100%}
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;background:#0d1117;color:#e6edf3;
+ display:flex;flex-direction:column;font-size:clamp(13px,1.05vw,20px)}
+header{display:flex;align-items:center;gap:1em;padding:.5em 1em;background:#161b22;
+ border-bottom:1px solid #30363d}
+header .name{font-weight:700;font-size:1.2em} header .sub{color:#8b949e}
+header .clock{margin-left:auto;font-variant-numeric:tabular-nums;color:#8b949e}
+.badge{padding:.15em .7em;border-radius:1em;font-weight:600;font-size:.9em}
+.ok{background:#1f6f3f;color:#d2f8dd} .bad{background:#8e1c1c;color:#ffd7d5}
+.warn{background:#7a5a00;color:#fff2c2}
+main{flex:1;display:grid;grid-template-columns:minmax(0,3fr) minmax(340px,2fr);
+ grid-template-rows:minmax(0,1fr);gap:1em;padding:1em;min-height:0}
+.col{display:flex;flex-direction:column;gap:.8em;min-height:0;min-width:0;overflow-y:auto}
+.live{position:relative;background:#000;border:1px solid #30363d;border-radius:6px;
+ overflow:hidden;line-height:0;flex:none;align-self:center;
+ width:min(100%,calc((100vh - 12em) * var(--ar,1.333)))}
+.live img{width:100%;height:auto;display:block;min-height:200px}
+.live svg{position:absolute;left:0;top:0;width:100%;height:100%;pointer-events:none}
+.live svg text{font-weight:700;paint-order:stroke}
+#label{font-size:2.2em;margin:0;line-height:1.2;overflow-wrap:anywhere}
+.chips{display:flex;flex-wrap:wrap;gap:.5em}
+.chip{display:flex;align-items:center;gap:.4em;padding:.25em .8em;border-radius:1em;
+ background:#21262d;font-size:1.1em} .chip i{width:.8em;height:.8em;border-radius:50%}
+.chip b{font-variant-numeric:tabular-nums}
+.tiles{display:grid;grid-template-columns:repeat(auto-fit,minmax(5.5em,1fr));gap:.5em;flex:none}
+.tile{background:#161b22;border:1px solid #30363d;border-radius:6px;padding:.35em .6em;
+ overflow:hidden;white-space:nowrap}
+.tile small{display:block;color:#8b949e;font-size:.75em}
+.tile span{font-size:1.35em;font-weight:600;font-variant-numeric:tabular-nums}
+.card{background:#161b22;border:1px solid #30363d;border-radius:6px;padding:.4em .7em;
+ flex:none}
+.card h2{font-size:.9em;margin:0 0 .2em;color:#8b949e;font-weight:600;display:flex;gap:1em}
+.card h2 .legend{margin-left:auto;display:flex;flex-wrap:wrap;gap:.2em .8em;font-weight:400}
+.legend span{max-width:14em;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+.legend i{display:inline-block;width:.7em;height:.7em;border-radius:2px;margin-right:.3em}
+.chart{width:100%;height:6.5em;display:block}
+.chart text{fill:#8b949e;font-size:11px}
+.span button{background:#21262d;color:#e6edf3;border:1px solid #30363d;border-radius:4px;
+ padding:.1em .6em;cursor:pointer;font:inherit} .span button.on{background:#1f6feb}
+#events{list-style:none;margin:0;padding:0;overflow-y:auto;flex:1;min-height:0}
+#events li{display:flex;gap:.7em;align-items:center;padding:.35em 0;border-top:1px solid #21262d}
+#events img{width:6.5em;height:auto;border-radius:3px;flex:none;background:#000}
+#events .k{font-size:.75em;padding:.05em .5em;border-radius:1em;background:#30363d}
+#events .k.appeared{background:#1f6f3f} #events .k.fault{background:#8e1c1c}
+#events .k.recover{background:#1f4f8f}
+#events small{color:#8b949e;display:block}
+.evcard{display:flex;flex-direction:column;flex:1 0 9em;min-height:9em}
+footer{padding:.3em 1em;color:#8b949e;font-size:.8em} a{color:#58a6ff}
+@media (max-width:900px){main{grid-template-columns:1fr;grid-template-rows:auto}
+ .live{width:100%}}
+</style></head><body>
+<header><span class="name">{{TITLE}}</span><span class="sub" id="model"></span>
+<span id="health" class="badge warn">starting</span><span class="sub" id="reason"></span>
+<span class="clock"><span id="frametext">frame <span id="frame">-</span></span> ·
+<span id="clock"></span></span></header>
+<main>
+<div class="col">
+ <div class="live"><img id="snap" src="/snapshot.jpg" alt="latest frame">
+  <svg id="boxes" preserveAspectRatio="none"></svg></div>
+ <h1 id="label">{{LABEL}}</h1>
+ <div class="chips" id="chips"></div>
+</div>
+<div class="col">
+ <div class="tiles">
+  <div class="tile"><small>fps</small><span id="fps">-</span></div>
+  <div class="tile" title="capture to result, p50 / p99"><small>latency ms</small>
+   <span id="latency">-</span></div>
+  <div class="tile"><small>inference ms</small><span id="inference">-</span></div>
+  <div class="tile"><small>dropped</small><span id="dropped">-</span></div>
+  <div class="tile"><small>backend</small><span id="backend">-</span></div>
+ </div>
+ <div class="card"><h2>fps <span class="span" id="spans"><button data-s="1">5 min</button>
+  <button data-s="10">1 hour</button></span></h2><svg class="chart" id="c-fps"></svg></div>
+ <div class="card"><h2>latency ms <span class="legend"><span><i style="background:#58a6ff">
+  </i>mean</span><span><i style="background:#f0883e"></i>max</span></span></h2>
+  <svg class="chart" id="c-lat"></svg></div>
+ <div class="card"><h2>in view <span class="legend" id="legend"></span></h2>
+  <svg class="chart" id="c-labels"></svg></div>
+ <div class="card evcard"><h2>recent events</h2><ul id="events"></ul></div>
+</div>
+</main>
+<footer><a href="/latest">/latest</a> · <a href="/history.json">/history.json</a> ·
+<a href="/events.json">/events.json</a> · <a href="/metrics">/metrics</a> ·
+<a href="/healthz">/healthz</a> · <a href="/snapshot.jpg?boxes=1">/snapshot.jpg</a></footer>
+<script>
+const PALETTE = [{{PALETTE}}];
+const $ = (id) => document.getElementById(id);
+const NS = "http://www.w3.org/2000/svg";
+function color(label) {  // the same hash as edgekit/stream/draw.py
+  let h = 0;
+  for (let i = 0; i < label.length; i++) h = (Math.imul(h, 31) + label.charCodeAt(i)) >>> 0;
+  return PALETTE[h % PALETTE.length];
+}
+function el(tag, attrs, parent, text) {
+  const e = document.createElementNS(NS, tag);
+  for (const k in attrs) e.setAttribute(k, attrs[k]);
+  if (text !== undefined) e.textContent = text;
+  if (parent) parent.appendChild(e);
+  return e;
+}
+let shown = -1, pending = -1, bucket = null;
+function drawBoxes(r, w, h) {
+  const svg = $("boxes");
+  svg.innerHTML = "";
+  svg.setAttribute("viewBox", "0 0 " + w + " " + h);
+  const fs = Math.max(12, h / 24);
+  for (const d of (r && r.detections) || []) {
+    const [x0, y0, x1, y1] = d.box, c = color(d.label);
+    el("rect", {x: x0, y: y0, width: Math.max(0, x1 - x0), height: Math.max(0, y1 - y0),
+      fill: "none", stroke: c, "stroke-width": 4, "vector-effect": "non-scaling-stroke"}, svg);
+    const text = d.label + " " + Math.round(100 * d.score) + "%";
+    const ty = y0 - fs * 1.25 >= 0 ? y0 - fs * 1.25 : y0;
+    el("rect", {x: x0, y: ty, width: fs * 0.62 * text.length + fs * 0.5, height: fs * 1.25,
+      fill: c}, svg);
+    el("text", {x: x0 + fs * 0.25, y: ty + fs, "font-size": fs, fill: "#000"}, svg, text);
+  }
+}
+function showFrame(r) {  // load frame r.frame, then swap it in with its own boxes
+  if (!r || r.frame === shown || r.frame === pending) return;
+  pending = r.frame;
+  const img = new Image();
+  img.onload = () => {
+    $("snap").src = img.src; shown = r.frame;
+    document.querySelector(".live").style.setProperty("--ar", img.naturalWidth / img.naturalHeight);
+    drawBoxes(r, img.naturalWidth, img.naturalHeight);
+  };
+  img.onerror = () => { pending = -1; };
+  img.src = "/snapshot.jpg?f=" + r.frame;
+}
+function chips(counts) {
+  const box = $("chips");
+  box.innerHTML = "";
+  for (const [label, n] of Object.entries(counts || {})) {
+    const c = document.createElement("span"), i = document.createElement("i");
+    const b = document.createElement("b");
+    c.className = "chip"; i.style.background = color(label); b.textContent = n;
+    c.append(i, document.createTextNode(label + " "), b); box.appendChild(c);
+  }
+}
+async function refresh() {
+  try {
+    const d = await (await fetch("/latest", {cache: "no-store"})).json();
+    const r = d.result, s = d.stats;
+    if (r) {
+      if (r.detections) {
+        const parts = Object.entries(r.counts).map(([k, n]) => n + " " + k);
+        $("label").textContent = parts.length ? parts.join(" · ") : "nothing in view";
+        chips(d.in_view || r.counts);
+      } else {
+        $("label").textContent = r.label === null ? "(nothing above threshold)" : r.label;
+        chips(Object.fromEntries(r.classes.map(c => [c.label,
+          (100 * c.score).toFixed(1) + "%"])));
+      }
+      $("frame").textContent = r.frame;
+      showFrame(r);
+    }
+    $("fps").textContent = s.fps.toFixed(1);
+    $("latency").textContent = s.latency_ms.p50 === null ? "-" :
+        Math.round(s.latency_ms.p50) + " / " + Math.round(s.latency_ms.p99);
+    $("inference").textContent = s.inference_ms.p50 === null ? "-" : s.inference_ms.p50;
+    $("dropped").textContent = s.dropped;
+    $("backend").textContent = (d.backend || "?") + (d.degraded ? " DEGRADED" : "");
+    $("model").textContent = d.model || "";
+    $("health").textContent = d.healthy ? "frames flowing" : "NO FRAMES";
+    $("health").className = "badge " + (d.healthy ? (d.degraded ? "warn" : "ok") : "bad");
+    $("reason").textContent = d.healthy ? "" : (d.reason || d.state || "");
+    if (bucket === null) setSpan(s.uptime_s < 600 ? 1 : 10);
+  } catch (e) {
+    $("health").textContent = "server unreachable"; $("health").className = "badge bad";
+  }
+}
+function fmtNum(v) { return v >= 100 ? Math.round(v) : +v.toPrecision(2); }
+function chart(svg, t, series, fixedMax) {
+  const W = svg.clientWidth || 600, H = svg.clientHeight || 120, L = 34, B = 14;
+  svg.setAttribute("viewBox", "0 0 " + W + " " + H);
+  svg.innerHTML = "";
+  let max = fixedMax || 0;
+  for (const s of series) for (const v of s.values) if (v !== null && v > max) max = v;
+  max = max > 0 ? max * 1.15 : 1;
+  const n = t.length, x = (i) => L + (W - L - 4) * (n > 1 ? i / (n - 1) : 1);
+  const y = (v) => 4 + (H - B - 8) * (1 - v / max);
+  for (const f of [0, 0.5, 1]) {
+    el("line", {x1: L, x2: W - 4, y1: y(max * f / 1.15), y2: y(max * f / 1.15),
+      stroke: "#30363d"}, svg);
+    el("text", {x: L - 4, y: y(max * f / 1.15) + 4, "text-anchor": "end"}, svg,
+      fmtNum(max * f / 1.15));
+  }
+  const span = n > 1 ? t[n - 1] - t[0] : 0;
+  el("text", {x: L, y: H - 2}, svg, span >= 3000 ? "-1 h" : "-" + Math.round(span / 60) + " min");
+  el("text", {x: W - 4, y: H - 2, "text-anchor": "end"}, svg, "now");
+  for (const s of series) {
+    let pts = [];
+    const flush = () => {
+      if (pts.length === 1) el("circle", {cx: pts[0][0], cy: pts[0][1], r: 2, fill: s.color}, svg);
+      else if (pts.length) el("polyline", {points: pts.join(" "), fill: "none",
+        stroke: s.color, "stroke-width": 2, "stroke-linejoin": "round"}, svg);
+      pts = [];
+    };
+    s.values.forEach((v, i) => { if (v === null) flush(); else pts.push([x(i), y(v)]); });
+    flush();
+  }
+}
+async function history() {
+  if (bucket === null) return;
+  try {
+    const h = await (await fetch("/history.json?res=" + bucket, {cache: "no-store"})).json();
+    chart($("c-fps"), h.t, [{values: h.fps, color: "#3fb950"}]);
+    chart($("c-lat"), h.t, [{values: h.latency_ms, color: "#58a6ff"},
+                            {values: h.latency_max_ms, color: "#f0883e"}]);
+    const labels = Object.keys(h.labels);
+    chart($("c-labels"), h.t, labels.map(k => ({values: h.labels[k], color: color(k)})));
+    $("legend").innerHTML = "";
+    for (const k of labels) {
+      const s = document.createElement("span"), i = document.createElement("i");
+      i.style.background = color(k); s.append(i, document.createTextNode(k));
+      $("legend").appendChild(s);
+    }
+  } catch (e) {}
+}
+const KIND = {label_appeared: "appeared", tpu_restored: "recover", source_reconnected: "recover",
+  backend_reopened: "recover", source_lost: "fault", cpu_fallback: "fault",
+  inference_error: "fault", decode_error: "fault", tpu_still_failing: "fault"};
+async function events() {
+  try {
+    const list = await (await fetch("/events.json?limit=40", {cache: "no-store"})).json();
+    const ul = $("events");
+    ul.innerHTML = "";
+    for (const e of list) {
+      const li = document.createElement("li");
+      if (e.thumb) {
+        const im = document.createElement("img"); im.src = e.thumb; li.appendChild(im);
+      }
+      const div = document.createElement("div"), k = document.createElement("span");
+      k.className = "k " + (KIND[e.event] || (/restart|fault|crash|lost|error/.test(e.event)
+        ? "fault" : ""));
+      k.textContent = e.event.replace(/_/g, " ");
+      const m = document.createElement("b"), t = document.createElement("small");
+      m.textContent = " " + e.message;
+      t.textContent = new Date(e.time * 1000).toLocaleTimeString();
+      div.append(k, m, t); li.appendChild(div); ul.appendChild(li);
+    }
+  } catch (e) {}
+}
+function setSpan(b) {
+  bucket = b;
+  for (const btn of document.querySelectorAll("#spans button"))
+    btn.className = +btn.dataset.s === b ? "on" : "";
+  history();
+}
+for (const btn of document.querySelectorAll("#spans button"))
+  btn.onclick = () => setSpan(+btn.dataset.s);
+function tick() { $("clock").textContent = new Date().toLocaleTimeString(); }
+refresh(); events(); tick();
+setInterval(refresh, 500); setInterval(history, 2000); setInterval(events, 2000);
+setInterval(tick, 1000);
+</script></body></html>
+"""
