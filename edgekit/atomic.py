@@ -70,6 +70,21 @@ def _output_errors(path: Path) -> Iterator[None]:
         ) from None
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it (``/proc/self/status``, Linux >= 4.7), else
+    through the classic set-and-restore."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically (temp file + fsync + rename)."""
     with replacing(path) as tmp, open(tmp, "wb") as f:
@@ -101,6 +116,9 @@ def atomic_dir(path: str | os.PathLike, force: bool = False) -> Iterator[Path]:
     with _output_errors(path):
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+        # mkdtemp makes 0700 whatever the umask: a bundle made by root would be unreadable by
+        # the service user. Give it the mode mkdir would have given.
+        os.chmod(tmp, 0o777 & ~current_umask())
     try:
         yield tmp
         if path.exists():

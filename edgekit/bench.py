@@ -74,9 +74,16 @@ def sample_input(runner: Runner, seed: int = 0) -> np.ndarray:
     return rng.integers(info.min, info.max, runner.input_shape, endpoint=True).astype(dt)
 
 
-def measure(runner: Runner, runs: int = 100, warmup: int = 10, first: bool = True) -> BenchResult:
+def measure(
+    runner: Runner,
+    runs: int = 100,
+    warmup: int = 10,
+    first: bool = True,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> BenchResult:
     """Benchmark an open runner: (optionally) the first inference, ``warmup`` untimed runs, then
-    ``runs`` timed ones."""
+    ``runs`` timed ones. ``progress("benchmarking", done, runs)`` is called between blocks of
+    about 2% of the runs, never inside a timed invoke."""
     if runs < 1 or warmup < 0:
         raise EdgekitError(f"need runs >= 1 and warmup >= 0 (got {runs}, {warmup})")
     runner.set_input(sample_input(runner))
@@ -90,7 +97,13 @@ def measure(runner: Runner, runs: int = 100, warmup: int = 10, first: bool = Tru
             first_ns = time.perf_counter_ns() - t0
         for _ in range(warmup):
             invoke()
-        time_invokes(invoke, t)
+        if progress is None:
+            time_invokes(invoke, t)
+        else:
+            block = max(1, runs // 50)
+            for start in range(0, runs, block):
+                time_invokes(invoke, t[start : start + block])  # a view: fills t in place
+                progress("benchmarking", min(start + block, runs), runs)
     except (RuntimeError, ValueError) as e:
         raise runner.fault(e) from None
     ms = t / 1e6
@@ -125,10 +138,11 @@ def bench(
     warmup: int = 10,
     threads: int | None = None,
     on_warning: Callable[[str], None] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> BenchResult:
     """Open ``model`` on ``device`` and :func:`measure` it."""
     with open_model(model, device, threads, on_warning) as runner:
-        result = measure(runner, runs, warmup)
+        result = measure(runner, runs, warmup, progress=progress)
     return result
 
 
@@ -154,7 +168,8 @@ def plot(result: BenchResult, path: str | os.PathLike) -> Path:
     ax1.set(xlabel="latency (ms)", ylabel="runs", title="steady-state latency")
     ax1.legend()
     ax2.plot(np.arange(ms.size), ms, ".", markersize=3)
-    ax2.set(xlabel="run", ylabel="latency (ms)", title=f"first inference {result.first_ms:.1f} ms")
+    first = f"first inference {result.first_ms:.1f} ms, not shown"
+    ax2.set(xlabel="timed run", ylabel="latency (ms)", title=f"latency per run ({first})")
     fig.suptitle(f"{Path(result.model).name} on {result.device} ({result.provider})", fontsize=9)
     fig.tight_layout()
     buf = io.BytesIO()

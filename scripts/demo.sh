@@ -11,6 +11,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/_setup.sh
 . scripts/_setup.sh
+case "${1:-}" in
+  -h|--help) script_help scripts/demo.sh; exit 0 ;;
+  "") ;;
+  *) echo "unknown option: $1 (scripts/demo.sh takes none; OUT=dir to change the output)" >&2; exit 2 ;;
+esac
 setup_venv "host,device"
 
 OUT="${OUT:-out/demo}"
@@ -27,7 +32,7 @@ $ek convert "$OUT/model.h5" --calib "$DATA" --group-pattern "$GROUPS_RE" \
   --labels "$OUT/labels.txt" --min-agreement 0.95 -o "$OUT/bundle" --force
 
 echo "== 3. inspect"
-$ek inspect "$OUT"/bundle/model_int8.tflite
+$ek inspect "$OUT"/bundle/model_int8.tflite   # <stem>_int8.tflite, from model.h5
 
 echo "== 4. classify"
 $ek classify "$OUT/bundle" "$DATA"/apple/augmented_apple_0_apple_7.png \

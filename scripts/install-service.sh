@@ -14,7 +14,8 @@ venv=/opt/edgekit/venv
 model=""
 start=1
 
-usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; }
+# The comment block at the top of this file, without its '# ' prefixes.
+usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; }
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --model) model="$2"; shift 2 ;;

@@ -8,6 +8,11 @@
 # stops after the int8 model and says so.
 set -euo pipefail
 
+case "${1:-}" in
+    -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
+    "") ;;
+    *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
+esac
 if [[ $EUID -ne 0 ]]; then
     echo "run as root: sudo $0" >&2
     exit 1

@@ -26,7 +26,7 @@ while [[ $# -gt 0 ]]; do
         --max) variant=max; shift ;;
         --venv) venv="$2"; shift 2 ;;
         --source) source_spec="$2"; shift 2 ;;
-        -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
         *) echo "unknown option: $1" >&2; exit 2 ;;
     esac
 done

@@ -8,6 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/_setup.sh
 . scripts/_setup.sh
+if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
+  script_help scripts/test.sh
+  exit 0
+fi
 
 need=()
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)

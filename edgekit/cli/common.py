@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import click
@@ -48,3 +49,60 @@ def libedgetpu_option(f):
 def warn(message: str) -> None:
     """One-line warning on stderr."""
     click.echo(f"Warning: {message}", err=True)
+
+
+class LiveStderr:
+    """A file-like view of *whatever* ``sys.stderr`` is at each call.
+
+    Progress bars keep their file for the whole run, while host code swaps ``sys.stderr`` for a
+    duplicate around TensorFlow calls (:func:`edgekit.host.tfenv.quiet_native_output`) and
+    closes that duplicate afterwards: a bar holding the duplicate then writes to a closed file.
+    Resolving ``sys.stderr`` on every write keeps the bar on the real terminal throughout."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        try:
+            return sys.stderr.isatty()
+        except (AttributeError, ValueError):
+            return False
+
+    def fileno(self) -> int:
+        return sys.stderr.fileno()
+
+
+class StageProgress:
+    """``progress(stage, done, total)`` callback: one click bar per stage on a terminal; plain
+    ``stage: total`` lines (no bar junk, no carriage returns) when stderr is a file or pipe."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled
+        self.file = LiveStderr()
+        self.tty = self.file.isatty()
+        self.stage: str | None = None
+        self.bar = None
+        self.done = 0
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if stage != self.stage:
+            self.close()
+            self.stage, self.done = stage, 0
+            if not self.tty:
+                click.echo(f"{stage}: {total}", err=True)
+                return
+            self.bar = click.progressbar(length=total, label=f"{stage:<15}", file=self.file)
+            self.bar.__enter__()
+        if self.bar is not None:
+            self.bar.update(done - self.done)
+        self.done = done
+
+    def close(self) -> None:
+        if self.bar is not None:
+            bar, self.bar = self.bar, None
+            bar.__exit__(None, None, None)

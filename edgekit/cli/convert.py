@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from edgekit.cli.common import echo_json, warn
+from edgekit.cli.common import StageProgress, echo_json, warn
 
 
 def _pair(kind):
@@ -24,32 +24,6 @@ def _pair(kind):
             raise click.BadParameter(f"{value!r}: expected two numbers, e.g. {example}") from None
 
     return parse
-
-
-class _Bars:
-    """One click progress bar per stage, drawn on stderr."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self.stage = None
-        self.bar = None
-        self.done = 0
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        if not self.enabled:
-            return
-        if stage != self.stage:
-            self.close()
-            self.stage, self.done = stage, 0
-            self.bar = click.progressbar(length=total, label=f"{stage:<15}", file=sys.stderr)
-            self.bar.__enter__()
-        self.bar.update(done - self.done)
-        self.done = done
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(None, None, None)
-            self.bar = None
 
 
 @click.command("convert")
@@ -153,7 +127,7 @@ def convert(
     images, compile it for the Edge TPU and write a bundle to OUT."""
     from edgekit.host.convert import convert as run
 
-    bars = _Bars(enabled=not as_json or sys.stderr.isatty())
+    bars = StageProgress(enabled=not as_json or sys.stderr.isatty())
 
     def on_warning(msg: str) -> None:
         bars.close()

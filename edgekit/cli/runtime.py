@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
-from edgekit.cli.common import echo_json, libedgetpu_option, warn
+from edgekit.cli.common import StageProgress, echo_json, libedgetpu_option, warn
 from edgekit.errors import EdgekitError
 
 DEVICE_HELP = "auto (Edge TPU if attached, else CPU), cpu, usb, usb:N, pci, pci:N or :N."
@@ -89,7 +91,11 @@ def bench(model, device, runs, warmup, threads, as_json, plot):
         from edgekit.atomic import check_destination
 
         check_destination(plot)
-    res = lib.bench(model, device, runs, warmup, threads, on_warning=warn)
+    bar = StageProgress(enabled=not as_json and sys.stderr.isatty())
+    try:
+        res = lib.bench(model, device, runs, warmup, threads, on_warning=warn, progress=bar)
+    finally:
+        bar.close()
     if plot:
         lib.plot(res, plot)
     if as_json:

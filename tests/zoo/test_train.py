@@ -185,3 +185,18 @@ def test_train_does_not_clobber_another_models_labels(tmp_path, subset):
     assert res.exit_code == 1 and "already holds other labels" in res.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["labels.txt"]
     assert (tmp_path / "labels.txt").read_text() == "0 cat\n1 dog\n2 bird\n"
+
+
+def test_train_on_a_terminal_shows_progress_and_exits_0(subset, tmp_path):
+    from tests.tty import EDGEKIT, run_in_pty
+
+    out = tmp_path / "m.h5"
+    code, output = run_in_pty(
+        [*EDGEKIT, "train", subset, "--model", "inception_lite", "-o", out, "--epochs", "2",
+         "--batch-size", "8", "--group-pattern", GROUP],
+        timeout=300,
+    )  # fmt: skip
+    assert code == 0, output[-3000:]
+    assert "Traceback" not in output, output[-3000:]
+    assert "epoch 1/2" in output and "epoch 2/2" in output, output[-3000:]
+    assert out.is_file() and "Held-out accuracy" in output
