@@ -85,6 +85,11 @@ class Table:
 
 
 def read(data: bytes, st: struct.Struct, pos: int) -> Any:
-    if pos < 0 or pos + st.size > len(data):
-        raise Corrupt(f"read at byte {pos} outside the {len(data)}-byte file")
-    return st.unpack_from(data, pos)[0]
+    # The hot path of the reader: unpack_from checks the end itself (negative offsets would
+    # count from the end, so those are refused first).
+    if pos >= 0:
+        try:
+            return st.unpack_from(data, pos)[0]
+        except struct.error:
+            pass
+    raise Corrupt(f"read at byte {pos} outside the {len(data)}-byte file")

@@ -205,6 +205,11 @@ def _summary(result) -> None:
             f"{report['subgraphs']} subgraph(s), on-chip {_mib(report['on_chip_bytes'])}, "
             f"off-chip {_mib(report['off_chip_bytes'])} (compiler {report['version']})"
         )
+        if comp.get("comparison"):
+            from edgekit.mapping_compare import format_comparison
+
+            for line in format_comparison(comp["comparison"]):
+                click.echo(f"          {line}" if line else "")
     elif comp.get("prediction"):
         p = comp["prediction"]
         tpu, cpu = p.get("tpu_ops"), p.get("cpu_ops")
@@ -215,6 +220,14 @@ def _summary(result) -> None:
             if not op.get("on_tpu"):
                 click.echo(f"          CPU: #{op.get('index')} {op.get('op')}: {op.get('reason')}")
                 break
+        for s in p.get("suggestions", [])[:3]:
+            click.echo(f"          fix (+{s['ops_gained']} ops on the Edge TPU): {s['fix']}")
+        mem = p.get("memory") or {}
+        if mem.get("streams"):
+            click.echo(
+                f"          warning: parameters {_mib(mem['parameters_bytes'])} exceed the "
+                f"on-chip cache ({_mib(mem['on_chip_capacity_bytes'])}); the rest streams"
+            )
 
 
 def _mib(n) -> str:

@@ -214,6 +214,7 @@ def convert(
                 compiler_exe, tmp / cpu_name, tmp, min_runtime, segments, compile_timeout
             )
             compile_info.update(status="compiled", report=report.to_dict())
+            compile_info["comparison"] = _comparison(info, prediction, tmp, report)
             models["edgetpu"], models["edgetpu_log"] = report.output, report.log
             if report.ops_cpu:
                 warning(
@@ -243,6 +244,30 @@ def convert(
     return ConvertResult(
         out_dir, manifest, models["edgetpu"] is not None, compiler_missing, warnings, timings
     )
+
+
+def _comparison(info, prediction, out: Path, report) -> dict[str, Any] | None:
+    """What the compiler did beside the prediction (edgekit.mapping_compare), or None."""
+    if prediction is None:
+        return None
+    try:
+        from edgekit.mapping_compare import compare
+        from edgekit.tflite import read_model
+
+        twin = read_model(out / report.output) if report.output else None
+        log_text = (out / report.log).read_text(errors="replace") if report.log else None
+        c = compare(info, prediction, twin if twin and twin.is_edgetpu_compiled else None, log_text)
+    except Exception:  # advice: never fail a conversion over it
+        return None
+    if c["memory"] is None and report.on_chip_bytes is not None:
+        c["memory"] = {
+            "on_chip_bytes": report.on_chip_bytes,
+            "off_chip_bytes": report.off_chip_bytes,
+            "on_chip_remaining_bytes": report.on_chip_remaining_bytes,
+            "predicted_on_chip_bytes": prediction.memory.get("on_chip_bytes"),
+            "predicted_off_chip_bytes": prediction.memory.get("off_chip_bytes"),
+        }
+    return c
 
 
 def _check_options(io, color, resize, input_range, num_calib, num_verify, min_agreement, segments):

@@ -118,6 +118,24 @@ def test_cli_partial_mapping_warns(trained, apple_banana_dir, tmp_path, monkeypa
     assert "1 of 9 ops will run on the CPU" in r.stderr and "QUANTIZE" in r.stderr
     rep = json.loads(r.stdout)["manifest"]["compile"]["report"]
     assert rep["ops_cpu"] == 1
+    # the bundle keeps what the compiler did beside the prediction (its log's rows)
+    c = json.loads(r.stdout)["manifest"]["compile"]["comparison"]
+    assert (c["predicted_cpu_ops"], c["actual_cpu_ops"], c["agree"]) == (0, 1, False)
+    row = next(x for x in c["summary"] if x["status"] != "Mapped to Edge TPU")
+    assert (row["operator"], row["predicted"], row["actual"]) == ("QUANTIZE", 0, 1)
+    m = json.loads((tmp_path / "o" / "edgekit.json").read_text())
+    assert m["compile"]["comparison"] == c
+
+
+def test_cli_prints_the_compiler_vs_prediction_comparison(
+    trained, apple_banana_dir, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("FAKE_EDGETPU_MODE", "partial")
+    r = convert_cli(trained["h5"], tmp_path / "o", apple_banana_dir, "--compiler", FAKE_COMPILER,
+                    num_calib=30)  # fmt: skip
+    assert r.exit_code == 0, r.stderr
+    assert "Compiler vs prediction: prediction DISAGREES" in r.stdout
+    assert any(ln.split()[:2] == ["!!", "QUANTIZE"] for ln in r.stdout.splitlines())
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,105 @@
+"""`edgekit inspect MODEL --compiled TWIN [--log LOG]`: what the compiler did beside the
+prediction, through the click CLI, on real compiled pairs; and bad --compiled/--log input."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from edgekit.cli import main
+
+V1 = "mobilenet_v1_0.25_128_quant"
+YOLO8 = Path(__file__).resolve().parents[2].parent / "shared/data/yolo/yolov8n-640-maxwell"
+
+
+def _run(*args):
+    return CliRunner().invoke(main, ["inspect", *map(str, args)])
+
+
+def _log(rows) -> str:
+    """A compiler log in edgetpu_compiler 16's .log format."""
+    table = "\n".join(f"{op:<31}{n:<11}{status}" for op, n, status in rows)
+    return (
+        "Edge TPU Compiler version 16.0.384591198\nInput: m.tflite\nOutput: m_edgetpu.tflite\n\n"
+        f"{'Operator':<31}{'Count':<11}Status\n\n{table}\n"
+    )
+
+
+def test_coral_pair_agrees_op_by_op(coral_dir, tmp_path):
+    log = tmp_path / "m_edgetpu.log"
+    log.write_text(_log([("CONV_2D", 15, "Mapped to Edge TPU"),
+                         ("DEPTHWISE_CONV_2D", 13, "Mapped to Edge TPU"),
+                         ("AVERAGE_POOL_2D", 1, "Mapped to Edge TPU"),
+                         ("RESHAPE", 1, "Mapped to Edge TPU"),
+                         ("SOFTMAX", 1, "Mapped to Edge TPU")]))  # fmt: skip
+    args = (coral_dir / f"{V1}.tflite", "--compiled", coral_dir / f"{V1}_edgetpu.tflite")
+    r = _run(*args, "--log", log, "--json")
+    assert r.exit_code == 0, r.output
+    c = json.loads(r.output)["comparison"]
+    assert c["agree"] is True and c["disagreements"] == []
+    assert (c["predicted_cpu_ops"], c["actual_cpu_ops"]) == (0, 0) and len(c["ops"]) == 31
+    assert all(x["predicted"] == x["actual"] for x in c["summary"])
+    text = _run(*args).output
+    assert "Compiler vs prediction: prediction agrees (CPU ops: predicted 0, actual 0)" in text
+
+
+def test_disagreement_is_marked(coral_dir, tmp_path):
+    """A log that says SOFTMAX stayed on the CPU: the row is marked, the verdict says so."""
+    log = tmp_path / "m.log"
+    log.write_text(_log([("CONV_2D", 15, "Mapped to Edge TPU"),
+                         ("DEPTHWISE_CONV_2D", 13, "Mapped to Edge TPU"),
+                         ("AVERAGE_POOL_2D", 1, "Mapped to Edge TPU"),
+                         ("RESHAPE", 1, "Mapped to Edge TPU"),
+                         ("SOFTMAX", 1, "Operation not supported")]))  # fmt: skip
+    r = _run(coral_dir / f"{V1}.tflite", "--log", log)
+    assert r.exit_code == 0, r.output
+    assert "prediction DISAGREES (CPU ops: predicted 0, actual 1)" in r.output
+    marked = [ln for ln in r.output.splitlines() if ln.strip().startswith("!!")]
+    assert len(marked) == 2 and all("SOFTMAX" in ln for ln in marked)
+
+
+@pytest.mark.skipif(not YOLO8.is_dir(), reason="../shared/data/yolo is absent")
+def test_yolov8_head_with_the_real_log():
+    r = _run(YOLO8 / "model.tflite", "--compiled", YOLO8 / "model_edgetpu.tflite",
+             "--log", YOLO8 / "compiler.log", "--json")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    c = d["comparison"]
+    assert c["agree"] is True and (c["predicted_cpu_ops"], c["actual_cpu_ops"]) == (25, 25)
+    assert d["edgetpu"]["cpu_ops"] == 25  # the key scripts rely on
+    statuses = {o["status"] for o in d["edgetpu"]["ops"] if not o["on_tpu"]}
+    assert statuses == {
+        "More than one subgraph is not supported",
+        "Operation is otherwise supported, but not mapped due to some unspecified limitation",
+    }
+
+
+@pytest.mark.parametrize("what", ["missing", "directory", "fifo", "not-compiled", "not-a-log"])
+def test_bad_compiled_or_log_one_line_exit_1(what, coral_dir, tmp_path):
+    cpu = coral_dir / f"{V1}.tflite"
+    if what == "missing":
+        args = ("--compiled", tmp_path / "nope_edgetpu.tflite")
+    elif what == "directory":
+        args = ("--log", tmp_path)
+    elif what == "fifo":
+        os.mkfifo(tmp_path / "pipe")
+        args = ("--log", tmp_path / "pipe")
+    elif what == "not-compiled":
+        args = ("--compiled", cpu)
+    else:
+        (tmp_path / "x.log").write_text("hello\n")
+        args = ("--log", tmp_path / "x.log")
+    r = _run(cpu, *args)
+    assert r.exit_code == 1, r.output
+    lines = [ln for ln in r.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error:"), r.output
+    assert "Traceback" not in r.output
+
+
+def test_compiled_model_as_main_argument_is_refused(coral_dir):
+    r = _run(coral_dir / f"{V1}_edgetpu.tflite", "--compiled", coral_dir / f"{V1}_edgetpu.tflite")
+    assert r.exit_code == 1 and "already compiled" in r.output
