@@ -58,8 +58,7 @@ def open_task_model(model: str | os.PathLike, task: str | None = None, **kw: Any
 
 
 def _state_outputs(info) -> frozenset[int]:
-    """Outputs with the shape of a non-image input (recurrent state carried between frames)."""
-    extra = {
-        t.shape for t in info.inputs if not (len(t.shape) == 4 and t.shape[-1] in (1, 3))
-    }  # fmt: skip
-    return frozenset(t.index for t in info.outputs if t.shape in extra)
+    """Outputs with the shape of an input: recurrent state carried between frames (the
+    Detector pairs them the same way)."""
+    shapes = {t.shape for t in info.inputs}
+    return frozenset(t.index for t in info.outputs if t.shape in shapes)

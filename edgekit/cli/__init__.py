@@ -22,6 +22,7 @@ from edgekit.errors import EdgekitError
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "convert": ("edgekit.cli.convert", "convert", "Quantize a Keras model to int8 and compile it."),
     "classify": ("edgekit.cli.runtime", "classify", "Classify images with a bundle or .tflite."),
+    "detect": ("edgekit.cli.detect", "detect", "Find objects in images with a detector."),
     "bench": ("edgekit.cli.runtime", "bench", "Measure inference latency on a device."),
     "doctor": ("edgekit.cli.doctor", "doctor", "Check this machine's Edge TPU setup."),
     "serve": ("edgekit.cli.serve", "serve", "Classify camera frames continuously."),
@@ -100,7 +101,8 @@ def _extra_for(name: str) -> str:
 def main() -> None:
     """Take a Keras image model to a Coral Edge TPU on a Raspberry Pi, and keep it running.
 
-    Host (x86-64): convert, inspect, zoo, train. Device (Pi): classify, bench, serve, doctor.
+    Host (x86-64): convert, inspect, zoo, train. Device (Pi): classify, detect, bench, serve,
+    doctor.
     Without an Edge TPU every device command runs on the CPU interpreter (emulation).
     """
 

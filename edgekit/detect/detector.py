@@ -14,6 +14,7 @@ next call; the state starts at zero and :meth:`Detector.reset` restarts it (a ne
 
 from __future__ import annotations
 
+import ast
 import os
 import time
 from pathlib import Path
@@ -45,8 +46,8 @@ class Detector:
 
     Args:
         model: bundle dir, ``.tflite`` or ``_edgetpu.tflite``.
-        labels: label file or {id: label}; overrides the bundle's labels. Ids are the model's
-            own class indices.
+        labels: label file or {id: label}; overrides the bundle's labels and the class names
+            an Ultralytics export embeds. Ids are the model's own class indices.
         device: ``auto``, ``cpu`` or an Edge TPU string (see edgekit.backends.open_model).
         threshold, iou, max_detections: score threshold (0..1), NMS IoU (0..1), detections kept
             per image; None takes the bundle's params, else 0.25 / 0.45 / 100.
@@ -110,13 +111,15 @@ class Detector:
         r = self.runner
         interp = r.interpreter
         ins, outs = interp.get_input_details(), interp.get_output_details()
-        image = _image_input(ins, r.model_path)
+        image = _image_input(ins, outs, r.model_path)
         self._image = image
         self.input_size = (int(image["shape"][1]), int(image["shape"][2]))
         self.channels = int(image["shape"][3])
         self._state = _state_pairs([d for d in ins if d is not image], outs, r.model_path)
         state_outs = {o["index"] for _, o in self._state}
         info = read_model(r.model_path)
+        if not self.labels:
+            self.labels = embedded_labels(info)
         name = self._decoder_name or guess_decoder(info, frozenset(state_outs))
         if name is None:
             shapes = [_shape(o) for o in outs if o["index"] not in state_outs]
@@ -212,15 +215,40 @@ def _tensor(d: dict[str, Any]) -> OutputTensor:
                         np.dtype(d["dtype"]).name, float(scale), int(zp))  # fmt: skip
 
 
+def embedded_labels(info) -> dict[int, str]:
+    """Class names an Ultralytics export embeds (a Python dict literal with ``'names'`` in an
+    associated file of the TFLite metadata), else {}. Never evaluates code: literal_eval only,
+    and a malformed or oversized file is ignored."""
+    try:
+        files = info.associated_files()
+    except Exception:  # malformed metadata is no reason to refuse the model
+        return {}
+    for data in files.values():
+        if b"'names'" not in data[:1_000_000]:
+            continue
+        try:
+            meta = ast.literal_eval(data.decode("utf-8"))
+            names = meta["names"]
+            return {int(k): str(v) for k, v in names.items()}
+        except (ValueError, SyntaxError, TypeError, KeyError, AttributeError, UnicodeDecodeError,
+                MemoryError, RecursionError):  # fmt: skip
+            continue
+    return {}
+
+
 def _shape(d: dict) -> list[int]:
     return [int(x) for x in d["shape"]]
 
 
-def _image_input(inputs: list[dict], model_path: str) -> dict:
+def _image_input(inputs: list[dict], outputs: list[dict], model_path: str) -> dict:
+    """The one (1, H, W, 3 or 1) input that is not a state (an input with an output's shape)."""
     images = [
         d for d in inputs
         if len(d["shape"]) == 4 and d["shape"][0] == 1 and d["shape"][3] in (1, 3)
     ]  # fmt: skip
+    if len(images) > 1:
+        out_shapes = [_shape(o) for o in outputs]
+        images = [d for d in images if _shape(d) not in out_shapes]
     if len(images) != 1:
         shapes = [_shape(d) for d in inputs]
         raise EdgekitError(

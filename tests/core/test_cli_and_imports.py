@@ -40,7 +40,10 @@ def _modules_after(code: str) -> set[str]:
 
 
 def test_import_edgekit_is_light():
-    mods = _modules_after("import edgekit, edgekit.manifest, edgekit.images, edgekit.labels")
+    mods = _modules_after(
+        "import edgekit, edgekit.manifest, edgekit.images, edgekit.labels, edgekit.detect, "
+        "edgekit.tasks"
+    )
     heavy = {"tensorflow", "keras", "cv2", "matplotlib", "click"}
     assert not heavy & mods, heavy & mods
 

@@ -24,7 +24,7 @@ COLOURS = {"red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255)}
 
 @pytest.fixture(scope="session")
 def tiny_detector(tmp_path_factory) -> Path:
-    """anchor_free.tflite (see make_tiny_detectors.py)."""
+    """anchor_free.tflite, with stateful.tflite beside it (see make_tiny_detectors.py)."""
     out = tmp_path_factory.mktemp("tiny_detectors")
     proc = subprocess.run([sys.executable, str(HERE / "make_tiny_detectors.py"), str(out)],
                           capture_output=True, text=True, timeout=600)  # fmt: skip
@@ -44,7 +44,9 @@ def write_detect_bundle(
     model = dest / f"{tflite.stem}_int8.tflite"
     shutil.copy(tflite, model)
     it = Interpreter(model_path=str(model))
-    i, o = it.get_input_details()[0], it.get_output_details()[0]
+    # the image input (a stateful model has others) and the head (the biggest output)
+    i = max(it.get_input_details(), key=lambda d: int(np.prod(d["shape"])))
+    o = max(it.get_output_details(), key=lambda d: int(np.prod(d["shape"])))
     manifest = Manifest(
         name=tflite.stem,
         input=InputSpec(shape=tuple(int(d) for d in i["shape"]), dtype=i["dtype"].__name__,
@@ -60,6 +62,12 @@ def write_detect_bundle(
     )  # fmt: skip
     (dest / "edgekit.json").write_text(manifest.to_json())
     return dest
+
+
+@pytest.fixture(scope="session")
+def stateful_bundle(tiny_detector, tmp_path_factory) -> Path:
+    model = tiny_detector.with_name("stateful.tflite")
+    return write_detect_bundle(tmp_path_factory.mktemp("bundles") / "stateful", model)
 
 
 @pytest.fixture(scope="session")
@@ -90,3 +98,25 @@ def shared(*parts: str) -> Path:
     if not p.exists():
         pytest.skip(f"{p} not available (../shared is absent)")
     return p
+
+
+def reference_nms(boxes, scores, classes, iou_thr) -> list[int]:
+    """Per-class greedy NMS written out from its definition (for comparisons): best score first,
+    drop boxes of the same class with IoU > ``iou_thr`` with a kept one."""
+    keep = []
+    for c in np.unique(classes):
+        idx = [i for i in np.argsort(-scores, kind="stable") if classes[i] == c]
+        while idx:
+            i = idx.pop(0)
+            keep.append(i)
+            rest = []
+            for j in idx:
+                a, b = boxes[i], boxes[j]
+                iw = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+                ih = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+                inter = iw * ih
+                union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+                if not (union > 0 and inter / union > iou_thr):
+                    rest.append(j)
+            idx = rest
+    return sorted(keep, key=lambda i: (-scores[i], i))

@@ -47,4 +47,31 @@ conv_.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
 conv_.inference_input_type = tf.int8
 conv_.inference_output_type = tf.int8
 (out / "anchor_free.tflite").write_bytes(conv_.convert())
+
+# A stateful variant (like Google's AutoML video SSDs, in miniature): a second input
+# ``init_state`` (1, 4, 4, 3) is added to the pooled colours and returned as the output ``state``,
+# so whatever was seen stays detected while the state is carried: a red square in frame 1 is
+# still "red" on a black frame 2, and a fresh model sees nothing on that black frame.
+img = tf.keras.Input(shape=(32, 32, 3), batch_size=1, name="image")
+st = tf.keras.Input(shape=(4, 4, 3), batch_size=1, name="init_state")
+s = tf.keras.layers.Add(name="state")([tf.keras.layers.AveragePooling2D(8)(img), st])
+conv2 = tf.keras.layers.Conv2D(7, 1)
+h = tf.keras.layers.Reshape((16, 7))(tf.keras.layers.Activation("sigmoid")(conv2(s)))
+stateful = tf.keras.Model([img, st], [h, s])
+conv2.set_weights(conv.get_weights())
+
+
+def data2():
+    rng = np.random.default_rng(1)
+    for (x,) in data():
+        yield {"image": x, "init_state": rng.integers(0, 3, (1, 4, 4, 3)).astype(np.float32)}
+
+
+c2 = tf.lite.TFLiteConverter.from_keras_model(stateful)
+c2.optimizations = [tf.lite.Optimize.DEFAULT]
+c2.representative_dataset = data2
+c2.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+c2.inference_input_type = tf.int8
+c2.inference_output_type = tf.int8
+(out / "stateful.tflite").write_bytes(c2.convert())
 print("ok")

@@ -144,3 +144,16 @@ def test_the_detection_path_never_imports_tensorflow(detect_bundle):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_stateful_model_carries_its_state_from_call_to_call(stateful_bundle):
+    det = Detector(stateful_bundle, device="cpu")
+    assert det.input_size == (32, 32)  # the image input, not the (1, 4, 4, 3) state input
+    red, black = scene(32, 32, [("red", 8, 8, 16, 16)]), scene(32, 32, [])
+    assert [d.label for d in det.detect(red)] == ["red"]
+    (remembered,) = det.detect(black).detections  # the state says: red was there
+    assert remembered.label == "red"
+    np.testing.assert_allclose(remembered.box, (8, 8, 16, 16), atol=ATOL)
+    assert len(Detector(stateful_bundle, device="cpu").detect(black)) == 0  # fresh state
+    det.reset()
+    assert len(det.detect(black)) == 0

@@ -13,6 +13,7 @@ from edgekit.detect import Detection, Detections, batched_nms, nms
 from edgekit.errors import EdgekitError
 from edgekit.images import letterbox, stretch_box
 from edgekit.manifest import load_bundle
+from tests.detect.conftest import reference_nms
 
 
 @pytest.mark.parametrize("src", [(64, 48), (48, 64), (640, 480), (1352, 900), (31, 7), (32, 32)])
@@ -72,27 +73,6 @@ def test_records_are_small_immutable_and_picklable():
         d.score = 1.0  # type: ignore[misc]
 
 
-def _reference_nms(boxes, scores, classes, iou_thr):
-    """Straightforward per-class greedy NMS (the definition), for comparison."""
-    keep = []
-    for c in np.unique(classes):
-        idx = [i for i in np.argsort(-scores, kind="stable") if classes[i] == c]
-        while idx:
-            i = idx.pop(0)
-            keep.append(i)
-            rest = []
-            for j in idx:
-                a, b = boxes[i], boxes[j]
-                iw = max(0, min(a[2], b[2]) - max(a[0], b[0]))
-                ih = max(0, min(a[3], b[3]) - max(a[1], b[1]))
-                inter = iw * ih
-                union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-                if not (union > 0 and inter / union > iou_thr):
-                    rest.append(j)
-            idx = rest
-    return sorted(keep, key=lambda i: (-scores[i], i))
-
-
 @pytest.mark.parametrize("seed", range(5))
 def test_batched_nms_matches_the_definition(seed):
     rng = np.random.default_rng(seed)
@@ -101,7 +81,7 @@ def test_batched_nms_matches_the_definition(seed):
     scores = rng.uniform(0, 1, 300)
     classes = rng.integers(0, 4, 300)
     got = batched_nms(boxes, scores, classes, 0.45, 1000).tolist()
-    assert got == _reference_nms(boxes, scores, classes, 0.45)
+    assert got == reference_nms(boxes, scores, classes, 0.45)
     assert batched_nms(boxes, scores, classes, 0.45, 7).tolist() == got[:7]
 
 

@@ -1,0 +1,164 @@
+"""`edgekit detect`: objects in images, as text, JSON or annotated copies (device path, no
+TensorFlow)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import click
+
+from edgekit.cli.common import echo_json, warn
+from edgekit.cli.runtime import DEVICE_HELP
+from edgekit.detect.decoders import MAX_DETECTIONS, available_decoders
+from edgekit.errors import EdgekitError
+
+
+def _finite(ctx, param, value):
+    if value is not None and not math.isfinite(value):  # FloatRange lets NaN through
+        raise click.BadParameter(f"{value} is not a number in 0..1")
+    return value
+
+
+@click.command()
+@click.argument("model", type=click.Path(dir_okay=True))
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@click.option(
+    "--threshold",
+    "-t",
+    type=click.FloatRange(0, 1),
+    callback=_finite,
+    help="Drop objects scoring below this [default: the bundle's, else 0.25].",
+)
+@click.option(
+    "--iou",
+    type=click.FloatRange(0, 1),
+    callback=_finite,
+    help="NMS: drop a box overlapping a better one of its class by more than this "
+    "[default: the bundle's, else 0.45].",
+)
+@click.option(
+    "--max-detections",
+    type=click.IntRange(1, MAX_DETECTIONS),
+    help="Objects kept per image [default: the bundle's, else 100].",
+)
+@click.option(
+    "--decoder",
+    type=click.Choice(available_decoders()),
+    help="How to read the model's outputs [default: the bundle's, else guessed].",
+)
+@click.option("--labels", type=click.Path(), help="Label file (overrides the bundle's labels).")
+@click.option(
+    "--annotate",
+    type=click.Path(file_okay=False),
+    help="Write a copy of each image with its boxes drawn into this folder.",
+)
+@click.option("--device", "-d", default="auto", show_default=True, help=DEVICE_HELP)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    help="CPU interpreter threads [default: the runtime's].",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")  # fmt: skip
+def detect(model, images, threshold, iou, max_detections, decoder, labels, annotate, device,
+           threads, as_json):  # fmt: skip
+    """Detect objects in IMAGES with MODEL (a bundle directory, .tflite or _edgetpu.tflite).
+
+    Boxes are x0,y0,x1,y1 in pixels of each original image; ids are the model's own class
+    indices. Images run in the order given (a stateful video model carries its state from one
+    to the next). An unreadable image gets an error line, the others are still processed, and
+    the exit status is 1 at the end.
+    """
+    from edgekit.detect.detector import Detector
+
+    if annotate:
+        from edgekit.atomic import check_destination
+
+        check_destination(Path(annotate) / "x.png")
+    det = Detector(model, labels=labels, device=device, threshold=threshold, iou=iou,
+                   max_detections=max_detections, decoder=decoder, threads=threads,
+                   on_warning=warn)  # fmt: skip
+    results, failed, written = [], 0, set()
+    for path in images:
+        try:
+            rgb = _load(path)
+            res = det.detect(rgb)
+            if annotate:
+                out = _annotated_path(Path(annotate), Path(path), written)
+                _write_annotated(rgb, res, out)
+        except EdgekitError as e:
+            failed += 1
+            results.append({"image": path, "detections": [], "error": str(e)})
+            if not as_json:
+                click.echo(f"Error: {e}", err=True)
+            continue
+        results.append({"image": path, "detections": [d.to_dict() for d in res.detections]})
+        if not as_json:
+            _echo_text(path, res)
+    det.close()
+    if as_json:
+        echo_json(results[0] if len(results) == 1 else results)
+    if failed:
+        raise click.exceptions.Exit(1)
+
+
+def _load(path: str):
+    from edgekit.images import load_rgb
+
+    return load_rgb(path)
+
+
+def _echo_text(path: str, res) -> None:
+    n = len(res.detections)
+    click.echo(
+        f"{path}: {n} object{'s' if n != 1 else ''} ({res.inference_ms:.1f} ms inference, "
+        f"{res.decode_ms:.1f} ms decode)"
+    )
+    for d in res.detections:
+        name = str(d.id) if d.label == str(d.id) else f"{d.label} ({d.id})"
+        box = ", ".join(f"{v:.0f}" for v in d.box)
+        click.echo(f"  {name:<24} {d.score:.3f}  [{box}]")
+
+
+def _annotated_path(folder: Path, image: Path, taken: set[Path]) -> Path:
+    """DIR/<name of the image> (PNG for formats Pillow cannot write back), never twice."""
+    suffix = image.suffix.lower() if image.suffix.lower() in (".jpg", ".jpeg", ".png") else ".png"
+    out = folder / f"{image.stem}{suffix}"
+    n = 1
+    while out in taken:
+        n += 1
+        out = folder / f"{image.stem}-{n}{suffix}"
+    taken.add(out)
+    return out
+
+
+def _write_annotated(rgb, res, out: Path) -> None:
+    import io
+
+    from PIL import Image, ImageDraw
+
+    from edgekit.atomic import write_bytes
+
+    img = Image.fromarray(rgb)
+    draw = ImageDraw.Draw(img)
+    width = max(2, round(max(img.size) / 300))
+    for d in res.detections:
+        colour = _PALETTE[d.id % len(_PALETTE)]
+        draw.rectangle(d.box, outline=colour, width=width)
+        text = f"{d.label} {d.score:.2f}"
+        x0, y0 = d.box[0], max(0.0, d.box[1] - 12)
+        tb = draw.textbbox((x0, y0), text)
+        draw.rectangle(tb, fill=colour)
+        draw.text((x0, y0), text, fill=(0, 0, 0))
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG" if out.suffix in (".jpg", ".jpeg") else "PNG", quality=92)
+    write_bytes(out, buf.getvalue())
+
+
+# Distinct, readable on photos; black label text stays legible on each.
+_PALETTE = [
+    (255, 56, 56), (255, 157, 151), (255, 112, 31), (255, 178, 29), (207, 210, 49),
+    (72, 249, 10), (146, 204, 23), (61, 219, 134), (26, 147, 52), (0, 212, 187),
+    (44, 153, 168), (0, 194, 255), (52, 69, 147), (100, 115, 255), (0, 24, 236),
+    (132, 56, 255), (82, 0, 133), (203, 56, 255), (255, 149, 200), (255, 55, 199),
+]  # fmt: skip
