@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "detect": ("edgekit.cli.detect", "detect", "Find objects in images with a detector."),
     "bench": ("edgekit.cli.runtime", "bench", "Measure inference latency on a device."),
     "doctor": ("edgekit.cli.doctor", "doctor", "Check this machine's Edge TPU setup."),
+    "stack": ("edgekit.cli.stack", "stack", "Name the libedgetpu + interpreter pair to install."),
     "serve": ("edgekit.cli.serve", "serve", "Classify camera frames continuously."),
     "inspect": ("edgekit.cli.inspect", "inspect", "Show a model's layers, ops and TPU mapping."),
     "zoo": ("edgekit.cli.zoo", "zoo", "List and build Edge-TPU-friendly Keras models."),
