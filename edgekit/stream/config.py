@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,16 +97,36 @@ class ServeConfig:
     mqtt: MqttConfig = field(default_factory=MqttConfig)
 
 
+MAX_CONFIG_BYTES = 1024 * 1024  # a real config is a few KiB
+
 _CHOICES = {
     ("model", "on_tpu_failure"): ("cpu", "fail"),
     ("mqtt", "publish"): ("change", "every"),
 }
 _PATHS = {("model", "path"), ("model", "labels")}
-# Inclusive bounds beyond "not negative": scores are probabilities, a result needs one class.
+DAY_S = 86400.0
+# Inclusive bounds beyond "not negative": scores are probabilities, a result needs one class,
+# ports are 16 bits, MQTT has QoS 0-2; the rest are far beyond any sensible setting but keep
+# huge values away from native code (a thread pool of 10^9 segfaults the interpreter) and
+# from sleeps that would never end.
 _RANGES = {
     ("model", "threshold"): (0.0, 1.0),
     ("model", "top_k"): (1, None),
-    ("pipeline", "hold_s"): (0.0, 86400.0),
+    ("model", "threads"): (0, 256),
+    ("model", "tpu_retry_s"): (0.0, 7 * DAY_S),
+    ("source", "width"): (0, 16384),
+    ("source", "height"): (0, 16384),
+    ("source", "fps"): (0.0, 1000.0),
+    ("source", "backoff_s"): (0.01, 3600.0),
+    ("source", "backoff_max_s"): (0.01, DAY_S),
+    ("pipeline", "smoothing"): (1, 100_000),
+    ("pipeline", "stale_after_s"): (0.1, DAY_S),
+    ("pipeline", "hold_s"): (0.0, DAY_S),
+    ("http", "jpeg_quality"): (1, 100),
+    ("mqtt", "port"): (1, 65535),
+    ("mqtt", "min_interval_s"): (0.0, DAY_S),
+    ("mqtt", "qos"): (0, 2),
+    ("mqtt", "keepalive_s"): (5, 65535),
 }
 # Flags whose name is not --<key>, for errors that name what the user typed.
 _FLAGS = {("model", "path"): "--model", ("source", "uri"): "--source", ("http", "listen"): "--http"}
@@ -117,14 +138,32 @@ def load_config(path: str | os.PathLike | None) -> ServeConfig:
         return ServeConfig()
     path = Path(path)
     try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then refuses it.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise EdgekitError(f"{path}: not a regular file", "pass a TOML config file")
+            raw = f.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise EdgekitError(f"{path}: no such config file", "check --config") from None
-    except tomllib.TOMLDecodeError as e:
-        raise EdgekitError(f"{path}: not valid TOML ({e})", "fix the syntax") from None
+    except IsADirectoryError:
+        raise EdgekitError(f"{path}: is a folder", "pass a TOML config file") from None
     except OSError as e:
         raise EdgekitError(f"{path}: cannot read config ({e})", "check permissions") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise EdgekitError(f"{path}: larger than {MAX_CONFIG_BYTES} bytes", "is it a config?")
+    try:
+        text = raw.decode("utf-8-sig")  # a BOM from a Windows editor is not part of the TOML
+    except UnicodeDecodeError as e:
+        raise EdgekitError(
+            f"{path}: not UTF-8 text (byte {e.start})", "save the config as UTF-8"
+        ) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise EdgekitError(f"{path}: not valid TOML ({e})", "fix the syntax") from None
+    except RecursionError:
+        raise EdgekitError(f"{path}: not valid TOML (nested too deeply)", "fix it") from None
     return from_dict(data, where=str(path), base=path.parent)
 
 
@@ -157,6 +196,8 @@ def _section(cls, section: str, values: dict, where: str, base: Path | None):
         out[key] = _check(section, key, value, default, where)
         if (section, key) in _PATHS and out[key] and base is not None:
             out[key] = str(base / Path(out[key]).expanduser())
+        elif (section, key) == ("source", "uri") and base is not None:
+            out[key] = resolve_uri(out[key], base)
     return cls(**out)
 
 
@@ -194,6 +235,13 @@ def _check(section: str, key: str, value: Any, default: Any, where: str) -> Any:
             value = check_prefix(value)
         except EdgekitError as e:
             raise EdgekitError(f"{prefix}{e.message}", e.hint) from None
+    if (section, key) == ("http", "listen"):
+        from edgekit.stream.http import parse_listen
+
+        try:
+            parse_listen(value)
+        except EdgekitError as e:
+            raise EdgekitError(f"{prefix}{name} = {value!r}: {e.message}", e.hint) from None
     lo, hi = _RANGES.get((section, key), (None, None))
     if (lo is not None and value < lo) or (hi is not None and value > hi):
         bounds = f"between {lo:g} and {hi:g}" if hi is not None else f"at least {lo:g}"
@@ -201,6 +249,21 @@ def _check(section: str, key: str, value: Any, default: Any, where: str) -> Any:
     if kind in (int, float) and value < 0:
         raise EdgekitError(f"{prefix}{name} must not be negative")
     return value
+
+
+def resolve_uri(uri: str, base: Path) -> str:
+    """A relative file or folder path in ``[source] uri`` is relative to the config file's
+    folder (like ``[model] path``); devices, camera indexes, URLs and picamera2 are kept."""
+    text = str(uri).strip()
+    if (
+        not text
+        or text.isdigit()
+        or "://" in text
+        or text.lower().startswith("picamera2")
+        or Path(text).expanduser().is_absolute()
+    ):
+        return text
+    return str(base / text)
 
 
 def override(config: ServeConfig, **flags: Any) -> ServeConfig:

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import collections
 import json
+import logging
 import re
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
@@ -25,20 +27,72 @@ from edgekit.stream.history import EventLog, History, encode_jpeg
 from edgekit.stream.sinks import Sink
 from edgekit.stream.stats import Stats
 
+log = logging.getLogger("edgekit.stream")
+
 
 def parse_listen(text: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
-    """``HOST:PORT``, ``:PORT`` or ``PORT`` -> (host, port)."""
-    host, _, port = str(text).rpartition(":")
-    host = host.strip("[]") or default_host
+    """``HOST:PORT``, ``[IPv6]:PORT``, ``:PORT`` or ``PORT`` -> (host, port); port 1-65535."""
+    hint = "use HOST:PORT with a port 1-65535, e.g. 127.0.0.1:8080 or [::1]:8080"
+    host, _, port = str(text).strip().rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        if not host:
+            raise EdgekitError(f"bad HTTP address {text!r}", hint)
+    elif ":" in host:
+        raise EdgekitError(f"bad HTTP address {text!r}: IPv6 needs brackets", hint)
+    host = host or default_host
     try:
         p = int(port)
-        if not 0 <= p <= 65535:
+        if not 1 <= p <= 65535:
             raise ValueError
     except ValueError:
-        raise EdgekitError(
-            f"bad HTTP address {text!r}", "use HOST:PORT, e.g. 127.0.0.1:8080"
-        ) from None
+        raise EdgekitError(f"bad HTTP address {text!r}", hint) from None
     return host, p
+
+
+# A few idle or slow clients must not starve the status page, /healthz or /metrics: connections
+# beyond MAX_CONNECTIONS are closed at once, and a client that sends nothing for IDLE_TIMEOUT_S
+# is dropped. The backlog absorbs a burst of connects while the accept thread is busy.
+MAX_CONNECTIONS = 256
+IDLE_TIMEOUT_S = 10.0
+BACKLOG = 128
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = BACKLOG
+
+    def __init__(self, address, handler, max_connections: int = MAX_CONNECTIONS):
+        host = address[0]
+        self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._slots = threading.BoundedSemaphore(max_connections)
+        super().__init__(address, handler)
+
+    def process_request(self, request, client_address):
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)  # over the limit: close now, keep serving the rest
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def handle_error(self, request, client_address):
+        """A client that disconnects early or times out is normal: no traceback per client."""
+        import sys
+
+        err = sys.exc_info()[1]
+        if isinstance(err, (ConnectionError, TimeoutError, OSError)):
+            return
+        log.warning("HTTP request from %s failed: %s: %s", client_address[0],
+                    type(err).__name__, err)  # fmt: skip
 
 
 RECENT_FRAMES = 6  # frames kept for /snapshot.jpg?f=N (the page asks for the frame it has boxes of)
@@ -60,6 +114,8 @@ class HttpSink(Sink):
         jpeg_quality: int = 80,
         presence=None,
         title: str = "edgekit",
+        max_connections: int = MAX_CONNECTIONS,
+        idle_timeout_s: float = IDLE_TIMEOUT_S,
     ):
         self.stats = stats or Stats()
         self.stale_after_s = stale_after_s
@@ -72,12 +128,11 @@ class HttpSink(Sink):
         self._recent: collections.deque = collections.deque(maxlen=RECENT_FRAMES)
         self._jpeg: dict[tuple[int, bool], bytes] = {}  # (frame, boxes): encode once per frame
         try:
-            self.server = ThreadingHTTPServer((host, port), _handler(self))
-        except OSError as e:
+            self.server = _Server((host, port), _handler(self, idle_timeout_s), max_connections)
+        except (OSError, OverflowError) as e:
             raise EdgekitError(
                 f"cannot listen on {host}:{port} ({e})", "pick another --http"
             ) from None
-        self.server.daemon_threads = True
         self.host, self.port = self.server.server_address[:2]
         self._thread = threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.2},
@@ -87,7 +142,8 @@ class HttpSink(Sink):
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}/"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/"
 
     def on_result(self, result) -> None:
         with self._lock:
@@ -217,9 +273,10 @@ def _int(text: str | None, default: int | None, lo: int, hi: int) -> int | None:
 _THUMB = re.compile(r"/thumb/(\d{1,12})\.jpg")
 
 
-def _handler(sink: HttpSink):
+def _handler(sink: HttpSink, idle_timeout_s: float = IDLE_TIMEOUT_S):
     class Handler(BaseHTTPRequestHandler):
         server_version = "edgekit"
+        timeout = idle_timeout_s  # socket timeout: an idle or stalled client is dropped
 
         def log_message(self, format, *args):
             pass

@@ -245,7 +245,11 @@ class Picamera2Source(Source):
 
 class FolderSource(Source):
     """Replays the images of a folder (sorted by path), e.g. for testing a deployment.
-    An unreadable image raises FrameDecodeError for that frame only."""
+
+    An unreadable image (corrupt, truncated, a decompression bomb, a FIFO named ``x.png``)
+    raises FrameDecodeError for that frame only: the capture thread skips and counts it. A whole
+    pass over the folder without one readable image is an EdgekitError (looping over nothing
+    but bad files would spin forever)."""
 
     def __init__(self, folder: str | os.PathLike, loop: bool = False, fps: float = 0.0):
         from edgekit.images import find_images
@@ -256,6 +260,7 @@ class FolderSource(Source):
             raise EdgekitError(f"{self.folder}: no images in folder", "jpg, png, bmp or webp")
         self.loop, self.fps, self.name = loop, float(fps), str(self.folder)
         self._pos = 0
+        self._bad_run = 0  # consecutive unreadable files
 
     def open(self) -> None:
         self._pos = 0
@@ -263,6 +268,11 @@ class FolderSource(Source):
     def read(self) -> np.ndarray:
         from edgekit.images import load_rgb
 
+        if self._bad_run >= len(self.files):
+            raise EdgekitError(
+                f"{self.folder}: none of its {len(self.files)} images can be read",
+                "check the files (see the decode errors above)",
+            )
         if self._pos >= len(self.files):
             if not self.loop:
                 raise EndOfStream(self.name)
@@ -270,9 +280,18 @@ class FolderSource(Source):
         path = self.files[self._pos]
         self._pos += 1
         try:
-            return load_rgb(path)
-        except EdgekitError as e:
-            raise FrameDecodeError(str(e)) from None
+            if not path.is_file():  # a FIFO would block open() forever; a folder named x.png
+                raise EdgekitError(f"{path}: not a regular file")
+            rgb = load_rgb(path)
+        except MemoryError:
+            self._bad_run += 1
+            raise FrameDecodeError(f"{path}: too large to decode") from None
+        except Exception as e:  # Pillow raises many types (bombs, truncation, bad headers)
+            self._bad_run += 1
+            message = str(e) if isinstance(e, EdgekitError) else f"{path}: {e}"
+            raise FrameDecodeError(message) from None
+        self._bad_run = 0
+        return rgb
 
 
 def open_source(
