@@ -1,63 +1,36 @@
 """What ``edgetpu_compiler`` 16 accepts, op by op: data plus small checks, no TensorFlow.
 
-:func:`judge` says why one op of an int8 ``.tflite`` cannot be mapped on its own (its type,
-version, data types, rank, options, sizes), in the compiler's own status words, with a detail
-line and a fix; partitioning (an op that could map but sits behind a CPU op) is
-:mod:`edgekit.mapping`'s business. Every rule and its evidence is listed in docs/DESIGN.md
-("Edge TPU mapping rules"); the numbers here come from the compiled pairs in
-``../shared/data`` (Google's and third parties', with compiler 16 logs) and Coral's
-"TensorFlow models on the Edge TPU" operations table.
-
-Tensor layout: the Edge TPU holds a tensor as its 3 innermost dimensions ``(y, x, z)``
-(``z`` = channels); outer dimensions must be 1. A "row" is ``x * z`` elements (bytes at int8).
+:func:`judge` says why one op of an int8 ``.tflite`` cannot be mapped on its own (its data types,
+type, version, rank, then the per-op limits of :mod:`edgekit.edgetpu_limits`), in the compiler's
+own status words, with a detail line and a fix; partitioning (an op that could map but sits
+behind a CPU op) is :mod:`edgekit.mapping`'s business. Every rule and its evidence is listed in
+docs/DESIGN.md ("Edge TPU mapping rules").
 """
 
 from __future__ import annotations
 
-import struct
-from dataclasses import dataclass
-from typing import Callable, Optional
-
-from edgekit.tflite import FLOAT_DTYPES, ModelInfo, OpInfo, TensorInfo
-
-# ---- the compiler's status strings (its log's "Status" column) --------------------------------
-MAPPED = "Mapped to Edge TPU"
-NOT_SUPPORTED = "Operation not supported"
-UNSPECIFIED = "Operation is otherwise supported, but not mapped due to some unspecified limitation"
-SUBGRAPH = "More than one subgraph is not supported"
-VERSION = "Operation version not supported"
-DTYPE = "Operation is working on an unsupported data type"
-RANK = "Tensor has unsupported rank (up to 3 innermost dimensions mapped)"
-STATUSES = (MAPPED, NOT_SUPPORTED, UNSPECIFIED, SUBGRAPH, VERSION, DTYPE, RANK)
+from edgekit.edgetpu_limits import (  # noqa: F401  (re-exported: the statuses and limits)
+    DTYPE,
+    MAPPED,
+    MAX_RELAYOUT_DIM,
+    MAX_ROW_BYTES,
+    MAX_SOFTMAX_DEPTH,
+    MAX_TRANSPOSE_ELEMENTS,
+    NOT_SUPPORTED,
+    RANK,
+    STATUSES,
+    SUBGRAPH,
+    SUPPORTED,
+    UNSPECIFIED,
+    VERSION,
+    Verdict,
+    activations,
+    yxz,
+)
+from edgekit.tflite import FLOAT_DTYPES, ModelInfo, OpInfo
 
 _QUANT = ("int8", "uint8")
 _CONVERT_HINT = "convert with full-integer quantization (edgekit convert does)"
-
-# Largest row (x * z bytes) of any tensor the compiler maps. Evidence (yolo pairs): rows of
-# 230,400 B mapped (v8 RESHAPE to [1,144,1600]); 537,600 B and more never (v8 [1,64,8400]
-# slices, LOGISTIC/QUANTIZE/CONCATENATION on [1,80..144,8400], v5 [1,25200,85]).
-MAX_ROW_BYTES = 256 * 1024
-# A RESHAPE that changes the (y, x, z) layout maps only while every dimension stays within
-# this size. Evidence: [1,16,20,36] -> [1,2880,4] (retinanet) and [1,40,40,255] ->
-# [1,1600,3,85] (yolov5) mapped; reshapes producing or reading 4,800, 6,400 and 8,400 did not.
-MAX_RELAYOUT_DIM = 4096
-# TRANSPOSE maps up to this many elements. Evidence (yolov8): [1,20,20,144] (57,600) mapped,
-# [1,40,40,144] (230,400) and larger did not.
-MAX_TRANSPOSE_ELEMENTS = 1 << 17
-# Coral's table: SOFTMAX over at most 16,000 elements; the yolov8 pair shows a softmax over the
-# innermost 16 of a [1,4,8400,16] tensor is otherwise accepted, so the limit is on that axis.
-MAX_SOFTMAX_DEPTH = 16_000
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """Why one op cannot be mapped: ``status`` in the compiler's words, ``reason`` with the
-    numbers, ``fix`` what to change (None when there is nothing to say)."""
-
-    status: str
-    reason: str
-    fix: str | None = None
-
 
 # ---- op versions ------------------------------------------------------------------------------
 # Highest version of each op that compiler 16 is known to map (seen mapped in a compiled twin), and
@@ -84,6 +57,14 @@ REFUSED_VERSION = {
 }  # fmt: skip
 
 
+def version_note(op: OpInfo) -> str | None:
+    """For an op that maps: a caveat when its version is newer than any seen mapped."""
+    seen = MAPPED_VERSION.get(op.opcode)
+    if seen is None or op.version <= seen:
+        return None
+    return f"v{op.version} is newer than any version seen mapped (v{seen}): unverified"
+
+
 def version_verdict(op: OpInfo) -> Verdict | None:
     refused = REFUSED_VERSION.get(op.opcode)
     if refused is None or op.version < refused[0]:
@@ -93,43 +74,6 @@ def version_verdict(op: OpInfo) -> Verdict | None:
         f"{op.opcode} v{op.version}: {refused[1]}; compiler 16 maps up to v{refused[0] - 1}",
         refused[2],
     )
-
-
-# ---- tensors -----------------------------------------------------------------------------------
-
-
-def yxz(shape: tuple[int, ...]) -> tuple[int, int, int]:
-    """The 3 innermost dimensions (y, x, z) of a shape, padded with leading 1s."""
-    s = (1, 1, 1, *shape)[-3:]
-    return s[0], s[1], s[2]
-
-
-def _activations(op: OpInfo, model: ModelInfo) -> list[TensorInfo]:
-    """Non-constant input/output tensors of ``op`` (what flows through the Edge TPU)."""
-    ts = model.main.tensors
-    return [ts[i] for i in (*op.inputs, *op.outputs) if i >= 0 and not ts[i].is_constant]
-
-
-def _const_ints(model: ModelInfo, t: TensorInfo) -> tuple[int, ...] | None:
-    """Values of a constant int32 tensor (axes, paddings, strides), None when not constant."""
-    if not t.is_constant or t.dtype != "int32":
-        return None
-    raw = model.buffer_bytes(t.buffer)
-    return struct.unpack(f"<{len(raw) // 4}i", raw[: len(raw) // 4 * 4])
-
-
-def _input(model: ModelInfo, op: OpInfo, k: int) -> TensorInfo:
-    i = op.inputs[k]
-    if i < 0:
-        raise IndexError(f"optional input {k} omitted")
-    return model.main.tensors[i]
-
-
-def _output(model: ModelInfo, op: OpInfo, k: int = 0) -> TensorInfo:
-    i = op.outputs[k]
-    if i < 0:
-        raise IndexError(f"output {k} omitted")
-    return model.main.tensors[i]
 
 
 # ---- the verdict for one op --------------------------------------------------------------------
@@ -182,7 +126,7 @@ def _judge(op: OpInfo, model: ModelInfo, graph_inputs: frozenset[int]) -> Verdic
     v = version_verdict(op)
     if v is not None:
         return v
-    for t in _activations(op, model):
+    for t in activations(op, model):
         if len(t.shape) > 3 and any(d > 1 for d in t.shape[:-3]):
             return Verdict(
                 RANK,
@@ -196,7 +140,7 @@ def _judge(op: OpInfo, model: ModelInfo, graph_inputs: frozenset[int]) -> Verdic
                 f"tensor '{t.name}' has no static shape ({list(t.shape)})",
                 "convert a batch-1 model with static shapes",
             )
-    row = max((yxz(t.shape)[1] * yxz(t.shape)[2] for t in _activations(op, model)), default=0)
+    row = max((yxz(t.shape)[1] * yxz(t.shape)[2] for t in activations(op, model)), default=0)
     if row > MAX_ROW_BYTES:
         return Verdict(
             UNSPECIFIED,
@@ -235,218 +179,6 @@ def _dtype_problem(op: OpInfo, model: ModelInfo) -> Verdict | None:
         )
     return None
 
-
-# ---- per-op limitations (Coral's table, refined by the compiled pairs) ------------------------
-
-
-def _unspecified(reason: str, fix: str | None = None) -> Verdict:
-    return Verdict(UNSPECIFIED, reason, fix)
-
-
-def _no_fused_activation(op: OpInfo, model: ModelInfo) -> Verdict | None:
-    act = op.options.get("fused_activation_function", "NONE")
-    if act != "NONE":
-        return _unspecified(
-            f"{op.opcode} with a fused {act} activation", "apply the activation separately"
-        )
-    if op.opcode == "CONCATENATION":
-        consts = [model.main.tensors[i] for i in op.inputs if model.main.tensors[i].is_constant]
-        if consts and (
-            len(op.inputs) != 2 or any(model.buffer_bytes(t.buffer).strip(b"\0") for t in consts)
-        ):
-            return _unspecified(
-                "a constant CONCATENATION input is only allowed as one of 2 inputs, all zeros",
-                "concatenate only computed tensors (use PAD for zero padding)",
-            )
-    return None
-
-
-def _same_dilation(op: OpInfo, model: ModelInfo) -> Verdict | None:
-    w, h = op.options.get("dilation_w_factor", 1), op.options.get("dilation_h_factor", 1)
-    if w != h:
-        return _unspecified(f"x and y dilation differ ({w} and {h})", "use equal dilations")
-    return None
-
-
-def _fully_connected(op: OpInfo, model: ModelInfo) -> Verdict | None:
-    fmt = op.options.get("weights_format", "DEFAULT")
-    if fmt != "DEFAULT":
-        return _unspecified(f"weights format {fmt} (only DEFAULT maps)")
-    out = _output(model, op).shape
-    if len(out) > 2 or any(d > 1 for d in out[:-1]):
-        return _unspecified(
-            f"output shape {list(out)}: FULLY_CONNECTED output must be 1-D (batch 1, units)",
-            "flatten before the Dense layer, or use a 1x1 CONV_2D on the 3-D tensor",
-        )
-    return None
-
-
-def _mean(op: OpInfo, model: ModelInfo) -> Verdict | None:
-    shape = _input(model, op, 0).shape
-    axes = _const_ints(model, _input(model, op, 1))
-    if axes is None:
-        return _unspecified("the reduction axes are not constant")
-    rank = len(shape) or 1
-    axes = tuple(sorted({a % rank for a in axes}))
-    if rank == 4 and 0 in axes:
-        return _unspecified("reduction over the batch dimension")
-    if rank - 1 in axes and shape and shape[-1] % 4:
-        return _unspecified(
-            f"reduction over channels needs a multiple of 4 channels (has {shape[-1]})",
-            "pad the channels to a multiple of 4",
-        )
-    return None
-
-
-def _pad(op: OpInfo, model: ModelInfo) -> Verdict | None:
-    pads = _const_ints(model, _input(model, op, 1))
-    if pads is None:
-        return _unspecified("the paddings are not constant")
-    rank = len(pads) // 2
-    if rank == 4 and (pads[0] or pads[1]):
-        return _unspecified("padding in the batch dimension")
-    return None
-
-
-def _no_batch_axis(op: OpInfo, model: ModelInfo) -> Verdict | None:
-    """SUM/REDUCE_MAX/REDUCE_MIN/SPLIT/PACK may not work on the batch dimension."""
-    if op.opcode == "PACK":
-        if op.options.get("axis", 0) == 0:
-            return _unspecified("packing in the batch dimension")
-        return None
-    k_axis, k_data = (0, 1) if op.opcode == "SPLIT" else (1, 0)
-    rank = len(_input(model, op, k_data).shape)
-    vals = _const_ints(model, _input(model, op, k_axis))
-    if vals is None:
-        return _unspecified("the axis is not constant")
-    if rank == 4 and 0 in {a % rank for a in vals}:
-        return _unspecified(f"{op.opcode} over the batch dimension")
-    return None
-
-
-def _transpose(op: OpInfo, model: ModelInfo) -> Verdict | None:
-    perm = _const_ints(model, _input(model, op, 1))
-    if perm is None:
-        return _unspecified("the permutation is not constant")
-    if len(perm) == 4 and perm[0] != 0:
-        return _unspecified("transposing the batch dimension")
-    n = _input(model, op, 0).num_elements
-    if n > MAX_TRANSPOSE_ELEMENTS:
-        return _unspecified(
-            f"TRANSPOSE of {n:,} elements (the compiler maps up to about "
-            f"{MAX_TRANSPOSE_ELEMENTS:,})",
-            "transpose after the model on the CPU, or keep channels last",
-        )
-    return None
-
-
-def _softmax(op: OpInfo, model: ModelInfo) -> Verdict | None:
-    depth = yxz(_input(model, op, 0).shape)[2]
-    if depth > MAX_SOFTMAX_DEPTH:
-        return _unspecified(f"SOFTMAX over {depth:,} values (at most {MAX_SOFTMAX_DEPTH:,})")
-    return None
-
-
-def _squeeze(op: OpInfo, model: ModelInfo) -> Verdict | None:
-    shape = _input(model, op, 0).shape
-    dims = {d % len(shape) for d in op.options.get("squeeze_dims", ())} if shape else set()
-    dims = dims or {i for i, d in enumerate(shape) if d == 1}
-    first_big = next((i for i, d in enumerate(shape) if d > 1), len(shape))
-    if any(d > first_big for d in dims):
-        return _unspecified(f"SQUEEZE that moves data (input shape {list(shape)})")
-    return None
-
-
-def _strided_slice(op: OpInfo, model: ModelInfo) -> Verdict | None:
-    strides = _const_ints(model, _input(model, op, 3)) if len(op.inputs) > 3 else None
-    if strides is None or any(s != 1 for s in strides):
-        return _unspecified("STRIDED_SLICE with strides other than 1")
-    if op.options.get("ellipsis_mask") or op.options.get("new_axis_mask"):
-        return _unspecified("STRIDED_SLICE with an ellipsis or new-axis mask")
-    return None
-
-
-def _reshape(op: OpInfo, model: ModelInfo) -> Verdict | None:
-    src, dst = _input(model, op, 0).shape, _output(model, op).shape
-    if _squeezed(src) == _squeezed(dst):
-        return None  # only leading 1s change: no data moves
-    big = max((*src, *dst), default=0)
-    if big > MAX_RELAYOUT_DIM:
-        return _unspecified(
-            f"RESHAPE {list(src)} -> {list(dst)} rearranges a dimension of {big:,} (the "
-            f"compiler maps such reshapes up to about {MAX_RELAYOUT_DIM:,})",
-            "keep large reshapes of detection heads on the CPU (after the model), or reshape "
-            "per output scale",
-        )
-    return None
-
-
-def _squeezed(shape: tuple[int, ...]) -> tuple[int, ...]:
-    i = 0
-    while i < len(shape) - 1 and shape[i] == 1:
-        i += 1
-    return tuple(shape[i:])
-
-
-def _resize_bilinear(op: OpInfo, model: ModelInfo) -> Verdict | None:
-    """Maps when each spatial size is unchanged or scaled by a power of two.
-
-    Evidence: 33->33 (cityscapes, align_corners) and 6->12->24->48 (movenet, half-pixel
-    centers) mapped; 33->513 (both deeplabs and cityscapes) and 1->33 (pascal deeplabs) did
-    not. Coral: "may not be mapped to avoid loss in precision": with a power-of-two factor the
-    interpolation weights are exact binary fractions.
-    """
-    (h0, w0, _), (h1, w1, _) = yxz(_input(model, op, 0).shape), yxz(_output(model, op).shape)
-    for a, b in ((h0, h1), (w0, w1)):
-        if not _power_of_two_ratio(a, b):
-            return _unspecified(
-                f"RESIZE_BILINEAR {h0}x{w0} -> {h1}x{w1}: the compiler keeps bilinear "
-                "resizes that are not a power-of-two scale on the CPU (precision)",
-                f"resize by a power of two (e.g. {h0}x{w0} -> {h0 * 2}x{w0 * 2}), or resize "
-                "the final output on the CPU",
-            )
-    return None
-
-
-def _power_of_two_ratio(a: int, b: int) -> bool:
-    lo, hi = min(a, b), max(a, b)
-    if lo <= 0 or hi % lo:
-        return False
-    r = hi // lo
-    return r & (r - 1) == 0
-
-
-_Check = Optional[Callable[[OpInfo, ModelInfo], Optional[Verdict]]]
-SUPPORTED: dict[str, _Check] = {
-    **dict.fromkeys(
-        (
-            "ADD", "SUB", "MUL", "MAXIMUM", "MINIMUM", "LOGISTIC", "RELU", "RELU6",
-            "RELU_N1_TO_1", "TANH", "L2_NORMALIZATION", "EXPAND_DIMS", "SLICE",
-            "SPACE_TO_DEPTH", "QUANTIZE", "RSQRT", "SQUARED_DIFFERENCE", "PRELU",
-            "TRANSPOSE_CONV", "RESIZE_NEAREST_NEIGHBOR", "LSTM", "UNIDIRECTIONAL_SEQUENCE_LSTM",
-            "TILE",  # not in Coral's table, but mapped in the cityscapes deeplab twin
-        )
-    ),
-    "AVERAGE_POOL_2D": _no_fused_activation,
-    "MAX_POOL_2D": _no_fused_activation,
-    "CONCATENATION": _no_fused_activation,
-    "CONV_2D": _same_dilation,
-    "DEPTHWISE_CONV_2D": _same_dilation,
-    "FULLY_CONNECTED": _fully_connected,
-    "MEAN": _mean,
-    "PAD": _pad,
-    "SUM": _no_batch_axis,
-    "REDUCE_MAX": _no_batch_axis,
-    "REDUCE_MIN": _no_batch_axis,
-    "SPLIT": _no_batch_axis,
-    "PACK": _no_batch_axis,
-    "TRANSPOSE": _transpose,
-    "SOFTMAX": _softmax,
-    "SQUEEZE": _squeeze,
-    "STRIDED_SLICE": _strided_slice,
-    "RESHAPE": _reshape,
-    "RESIZE_BILINEAR": _resize_bilinear,
-}  # fmt: skip
 
 # What to use instead of common ops the Edge TPU does not run.
 _REPLACE = {

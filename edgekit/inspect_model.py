@@ -253,6 +253,15 @@ def _compiled_info(info: ModelInfo, report: dict[str, Any]) -> dict[str, Any]:
         result.update(cpu_model=twin.path, tpu_op_counts=tpu)
         # Weights and MACs of the whole network are only visible in the CPU model.
         report.update(params=count_params(twin), macs=count_macs(twin))
+        # What the compiler did beside what was predicted for the CPU model, with the
+        # compiler's log when it sits beside the model too (a bundle from convert has both).
+        from edgekit.mapping_compare import compare
+
+        log = Path(info.path).with_suffix(".log")
+        log_text = None
+        if log.is_file() and log.stat().st_size <= _LOG_LIMIT:
+            log_text = log.read_text(errors="replace")
+        report["comparison"] = compare(twin, predict(twin), info, log_text)
     return result
 
 

@@ -127,7 +127,9 @@ def predict(model: ModelInfo) -> MappingPrediction:
     result = []
     for op, v, tpu in zip(ops, verdicts, on_tpu):
         if tpu:
-            result.append(OpMapping(op.index, op.opcode, True, MAPPED, MAPPED, op.version))
+            note = R.version_note(op)
+            reason = f"{MAPPED} ({note})" if note else MAPPED
+            result.append(OpMapping(op.index, op.opcode, True, reason, MAPPED, op.version))
         elif v is not None:
             result.append(OpMapping(op.index, op.opcode, False, v.reason, v.status, op.version,
                                     v.fix))  # fmt: skip

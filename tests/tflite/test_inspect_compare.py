@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,18 @@ def test_bad_compiled_or_log_one_line_exit_1(what, coral_dir, tmp_path):
 def test_compiled_model_as_main_argument_is_refused(coral_dir):
     r = _run(coral_dir / f"{V1}_edgetpu.tflite", "--compiled", coral_dir / f"{V1}_edgetpu.tflite")
     assert r.exit_code == 1 and "already compiled" in r.output
+
+
+def test_compiled_model_with_its_cpu_model_beside_it_is_compared(coral_dir, tmp_path):
+    """A bundle from convert holds X_int8.tflite, X_int8_edgetpu.tflite and X_int8_edgetpu.log:
+    inspecting the compiled model compares it with the prediction for the CPU one."""
+    shutil.copy(coral_dir / f"{V1}.tflite", tmp_path / "m_int8.tflite")
+    shutil.copy(coral_dir / f"{V1}_edgetpu.tflite", tmp_path / "m_int8_edgetpu.tflite")
+    (tmp_path / "m_int8_edgetpu.log").write_text(_log([("CONV_2D", 15, "Mapped to Edge TPU")]))
+    r = _run(tmp_path / "m_int8_edgetpu.tflite", "--json")
+    assert r.exit_code == 0, r.output
+    c = json.loads(r.output)["comparison"]
+    assert c["disagreements"] == [] and c["actual_cpu_ops"] == 0
+    # the hand-made log lists only the convs: the other rows are marked as disagreeing
+    assert c["agree"] is False and {x["operator"] for x in c["summary"]} >= {"CONV_2D", "SOFTMAX"}
+    assert "Compiler vs prediction" in _run(tmp_path / "m_int8_edgetpu.tflite").output
