@@ -23,3 +23,19 @@ def coral_dir() -> Path:
 @pytest.fixture(scope="session")
 def apple_banana_dir() -> Path:
     return APPLE_BANANA
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_device_locks(tmp_path_factory):
+    """Edge TPU lock files (edgekit.backends.devicelock) in a directory of this test session:
+    fake devices of concurrent test runs on one machine must not lock each other out. Child
+    processes (CLI tests) inherit it."""
+    import os
+
+    old = os.environ.get("EDGEKIT_LOCK_DIR")
+    os.environ["EDGEKIT_LOCK_DIR"] = str(tmp_path_factory.mktemp("locks"))
+    yield
+    if old is None:
+        os.environ.pop("EDGEKIT_LOCK_DIR", None)
+    else:
+        os.environ["EDGEKIT_LOCK_DIR"] = old

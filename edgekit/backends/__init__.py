@@ -162,9 +162,10 @@ class EdgeTpuBackend:
             raise no_device_error(device, devices, self.stack.library_problem())
 
     def __call__(self, model_path: str, device: str | None, threads: int | None = None) -> Runner:
-        interp, name = open_interpreter(self.stack, model_path, device, threads)
+        interp, name, lock = open_interpreter(self.stack, model_path, device, threads)
         return Runner(interp, device=name, backend="edgetpu", provider=self.stack.provider,
-                      model_path=model_path, threads=threads, fault=EdgeTpuError)  # fmt: skip
+                      model_path=model_path, threads=threads, fault=EdgeTpuError,
+                      lock=lock)  # fmt: skip
 
 
 register_backend("cpu", _cpu_factory)

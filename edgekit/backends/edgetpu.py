@@ -21,6 +21,7 @@ import os
 import re
 from typing import Any, Protocol
 
+from edgekit.backends import devicelock
 from edgekit.backends.devices import EdgeTpuDevice, list_edge_tpus, parse_device, select_device
 from edgekit.backends.providers import dist_version, find_provider
 from edgekit.errors import EdgekitError
@@ -181,7 +182,9 @@ def open_interpreter(
     stack: EdgeTpuStack, model_path: str, device: str | None, threads: int | None
 ) -> tuple[Any, str]:
     """Open ``model_path`` (compiled) on the Edge TPU ``device``; returns (allocated interpreter,
-    resolved device name such as "usb:0"). Raises EdgeTpuError with the specific cause."""
+    resolved device name such as "usb:0", the held :class:`~edgekit.backends.devicelock.DeviceLock`:
+    release it when the interpreter is dropped). Raises EdgeTpuError with the specific cause,
+    DeviceBusy if another process owns the device."""
     if device not in (None, "", "auto"):
         parse_device(device)  # validate before touching hardware
     else:
@@ -196,10 +199,16 @@ def open_interpreter(
     if lib:
         raise EdgeTpuError(f"libedgetpu is not installed ({lib})", INSTALL_HINT)
     name = chosen.name if chosen else (device or "edgetpu")
+    # One process per Edge TPU: a second opener would make libedgetpu abort the first.
+    lock = devicelock.acquire(name, chosen.path if chosen else None)
     # Pass libedgetpu the user's own string (":1", "usb"...); it resolves it the same way.
     try:
         interp = stack.make_interpreter(model_path, device, threads)
         interp.allocate_tensors()
     except (ValueError, RuntimeError, OSError) as e:
+        lock.release()
         raise explain(e, model_path, name) from None
-    return interp, name
+    except BaseException:
+        lock.release()
+        raise
+    return interp, name, lock

@@ -29,11 +29,13 @@ class Runner:
         model_path: str,
         threads: int | None = None,
         fault: type[EdgekitError] = EdgekitError,
+        lock: Any = None,
     ):
         self.interpreter = interpreter
         self.device, self.backend, self.provider = device, backend, provider
         self.model_path, self.threads = model_path, threads
         self._fault = fault
+        self._lock = lock  # the device lock (edgekit.backends.devicelock), released by close()
         self.input_details = interpreter.get_input_details()[0]
         self.output_details = interpreter.get_output_details()[0]
         self._in = self.input_details["index"]
@@ -90,6 +92,9 @@ class Runner:
     def close(self) -> None:
         """Release the interpreter (and with it the Edge TPU, for another process or a reopen)."""
         self.interpreter = None
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
 
     def __enter__(self) -> Runner:
         return self
