@@ -7,10 +7,13 @@
      the same video, in-process
   D. ``edgekit serve`` as a subprocess on the same video: time to first result and resident
      memory (VmRSS while running, VmHWM peak, from /proc/<pid>/status)
+  E. the pipeline of C with inference in the worker process (edgekit.stream.worker: what serve
+     does for the Edge TPU): frames through shared memory, results over a pipe
 
-Rounds of A, B and C alternate so neighbours' load hits all equally; medians are reported with
-C/A (target >= 0.9 when inference is the bottleneck, e.g. MobileNet v2 224 on the CPU) and C/B
-(target > 1: the pipeline overlaps decoding with inference).
+Rounds of A, B, C and E alternate so neighbours' load hits all equally; medians are reported
+with C/A and E/A (target >= 0.9 when inference is the bottleneck, e.g. MobileNet v2 224 on the
+CPU), E/C (the cost of the process boundary) and C/B (target > 1: the pipeline overlaps decoding
+with inference).
 
     python scripts/bench_pipeline.py [--model tests/data/coral/mobilenet_v2_1.0_224_quant.tflite]
         [--frames 150] [--rounds 3] [--threads N] [--json]
@@ -19,6 +22,7 @@ C/A (target >= 0.9 when inference is the bottleneck, e.g. MobileNet v2 224 on th
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -143,11 +147,15 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from edgekit.classify import Classifier
+    from edgekit.stream.worker import ModelProcess
 
     with tempfile.TemporaryDirectory() as tmp:
         video = make_video(Path(tmp) / "bench.avi", 120)
         clf = Classifier(args.model, labels=args.labels, device="cpu", threads=args.threads)
         naive_rate(clf, video, 10)  # warm-up: page in the model and the decoder
+        worker = ModelProcess(functools.partial(Classifier, args.model, labels=args.labels,
+                                                device="cpu", threads=args.threads))  # fmt: skip
+        worker_rate = []
         bare, naive, pipe, busy = [], [], [], []
         for _ in range(args.rounds):
             bare.append(bare_rate(clf, args.frames))
@@ -158,9 +166,11 @@ def main(argv=None) -> int:
             # waits for a frame; a pipeline/bare ratio below that is invoke() itself running
             # slower next to the capture thread (2 cores shared with decoding and neighbours).
             busy.append(stats["inference_ms"]["mean"] * rate / 1000.0)
+            worker_rate.append(pipeline_rate(worker, video, args.frames)[0])
+        worker.close()
         sub = serve_subprocess(Path(args.model), Path(args.labels), video, args.frames,
                                args.threads)  # fmt: skip
-    a, b, c = (statistics.median(x) for x in (bare, naive, pipe))
+    a, b, c, e = (statistics.median(x) for x in (bare, naive, pipe, worker_rate))
     report = {
         "model": Path(args.model).name, "frames": args.frames, "rounds": args.rounds,
         "threads": args.threads, "cpus": os.cpu_count(),
@@ -168,10 +178,13 @@ def main(argv=None) -> int:
         "pipeline_fps": round(c, 2),
         "pipeline_vs_bare": round(c / a, 3), "pipeline_vs_naive": round(c / b, 3),
         "pipeline_invoke_busy": round(statistics.median(busy), 3),
+        "worker_pipeline_fps": round(e, 2), "worker_vs_bare": round(e / a, 3),
+        "worker_vs_inline": round(e / c, 3),
         "pipeline_latency_ms": stats["latency_ms"], "pipeline_dropped": stats["dropped"],
         "serve": sub,
         "all": {"bare": [round(x, 2) for x in bare], "naive": [round(x, 2) for x in naive],
-                "pipeline": [round(x, 2) for x in pipe]},
+                "pipeline": [round(x, 2) for x in pipe],
+                "worker": [round(x, 2) for x in worker_rate]},
     }  # fmt: skip
     if args.json:
         print(json.dumps(report, indent=2))
@@ -182,6 +195,8 @@ def main(argv=None) -> int:
     print(f"  naive read+invoke loop {b:7.2f} fps")
     print(f"  edgekit pipeline       {c:7.2f} fps   = {c / a:.3f}x bare (target >= 0.9), "
           f"{c / b:.3f}x naive (target > 1)")  # fmt: skip
+    print(f"  pipeline, worker process {e:7.2f} fps   = {e / a:.3f}x bare (target >= 0.9), "
+          f"{e / c:.3f}x in-process")  # fmt: skip
     print(f"  pipeline worker inside invoke() {report['pipeline_invoke_busy']:.1%} of the time")
     lat = stats["latency_ms"]
     print(f"  pipeline latency p50/p90/p99 {lat['p50']}/{lat['p90']}/{lat['p99']} ms")

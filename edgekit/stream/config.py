@@ -88,6 +88,18 @@ class MqttConfig:
 
 
 @dataclass(frozen=True)
+class WorkerConfig:
+    # "process": inference in a child process that may crash or hang without taking serve
+    # down (restarted by a watchdog); "inline": in serve's own process; "auto": a process
+    # unless [model] device = "cpu" (see docs/DESIGN.md, "Inference worker process").
+    mode: str = "auto"
+    hang_timeout_s: float = 10.0  # no result for one frame within this: kill and restart
+    start_timeout_s: float = 120.0  # model load in a new worker (the Edge TPU probe included)
+    max_restarts: int = 5  # more restarts than this within restart_window_s: exit 1
+    restart_window_s: float = 600.0
+
+
+@dataclass(frozen=True)
 class ServeConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     source: SourceConfig = field(default_factory=SourceConfig)
@@ -95,6 +107,7 @@ class ServeConfig:
     output: OutputConfig = field(default_factory=OutputConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
+    worker: WorkerConfig = field(default_factory=WorkerConfig)
 
 
 MAX_CONFIG_BYTES = 1024 * 1024  # a real config is a few KiB
@@ -102,6 +115,7 @@ MAX_CONFIG_BYTES = 1024 * 1024  # a real config is a few KiB
 _CHOICES = {
     ("model", "on_tpu_failure"): ("cpu", "fail"),
     ("mqtt", "publish"): ("change", "every"),
+    ("worker", "mode"): ("auto", "process", "inline"),
 }
 _PATHS = {("model", "path"), ("model", "labels")}
 DAY_S = 86400.0
@@ -127,6 +141,10 @@ _RANGES = {
     ("mqtt", "min_interval_s"): (0.0, DAY_S),
     ("mqtt", "qos"): (0, 2),
     ("mqtt", "keepalive_s"): (5, 65535),
+    ("worker", "hang_timeout_s"): (0.1, DAY_S),
+    ("worker", "start_timeout_s"): (1.0, DAY_S),
+    ("worker", "max_restarts"): (1, 1000),
+    ("worker", "restart_window_s"): (1.0, 7 * DAY_S),
 }
 # Flags whose name is not --<key>, for errors that name what the user typed.
 _FLAGS = {("model", "path"): "--model", ("source", "uri"): "--source", ("http", "listen"): "--http"}

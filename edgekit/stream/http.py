@@ -223,6 +223,10 @@ class HttpSink(Sink):
                [("", events.get("decode_error", 0))])  # fmt: skip
         metric("edgekit_source_lost_total", "counter", "Times the camera/stream was lost.",
                [("", events.get("source_lost", 0))])  # fmt: skip
+        metric("edgekit_worker_failures_total", "counter",
+               "Inference worker processes that crashed or hung (each one is restarted).",
+               [('{reason="crash"}', events.get("worker_crashed", 0)),
+                ('{reason="hang"}', events.get("worker_hung", 0))])  # fmt: skip
         errors = dict(s["errors"]) or {"inference": 0}
         metric("edgekit_errors_total", "counter", "Errors by kind.",
                [(f'{{kind="{k}"}}', v) for k, v in sorted(errors.items())])  # fmt: skip

@@ -71,7 +71,10 @@ class ResilientClassifier:
         return str(getattr(self.classifier.runner, "device", "?"))
 
     def info(self) -> dict:
-        return {"backend": self.backend, "device": self.device, "degraded": self.degraded}
+        out = {"backend": self.backend, "device": self.device, "degraded": self.degraded}
+        if hasattr(self.classifier, "restarts"):  # edgekit.stream.worker.ModelProcess
+            out["worker"] = {"pid": self.classifier.pid, "restarts": self.classifier.restarts}
+        return out
 
     def __call__(self, rgb: np.ndarray):
         retry_due = time.monotonic() - self._last_tpu_try >= self.tpu_retry_s
@@ -79,6 +82,8 @@ class ResilientClassifier:
             self._try_restore()
         try:
             out = self._infer(rgb)
+        except (SkipFrame, FatalError):  # a worker process crash, already handled
+            raise
         except Exception as e:  # RuntimeError from invoke (libedgetpu), or anything else
             self._recover(e)
             raise SkipFrame(str(e)) from None
@@ -99,6 +104,8 @@ class ResilientClassifier:
             for attempt in range(1, self.reopen_attempts + 1):
                 try:
                     self.classifier.reopen()
+                except FatalError:
+                    raise
                 except Exception as e:
                     last = e
                     self.wait(0.25 * 2**attempt)  # give the USB device time to re-enumerate

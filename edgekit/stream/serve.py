@@ -9,6 +9,7 @@ while results keep arriving (a hung camera stops the pings and systemd restarts 
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Sequence
@@ -29,21 +30,51 @@ from edgekit.stream.stats import Stats
 STATUS_EVERY_S = 5.0
 
 
-def load_classifier(config: ServeConfig):
-    """The model side (edgekit.classify), imported only here: the stream code stays
-    model-agnostic."""
-    from edgekit.classify import Classifier
+def model_factory(config: ServeConfig) -> Callable[[], Any]:
+    """A picklable zero-argument callable that builds the task's model
+    (:func:`edgekit.tasks.open_task_model`), so that a worker process can build it too; the
+    stream code stays model-agnostic."""
+    from edgekit.tasks import open_task_model
 
     m = config.model
     if not m.path:
         raise EdgekitError("no model given", "pass --model or set [model] path in the config")
-    return Classifier(
+    return functools.partial(
+        open_task_model,
         m.path,
         labels=m.labels or None,
         device=m.device,
         top_k=m.top_k,
         threshold=m.threshold,
         threads=m.threads or None,
+    )
+
+
+def load_classifier(config: ServeConfig):
+    """The model in this process."""
+    return model_factory(config)()
+
+
+def uses_worker(config: ServeConfig) -> bool:
+    """Whether inference runs in a worker process ([worker] mode; see edgekit.stream.worker)."""
+    mode = config.worker.mode
+    return mode == "process" or (mode == "auto" and config.model.device.strip().lower() != "cpu")
+
+
+def load_model(config: ServeConfig):
+    """The model as serve runs it: in a :class:`~edgekit.stream.worker.ModelProcess` or
+    in-process (see :func:`uses_worker`)."""
+    if not uses_worker(config):
+        return load_classifier(config)
+    from edgekit.stream.worker import ModelProcess
+
+    w = config.worker
+    return ModelProcess(
+        model_factory(config),
+        hang_timeout_s=w.hang_timeout_s,
+        start_timeout_s=w.start_timeout_s,
+        max_restarts=w.max_restarts,
+        restart_window_s=w.restart_window_s,
     )
 
 
@@ -69,8 +100,9 @@ def run(
     if source is None:
         source = open_source(s.uri, loop=s.loop, width=s.width, height=s.height, fps=s.fps)
     notifier.status(f"loading model {config.model.path}")
-    if classifier is None:
-        classifier = load_classifier(config)
+    owned = classifier is None
+    if owned:
+        classifier = load_model(config)
     stats = Stats()
     sinks: list[Any] = []
     started: dict = {}
@@ -121,6 +153,8 @@ def run(
         )
         pipeline = Pipeline(capture, lambda rgb: None, sinks, p.smoothing, p.max_frames, stats)
         presence_sink.emit = pipeline.emit
+        if hasattr(classifier, "on_event"):  # a worker process reports crashes and restarts
+            classifier.on_event = pipeline.emit
         resilient = ResilientClassifier(
             classifier, pipeline.emit, config.model.on_tpu_failure, config.model.tpu_retry_s
         )
@@ -135,6 +169,8 @@ def run(
         notifier.stopping()
         if pipeline is not None:
             pipeline.stop(timeout=1.0)
+        if owned and hasattr(classifier, "close"):
+            classifier.close()
         for sink in sinks:
             try:
                 sink.close()

@@ -1,0 +1,434 @@
+"""The inference worker process: serve's model runs in a child that may die without taking the
+service with it.
+
+libedgetpu is native code that can segfault (an ABI mismatch), abort (a second process opened
+the Coral: "USB transfer error 5") or hang inside ``invoke()``. :class:`ModelProcess` keeps the
+model in a child process started with the ``spawn`` context (a fresh interpreter: never fork a
+process whose threads hold native locks) and is a drop-in for the model object itself:
+``run(rgb)``/``classify(rgb)`` -> the model's own result record, ``reopen(device)``, ``close()``,
+``runner.backend``/``runner.device``, ``input_size``/``resize``.
+
+Frames go through shared memory (``multiprocessing.shared_memory``, one slot per frame in flight:
+the pipeline keeps exactly one, the newest frame; it is sized from the first frame, normally
+the model input size since the capture thread resizes, and regrown if a bigger frame comes);
+requests and results are small pickled tuples over a pipe. The child builds its model from a
+picklable ``factory`` (e.g. ``functools.partial(Classifier, path, device="usb")``).
+
+Watchdog: a child that dies (any signal) or does not answer within ``hang_timeout_s`` is killed
+and restarted after a backoff (0.5 s doubling to 30 s, reset by a good frame); each event goes
+to ``on_event`` (``worker_crashed``, ``worker_hung``, ``worker_restarted``) and the frame is
+skipped. More than ``max_restarts`` restarts within ``restart_window_s`` is a crash loop: a
+:class:`~edgekit.stream.pipeline.FatalError` (serve exits 1; systemd restarts the unit).
+
+The child ignores SIGINT/SIGTERM (the parent decides when it stops: Ctrl-C in a terminal and
+systemd's stop reach the whole process group) and is SIGKILLed by the kernel if its parent
+dies (PR_SET_PDEATHSIG), so it never outlives serve or keeps the Edge TPU locked.
+"""
+
+from __future__ import annotations
+
+import collections
+import ctypes
+import itertools
+import logging
+import multiprocessing as mp
+import os
+import signal
+import sys
+import threading
+import time
+from multiprocessing import shared_memory
+from types import SimpleNamespace
+from typing import Any, Callable
+
+import numpy as np
+
+from edgekit.errors import EdgekitError
+from edgekit.stream.pipeline import FatalError, SkipFrame
+
+EventFn = Callable[[str, str, dict], None]
+_SEGMENTS = itertools.count(1)
+_CHILD_BLOCKED = {signal.SIGINT, signal.SIGTERM}
+
+
+class WorkerFailed(RuntimeError):
+    """The worker process died or hung (already reported and restarted)."""
+
+
+def signal_name(exitcode: int | None) -> str:
+    """``-11`` -> ``killed by SIGSEGV``; ``3`` -> ``exit status 3``."""
+    if exitcode is None:
+        return "still running"
+    if exitcode < 0:
+        try:
+            return f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exit status {exitcode}"
+
+
+# What a crash at model load means; the stack facts behind them are in docs/DESIGN.md.
+_START_HINTS = {
+    signal.SIGSEGV: "libedgetpu does not match the interpreter (a TF-version ABI mismatch): "
+    "run `edgekit doctor` and install the pair `edgekit stack` names",
+    signal.SIGABRT: 'another process may have opened the same Edge TPU ("USB transfer error '
+    '5"), or libedgetpu aborted: run `edgekit doctor`',
+}
+
+
+class ModelProcess:
+    """A model living in a worker process (see module docstring).
+
+    Args:
+        factory: picklable callable building the model in the child; the model has
+            ``run(rgb)`` or ``classify(rgb)``, optionally ``reopen(device=None)``, ``close()``,
+            ``runner`` (``.backend``, ``.device``, ``.provider``), ``input_size``, ``resize``.
+        on_event: ``(kind, message, details)``; settable later (serve sets it to the
+            pipeline's reporter).
+        hang_timeout_s: longest wait for one result before the worker counts as hung.
+        start_timeout_s: longest wait for the model to load (the Edge TPU probe included).
+        max_restarts, restart_window_s: the crash-loop limit.
+        backoff_s, backoff_max_s: first and largest wait before a restart.
+        owner: (pid, command) the child records in the Edge TPU lock file (default: ours).
+    """
+
+    def __init__(
+        self,
+        factory: Callable[[], Any],
+        on_event: EventFn | None = None,
+        hang_timeout_s: float = 10.0,
+        start_timeout_s: float = 120.0,
+        max_restarts: int = 5,
+        restart_window_s: float = 600.0,
+        backoff_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+        owner: tuple[int, str] | None = None,
+    ):
+        from edgekit.backends import devicelock
+
+        self.factory = factory
+        self.on_event = on_event or (lambda kind, message, details: None)
+        self.hang_timeout_s, self.start_timeout_s = float(hang_timeout_s), float(start_timeout_s)
+        self.max_restarts, self.restart_window_s = int(max_restarts), float(restart_window_s)
+        self.backoff_s, self.backoff_max_s = float(backoff_s), float(backoff_max_s)
+        self.owner = owner or devicelock.owner()
+        self.device: str | None = None  # a reopen(device=...) sticks for later restarts
+        self.restarts = 0
+        self.info: dict = {}
+        self._ctx = mp.get_context("spawn")
+        self._proc: Any = None
+        self._conn: Any = None
+        self._shm: shared_memory.SharedMemory | None = None
+        self._io = threading.Lock()  # one request/answer at a time on the pipe
+        self._closing = threading.Event()
+        self._recent: collections.deque[float] = collections.deque()
+        self._failures_in_row = 0
+        self._start()
+
+    # -- the model's interface ------------------------------------------------------------------
+    @property
+    def runner(self) -> SimpleNamespace:
+        return SimpleNamespace(**{k: self.info.get(k, "?") for k in ("backend", "device",
+                                                                     "provider")})  # fmt: skip
+
+    @property
+    def input_size(self) -> tuple[int, int] | None:
+        size = self.info.get("input_size")
+        return tuple(size) if size else None
+
+    @property
+    def resize(self) -> str | None:
+        return self.info.get("resize")
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def run(self, rgb: np.ndarray) -> Any:
+        """The model's result for one (H, W, 3) uint8 frame. Raises what the model raised
+        (EdgekitError keeps its message and hint), SkipFrame after a crash/hang (the worker was
+        restarted), FatalError for a crash loop."""
+        rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+        with self._io:
+            if self._closing.is_set():
+                raise SkipFrame("worker closed")
+            if self._proc is None:  # a restart failed earlier: try again now
+                self._restart("the last restart failed")
+            shm = self._slot(rgb.nbytes)
+            np.ndarray(rgb.shape, np.uint8, buffer=shm.buf)[...] = rgb
+            reply = self._ask(("frame", shm.name, rgb.shape), self.hang_timeout_s, "frame")
+        if reply[0] == "ok":
+            self._failures_in_row = 0
+            return reply[1]
+        raise _rebuild(reply)
+
+    classify = run
+
+    def reopen(self, device: str | None = None) -> None:
+        """Reopen the model in the worker (on ``device`` if given); a dead worker is restarted."""
+        if device is not None:
+            self.device = device
+        with self._io:
+            if self._proc is None or not self._proc.is_alive():
+                self._restart("reopen requested", force=True)
+                return
+            reply = self._ask(("reopen", device), self.start_timeout_s, "reopen")
+        if reply[0] == "error":
+            raise _rebuild(reply)
+        self.info = reply[1]
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Stop the worker (politely, then SIGKILL) and unlink the shared memory. Safe from any
+        thread, also while another thread waits for a result (that call then skips its frame)."""
+        self._closing.set()
+        if self._io.acquire(timeout=0.2):
+            try:
+                self._stop_child(timeout, polite=True)
+            finally:
+                self._io.release()
+        else:  # a frame is in flight: the kill wakes the waiting thread
+            self._stop_child(0.0, polite=False)
+        self._free_shm()
+
+    # -- process management ---------------------------------------------------------------------
+    def _start(self) -> None:
+        """Spawn the child and wait for its model. Raises EdgekitError (from the child) or, for
+        a crash at load, an EdgekitError naming the signal; WorkerFailed on a restart."""
+        parent, child = self._ctx.Pipe(duplex=True)
+        proc = self._ctx.Process(
+            target=_child_main,
+            args=(child, self.factory, self.device, self.owner),
+            name="edgekit-inference",
+            daemon=True,
+        )
+        # Signal mask is inherited through fork+exec: the child starts with SIGINT/SIGTERM
+        # blocked (no KeyboardInterrupt traceback while it imports), then ignores them.
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, _CHILD_BLOCKED)
+        try:
+            proc.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        child.close()
+        self._proc, self._conn = proc, parent
+        t0 = time.monotonic()
+        reply = self._ask(None, self.start_timeout_s, "start", restart=False)
+        if reply[0] == "error":
+            self._stop_child(2.0, polite=True)
+            raise _rebuild(reply)
+        self.info = reply[1]
+        self.info["load_s"] = round(time.monotonic() - t0, 3)
+
+    def _ask(self, request, timeout: float, what: str, restart: bool = True) -> tuple:
+        """Send ``request`` (None: just wait) and wait for the answer; a dead or silent child is
+        handled here (see module docstring)."""
+        conn, proc = self._conn, self._proc
+        try:
+            if request is not None:
+                conn.send(request)
+            if conn.poll(timeout):
+                return conn.recv()
+            failure, kind = f"no answer within {timeout:g} s ({what})", "worker_hung"
+        except (EOFError, OSError):
+            proc.join(2.0)
+            failure, kind = signal_name(proc.exitcode), "worker_crashed"
+        if self._closing.is_set():
+            self._stop_child(0.0, polite=False)
+            raise SkipFrame("worker closed")
+        self._stop_child(0.0, polite=False)
+        exitcode = proc.exitcode
+        if not restart:  # the model never loaded: nothing to restart, say why
+            sig = -exitcode if exitcode is not None and exitcode < 0 else None
+            hint = _START_HINTS.get(sig, "run `edgekit doctor`; see the log above")
+            if kind == "worker_hung":
+                hint = "the Edge TPU or its USB link hangs: unplug and replug it; " + hint
+            raise EdgekitError(f"the inference worker failed while loading the model: {failure}",
+                               hint)  # fmt: skip
+        details = {"pid": proc.pid, "exitcode": exitcode, "during": what,
+                   "restarts": self.restarts}  # fmt: skip
+        self.on_event(kind, f"inference worker {failure}; restarting it", details)
+        self._restart(failure)
+        raise SkipFrame(f"inference worker {failure}")
+
+    def _restart(self, why: str, force: bool = False) -> None:
+        """Start a new child after the backoff, within the crash-loop limit."""
+        now = time.monotonic()
+        while self._recent and now - self._recent[0] > self.restart_window_s:
+            self._recent.popleft()
+        if len(self._recent) >= self.max_restarts:
+            raise FatalError(
+                f"the inference worker failed {len(self._recent) + 1} times within "
+                f"{self.restart_window_s:g} s (last: {why}); giving up"
+            )
+        self._recent.append(now)
+        self._failures_in_row += 1
+        if not force:
+            wait = min(self.backoff_s * 2 ** (self._failures_in_row - 1), self.backoff_max_s)
+            if self._closing.wait(wait):
+                raise SkipFrame("worker closed")
+        self.restarts += 1
+        try:
+            self._start()
+        except EdgekitError:
+            self._proc = None  # next run() tries again (and counts towards the limit)
+            raise
+        if self._closing.is_set():  # close() came while the new worker was loading
+            self._stop_child(1.0, polite=True)
+            raise SkipFrame("worker closed")
+        self.on_event("worker_restarted", f"inference worker restarted ({why})",
+                      {"pid": self._proc.pid, "restarts": self.restarts,
+                       "load_s": self.info.get("load_s")})  # fmt: skip
+
+    def _stop_child(self, timeout: float, polite: bool) -> None:
+        proc, conn = self._proc, self._conn
+        if proc is None:
+            return
+        if polite and proc.is_alive():
+            try:
+                conn.send(("close",))
+            except OSError:
+                pass
+            proc.join(timeout)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(5.0)
+        try:
+            conn.close()
+        except OSError:
+            pass
+        if self._proc is proc:
+            self._proc = None
+
+    def _slot(self, nbytes: int) -> shared_memory.SharedMemory:
+        shm = self._shm
+        if shm is None or shm.size < nbytes:
+            self._free_shm()
+            name = f"edgekit-{os.getpid()}-{next(_SEGMENTS)}"
+            shm = self._shm = shared_memory.SharedMemory(name=name, create=True, size=nbytes)
+        return shm
+
+    def _free_shm(self) -> None:
+        shm, self._shm = self._shm, None
+        if shm is None:
+            return
+        try:
+            shm.unlink()
+        except FileNotFoundError:
+            pass
+        try:
+            shm.close()
+        except BufferError:  # a view is still alive in another thread: the unlink is what counts
+            pass
+
+
+def _rebuild(reply: tuple) -> Exception:
+    """The exception the child reported, as an EdgekitError (same class when it is ours)."""
+    _, cls_name, message, hint, code = reply
+    from edgekit.backends.devicelock import DeviceBusy
+    from edgekit.backends.edgetpu import EdgeTpuError
+
+    cls = {"EdgeTpuError": EdgeTpuError, "DeviceBusy": DeviceBusy}.get(cls_name)
+    if cls is None and cls_name != "EdgekitError":
+        return RuntimeError(f"{cls_name}: {message}")
+    return (cls or EdgekitError)(message, hint, code)
+
+
+# -- the child ------------------------------------------------------------------------------------
+def _die_with_parent() -> None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the closed pipe still ends the loop
+        pass
+
+
+def _error_reply(e: BaseException) -> tuple:
+    if isinstance(e, EdgekitError):
+        return ("error", type(e).__name__, e.message, e.hint, e.exit_code)
+    first = str(e).splitlines()[0] if str(e) else ""
+    return ("error", type(e).__name__, first, None, 1)
+
+
+def _model_info(model) -> dict:
+    runner = getattr(model, "runner", None)
+    size = getattr(model, "input_size", None)
+    return {
+        "pid": os.getpid(),
+        "backend": str(getattr(runner, "backend", "?")),
+        "device": str(getattr(runner, "device", "?")),
+        "provider": str(getattr(runner, "provider", "?")),
+        "input_size": list(size) if size else None,
+        "resize": getattr(model, "resize", None),
+        "task": getattr(model, "task", "classify"),
+    }
+
+
+def _child_main(conn, factory, device, owner) -> None:
+    """The worker process: build the model, then answer requests until told to stop."""
+    for sig in _CHILD_BLOCKED:
+        signal.signal(sig, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _CHILD_BLOCKED)
+    _die_with_parent()
+    # serve's stdout carries JSON lines: whatever the model or libedgetpu prints goes to stderr.
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    handler = logging.StreamHandler()
+    handler.setFormatter(_Notices())
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
+    from edgekit.backends import devicelock
+
+    devicelock.set_owner(*owner)
+    try:
+        model = factory()
+        if device is not None:
+            model.reopen(device=device)
+    except BaseException as e:
+        conn.send(_error_reply(e))
+        return
+    conn.send(("ready", _model_info(model)))
+    infer = getattr(model, "run", None) or model.classify
+    shm, shm_name = None, None
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):  # the parent is gone
+            break
+        if msg[0] == "frame":
+            _, name, shape = msg
+            if name != shm_name:
+                if shm is not None:
+                    shm.close()
+                shm, shm_name = _attach(name), name
+            rgb = np.ndarray(shape, np.uint8, buffer=shm.buf)
+            try:
+                reply = ("ok", infer(rgb))
+            except Exception as e:
+                reply = _error_reply(e)
+            del rgb
+            conn.send(reply)
+        elif msg[0] == "reopen":
+            try:
+                model.reopen(device=msg[1])
+                reply = ("ready", _model_info(model))
+            except Exception as e:
+                reply = _error_reply(e)
+            conn.send(reply)
+        else:  # "close"
+            break
+    if shm is not None:
+        shm.close()
+    close = getattr(model, "close", None)
+    if close is not None:
+        close()
+
+
+def _attach(name: str) -> shared_memory.SharedMemory:
+    # The parent creates and unlinks the segment. Attaching registers it with the resource
+    # tracker, which spawn shares with the parent: a no-op for a name the parent registered.
+    return shared_memory.SharedMemory(name=name)
+
+
+class _Notices(logging.Formatter):
+    """``Warning: ...`` on stderr, as the CLI prints its notices."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.capitalize()}: {record.getMessage()}"
