@@ -180,7 +180,7 @@ def explain(exc: BaseException, model_path: str, device: str) -> EdgekitError:
 
 def open_interpreter(
     stack: EdgeTpuStack, model_path: str, device: str | None, threads: int | None
-) -> tuple[Any, str]:
+) -> tuple[Any, str, Any]:
     """Open ``model_path`` (compiled) on the Edge TPU ``device``; returns (allocated interpreter,
     resolved device name such as "usb:0", the held :class:`~edgekit.backends.devicelock.DeviceLock`:
     release it when the interpreter is dropped). Raises EdgeTpuError with the specific cause,
