@@ -52,6 +52,8 @@ class Verdict:
     status: str
     reason: str
     fix: str | None = None
+    # For a size limit: limit / actual size (< 1), by which the tensor must shrink to map.
+    shrink: float | None = None
 
 
 # ---- tensors -----------------------------------------------------------------------------------
@@ -94,8 +96,8 @@ def output_tensor(model: ModelInfo, op: OpInfo, k: int = 0) -> TensorInfo:
 # ---- per-op limitations (Coral's table, refined by the compiled pairs) ------------------------
 
 
-def _unspecified(reason: str, fix: str | None = None) -> Verdict:
-    return Verdict(UNSPECIFIED, reason, fix)
+def _unspecified(reason: str, fix: str | None = None, shrink: float | None = None) -> Verdict:
+    return Verdict(UNSPECIFIED, reason, fix, shrink)
 
 
 def _no_fused_activation(op: OpInfo, model: ModelInfo) -> Verdict | None:
@@ -191,6 +193,7 @@ def _transpose(op: OpInfo, model: ModelInfo) -> Verdict | None:
             f"TRANSPOSE of {n:,} elements (the compiler maps up to about "
             f"{MAX_TRANSPOSE_ELEMENTS:,})",
             "transpose after the model on the CPU, or keep channels last",
+            MAX_TRANSPOSE_ELEMENTS / n,
         )
     return None
 
@@ -232,6 +235,7 @@ def _reshape(op: OpInfo, model: ModelInfo) -> Verdict | None:
             f"compiler maps such reshapes up to about {MAX_RELAYOUT_DIM:,})",
             "keep large reshapes of detection heads on the CPU (after the model), or reshape "
             "per output scale",
+            MAX_RELAYOUT_DIM / big,
         )
     return None
 

@@ -148,6 +148,7 @@ def _judge(op: OpInfo, model: ModelInfo, graph_inputs: frozenset[int]) -> Verdic
             f"larger than the {MAX_ROW_BYTES:,} the compiler maps",
             "keep this post-processing on the CPU, or split the tensor (e.g. per output "
             "scale) before it grows that wide",
+            MAX_ROW_BYTES / row,
         )
     check = SUPPORTED[op.opcode]
     return check(op, model) if check else None

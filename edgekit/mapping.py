@@ -253,4 +253,33 @@ def suggest(model: ModelInfo, verdicts: list, tpu_now: int) -> list[dict]:
             trial[i] = True
         gain = sum(partition(model, trial)[0]) - tpu_now
         out.append({"fix": fix, "ops_gained": gain, "ops": idx, "status": verdicts[idx[0]].status})
+    size = smaller_input(model, verdicts)
+    if size is not None:
+        side, idx = size
+        trial = list(ok)
+        for i in idx:
+            trial[i] = True
+        h, w = model.inputs[0].shape[1:3]
+        out.append({
+            "fix": f"use a smaller input: about {side[0]}x{side[1]} instead of {h}x{w} brings the "
+                   "oversized tensors within the compiler's limits (they grow with the input area)",
+            "ops_gained": sum(partition(model, trial)[0]) - tpu_now,
+            "ops": idx,
+            "status": R.UNSPECIFIED,
+        })  # fmt: skip
     return sorted(out, key=lambda s: (-s["ops_gained"], s["ops"][0]))
+
+
+def smaller_input(model: ModelInfo, verdicts: list) -> tuple[tuple[int, int], list[int]] | None:
+    """The input (height, width) under which every size-limited op would fit, assuming those
+    tensors grow with the input area (detection heads: one row per anchor), rounded down to a
+    multiple of 32; None without an image input [1, H, W, C] or size-limited ops."""
+    idx = [i for i, v in enumerate(verdicts) if v is not None and v.shrink]
+    if not idx or len(model.inputs) != 1 or len(model.inputs[0].shape) != 4:
+        return None
+    ratio = min(verdicts[i].shrink for i in idx)
+    h, w = model.inputs[0].shape[1:3]
+    side = tuple(int(d * ratio**0.5) // 32 * 32 for d in (h, w))
+    if min(side) < 32 or side == (h, w):
+        return None
+    return (side[0], side[1]), idx

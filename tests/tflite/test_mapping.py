@@ -220,3 +220,12 @@ def test_to_dict_contract(tiny_models):
         assert o["index"] == i and o["status"] in R.STATUSES
     assert sum(r["count"] for r in d["summary"]) == len(d["ops"])
     json.dumps(d)
+
+
+@needs_shared
+def test_yolov8_suggests_the_input_size_that_fits_the_head():
+    """Ultralytics users report YOLOv8n mapping fully only at about 224x224: the prediction finds
+    the same size from the head's oversized tensors, and fixing them brings every op over."""
+    p = predict(read_model(SHARED / "yolo/yolov8n-640-maxwell/model.tflite"))
+    best = p.suggestions[0]
+    assert "224x224 instead of 640x640" in best["fix"] and best["ops_gained"] == p.cpu_ops == 25
