@@ -116,6 +116,9 @@ class CaptureThread:
         self.reconnects = 0  # times the source was lost (each followed by reopen attempts)
         self.error: BaseException | None = None  # fatal (not retryable) error, e.g. bad file
         self.ended = False
+        # Why frames do (not) arrive, for the status page: (state, detail), state one of
+        # opening | running | reconnecting | ended | failed.
+        self.state: tuple[str, str] = ("opening", f"opening {source.name}")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="edgekit-capture", daemon=True)
 
@@ -144,6 +147,7 @@ class CaptureThread:
             self._loop()
         except BaseException as e:  # a fatal source error (EdgekitError) or a bug
             self.error = e
+            self.state = ("failed", f"{self.source.name}: {e}")
             self.on_event("source_failed", str(e), {})
         finally:
             try:
@@ -164,6 +168,7 @@ class CaptureThread:
                     if not lost:  # a camera absent at start counts as lost once
                         self.reconnects += 1
                         lost = True
+                    self.state = ("reconnecting", f"{e}; retrying in {backoff:g} s")
                     self.on_event(
                         "source_lost", str(e), {"retry_in_s": backoff, "count": self.reconnects}
                     )
@@ -178,11 +183,13 @@ class CaptureThread:
                 continue
             except EndOfStream:
                 self.ended = True  # reported by the pipeline after the last result
+                self.state = ("ended", f"{self.source.name}: the source ended")
                 return
             except SourceLost as e:
                 self.reconnects += 1
                 self.source.close()
                 opened, lost = False, True
+                self.state = ("reconnecting", f"{e}; retrying in {backoff:g} s")
                 self.on_event(
                     "source_lost", str(e), {"retry_in_s": backoff, "count": self.reconnects}
                 )
@@ -194,6 +201,8 @@ class CaptureThread:
                 lost = False
                 self.on_event("source_reconnected", f"{self.source.name}: frames again", {})
             backoff = self.backoff_s
+            if self.state[0] != "running":
+                self.state = ("running", "")
             self.frames_read += 1
             prepared = self.prepare(rgb) if self.prepare is not None else None
             frame = Frame(rgb, now_wall, now_mono, self.frames_read, prepared)

@@ -178,9 +178,11 @@ class HttpSink(Sink):
     def health(self) -> tuple[int, dict]:
         age = self.stats.last_result_age()
         if age is None:
-            return 503, {"status": "starting", "detail": "no result yet"}
+            reason = self.info().get("reason") or "no result yet"
+            return 503, {"status": "starting", "detail": reason}
         if age > self.stale_after_s:
-            return 503, {"status": "stale", "last_result_age_s": round(age, 3)}
+            reason = self.info().get("reason")
+            return 503, {"status": "stale", "last_result_age_s": round(age, 3), "detail": reason}
         return 200, {"status": "ok", "last_result_age_s": round(age, 3), **self.info()}
 
     def snapshot_jpeg(self, frame: int | None = None, boxes: bool = False) -> bytes | None:
@@ -234,6 +236,11 @@ class HttpSink(Sink):
         info = self.info()
         metric("edgekit_degraded", "gauge", "1 when running on the CPU after an Edge TPU "
                "failure.", [("", int(bool(info.get("degraded"))))])  # fmt: skip
+        if isinstance(info.get("mqtt"), dict):
+            metric("edgekit_mqtt_connected", "gauge", "1 while connected to the MQTT broker.",
+                   [("", int(bool(info["mqtt"].get("connected"))))])  # fmt: skip
+            metric("edgekit_mqtt_disconnects_total", "counter", "MQTT broker outages.",
+                   [("", events.get("mqtt_disconnected", 0))])  # fmt: skip
         if self.presence is not None:
             snap = self.presence.snapshot()
             metric("edgekit_objects", "gauge", "Objects (detection) or 1 for the reported class "

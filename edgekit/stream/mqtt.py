@@ -5,7 +5,8 @@ Topics under ``topic`` (default ``edgekit/<hostname>``):
 * ``<topic>/status``: retained ``online`` once connected, ``offline`` on a clean stop, and
   ``offline`` as the last will, which the broker publishes itself when the connection dies
   (power cut, kill -9, network loss). Home Assistant's availability topic convention.
-* ``<topic>/result``: the JSON result (the stdout line format). With ``publish = "change"`` only
+* ``<topic>/result``: the JSON result (the stdout line format), retained so that it always
+  holds the current state for a subscriber that arrives later. With ``publish = "change"`` only
   when the reported (smoothed) label changes; with ``"every"`` every frame. Either way at most
   one message per ``min_interval_s``: a change held back by the rate limit goes out with the
   first frame after the interval that still shows it.
@@ -23,6 +24,13 @@ Topics under ``topic`` (default ``edgekit/<hostname>``):
 
 paho's network loop runs in its own thread and reconnects by itself; ``publish`` only queues,
 so the inference worker never waits for the network.
+
+A broker outage loses nothing that matters: with QoS 0 paho drops what is published while
+disconnected, so results are not marked as sent then, and on every (re)connect the current
+result is published retained on ``<topic>/result``. Connection failures and recoveries are
+reported through ``report(kind, message, details)`` (serve passes the pipeline's ``emit``: log,
+JSON lines, status page, /metrics) as ``mqtt_disconnected`` / ``mqtt_connected``, once per
+change of state, and ``state()`` gives the current one.
 """
 
 from __future__ import annotations
@@ -73,6 +81,13 @@ class MqttSink(Sink):
             raise EdgekitError("paho-mqtt is too old", "pip install 'paho-mqtt>=2'")
         if not math.isfinite(float(min_interval_s)) or min_interval_s < 0:
             raise EdgekitError(f"mqtt min_interval_s = {min_interval_s!r} must be >= 0")
+        if qos not in (0, 1, 2) or isinstance(qos, bool):
+            raise EdgekitError(f"mqtt qos = {qos!r} unknown", "use 0, 1 or 2")
+        self.broker = f"{host}:{port}"
+        self._report_fn = None  # (kind, message, details) -> None; set through .report
+        self._pending: list[tuple[str, str]] = []  # state changes before .report was set
+        self._up: bool | None = None  # None: never connected yet
+        self._latest: tuple[object, str] | None = None  # (label, result JSON) of the last frame
         self.topic = (topic or f"edgekit/{socket.gethostname()}").rstrip("/")
         self.publish_mode, self.min_interval_s, self.qos = publish, float(min_interval_s), qos
         self.presence = presence
@@ -88,6 +103,7 @@ class MqttSink(Sink):
         self._last_sent_label: object = object()  # sentinel: nothing sent yet
         self._last_sent_mono = -1e18
         self._lock = threading.Lock()
+        self._closing = False
         client = mqtt.Client(
             callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
             client_id=client_id or f"edgekit-{socket.gethostname()}-{id(self):x}",
@@ -98,6 +114,7 @@ class MqttSink(Sink):
         # DISCONNECT, the broker itself publishes the retained "offline".
         client.will_set(f"{self.topic}/status", "offline", qos=1, retain=True)
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.reconnect_delay_set(min_delay=1, max_delay=30)
@@ -112,13 +129,60 @@ class MqttSink(Sink):
 
     def _on_connect(self, client, userdata, flags, reason_code, properties=None):
         if reason_code.is_failure:
-            log.warning("MQTT connection refused: %s", reason_code)
+            self._went_down(f"broker refused the connection ({reason_code})")
             return
         client.publish(f"{self.topic}/status", "online", qos=1, retain=True)
         if self.discovery:
             client.subscribe(f"{self.prefix}/status", qos=1)
             self._announce(list(self._slugs))
         self.connected.set()
+        with self._lock:
+            latest = self._latest
+            if latest is not None:  # what subscribers missed while we were away
+                self._last_sent_label, self._last_sent_mono = latest[0], time.monotonic()
+        if latest is not None:
+            client.publish(f"{self.topic}/result", latest[1], qos=self.qos, retain=True)
+        was_down, self._up = self._up is False, True
+        if was_down:
+            self._report("mqtt_connected", f"MQTT broker {self.broker}: connected again")
+
+    def _on_connect_fail(self, client, userdata):
+        self._went_down("cannot connect")
+
+    def _went_down(self, why: str) -> None:
+        self.connected.clear()
+        if self._up is not False:  # report each outage once, not every retry
+            self._up = False
+            self._report(
+                "mqtt_disconnected",
+                f"MQTT broker {self.broker}: {why}; retrying, the current result is re-sent "
+                "on reconnect",
+            )
+
+    @property
+    def report(self):
+        return self._report_fn
+
+    @report.setter
+    def report(self, fn) -> None:
+        """Set the reporter; state changes seen before (the broker may already have refused us
+        while serve was still starting) are delivered to it now."""
+        with self._lock:
+            self._report_fn, pending, self._pending = fn, self._pending, []
+        for kind, message in pending:
+            fn(kind, message, {"broker": self.broker})
+
+    def _report(self, kind: str, message: str) -> None:
+        with self._lock:
+            fn = self._report_fn
+            if fn is None:
+                self._pending.append((kind, message))
+                return
+        fn(kind, message, {"broker": self.broker})
+
+    def state(self) -> dict:
+        """``{"broker", "connected"}`` for the status page and /metrics."""
+        return {"broker": self.broker, "connected": self.connected.is_set()}
 
     def _on_message(self, client, userdata, msg):
         # Home Assistant's birth message: it restarted and forgot non-retained state.
@@ -147,7 +211,10 @@ class MqttSink(Sink):
                 self.client.publish(topic, json.dumps(payload), qos=1, retain=True)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties=None):
-        self.connected.clear()
+        if self._closing:
+            self.connected.clear()
+            return
+        self._went_down(f"connection lost ({reason_code})")
 
     def on_result(self, result) -> None:
         self._publish_counts(result)
@@ -155,14 +222,18 @@ class MqttSink(Sink):
         # label, still differ from the last one sent, and go out once the interval has passed.
         # A label that flips and flips back within the interval is never published.
         now = time.monotonic()
+        payload = json.dumps(result.to_dict())
         with self._lock:
+            self._latest = (result.label, payload)
+            if not self.connected.is_set():
+                return  # QoS 0 would be dropped: _on_connect sends the latest result instead
             changed = result.label != self._last_sent_label
             if self.publish_mode == "change" and not changed:
                 return
             if now - self._last_sent_mono < self.min_interval_s:
                 return
             self._last_sent_label, self._last_sent_mono = result.label, now
-        self.client.publish(f"{self.topic}/result", json.dumps(result.to_dict()), qos=self.qos)
+        self.client.publish(f"{self.topic}/result", payload, qos=self.qos, retain=True)
         self.published += 1
 
     def _publish_counts(self, result) -> None:
@@ -194,6 +265,7 @@ class MqttSink(Sink):
 
     def close(self, timeout: float = 1.0) -> None:
         """Clean stop: retained ``offline``, then DISCONNECT (so the will is not used)."""
+        self._closing = True
         try:
             if self.connected.is_set():
                 info = self.client.publish(f"{self.topic}/status", "offline", qos=1, retain=True)

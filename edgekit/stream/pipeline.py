@@ -205,7 +205,8 @@ class Pipeline:
         """Report an event to the log, the counters and every sink (from any thread)."""
         event = Event(kind, message, time.time(), dict(details or {}))
         self.stats.count_event(kind)
-        quiet = ("source_ended", "source_reconnected", "label_appeared", "label_left")
+        quiet = ("source_ended", "source_reconnected", "label_appeared", "label_left",
+                 "mqtt_connected")  # fmt: skip
         level = logging.INFO if kind in quiet else logging.WARNING
         if kind == "cpu_fallback":
             level = logging.ERROR

@@ -121,7 +121,13 @@ def run(
 
         def info() -> dict:
             r = infer_holder.get("r")
-            return r.info() if r is not None else {}
+            out = r.info() if r is not None else {}
+            cap = infer_holder.get("capture")
+            if cap is not None:
+                out.update(_source_state(cap, stats, p.stale_after_s))
+            if infer_holder.get("mqtt") is not None:
+                out["mqtt"] = infer_holder["mqtt"].state()
+            return out
 
         if config.http.enabled:
             from edgekit.stream.http import HttpSink, parse_listen
@@ -136,12 +142,12 @@ def run(
             from edgekit.stream.mqtt import MqttSink
 
             q = config.mqtt
-            sinks.append(
-                MqttSink(q.host, q.port, q.topic, q.client_id, q.username, q.password,
-                         q.publish, q.min_interval_s, q.qos, q.keepalive_s, presence=presence,
-                         discovery=q.discovery, discovery_prefix=q.discovery_prefix,
-                         model_name=model_name)
+            infer_holder["mqtt"] = MqttSink(
+                q.host, q.port, q.topic, q.client_id, q.username, q.password, q.publish,
+                q.min_interval_s, q.qos, q.keepalive_s, presence=presence,
+                discovery=q.discovery, discovery_prefix=q.discovery_prefix, model_name=model_name,
             )  # fmt: skip
+            sinks.append(infer_holder["mqtt"])
             started["mqtt"] = f"{q.host}:{q.port}"
         sinks.extend(extra_sinks)
         capture = CaptureThread(
@@ -155,6 +161,9 @@ def run(
         presence_sink.emit = pipeline.emit
         if hasattr(classifier, "on_event"):  # a worker process reports crashes and restarts
             classifier.on_event = pipeline.emit
+        infer_holder["capture"] = capture
+        if infer_holder.get("mqtt") is not None:  # broker outages: log, JSON lines, page, metrics
+            infer_holder["mqtt"].report = pipeline.emit
         resilient = ResilientClassifier(
             classifier, pipeline.emit, config.model.on_tpu_failure, config.model.tpu_retry_s
         )
@@ -183,6 +192,21 @@ def run(
     if err is not None:
         raise err
     return {**stats.snapshot(), **resilient.info()}
+
+
+def _source_state(capture: CaptureThread, stats: Stats, stale_after_s: float) -> dict:
+    """``source_state`` and, when frames are not flowing, ``reason``: why (opening the camera,
+    reconnecting after a loss, the source ended or failed, or frames stopped arriving)."""
+    state, detail = capture.state
+    out: dict = {"source_state": state}
+    age = stats.last_result_age()
+    if state != "running":
+        out["reason"] = detail
+    elif age is None:
+        out["reason"] = "waiting for the first result"
+    elif age > stale_after_s:
+        out["reason"] = f"no frame for {age:.0f} s (camera hung?)"
+    return out
 
 
 def _resizer(classifier) -> Callable | None:
@@ -216,7 +240,8 @@ def _supervise(pipeline, stop, notifier, stats, resilient, stale_after_s) -> Non
             notifier.watchdog()
             last_wd = now
         if ready and now - last_status >= STATUS_EVERY_S:
-            notifier.status(_status(stats, resilient) if flowing else "NO FRAMES: camera hung?")
+            why = _source_state(pipeline.capture, stats, stale_after_s).get("reason")
+            notifier.status(_status(stats, resilient) if flowing else f"NO FRAMES: {why}")
             last_status = now
 
 
