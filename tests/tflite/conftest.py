@@ -116,7 +116,11 @@ def _rules():
         b = layers.Conv2D(8, 1)(layers.Conv2D(8, 1)(x))  # a branch that never meets it
         return [a, b]
 
+    def big_dense(inp):  # 3,000 x 3,000 int8 weights: 8.6 MiB, more than the on-chip cache
+        return layers.Dense(10)(layers.Dense(3000, activation="relu")(inp))
+
     return {
+        "big": model((3000,), big_dense),
         "resize": model((8, 8, 4), resize),
         "branch": model((8, 8, 3), branch),
         # Conv2D(groups=2) converts to CONV_2D version 6, newer than compiler 16 maps
@@ -126,9 +130,10 @@ def _rules():
 
 @pytest.fixture(scope="session")
 def rule_models(tmp_path_factory) -> dict[str, Path]:
-    """name -> int8 .tflite (uint8 I/O): 'resize' (power-of-two and 1.5x bilinear resizes side by
-    side), 'branch' (a LEAKY_RELU on one branch, a second branch without it), 'grouped' (a
-    CONV_2D v6), 'dynamic_flat' (batch None with Flatten: run-time shape arithmetic)."""
+    """name -> int8 .tflite (uint8 I/O): 'big' (8.6 MiB of weights), 'resize' (power-of-two and
+    1.5x bilinear resizes side by side), 'branch' (a LEAKY_RELU on one branch, a second branch
+    without it), 'grouped' (a CONV_2D v6), 'dynamic_flat' (batch None with Flatten: run-time
+    shape arithmetic)."""
     import keras
     from keras import layers
 

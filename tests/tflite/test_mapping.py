@@ -88,6 +88,23 @@ def test_retinanet_parameter_memory_matches_its_log():
     assert abs(m["on_chip_capacity_bytes"] / ((3.86 + 3.83) * 2**20) - 1) < 0.01
 
 
+def test_parameters_beyond_the_on_chip_cache_stream(rule_models):
+    """3,000 x 3,000 + 3,000 x 10 int8 weights (padded to 64x64 blocks) do not fit the ~7.7 MiB
+    cache: the rest streams on every inference, and inspect warns."""
+    p = predict(read_model(rule_models["big"]))
+    m = p.memory
+    assert p.cpu_ops == 0 and m["streams"]
+    assert m["parameters_bytes"] >= 3000 * 3000 + 3000 * 10
+    assert m["on_chip_bytes"] == m["on_chip_capacity_bytes"]
+    assert m["off_chip_bytes"] == m["parameters_bytes"] - m["on_chip_capacity_bytes"] > 0
+    from click.testing import CliRunner
+
+    from edgekit.cli import main
+
+    out = CliRunner().invoke(main, ["inspect", str(rule_models["big"])]).output
+    assert "do not fit on-chip" in out and "streams" in out
+
+
 @needs_shared
 def test_model_without_buffers_is_read_and_predicted():
     """Coral's model_invoking_error.tflite: valid, no buffers vector; TFLite loads it."""
