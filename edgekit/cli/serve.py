@@ -8,6 +8,8 @@ import threading
 
 import click
 
+from edgekit.cli.common import libedgetpu_option
+
 
 @click.command("serve")
 @click.option(
@@ -57,8 +59,16 @@ import click
 )
 @click.option("--summary", is_flag=True, help="Print final stats as JSON on stderr at the end.")
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level (default WARNING).")
+@click.option(
+    "--worker",
+    type=click.Choice(["auto", "process", "inline"]),
+    help="Run inference in a worker process restarted if it crashes or hangs: auto (unless "
+    "--device cpu), process (always) or inline [default: auto].",
+)
+@libedgetpu_option
 def serve(config_path, model, labels, source, device, http_listen, max_frames, top_k,
-          threshold, threads, loop, realtime, smoothing, json_lines, summary, verbose):  # fmt: skip
+          threshold, threads, loop, realtime, smoothing, json_lines, summary, verbose,
+          worker):  # fmt: skip
     """Classify frames from a camera, stream or file and publish the results.
 
     Results are JSON lines on stdout: frame, timestamp, classes [{id, label, score}],
@@ -80,6 +90,7 @@ def serve(config_path, model, labels, source, device, http_listen, max_frames, t
         pipeline__max_frames=max_frames, pipeline__smoothing=smoothing,
         output__json_lines=json_lines,
         http__enabled=True if http_listen else None, http__listen=http_listen,
+        worker__mode=worker,
     )  # fmt: skip
 
     stop = threading.Event()

@@ -73,7 +73,8 @@ class ResilientClassifier:
     def info(self) -> dict:
         out = {"backend": self.backend, "device": self.device, "degraded": self.degraded}
         if hasattr(self.classifier, "restarts"):  # edgekit.stream.worker.ModelProcess
-            out["worker"] = {"pid": self.classifier.pid, "restarts": self.classifier.restarts}
+            c = self.classifier
+            out["worker"] = {"pid": c.info.get("pid"), "restarts": c.restarts}
         return out
 
     def __call__(self, rgb: np.ndarray):

@@ -1,0 +1,162 @@
+"""`edgekit serve` as users run it, on a Coral that segfaults: the real CLI, the real worker
+process, the real interpreter loading a stand-in libedgetpu (tests/edgetpu_standin) that dies
+by SIGSEGV inside invoke() after N frames, and a fake sysfs showing one Coral on USB 3 (bind-
+mounted over /sys/bus in a private mount namespace: the one boundary that cannot exist here)."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.edgetpu_standin import edgetpu_standins  # noqa: F401 - the fixture
+from tests.runtime.runtime_fakes import make_sysfs
+
+from .conftest import edgekit_cmd
+from .stream_faults import compiled_model
+
+ROOT = Path(__file__).resolve().parents[2]
+MOUNT = 'mount --bind "$0/sys/bus" /sys/bus && exec "$@"'
+
+
+def can_unshare() -> bool:
+    if shutil.which("unshare") is None:
+        return False
+    p = subprocess.run(["unshare", "-m", "sh", "-c", "mount -t tmpfs none /mnt"],
+                       capture_output=True, timeout=30)  # fmt: skip
+    return p.returncode == 0
+
+
+pytestmark = pytest.mark.skipif(
+    not can_unshare(), reason="needs a private mount namespace (unshare -m) to fake sysfs"
+)
+
+
+@pytest.fixture
+def on_coral(tmp_path, edgetpu_standins):  # noqa: F811 - the fixture
+    """on_coral(args, mode="works", **standin_env) -> (argv, env): `edgekit ARGS` on a machine
+    with one Coral on USB 3 whose libedgetpu is the ``mode`` stand-in."""
+    root = make_sysfs(tmp_path / "root", usb=[("2-1", "18d1", "9302", 5000)])
+
+    def cmd(args, mode="works", **standin_env):
+        env = {**os.environ, "EDGEKIT_LIBEDGETPU": str(edgetpu_standins[mode]),
+               "XDG_CACHE_HOME": str(tmp_path / "cache"), "PYTHONUNBUFFERED": "1"}  # fmt: skip
+        env.update({f"EDGETPU_STANDIN_{k}": str(v) for k, v in standin_env.items()})
+        return ["unshare", "-m", "sh", "-c", MOUNT, str(root), *edgekit_cmd(), *args], env
+
+    return cmd
+
+
+def serve_args(coral_dir, labels_path, video, *extra) -> list[str]:
+    return ["serve", "--model", str(compiled_model(coral_dir)), "--labels", str(labels_path),
+            "--source", str(video), "--device", "usb", "-k", "2", *extra]  # fmt: skip
+
+
+def segments(pid: int) -> list[str]:
+    return glob.glob(f"/dev/shm/edgekit-{pid}-*")
+
+
+def children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(c) for c in text.split()]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}").exists() and "Z" not in _state(pid)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "X"
+
+
+def test_serve_keeps_producing_results_after_its_worker_segfaults(
+    on_coral, coral_dir, labels_path, video_avi
+):
+    argv, env = on_coral(serve_args(coral_dir, labels_path, video_avi), CRASH_AFTER=10)
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=env, cwd=ROOT)  # fmt: skip
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    results = [x for x in lines if "frame" in x and "event" not in x]
+    events = [x for x in lines if "event" in x]
+    crashed = [e for e in events if e["event"] == "worker_crashed"]
+    assert len(crashed) == 3 and all("killed by SIGSEGV" in e["message"] for e in crashed)
+    assert [e["event"] for e in events].count("worker_restarted") == 3
+    # 40 frames, one lost with each worker; results keep coming after every restart
+    assert [r["frame"] for r in results] == [i for i in range(1, 41) if i not in (11, 22, 33)]
+    assert "Traceback" not in err
+    assert all(line.startswith(("Warning: ", "Info: ")) for line in err.splitlines()), err
+    assert segments(p.pid) == []
+
+
+def test_second_process_stop_and_no_leftovers(on_coral, coral_dir, labels_path, video_avi):
+    """While serve owns the Coral, classify is refused with one line; SIGTERM then stops serve
+    and its worker cleanly: exit 0, no traceback, shared memory unlinked, no process left."""
+    argv, env = on_coral(serve_args(coral_dir, labels_path, video_avi, "--loop"))
+    serve = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=env, cwd=ROOT)  # fmt: skip
+    try:
+        first = json.loads(serve.stdout.readline())
+        assert first["frame"] == 1, first
+        workers = children(serve.pid)
+        assert workers and segments(serve.pid)
+
+        photo = str(coral_dir / "cat.bmp")
+        argv2, env2 = on_coral(["classify", str(compiled_model(coral_dir)), photo, "-d", "usb"])
+        p = subprocess.run(argv2, capture_output=True, text=True, timeout=120, env=env2)
+        assert p.returncode == 1
+        assert p.stderr.splitlines()[-1].startswith(
+            f"Error: usb:0 is in use by PID {serve.pid} (edgekit serve); "
+        ), p.stderr
+        assert "Traceback" not in p.stderr
+
+        serve.send_signal(signal.SIGTERM)
+        out, err = serve.communicate(timeout=30)
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.communicate()
+    assert serve.returncode == 0, err
+    assert "Traceback" not in err
+    assert segments(serve.pid) == []
+    deadline = time.monotonic() + 10
+    while any(alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(w) for w in workers)
+
+
+def test_ctrl_c_in_a_terminal_stops_serve_and_worker_quietly(on_coral, coral_dir, labels_path,
+                                                             video_avi):  # fmt: skip
+    # Ctrl-C signals the whole foreground process group: serve, its worker, the resource tracker
+    argv, env = on_coral(serve_args(coral_dir, labels_path, video_avi, "--loop"))
+    serve = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=env, cwd=ROOT, start_new_session=True)  # fmt: skip
+    try:
+        assert json.loads(serve.stdout.readline())["frame"] == 1
+        os.killpg(serve.pid, signal.SIGINT)
+        out, err = serve.communicate(timeout=30)
+    finally:
+        if serve.poll() is None:
+            os.killpg(serve.pid, signal.SIGKILL)
+            serve.communicate()
+    assert serve.returncode == 0, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert segments(serve.pid) == []
