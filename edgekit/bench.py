@@ -13,7 +13,7 @@ import io
 import os
 import platform
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,7 +24,7 @@ from edgekit.errors import EdgekitError
 
 _JSON_KEYS = (
     "device", "model", "runs", "warmup", "threads", "backend", "first_ms", "min_ms", "mean_ms",
-    "p50_ms", "p90_ms", "p99_ms", "max_ms", "fps", "provider", "versions",
+    "p50_ms", "p90_ms", "p99_ms", "max_ms", "fps", "provider", "versions", "task",
 )  # fmt: skip
 
 
@@ -50,9 +50,15 @@ class BenchResult:
     fps: float
     versions: dict[str, str] = field(default_factory=dict)
     latencies_ms: tuple[float, ...] = ()
+    task: str = "classify"
+    # detectors: decode + NMS of the model's output, timed apart from invoke (see bench())
+    decode: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in _JSON_KEYS}
+        d = {k: getattr(self, k) for k in _JSON_KEYS}
+        if self.decode is not None:
+            d["decode"] = self.decode
+        return d
 
 
 def time_invokes(invoke: Callable[[], None], out: np.ndarray) -> None:
@@ -80,13 +86,16 @@ def measure(
     warmup: int = 10,
     first: bool = True,
     progress: Callable[[str, int, int], None] | None = None,
+    keep_input: bool = False,
 ) -> BenchResult:
     """Benchmark an open runner: (optionally) the first inference, ``warmup`` untimed runs, then
     ``runs`` timed ones. ``progress("benchmarking", done, runs)`` is called between blocks of
-    about 2% of the runs, never inside a timed invoke."""
+    about 2% of the runs, never inside a timed invoke. The input is a fixed pseudo-random one
+    unless ``keep_input`` (the caller has written a real image into the input tensor)."""
     if runs < 1 or warmup < 0:
         raise EdgekitError(f"need runs >= 1 and warmup >= 0 (got {runs}, {warmup})")
-    runner.set_input(sample_input(runner))
+    if not keep_input:
+        runner.set_input(sample_input(runner))
     invoke = runner.interpreter.invoke  # the bare bound method: no wrapper in the loop
     t = np.zeros(max(runs, 1), dtype=np.int64)
     try:
@@ -139,11 +148,50 @@ def bench(
     threads: int | None = None,
     on_warning: Callable[[str], None] | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    image: str | os.PathLike | None = None,
 ) -> BenchResult:
-    """Open ``model`` on ``device`` and :func:`measure` it."""
-    with open_model(model, device, threads, on_warning) as runner:
-        result = measure(runner, runs, warmup, progress=progress)
-    return result
+    """Open ``model`` on ``device`` and :func:`measure` it. ``image``: feed this image (through
+    the task's own preprocessing) instead of random pixels. A detector (bundle task or guessed
+    head) also gets its decode + NMS timed, on the output of that input, as ``decode``."""
+    from edgekit.tasks import model_task, open_task_model
+
+    task = model_task(model)
+    if task == "classify" and image is None:
+        with open_model(model, device, threads, on_warning) as runner:
+            return measure(runner, runs, warmup, progress=progress)
+    from edgekit.images import load_rgb
+
+    rgb = load_rgb(image) if image is not None else None
+    m = open_task_model(model, task, device=device, threads=threads, on_warning=on_warning)
+    try:
+        if rgb is not None:
+            m.run(rgb)  # writes the preprocessed image into the input tensor
+        result = measure(m.runner, runs, warmup, progress=progress, keep_input=rgb is not None)
+        decode = _time_decode(m, runs, "image" if rgb is not None else "random input")
+    finally:
+        m.close()
+    return replace(result, task=task, decode=decode if task == "detect" else None)
+
+
+def _time_decode(det: Any, runs: int, fed: str) -> dict[str, Any] | None:
+    """decode + NMS (the decoder alone: dequantize, decode, NMS) of the current outputs,
+    ``min(runs, 200)`` times."""
+    if getattr(det, "task", None) != "detect":
+        return None
+    raw = {o.index: det.runner.interpreter.get_tensor(o.index) for o in det.decoder.io.outputs}
+    n = min(runs, 200)
+    t = np.zeros(n, dtype=np.int64)
+    found = 0
+    for i in range(n):
+        t0 = time.perf_counter_ns()
+        _, scores, _ = det.decoder.decode(raw, det.threshold, det.iou, det.max_detections)
+        t[i] = time.perf_counter_ns() - t0
+        found = len(scores)
+    ms = t / 1e6
+    return {
+        "decoder": det.decoder_name, "runs": n, "p50_ms": float(np.median(ms)),
+        "mean_ms": float(ms.mean()), "max_ms": float(ms.max()), "detections": found, "input": fed,
+    }  # fmt: skip
 
 
 def plot(result: BenchResult, path: str | os.PathLike) -> Path:

@@ -52,7 +52,8 @@ def inspect_model(
         raise EdgekitError(f"{p}: no such file or directory", "check the path")
     if is_bundle(p):  # a bundle from `edgekit convert`: its compiled model if any, else int8
         bundle = load_bundle(p)
-        return inspect_model(bundle.edgetpu_model or bundle.cpu_model)
+        report = inspect_model(bundle.edgetpu_model or bundle.cpu_model)
+        return {**report, **_task(read_model(bundle.cpu_model), bundle.manifest)}
     if p.is_dir():
         if not (p / "saved_model.pb").exists():
             raise EdgekitError(f"{p}: a directory but not a SavedModel (no saved_model.pb)", _HINT)
@@ -62,8 +63,16 @@ def inspect_model(
     with open(p, "rb") as f:
         head = f.read(8)
     if p.suffix.lower() == ".tflite" or head[4:8] == b"TFL3":
-        return inspect_tflite(read_model(p))
+        info = read_model(p)
+        return {**inspect_tflite(info), **_task(info)}
     raise EdgekitError(f"{p}: unknown model format '{p.suffix or p.name}'", _HINT)
+
+
+def _task(info: ModelInfo, manifest=None) -> dict[str, Any]:
+    """``task`` (classify/detect) and, for a detector, its head (edgekit.tasks.describe_task)."""
+    from edgekit.tasks import describe_task
+
+    return describe_task(info, manifest)
 
 
 _LOG_LIMIT = 16 * 2**20  # compiler logs are a few KiB; refuse anything absurd
@@ -293,6 +302,8 @@ def format_report(report: dict[str, Any], tensors: bool = False) -> str:
     for kind in ("inputs", "outputs"):
         for t in report[kind]:
             lines.append(f"{kind[:-1].capitalize():<8} {_tensor_line(t)}")
+    if report.get("task"):
+        lines.append(f"Task     {_task_line(report)}")
     lines += ["", "Ops by type"]
     lines += [f"  {op:<28} {n:>5}" for op, n in report["op_counts"].items()]
     lines += [
@@ -311,6 +322,24 @@ def format_report(report: dict[str, Any], tensors: bool = False) -> str:
     if report.get("comparison"):
         lines += ["", *format_comparison(report["comparison"])]
     return "\n".join(lines)
+
+
+def _task_line(report: dict[str, Any]) -> str:
+    d = report.get("detection")
+    if not d:
+        return report["task"]
+    if d.get("error"):
+        return f"detect ({d['error']})"
+    parts = [f"{d['decoder']} head"]
+    if "classes" in d:
+        parts.append(f"{d['classes']} classes")
+    if d.get("candidates") and d["decoder"] != "ssd-postprocess":
+        parts.append(f"{d['candidates']:,} candidates")
+    if d.get("box_units"):
+        parts.append(f"boxes {d['box_units']}")
+    if d.get("state_inputs"):
+        parts.append(f"{d['state_inputs']} recurrent state input(s) carried between frames")
+    return "detect: " + ", ".join(parts)
 
 
 def format_mapping(m: dict[str, Any], predicted: bool = True) -> list[str]:

@@ -62,3 +62,50 @@ def _state_outputs(info) -> frozenset[int]:
     Detector pairs them the same way)."""
     shapes = {t.shape for t in info.inputs}
     return frozenset(t.index for t in info.outputs if t.shape in shapes)
+
+
+def describe_task(info, manifest=None) -> dict[str, Any]:
+    """What ``inspect`` says about the task of a model (a :class:`edgekit.tflite.ModelInfo`;
+    ``manifest``: its bundle's, if any): ``{"task": ..., "detection": {...}}``, the detection
+    part naming the decoder, classes, candidates, state inputs, or why the head is refused."""
+    from edgekit.detect.decoders import (
+        POSTPROCESS_OP,
+        HeadIO,
+        OutputTensor,
+        get_decoder,
+        guess_decoder,
+    )
+
+    state = _state_outputs(info)
+    det = (manifest.detection or {}) if manifest is not None else {}
+    name = det.get("decoder") or guess_decoder(info, state)
+    task = manifest.task if manifest is not None else ("detect" if name else "classify")
+    if task != "detect":
+        return {"task": task}
+    out: dict[str, Any] = {"decoder": name, "state_inputs": len(state)}
+    image = [t for t in info.inputs if len(t.shape) == 4 and t.shape not in
+             {o.shape for o in info.outputs}]  # fmt: skip
+    size = tuple(image[0].shape[1:3]) if image else (0, 0)
+    outputs = tuple(
+        OutputTensor(t.index, t.name, tuple(t.shape), t.dtype.lower(),
+                     t.quantization.scale[0] if t.quantization and t.quantization.scale else 0.0,
+                     t.quantization.zero_point[0] if t.quantization and t.quantization.zero_point
+                     else 0)
+        for t in info.outputs if t.index not in state
+    )  # fmt: skip
+    post = next((op.outputs for op in info.main.operators if op.opcode == POSTPROCESS_OP), None)
+    if name == "ssd-postprocess" and post:
+        # the op's output shapes are only known once allocated: nothing more to check here
+        return {"task": task, "detection": out}
+    try:
+        dec = get_decoder(name)(HeadIO(size, outputs, post), det.get("params"))
+    except EdgekitError as e:
+        out["error"] = str(e)
+        return {"task": task, "detection": out}
+    if hasattr(dec, "num_classes"):
+        out["classes"] = dec.num_classes
+    n = [o.shape[2] if name == "yolov8" else o.shape[1] for o in outputs]
+    out["candidates"] = int(sum(n))
+    if getattr(dec, "box_units", None):
+        out["box_units"] = dec.box_units
+    return {"task": task, "detection": out}
