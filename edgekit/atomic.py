@@ -99,20 +99,79 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     return write_bytes(path, text.encode("utf-8"))
 
 
+def check_replaceable(path: str | os.PathLike, force: bool) -> None:
+    """Raise EdgekitError unless a directory may be written at ``path``: it does not exist, or
+    ``force`` is set and it is an edgekit bundle (holds ``edgekit.json``) or an empty folder.
+    ``--force`` must never delete a folder of photos (say, the ``--calib`` folder itself)."""
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        return
+    if not force:
+        raise EdgekitError(f"{path} already exists", "choose another output or pass --force")
+    if not path.is_dir() or path.is_symlink():
+        raise EdgekitError(f"{path} exists and is not a directory", "choose another output")
+    if not (path / "edgekit.json").is_file() and any(path.iterdir()):
+        raise EdgekitError(
+            f"{path} is not an edgekit bundle (no edgekit.json) and not empty: --force replaces "
+            "only a bundle or an empty folder",
+            "choose another output folder",
+        )
+
+
+@contextlib.contextmanager
+def claim(path: str | os.PathLike, force: bool = False) -> Iterator[None]:
+    """Hold an exclusive claim on the output ``path`` for the whole job (a lock file
+    ``.<name>.lock`` beside it, ``flock``-ed and removed at the end).
+
+    A second job writing the same output fails at once instead of both running for minutes and
+    one silently replacing the other. Creating the lock file also proves, before any work, that
+    the output's folder is writable. The destination is checked with :func:`check_replaceable`.
+    """
+    import fcntl
+
+    path = Path(path)
+    check_destination(path)
+    check_replaceable(path, force)
+    lock = path.parent / f".{path.name}.lock"
+    made = [p for p in path.absolute().parents if not p.exists()]  # removed again on failure
+    with _output_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+    ok = False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise EdgekitError(
+                f"{path}: another edgekit command is writing it right now",
+                "wait for it to finish, or choose another output",
+            ) from None
+        try:
+            check_replaceable(path, force)  # again, now that nobody else can create it
+            yield
+            ok = True
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(lock)
+    finally:
+        os.close(fd)
+        for folder in made if not ok else ():  # nearest first; only the empty ones we created
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike, force: bool = False) -> Iterator[Path]:
     """Build a directory in a temporary sibling and move it to ``path`` on success.
 
     Yields the temporary directory to fill. If the block raises, the temporary directory is
     removed and ``path`` is untouched. If ``path`` exists, :class:`EdgekitError` is raised
-    unless ``force`` is true, in which case the old directory is replaced only after the new one
-    is complete.
+    unless ``force`` is true and it is a bundle or empty (:func:`check_replaceable`), in which case
+    the old directory is replaced only after the new one is complete. If something appears at
+    ``path`` while the block runs, it is not replaced (without ``force``): the job fails.
     """
     path = Path(path)
-    if path.exists() and not force:
-        raise EdgekitError(f"{path} already exists", "choose another output or pass --force")
-    if path.exists() and not path.is_dir():
-        raise EdgekitError(f"{path} exists and is not a directory", "choose another output")
+    check_replaceable(path, force)
     with _output_errors(path):
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
@@ -121,6 +180,7 @@ def atomic_dir(path: str | os.PathLike, force: bool = False) -> Iterator[Path]:
         os.chmod(tmp, 0o777 & ~current_umask())
     try:
         yield tmp
+        check_replaceable(path, force)  # nothing appeared there while we worked
         if path.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
             os.replace(path, old / path.name)

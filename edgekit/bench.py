@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from edgekit import limits
 from edgekit.backends import Runner, open_model
 from edgekit.errors import EdgekitError
 
@@ -92,8 +93,8 @@ def measure(
     ``runs`` timed ones. ``progress("benchmarking", done, runs)`` is called between blocks of
     about 2% of the runs, never inside a timed invoke. The input is a fixed pseudo-random one
     unless ``keep_input`` (the caller has written a real image into the input tensor)."""
-    if runs < 1 or warmup < 0:
-        raise EdgekitError(f"need runs >= 1 and warmup >= 0 (got {runs}, {warmup})")
+    runs = limits.integer("runs", runs, 1, limits.MAX_COUNT)
+    warmup = limits.integer("warmup", warmup, 0, limits.MAX_COUNT)
     if not keep_input:
         runner.set_input(sample_input(runner))
     invoke = runner.interpreter.invoke  # the bare bound method: no wrapper in the loop

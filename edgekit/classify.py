@@ -27,10 +27,11 @@ from typing import Callable
 
 import numpy as np
 
+from edgekit import limits
 from edgekit.backends import Runner, open_model, resolve_model
 from edgekit.errors import EdgekitError
 from edgekit.images import load_rgb, prepare, to_float
-from edgekit.labels import read_labels
+from edgekit.labels import mismatch, read_labels
 
 
 @dataclass(frozen=True)
@@ -131,8 +132,9 @@ class Classifier:
         on_warning: Callable[[str], None] | None = None,
         value_range: tuple[float, float] | None = None,
     ):
-        if top_k < 1:
-            raise EdgekitError(f"top_k must be >= 1, got {top_k}")
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+            raise EdgekitError(f"top_k must be an integer >= 1, got {top_k!r}")
+        threshold = limits.finite("threshold", threshold, 0.0, 1.0)
         self.model, self.device, self.threads = model, device, threads
         self.top_k, self.threshold = int(top_k), float(threshold)
         self._on_warning = on_warning
@@ -171,11 +173,11 @@ class Classifier:
         out_scale, out_zp = r.output_details["quantization"]
         self._out_scale, self._out_zp = float(out_scale), int(out_zp)
         classes = int(np.prod(r.output_details["shape"]))
-        if self.labels and (len(self.labels) != classes or max(self.labels) >= classes):
+        problem = mismatch(self.labels, classes) if self.labels else None
+        if problem:
             # Usually the label file of another model; scores would be named wrongly.
             (self._on_warning or logging.getLogger("edgekit").warning)(
-                f"{len(self.labels)} labels for {classes} model outputs: "
-                "is it the label file of this model?"
+                f"{problem}: is it the label file of this model?"
             )
 
     def scores(self, raw: np.ndarray) -> np.ndarray:

@@ -8,6 +8,8 @@ the device will later feed the model.
 from __future__ import annotations
 
 import os
+import struct
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from edgekit.errors import EdgekitError
+from edgekit.safeio import open_regular
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -30,35 +33,124 @@ def find_images(folder: str | os.PathLike, recursive: bool = True) -> list[Path]
     )
 
 
+MAX_PIXELS = 50_000_000  # width x height; a 48 MP phone photo fits, a decompression bomb not
+_LIMIT_HINT = "images above 50 megapixels are refused; scale it down first"
+
+
+def _to_uint8_gray(img: Image.Image) -> Image.Image:
+    """16-bit, 32-bit integer and float grayscale -> 8-bit ``L`` without saturating.
+
+    Pillow's own ``convert("L")`` clips these modes at 255, so a 16-bit PNG (values up to 65535)
+    turns white. Here ``I;16*`` maps 0..65535 to 0..255 (``v / 257``, rounded); ``I`` does the
+    same unless every value already fits 0..255 (an 8-bit image stored wide); ``F`` is taken as
+    0..1 when every value lies there (the float image convention), else clipped to 0..255.
+    NaN becomes 0.
+    """
+    a = np.asarray(img)
+    if img.mode == "F":
+        a = np.nan_to_num(a.astype(np.float64), nan=0.0, posinf=255.0, neginf=0.0)
+        if a.size and a.min() >= 0.0 and a.max() <= 1.0:
+            a = a * 255.0
+        out = np.clip(np.rint(a), 0, 255)
+    else:
+        a = a.astype(np.int64)
+        if img.mode == "I" and a.size and a.min() >= 0 and a.max() <= 255:
+            out = a
+        else:
+            out = (np.clip(a, 0, 65535) * 255 + 32767) // 65535  # round(v / 257)
+    return Image.fromarray(out.astype(np.uint8), "L")
+
+
 def to_rgb(img: Image.Image) -> np.ndarray:
     """Pillow image of any mode -> (H, W, 3) uint8 RGB.
 
     Transparent pixels are composited over black: a photo with transparent borders (augmented
     data sets often have them) then looks the same whether the alpha was honoured or, as OpenCV's
-    ``imread`` does, simply dropped from a black-backed image.
+    ``imread`` does, simply dropped from a black-backed image. Wide grayscale (16-bit, 32-bit,
+    float) is scaled to 8 bits, not clipped (see :func:`_to_uint8_gray`).
     """
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+    if img.mode.startswith("I") or img.mode == "F":
+        img = _to_uint8_gray(img)
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+        img.mode in ("P", "L", "RGB") and "transparency" in img.info
+    ):
         rgba = img.convert("RGBA")
         black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
         img = Image.alpha_composite(black, rgba)
     return np.asarray(img.convert("RGB"), dtype=np.uint8)
 
 
-def load_rgb(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as (H, W, 3) uint8 RGB. Raises EdgekitError if it cannot be decoded."""
+def _check_pixels(path: Path, img: Image.Image) -> None:
+    w, h = img.size
+    if w < 1 or h < 1:
+        raise EdgekitError(f"{path}: image has no pixels ({w}x{h})", "is it a valid image?")
+    if w * h > MAX_PIXELS:
+        raise EdgekitError(f"{path}: image is too large ({w}x{h} pixels)", _LIMIT_HINT)
+
+
+def _open_errors(path: Path, e: BaseException) -> EdgekitError:
+    if isinstance(e, Image.DecompressionBombError):  # Pillow's own limit, hit inside open()
+        return EdgekitError(f"{path}: image is too large (over {MAX_PIXELS} pixels)", _LIMIT_HINT)
+    return EdgekitError(f"{path}: cannot read image ({e})", "is it a valid image?")
+
+
+def check_image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """Cheap check of an image file before decoding it: a regular file whose header Pillow
+    recognises, at most :data:`MAX_PIXELS` pixels. Reads only the header. Returns
+    (width, height); raises EdgekitError otherwise (a folder source skips and counts those)."""
     path = Path(path)
-    try:
-        with Image.open(path) as img:
-            img.load()
-            return to_rgb(img)
-    except FileNotFoundError:
-        raise EdgekitError(f"{path}: no such image file", "check the path") from None
-    except IsADirectoryError:
+    with open_regular(path, "image") as f:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(f) as img:
+                    _check_pixels(path, img)
+                    return img.size
+        except EdgekitError:
+            raise
+        except _DECODE_ERRORS as e:
+            raise _open_errors(path, e) from None
+
+
+def load_rgb(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as (H, W, 3) uint8 RGB. Raises EdgekitError if it cannot be decoded,
+    is not a regular file, or has more than :data:`MAX_PIXELS` pixels (checked from the header,
+    before any pixel is decoded)."""
+    path = Path(path)
+    if path.is_dir():
         raise EdgekitError(
             f"{path}: is a folder, not an image", f"pass the images, e.g. {path}/*.jpg"
-        ) from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-        raise EdgekitError(f"{path}: cannot read image ({e})", "is it a valid image?") from None
+        )
+    with open_regular(path, "image") as f:
+        try:
+            with warnings.catch_warnings():
+                # Our own limit applies (MAX_PIXELS); Pillow's warning would only be noise.
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(f) as img:
+                    _check_pixels(path, img)
+                    img.load()
+                    return to_rgb(img)
+        except EdgekitError:
+            raise
+        except MemoryError:
+            raise EdgekitError(f"{path}: not enough memory to decode it", _LIMIT_HINT) from None
+        except _DECODE_ERRORS as e:
+            raise _open_errors(path, e) from None
+
+
+_DECODE_ERRORS = (
+    UnidentifiedImageError,
+    Image.DecompressionBombError,
+    OSError,
+    ValueError,
+    SyntaxError,
+    TypeError,
+    IndexError,
+    KeyError,
+    struct.error,
+    ZeroDivisionError,
+    EOFError,
+)
 
 
 def resize(rgb: np.ndarray, size: tuple[int, int], mode: str = "stretch") -> np.ndarray:

@@ -27,6 +27,7 @@ from edgekit.errors import EdgekitError
 from edgekit.manifest import is_bundle, load_bundle
 from edgekit.mapping import predict
 from edgekit.mapping_compare import format_comparison
+from edgekit.safeio import open_regular
 from edgekit.tflite import EDGETPU_CUSTOM_OP, ModelInfo, TensorInfo, read_model
 
 KERAS_SUFFIXES = (".h5", ".hdf5", ".keras")
@@ -60,7 +61,7 @@ def inspect_model(
         return _inspect_keras(p)
     if p.suffix.lower() in KERAS_SUFFIXES:
         return _inspect_keras(p)
-    with open(p, "rb") as f:
+    with open_regular(p, "model") as f:
         head = f.read(8)
     if p.suffix.lower() == ".tflite" or head[4:8] == b"TFL3":
         info = read_model(p)

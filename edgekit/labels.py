@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 from edgekit.errors import EdgekitError
+from edgekit.safeio import read_text
 
 _SPLIT = re.compile(r"[:\s]+")
 
@@ -35,19 +36,35 @@ def parse_labels(text: str, where: str = "labels") -> dict[int, str]:
     return out
 
 
+LABELS_LIMIT = 4 * 1024 * 1024  # bytes; ImageNet-21k's 21,841 labels take about 0.5 MB
+
+
 def read_labels(path: str | os.PathLike) -> dict[int, str]:
-    """Read a label file into {class id: label}. Raises EdgekitError when unusable."""
+    """Read a label file into {class id: label}. Raises EdgekitError when unusable (not a
+    regular file, larger than 4 MiB, not UTF-8, no labels). A UTF-8 byte-order mark is dropped."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise EdgekitError(f"{path}: no such label file", "check the path") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise EdgekitError(f"{path}: cannot read label file ({e})", "use UTF-8 text") from None
+    text = read_text(path, "label", LABELS_LIMIT)
     labels = parse_labels(text, where=str(path))
     if not labels:
         raise EdgekitError(f"{path}: label file is empty", "one label per line")
     return labels
+
+
+def mismatch(labels: dict[int, str], num_classes: int) -> str | None:
+    """Why ``labels`` cannot name the ``num_classes`` outputs of a model, or None if they can.
+
+    Blank lines count as class ids (Coral's rule), so a file with as many labels as classes can
+    still reach past the last class: the message then says so instead of "N labels for N
+    classes"."""
+    if len(labels) == num_classes and max(labels) < num_classes:
+        return None
+    if len(labels) == num_classes:
+        return (
+            f"{len(labels)} labels, but their ids go up to {max(labels)} for {num_classes} "
+            "model outputs (ids 0.."
+            f"{num_classes - 1}; a blank line or a skipped number counts as a class)"
+        )
+    return f"{len(labels)} labels for {num_classes} model outputs"
 
 
 def labels_as_list(labels: dict[int, str], num_classes: int) -> list[str]:

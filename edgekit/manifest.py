@@ -26,9 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.errors import EdgekitError
+from edgekit.manifest_fields import Bad, check_manifest
+from edgekit.safeio import read_text, require_regular
 
 MANIFEST_NAME = "edgekit.json"
 FORMAT_VERSION = 1
+MANIFEST_LIMIT = 16 * 1024 * 1024  # bytes; real manifests are a few KB
 COLOR_ORDERS = ("rgb", "bgr")
 RESIZE_MODES = ("stretch", "crop", "pad")
 TASKS = ("classify", "detect")
@@ -98,54 +101,48 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = MANIFEST_NAME) -> Manifest:
-        try:
-            version = int(d.get("format_version", 0))
-            if version > FORMAT_VERSION:
-                raise EdgekitError(
-                    f"{where}: bundle format {version} is newer than this edgekit understands "
-                    f"({FORMAT_VERSION})",
-                    "upgrade edgekit on this device",
-                )
-            i, o = d["input"], d["output"]
-            inp = InputSpec(
-                shape=tuple(int(x) for x in i["shape"]),
-                dtype=str(i["dtype"]),
-                scale=float(i["scale"]),
-                zero_point=int(i["zero_point"]),
-                color=str(i.get("color", "rgb")),
-                range=tuple(float(x) for x in i.get("range", (0.0, 1.0))),
-                resize=str(i.get("resize", "stretch")),
-            )
-            out = OutputSpec(
-                shape=tuple(int(x) for x in o["shape"]),
-                dtype=str(o["dtype"]),
-                scale=float(o["scale"]),
-                zero_point=int(o["zero_point"]),
-            )
-            labels = d.get("labels")
-            return cls(
-                name=str(d["name"]),
-                input=inp,
-                output=out,
-                models=dict(d["models"]),
-                labels=tuple(labels) if labels is not None else None,
-                source=dict(d.get("source") or {}),
-                tools=dict(d.get("tools") or {}),
-                calibration=dict(d.get("calibration") or {}),
-                verification=dict(d.get("verification") or {}),
-                compile=d.get("compile"),
-                created=d.get("created"),
-                format_version=version,
-                task=_task(d.get("task", "classify"), where),
-                detection=_detection(d.get("detection"), d.get("task", "classify"), where),
-            )
-        except EdgekitError:
-            raise
-        except (KeyError, TypeError, ValueError) as e:
+        """Build from decoded JSON, every field checked (see :mod:`edgekit.manifest_fields`)."""
+        version = d.get("format_version", 0) if isinstance(d, dict) else 0
+        if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
             raise EdgekitError(
-                f"{where}: not a valid edgekit manifest ({type(e).__name__}: {e})",
+                f"{where}: bundle format {version} is newer than this edgekit understands "
+                f"({FORMAT_VERSION})",
+                "upgrade edgekit on this device",
+            )
+        try:
+            d = check_manifest(d)
+        except Bad as e:
+            raise EdgekitError(
+                f"{where}: not a valid edgekit manifest ({e})",
                 "re-create the bundle with `edgekit convert`",
             ) from None
+        i, o = d["input"], d["output"]
+        return cls(
+            name=d["name"],
+            input=InputSpec(
+                shape=i["shape"],
+                dtype=i["dtype"],
+                scale=i["scale"],
+                zero_point=i["zero_point"],
+                color=i.get("color", "rgb"),
+                range=i.get("range", (0.0, 1.0)),
+                resize=i.get("resize", "stretch"),
+            ),
+            output=OutputSpec(
+                shape=o["shape"], dtype=o["dtype"], scale=o["scale"], zero_point=o["zero_point"]
+            ),
+            models=d["models"],
+            labels=d.get("labels"),
+            source=d.get("source", {}),
+            tools=d.get("tools", {}),
+            calibration=d.get("calibration", {}),
+            verification=d.get("verification", {}),
+            compile=d.get("compile"),
+            created=d.get("created"),
+            format_version=d.get("format_version", 0),
+            task=_task(d.get("task", "classify"), where),
+            detection=_detection(d.get("detection"), d.get("task", "classify"), where),
+        )
 
 
 def _task(task: Any, where: str) -> str:
@@ -226,19 +223,34 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
     mpath = path / MANIFEST_NAME
     if not path.exists():
         raise EdgekitError(f"{path}: no such bundle directory", "check the path")
-    if not mpath.is_file():
+    if not mpath.exists():
         raise EdgekitError(
             f"{path}: not an edgekit bundle (no {MANIFEST_NAME})",
             "pass a directory written by `edgekit convert`, or a .tflite file",
         )
+    text = read_text(mpath, "manifest", MANIFEST_LIMIT)
     try:
-        data = json.loads(mpath.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise EdgekitError(f"{mpath}: unreadable manifest ({e})", "re-create the bundle") from None
+        data = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as e:
+        reason = "nested too deeply" if isinstance(e, RecursionError) else str(e)
+        raise EdgekitError(
+            f"{mpath}: unreadable manifest ({reason})", "re-create the bundle"
+        ) from None
     if not isinstance(data, dict):
         raise EdgekitError(f"{mpath}: not a valid edgekit manifest", "re-create the bundle")
     bundle = Bundle(dir=path.resolve(), manifest=Manifest.from_dict(data, where=str(mpath)))
-    cpu = bundle.cpu_model
-    if cpu is None or not cpu.is_file():
-        raise EdgekitError(f"{path}: bundle is missing its CPU model {cpu}", "re-create the bundle")
+    for kind, name in bundle.manifest.models.items():
+        if name and kind != "edgetpu_log":
+            model = bundle.dir / name
+            if kind == "cpu" and not model.exists():
+                raise EdgekitError(
+                    f"{path}: bundle is missing its CPU model {model}", "re-create the bundle"
+                )
+            if model.exists():
+                try:
+                    require_regular(model, "model")
+                except EdgekitError as e:
+                    raise EdgekitError(
+                        f"{path}: bundle's {kind} model: {e.message}", "re-create the bundle"
+                    ) from None
     return bundle

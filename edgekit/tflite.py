@@ -22,10 +22,13 @@ from typing import Any, Union
 from edgekit import tflite_schema as S
 from edgekit.errors import EdgekitError
 from edgekit.flatbuffer import F32, I8, I32, U8, U32, U64, Corrupt, Table, read
+from edgekit.safeio import read_bytes
 
 EDGETPU_CUSTOM_OP = "edgetpu-custom-op"
 FLOAT_DTYPES = frozenset({"float16", "float32", "float64", "bfloat16"})
 _HINT = "pass a .tflite file written by TFLiteConverter or edgetpu_compiler"
+
+MAX_MODEL_BYTES = 2 * 1024**3  # flatbuffers address at most 2 GiB
 
 
 @dataclass(frozen=True)
@@ -193,17 +196,9 @@ def read_model(source: Union[str, os.PathLike, bytes, bytearray, memoryview]) ->
         name = os.fspath(source)
         if os.path.isdir(name):
             raise EdgekitError(f"{name}: not a TFLite model (it is a directory)", _HINT)
-        try:
-            with open(name, "rb") as f:
-                data = f.read()
-        except FileNotFoundError:
-            raise EdgekitError(
-                f"{name}: not a TFLite model (no such file)", "check the path"
-            ) from None
-        except OSError as e:
-            raise EdgekitError(
-                f"{name}: not a TFLite model ({e.strerror})", "check the path"
-            ) from None
+        if not os.path.exists(name):
+            raise EdgekitError(f"{name}: not a TFLite model (no such file)", "check the path")
+        data = read_bytes(name, "model", MAX_MODEL_BYTES)
     if not data:
         raise EdgekitError(f"{name}: not a TFLite model (the file is empty)", _HINT)
     if len(data) < 8 or data[4:8] != b"TFL3":

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from edgekit import limits
 from edgekit.backends.devices import EdgeTpuDevice, list_edge_tpus, parse_device, select_device
 from edgekit.backends.edgetpu import (
     EdgeTpuError,
@@ -36,6 +37,7 @@ from edgekit.backends.providers import Provider, find_provider, quiet_native_std
 from edgekit.backends.runner import Runner
 from edgekit.errors import EdgekitError
 from edgekit.manifest import Bundle, load_bundle
+from edgekit.safeio import open_regular
 
 __all__ = [
     "EdgeTpuDevice", "EdgeTpuError", "ModelFiles", "Provider", "Runner", "available_backends",
@@ -76,13 +78,10 @@ def resolve_model(path: str | os.PathLike) -> ModelFiles:
     if p.is_dir() or p.name == "edgekit.json":
         b = load_bundle(p)
         return ModelFiles(p, b.cpu_model, b.edgetpu_model, b)
-    if not p.is_file():
+    if not p.exists():
         raise EdgekitError(f"{p}: no such model file or bundle", "check the path")
-    try:
-        with open(p, "rb") as f:
-            head = f.read(8)
-    except OSError as e:
-        raise EdgekitError(f"{p}: cannot read model ({e})", "check permissions") from None
+    with open_regular(p, "model") as f:  # a FIFO or device is refused, never waited on
+        head = f.read(8)
     if len(head) < 8 or head[4:8] != b"TFL3":
         raise EdgekitError(
             f"{p}: not a TFLite model", "pass a .tflite file or a bundle from `edgekit convert`"
@@ -181,6 +180,7 @@ def open_model(
     """Open a bundle/.tflite on ``device`` (see module docstring). ``on_warning`` receives the
     one-line notices (emulation, CPU twin); default: the ``edgekit`` logger."""
     warn = on_warning or log.warning
+    threads = limits.threads(threads)  # 10^9 threads segfaults the interpreter: refuse first
     device = (device or "auto").strip().lower()
     files = resolve_model(path)
     name = Path(path).name

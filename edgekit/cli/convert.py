@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 
 import click
 
 from edgekit.cli.common import StageProgress, echo_json, warn
+from edgekit.cli.params import PROBABILITY, Finite, count
+from edgekit.limits import MAX_TIMEOUT_S
 
 
 def _pair(kind):
@@ -18,7 +21,12 @@ def _pair(kind):
         try:
             if len(parts) != 2:
                 raise ValueError
-            return tuple(kind(p) for p in parts)
+            out = tuple(kind(p) for p in parts)
+            if kind is float and not all(math.isfinite(v) and abs(v) <= 1e6 for v in out):
+                raise click.BadParameter(f"{value!r}: both numbers must be finite (|x| <= 1e6)")
+            if kind is int and not all(1 <= v <= 16384 for v in out):
+                raise click.BadParameter(f"{value!r}: sizes must be 1..16384 pixels")
+            return out
         except ValueError:
             example = "224x224" if kind is int else "0,1 or -1,1"
             raise click.BadParameter(f"{value!r}: expected two numbers, e.g. {example}") from None
@@ -40,9 +48,11 @@ def _pair(kind):
 @click.option(
     "--calib", type=click.Path(), help="Folder of calibration images (searched recursively)."
 )
-@click.option("--num-calib", default=300, show_default=True, help="Calibration images to use.")
 @click.option(
-    "--num-verify", type=int, help="Held-out images for verification [default: min(100, 20%)]."
+    "--num-calib", default=300, show_default=True, type=count(1), help="Calibration images to use."
+)
+@click.option(
+    "--num-verify", type=count(0), help="Held-out images for verification [default: min(100, 20%)]."
 )
 @click.option(
     "--group-pattern",
@@ -78,7 +88,7 @@ def _pair(kind):
 )
 @click.option(
     "--min-agreement",
-    type=float,
+    type=PROBABILITY,
     help="Fail (write nothing) if int8 top-1 agreement is below this (0..1).",
 )
 @click.option("--no-compile", is_flag=True, help="Skip edgetpu_compiler.")
@@ -88,16 +98,20 @@ def _pair(kind):
 @click.option(
     "--compile-timeout",
     default=180.0,
-    type=click.FloatRange(min=0, min_open=True),
+    type=Finite(min=0, max=MAX_TIMEOUT_S, min_open=True),
     show_default=True,
     help="Seconds before the compiler is stopped.",
 )
 @click.option(
     "--min-runtime",
-    type=int,
+    type=click.IntRange(1, 100),
     help="Passed to edgetpu_compiler -m (oldest Edge TPU runtime to support).",
 )
-@click.option("--segments", type=int, help="Passed to edgetpu_compiler -n (split for N Edge TPUs).")
+@click.option(
+    "--segments",
+    type=click.IntRange(1, 64),
+    help="Passed to edgetpu_compiler -n (split for N Edge TPUs).",
+)
 @click.option("--force", is_flag=True, help="Replace OUT if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def convert(

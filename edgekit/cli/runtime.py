@@ -7,6 +7,7 @@ import sys
 import click
 
 from edgekit.cli.common import StageProgress, echo_json, libedgetpu_option, warn
+from edgekit.cli.params import PROBABILITY, THREADS, count
 from edgekit.errors import EdgekitError
 
 DEVICE_HELP = "auto (Edge TPU if attached, else CPU), cpu, usb, usb:N, pci, pci:N or :N."
@@ -16,12 +17,12 @@ DEVICE_HELP = "auto (Edge TPU if attached, else CPU), cpu, usb, usb:N, pci, pci:
 @click.argument("model", type=click.Path(dir_okay=True))
 @click.argument("images", nargs=-1, required=True, type=click.Path())
 @click.option("--labels", type=click.Path(), help="Label file (overrides the bundle's labels).")
-@click.option("--top-k", "-k", default=5, show_default=True, type=click.IntRange(min=1),
+@click.option("--top-k", "-k", default=5, show_default=True, type=count(1),
               help="Best classes to report per image.")  # fmt: skip
-@click.option("--threshold", "-t", default=0.0, show_default=True, type=click.FloatRange(0, 1),
+@click.option("--threshold", "-t", default=0.0, show_default=True, type=PROBABILITY,
               help="Drop classes scoring below this (scores are 0..1).")  # fmt: skip
 @click.option("--device", "-d", default="auto", show_default=True, help=DEVICE_HELP)
-@click.option("--threads", type=click.IntRange(min=1),
+@click.option("--threads", type=THREADS,
               help="CPU interpreter threads [default: the runtime's].")  # fmt: skip
 @libedgetpu_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
@@ -63,11 +64,11 @@ def _name(c) -> str:
 @click.command()
 @click.argument("model", type=click.Path(dir_okay=True))
 @click.option("--device", "-d", default="auto", show_default=True, help=DEVICE_HELP)
-@click.option("--runs", "-n", default=100, show_default=True, type=click.IntRange(min=1),
+@click.option("--runs", "-n", default=100, show_default=True, type=count(1),
               help="Timed steady-state inferences.")  # fmt: skip
-@click.option("--warmup", default=10, show_default=True, type=click.IntRange(min=0),
+@click.option("--warmup", default=10, show_default=True, type=count(0),
               help="Untimed inferences between the first one and the timed runs.")  # fmt: skip
-@click.option("--threads", type=click.IntRange(min=1),
+@click.option("--threads", type=THREADS,
               help="CPU interpreter threads [default: the runtime's].")  # fmt: skip
 @libedgetpu_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import click
 
 from edgekit.cli.common import echo_json
+from edgekit.cli.params import Finite, count
 from edgekit.errors import EdgekitError
 
 
@@ -13,6 +16,8 @@ def _parse_range(text: str) -> tuple[float, float]:
         lo, hi = (float(v) for v in text.split(","))
     except ValueError:
         raise EdgekitError(f"--input-range {text!r}", "use LO,HI, e.g. 0,1 or -1,1") from None
+    if not all(math.isfinite(v) and abs(v) <= 1e6 for v in (lo, hi)):
+        raise EdgekitError(f"--input-range {text!r}: both numbers must be finite (|x| <= 1e6)")
     return lo, hi
 
 
@@ -20,11 +25,21 @@ def _parse_range(text: str) -> tuple[float, float]:
 @click.argument("data_dir", type=click.Path(file_okay=False))
 @click.option("--model", "model_name", required=True, help="Zoo model (see `edgekit zoo list`).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="FILE.h5")
-@click.option("--input-size", type=int, help="Input height = width (default: the model's).")
-@click.option("--epochs", type=int, default=20, show_default=True, help="Maximum epochs.")
-@click.option("--batch-size", type=int, default=16, show_default=True)
 @click.option(
-    "--val-split", type=float, default=0.25, show_default=True, help="Held-out fraction per class."
+    "--input-size",
+    type=click.IntRange(8, 16384),
+    help="Input height = width (default: the model's).",
+)
+@click.option(
+    "--epochs", type=count(1, 100_000), default=20, show_default=True, help="Maximum epochs."
+)
+@click.option("--batch-size", type=count(1, 65_536), default=16, show_default=True)
+@click.option(
+    "--val-split",
+    type=Finite(0, 1, max_open=True),
+    default=0.25,
+    show_default=True,
+    help="Held-out fraction per class.",
 )
 @click.option(
     "--group-pattern",
@@ -32,20 +47,26 @@ def _parse_range(text: str) -> tuple[float, float]:
     help="Regex on file names; its first group names the original photo, and all files of one "
     "original go to the same side of the split. E.g. '(?:apple|bana)[-_](\\d+)'.",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--alpha", type=float, help="Width multiplier (mobilenet_v1).")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
+@click.option("--alpha", type=Finite(0, 4, min_open=True), help="Width multiplier (mobilenet_v1).")
 @click.option(
     "--input-range", default="0,1", show_default=True, help="Float range pixels 0..255 map to."
 )
 @click.option(
     "--patience",
-    type=int,
+    type=count(0, 100_000),
     default=5,
     show_default=True,
     help="Early stopping: epochs without validation-loss gain (0: off).",
 )
-@click.option("--dropout", type=float, default=0.3, show_default=True)
-@click.option("--learning-rate", type=float, default=1e-3, show_default=True, help="Adam.")
+@click.option("--dropout", type=Finite(0, 1, max_open=True), default=0.3, show_default=True)
+@click.option(
+    "--learning-rate",
+    type=Finite(0, 10, min_open=True),
+    default=1e-3,
+    show_default=True,
+    help="Adam.",
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def train(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import click
 
 from edgekit.atomic import check_destination
 from edgekit.cli.common import echo_json
+from edgekit.cli.params import Finite
 from edgekit.errors import EdgekitError
 
 
@@ -34,25 +37,39 @@ def list_models(as_json: bool) -> None:
     click.echo("MACs: multiply-adds for one image (convolutions and dense layers).")
 
 
-def _parse_value(text: str):
-    """KEY=VALUE value: int, float, true/false, else the string itself."""
-    low = text.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
+def _parse_value(key: str, text: str, default):
+    """KEY=VALUE value, parsed strictly as the type of the design's default for KEY (bool:
+    true/false/yes/no/on/off/1/0; int; finite float); a string when the default is one."""
+    from edgekit.limits import parse_bool
+
+    try:
+        if isinstance(default, bool):
+            return parse_bool(text)
+        if isinstance(default, int):
+            return int(text)
+        if isinstance(default, float) or default is None:
+            if default is None and text.lower() in ("none", "null"):
+                return None
+            v = float(text)
+            if not math.isfinite(v) or abs(v) > 1e6:
+                raise ValueError("not a finite number")
+            if default is None and v.is_integer() and "." not in text and "e" not in text.lower():
+                return int(v)
+            return v
+    except ValueError as e:
+        kind = "true or false" if isinstance(default, bool) else type(default).__name__
+        if default is None:
+            kind = "a number"
+        raise EdgekitError(f"--param {key}={text}: {e}", f"{key} takes {kind}") from None
     return text
 
 
 @zoo.command("build", short_help="Build a design (untrained) and save it as .h5/.keras.")
 @click.argument("name")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="FILE.h5")
-@click.option("--input-size", type=int, help="Input height = width in pixels.")
-@click.option("--classes", type=int, help="Number of classes.")
-@click.option("--alpha", type=float, help="Width multiplier (mobilenet_v1).")
+@click.option("--input-size", type=click.IntRange(8, 16384), help="Input height = width in pixels.")
+@click.option("--classes", type=click.IntRange(1, 100_000), help="Number of classes.")
+@click.option("--alpha", type=Finite(0, 4, min_open=True), help="Width multiplier (mobilenet_v1).")
 @click.option(
     "-p",
     "--param",
@@ -74,11 +91,18 @@ def build(name, output, input_size, classes, alpha, params, force, as_json) -> N
         raise EdgekitError(f"{output} already exists", "choose another output or pass --force")
     check_destination(output)  # fail before building, not after
     options: dict = {}
+    accepted = entry.options()  # imports the design module (and Keras), not TensorFlow's graph
     for item in params:
         key, sep, value = item.partition("=")
+        key = key.strip().replace("-", "_")
         if not sep or not key:
             raise EdgekitError(f"bad --param {item!r}", "use KEY=VALUE")
-        options[key.strip().replace("-", "_")] = _parse_value(value.strip())
+        if key not in accepted:
+            raise EdgekitError(
+                f"zoo model {entry.name!r} has no option {key!r}",
+                f"its options: {', '.join(accepted) or 'none'}",
+            )
+        options[key] = _parse_value(key, value.strip(), accepted[key])
     if classes is not None:
         options["classes"] = classes
     if alpha is not None:

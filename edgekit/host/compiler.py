@@ -215,13 +215,14 @@ def compile_model(
     cmd += ["-t", str(max(1, int(round(timeout)))), str(model)]
     t0 = time.monotonic()
     try:
+        # Bytes, not text: a compiler that prints invalid UTF-8 must not crash the decoding.
         proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
         )
     except OSError as e:
         raise EdgekitError(f"cannot run {compiler}: {e.strerror or e}", INSTALL_HINT) from None
     try:
-        stdout, _ = proc.communicate(timeout=timeout + GRACE_S)
+        raw, _ = proc.communicate(timeout=timeout + GRACE_S)
     except subprocess.TimeoutExpired:
         _kill(proc)
         raise EdgekitError(
@@ -233,11 +234,18 @@ def compile_model(
         _kill(proc)
         raise
     wall = time.monotonic() - t0
+    stdout = (raw or b"").decode("utf-8", errors="replace")
     if proc.returncode != 0 or "Compilation failed" in stdout:
         raise _failure(stdout, proc.returncode, model)
     log_path = out_dir / f"{model.stem}_edgetpu.log"
     log_text = log_path.read_text(errors="replace") if log_path.is_file() else ""
-    report = parse_output(stdout, log_text)
+    try:
+        report = parse_output(stdout, log_text)
+    except (ValueError, KeyError, IndexError) as e:
+        raise EdgekitError(
+            f"edgetpu_compiler reported success but its output is not understood ({e})",
+            "check the compiler version (edgekit reads v16's output), or pass --no-compile",
+        ) from None
     report.command = [Path(cmd[0]).name, *cmd[1:-1], model.name]
     report.wall_s = round(wall, 3)
     out_model = out_dir / f"{model.stem}_edgetpu.tflite"
@@ -247,10 +255,31 @@ def compile_model(
             "pass --no-compile to keep the CPU bundle",
         )
     # With -n > 1 the compiler writes <stem>_segment_<i>_of_<n>_edgetpu.tflite files instead.
+    for written in [out_model] if out_model.is_file() else sorted(out_dir.glob("*_edgetpu.tflite")):
+        check_compiled(written)
     report.output = out_model.name if out_model.is_file() else None
     report.log = log_path.name if log_path.is_file() else None
     report.success = True
     return report
+
+
+def check_compiled(path: Path) -> None:
+    """Refuse to ship what a broken compiler wrote: the file must be a TFLite model that holds
+    an ``edgetpu-custom-op`` (what edgetpu_compiler puts the mapped part of the graph in)."""
+    from edgekit.tflite import read_model
+
+    try:
+        info = read_model(path)
+    except EdgekitError as e:
+        raise EdgekitError(
+            f"edgetpu_compiler reported success but wrote an unreadable {path.name} ({e.message})",
+            "reinstall the compiler, or pass --no-compile to keep the CPU bundle",
+        ) from None
+    if not info.is_edgetpu_compiled:
+        raise EdgekitError(
+            f"edgetpu_compiler reported success but {path.name} holds no edgetpu-custom-op",
+            "reinstall the compiler, or pass --no-compile to keep the CPU bundle",
+        )
 
 
 def _kill(proc: subprocess.Popen) -> None:

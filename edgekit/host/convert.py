@@ -19,11 +19,11 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from edgekit import __version__
-from edgekit.atomic import atomic_dir, check_destination
+from edgekit import __version__, limits
+from edgekit.atomic import atomic_dir, check_destination, claim
 from edgekit.errors import EdgekitError
 from edgekit.host import calibration, compiler
-from edgekit.labels import labels_as_list, read_labels
+from edgekit.labels import labels_as_list, mismatch, read_labels
 from edgekit.manifest import (
     COLOR_ORDERS,
     MANIFEST_NAME,
@@ -61,7 +61,18 @@ class ConvertResult:
         }
 
 
-def convert(
+def convert(model_path: str | os.PathLike, out_dir: str | os.PathLike, **kwargs) -> ConvertResult:
+    """Convert ``model_path`` into a bundle at ``out_dir`` (the options are those of
+    :func:`_convert`). The output is claimed for the whole run (:func:`edgekit.atomic.claim`): a
+    second conversion into the same folder fails at once, an unwritable folder is found before
+    any work, and ``force`` replaces only a bundle or an empty folder."""
+    if not Path(model_path).exists():
+        raise EdgekitError(f"{model_path}: no such file or directory", "check the model path")
+    with claim(out_dir, bool(kwargs.get("force", False))):
+        return _convert(model_path, out_dir, **kwargs)
+
+
+def _convert(
     model_path: str | os.PathLike,
     out_dir: str | os.PathLike,
     *,
@@ -107,6 +118,7 @@ def convert(
 
     model_path, out_dir = Path(model_path), Path(out_dir)
     _check_options(io, color, resize, input_range, num_calib, num_verify, min_agreement, segments)
+    limits.finite("--compile-timeout", compile_timeout, 1e-3, limits.MAX_TIMEOUT_S)
     if not model_path.exists():
         raise EdgekitError(f"{model_path}: no such file or directory", "check the model path")
     if out_dir.exists() and not force:
@@ -144,11 +156,9 @@ def convert(
     num_classes = int(loaded.output_shape[-1])
     label_list = None
     if label_map is not None:
-        if len(label_map) != num_classes or max(label_map) >= num_classes:
-            raise EdgekitError(
-                f"{labels}: {len(label_map)} labels but the model has {num_classes} classes",
-                "give one label per model output",
-            )
+        problem = mismatch(label_map, num_classes)
+        if problem:
+            raise EdgekitError(f"{labels}: {problem}", "give one label per model output")
         label_list = labels_as_list(label_map, num_classes)
     elif labels is None:
         label_list = _labels_beside(model_path, num_classes, warning)
@@ -277,15 +287,15 @@ def _check_options(io, color, resize, input_range, num_calib, num_verify, min_ag
         raise EdgekitError(f"--color {color!r}: unknown order", "use rgb or bgr")
     if resize not in RESIZE_MODES:
         raise EdgekitError(f"--resize {resize!r}: unknown mode", "use stretch, crop or pad")
-    lo, hi = input_range
+    lo, hi = (limits.finite("--input-range", v, -1e6, 1e6) for v in input_range)
     if not lo < hi:
         raise EdgekitError(f"--input-range {lo:g},{hi:g}: LO must be below HI", "e.g. 0,1 or -1,1")
     if num_calib < 1:
         raise EdgekitError("--num-calib must be at least 1", "100-500 is typical")
     if num_verify is not None and num_verify < 0:
         raise EdgekitError("--num-verify must be 0 or more")
-    if min_agreement is not None and not 0.0 <= min_agreement <= 1.0:
-        raise EdgekitError(f"--min-agreement {min_agreement:g}: must be between 0 and 1")
+    if min_agreement is not None:
+        limits.finite("--min-agreement", min_agreement, 0.0, 1.0)
     if segments is not None and segments < 1:
         raise EdgekitError("--segments must be at least 1")
 
@@ -318,8 +328,9 @@ def _labels_beside(model_path: Path, num_classes: int, warning) -> list[str] | N
     except EdgekitError as e:
         warning(f"ignoring {path}: {e}")
         return None
-    if len(found) != num_classes or max(found) >= num_classes:
-        warning(f"ignoring {path}: {len(found)} labels for {num_classes} model outputs")
+    problem = mismatch(found, num_classes)
+    if problem:
+        warning(f"ignoring {path}: {problem}")
         return None
     warning(f"using labels from {path} (pass --labels to choose another file)")
     return labels_as_list(found, num_classes)

@@ -29,6 +29,7 @@ import numpy as np
 
 from edgekit.errors import EdgekitError
 from edgekit.host.tfenv import load_tensorflow
+from edgekit.safeio import require_regular
 
 MODEL_HINT = "pass a Keras .h5 or .keras file, or a SavedModel directory"
 
@@ -78,6 +79,7 @@ def load(path: str | os.PathLike, input_size: tuple[int, int] | None = None) -> 
                 f"{path}: directory is not a SavedModel (no saved_model.pb)", MODEL_HINT
             )
         return _from_saved_model(path, input_size)
+    require_regular(path, "model")  # a FIFO would block HDF5 / zipfile forever
     suffix = path.suffix.lower()
     if suffix in (".h5", ".hdf5"):
         model = _load_h5(path, fixups)
@@ -112,26 +114,36 @@ def _keras_load(path: Path, custom_objects: dict):
 def _load_h5(path: Path, fixups: list[str]):
     import h5py
 
-    if not h5py.is_hdf5(path):
-        raise EdgekitError(f"{path}: not a Keras model (not an HDF5 file)", MODEL_HINT)
-    with h5py.File(path, "r") as f:
-        raw = f.attrs.get("model_config")
-        version = f.attrs.get("keras_version", "")
+    try:
+        if not h5py.is_hdf5(path):
+            raise EdgekitError(f"{path}: not a Keras model (not an HDF5 file)", MODEL_HINT)
+        with h5py.File(path, "r") as f:
+            raw = f.attrs.get("model_config")
+            version = f.attrs.get("keras_version", "")
+    except (OSError, RuntimeError, ValueError, KeyError) as e:  # truncated or corrupt HDF5
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise EdgekitError(f"{path}: corrupt HDF5 file ({first})", MODEL_HINT) from None
     if raw is None:
         raise EdgekitError(
             f"{path}: HDF5 file holds weights only, no model architecture",
             "save the whole model (model.save), not model.save_weights",
         )
-    if isinstance(raw, bytes):
-        raw = raw.decode("utf-8")
-    if isinstance(version, bytes):
-        version = version.decode("utf-8")
+    try:
+        if isinstance(raw, bytes):
+            raw = raw.decode("utf-8")
+        if isinstance(version, bytes):
+            version = version.decode("utf-8")
+        config = json.loads(raw)
+    except (UnicodeDecodeError, ValueError, TypeError, RecursionError):
+        raise EdgekitError(
+            f"{path}: corrupt model architecture in the HDF5 file", MODEL_HINT
+        ) from None
     custom: dict[str, Any] = {}
     # Keras 2's DepthwiseConv2D inherited Conv2D.get_config(), so its saved config carries
     # "groups": 1, which Keras 3's DepthwiseConv2D rejects ("Unrecognized keyword arguments").
     # The legacy loader looks class names up in custom_objects first: substitute a subclass that
     # drops the key. Weights and maths are those of the stock layer.
-    if '"DepthwiseConv2D"' in raw and _has_groups(json.loads(raw)):
+    if '"DepthwiseConv2D"' in raw and _has_groups(config):
         custom["DepthwiseConv2D"] = _depthwise_compat()
         fixups.append(f"DepthwiseConv2D 'groups' argument dropped (Keras {version or '2'} file)")
     return _keras_load(path, custom)

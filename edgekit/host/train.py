@@ -35,7 +35,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from edgekit import atomic, images
+from edgekit import atomic, images, limits
 from edgekit.errors import EdgekitError
 from edgekit.groups import compile_pattern, group_key
 
@@ -192,7 +192,12 @@ def train(
         raise EdgekitError(f"zoo model {model!r} is not a classifier", "pick another --model")
     if epochs < 1 or batch_size < 1:
         raise EdgekitError("--epochs and --batch-size must be at least 1")
-    lo, hi = (float(v) for v in input_range)
+    lo, hi = (limits.finite("--input-range", v, -1e6, 1e6) for v in input_range)
+    limits.finite("--learning-rate", learning_rate, 1e-12, 10.0)
+    limits.finite("--dropout", dropout, 0.0, 0.999)
+    limits.finite("--val-split", val_split, 0.0, 0.999)
+    if alpha is not None:
+        limits.finite("--alpha", alpha, 1e-6, 4.0)
     if not hi > lo:
         raise EdgekitError(f"--input-range {lo},{hi}: high must be above low", "e.g. 0,1 or -1,1")
     say = progress or (lambda _msg: None)

@@ -132,7 +132,7 @@ def test_labels_mismatch(trained, tmp_path, apple_banana_dir):
     labels = tmp_path / "three.txt"
     labels.write_text("apple\nbanana\ncherry\n")
     r = _run(trained["h5"], tmp_path / "o", "--labels", labels, calib=apple_banana_dir)
-    assert_clean_failure(r, tmp_path, "3 labels", "2 classes")
+    assert_clean_failure(r, tmp_path, "3 labels", "2 model outputs")
 
 
 def test_out_dir_exists(trained, tmp_path, apple_banana_dir):
@@ -143,6 +143,11 @@ def test_out_dir_exists(trained, tmp_path, apple_banana_dir):
         _run(trained["h5"], out, calib=apple_banana_dir), tmp_path, "exists", "--force"
     )
     assert (out / "keep.txt").read_text() == "mine"
+    # --force replaces only a bundle (or an empty folder), never a folder of the user's files
+    r = _run(trained["h5"], out, "--force", calib=apple_banana_dir)
+    assert_clean_failure(r, tmp_path, "not an edgekit bundle")
+    assert (out / "keep.txt").read_text() == "mine"
+    (out / "edgekit.json").write_text("{}")
     r = _run(trained["h5"], out, "--force", calib=apple_banana_dir)
     assert r.exit_code == 0 and not (out / "keep.txt").exists()
     assert (out / "edgekit.json").is_file()
@@ -153,7 +158,7 @@ def test_min_agreement_gate(trained, tmp_path, apple_banana_dir):
     assert ok.exit_code == 0
     # 100% cannot be beaten; demand more than is possible -> validation error, nothing written
     bad = _run(trained["h5"], tmp_path / "p", "--min-agreement", "1.5", calib=apple_banana_dir)
-    assert_clean_failure(bad, tmp_path, "between 0 and 1")
+    assert_clean_failure(bad, tmp_path, "--min-agreement", "0<=x<=1", code=2)
 
 
 def test_min_agreement_failure_writes_nothing(tmp_path, apple_banana_dir):

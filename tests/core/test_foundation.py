@@ -38,7 +38,7 @@ def test_atomic_dir_failure_leaves_nothing(tmp_path):
 def test_atomic_dir_refuses_existing_then_force_replaces(tmp_path):
     out = tmp_path / "bundle"
     out.mkdir()
-    (out / "old.txt").write_text("old")
+    (out / "edgekit.json").write_text("{}")  # --force replaces only a bundle or an empty folder
     with pytest.raises(EdgekitError, match="already exists"), atomic.atomic_dir(out):
         pass
     with atomic.atomic_dir(out, force=True) as tmp:

@@ -1,0 +1,55 @@
+"""Click parameter types that refuse what native code must never see.
+
+``click.FloatRange`` lets NaN through (every comparison with NaN is false) and, without a
+maximum, infinity; ``click.IntRange`` without a maximum lets ``--threads 1000000000`` reach the
+interpreter, which segfaults allocating a thread pool. Every numeric option uses these instead:
+finite, bounded, and the bounds shown in the error.
+"""
+
+from __future__ import annotations
+
+import math
+
+import click
+
+from edgekit.limits import MAX_COUNT, MAX_THREADS, parse_bool
+
+
+class Finite(click.FloatRange):
+    """A finite float in [min, max] (open ends with ``min_open``/``max_open``)."""
+
+    name = "number"
+
+    def convert(self, value, param, ctx):
+        rv = value
+        if isinstance(rv, str):
+            try:
+                rv = float(rv.strip())
+            except ValueError:
+                self.fail(f"{value!r} is not a number", param, ctx)
+        if isinstance(rv, (int, float)) and not math.isfinite(float(rv)):
+            self.fail(f"{value!r}: must be a finite number", param, ctx)
+        return super().convert(rv, param, ctx)
+
+
+class Bool(click.ParamType):
+    """true/false, yes/no, on/off, 1/0 (case-insensitive); anything else is an error."""
+
+    name = "boolean"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, bool):
+            return value
+        try:
+            return parse_bool(str(value))
+        except ValueError as e:
+            self.fail(str(e), param, ctx)
+
+
+def count(min: int = 1, max: int = MAX_COUNT) -> click.IntRange:
+    """An integer count with an upper bound (runs, images, epochs...)."""
+    return click.IntRange(min=min, max=max)
+
+
+THREADS = click.IntRange(min=1, max=MAX_THREADS)
+PROBABILITY = Finite(0.0, 1.0)

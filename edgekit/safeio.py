@@ -1,0 +1,116 @@
+"""Reading files a user named: regular files only, with a size bound, one clear error.
+
+Every reader of a user-supplied path (models, images, labels, manifests, configs) goes through
+here, so that a FIFO, a character device (``/dev/zero``), a socket or a directory is refused with
+one line instead of hanging the process (``open()`` on a FIFO with no writer blocks forever) or
+filling memory (``/dev/zero`` never ends).
+
+``open()`` is called with ``O_NONBLOCK`` so that even opening a FIFO returns at once; the kind
+of file is then checked on the open descriptor with ``fstat`` (no race between check and read).
+For regular files ``O_NONBLOCK`` has no effect.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from pathlib import Path
+from typing import BinaryIO
+
+from edgekit.errors import EdgekitError
+
+MiB = 1024 * 1024
+TEXT_LIMIT = 16 * MiB  # labels, manifests, configs: far larger than any real one
+
+
+def kind_of(mode: int) -> str:
+    """A reader's name for the file type in ``st_mode``."""
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def _not_regular(path: Path, what: str, mode: int) -> EdgekitError:
+    return EdgekitError(
+        f"{path}: is {kind_of(mode)}, not a {what} file", f"pass a regular {what} file"
+    )
+
+
+def require_regular(path: str | os.PathLike, what: str = "input") -> Path:
+    """Raise EdgekitError unless ``path`` exists and is a regular file (symlinks followed).
+    For paths handed to native code (interpreters, HDF5) that opens them itself."""
+    path = Path(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise EdgekitError(f"{path}: no such {what} file", "check the path") from None
+    except OSError as e:
+        raise EdgekitError(f"{path}: cannot read {what} file ({e.strerror or e})") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise _not_regular(path, what, st.st_mode)
+    return path
+
+
+def open_regular(path: str | os.PathLike, what: str = "input") -> BinaryIO:
+    """Open ``path`` for binary reading; refuse anything but a regular file without blocking."""
+    path = Path(path)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise EdgekitError(f"{path}: no such {what} file", "check the path") from None
+    except IsADirectoryError:
+        raise _not_regular(path, what, stat.S_IFDIR) from None
+    except OSError as e:
+        with contextlib.suppress(OSError):  # a socket cannot be opened (ENXIO): say what it is
+            mode = os.stat(path).st_mode
+            if not stat.S_ISREG(mode):
+                raise _not_regular(path, what, mode) from None
+        raise EdgekitError(f"{path}: cannot read {what} file ({e.strerror or e})") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise _not_regular(path, what, mode)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_bytes(path: str | os.PathLike, what: str = "input", limit: int | None = None) -> bytes:
+    """Whole content of the regular file ``path``; EdgekitError if larger than ``limit`` bytes."""
+    with open_regular(path, what) as f:
+        size = os.fstat(f.fileno()).st_size
+        if limit is not None and size > limit:
+            raise EdgekitError(
+                f"{path}: {size} bytes is too large for a {what} file (limit {limit})",
+                f"is it really a {what} file?",
+            )
+        try:
+            data = f.read(limit + 1 if limit is not None else -1)
+        except OSError as e:
+            raise EdgekitError(f"{path}: cannot read {what} file ({e.strerror or e})") from None
+    if limit is not None and len(data) > limit:  # grew while we read it
+        raise EdgekitError(f"{path}: too large for a {what} file (limit {limit} bytes)")
+    return data
+
+
+def read_text(path: str | os.PathLike, what: str = "text", limit: int = TEXT_LIMIT) -> str:
+    """UTF-8 text of a regular file, a leading byte-order mark removed (Windows editors write
+    one; it would otherwise become part of the first label or key)."""
+    data = read_bytes(path, what, limit)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise EdgekitError(
+            f"{path}: not UTF-8 text (byte {e.start})", f"save the {what} file as UTF-8"
+        ) from None
