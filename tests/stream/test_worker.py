@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import functools
 import glob
+import json
 import os
 import signal
+import time
 
 import numpy as np
 import pytest
@@ -23,6 +25,7 @@ from tests.edgetpu_standin import edgetpu_standins  # noqa: F401 - the fixture
 from tests.runtime.runtime_fakes import make_sysfs
 
 from .stream_faults import compiled_model
+from .test_mqtt import broker  # noqa: F401 - the fixture (a real mosquitto)
 from .worker_models import standin_classifier
 
 FRAMES = 40  # the video_avi fixture
@@ -191,3 +194,49 @@ def test_worker_only_for_edgetpu_devices_by_default():
     assert not serve.uses_worker(from_dict({"model": {"device": "cpu"}}))
     assert serve.uses_worker(from_dict({"model": {"device": "cpu"}, "worker": {"mode": "process"}}))
     assert not serve.uses_worker(from_dict({"worker": {"mode": "inline"}}))
+
+
+def test_worker_crash_is_reported_on_every_channel(standin, coral_dir, coral_root, labels_path,
+                                                   video_avi, broker):  # noqa: F811  # fmt: skip
+    """The status page's event list, /metrics and MQTT hear of the crash (the log and JSON
+    lines: test_worker_cli); results keep flowing afterwards."""
+    import threading
+    import urllib.request
+
+    from .conftest import free_port
+    from .test_mqtt import Subscriber
+
+    standin("works", CRASH_AFTER=4)
+    worker = tpu_worker(coral_dir, coral_root, labels_path)
+    port = free_port()
+    cfg = from_dict({"output": {"json_lines": False}, "source": {"loop": True},
+                     "http": {"enabled": True, "listen": f"127.0.0.1:{port}"},
+                     "mqtt": {"enabled": True, "port": broker, "topic": "wk"}})  # fmt: skip
+    restarted, results = threading.Event(), []
+    sink = CallbackSink(results.append,
+                        lambda e: e.kind == "worker_restarted" and restarted.set())  # fmt: skip
+    sub = Subscriber(broker, "wk")
+    stop = threading.Event()
+    t = threading.Thread(target=serve.run, args=(cfg,), daemon=True, kwargs={
+        "stop": stop, "classifier": worker, "source": OpenCVSource(str(video_avi), loop=True),
+        "extra_sinks": [sink]})  # fmt: skip
+    t.start()
+    try:
+        assert restarted.wait(60)
+        seen = len(results)
+        sub.wait_for(lambda m: m[0] == "wk/event" and '"worker_crashed"' in m[1])
+        base = f"http://127.0.0.1:{port}"
+        metrics = urllib.request.urlopen(base + "/metrics", timeout=10).read().decode()
+        assert 'edgekit_worker_failures_total{reason="crash"} 1' in metrics
+        events = json.loads(urllib.request.urlopen(base + "/events.json", timeout=10).read())
+        assert "worker_crashed" in json.dumps(events)
+        deadline = time.monotonic() + 30
+        while len(results) < seen + 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(results) >= seen + 2  # the new worker's results
+    finally:
+        stop.set()
+        t.join(30)
+        worker.close()
+        sub.close()
+    assert not t.is_alive() and my_segments() == []

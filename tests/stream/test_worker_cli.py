@@ -104,6 +104,7 @@ def test_serve_keeps_producing_results_after_its_worker_segfaults(
     assert [r["frame"] for r in results] == [i for i in range(1, 41) if i not in (11, 22, 33)]
     assert "Traceback" not in err
     assert all(line.startswith(("Warning: ", "Info: ")) for line in err.splitlines()), err
+    assert err.count("Warning: worker_crashed: inference worker killed by SIGSEGV") == 3
     assert segments(p.pid) == []
 
 
