@@ -58,6 +58,12 @@ from edgekit.cli.common import libedgetpu_option
     help="Results as JSON lines on stdout (default on).",
 )
 @click.option("--summary", is_flag=True, help="Print final stats as JSON on stderr at the end.")
+@click.option(
+    "--check",
+    "check_only",
+    is_flag=True,
+    help="Check config, model, labels and source, print one line and exit (0: OK, 1: not).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level (default WARNING).")
 @click.option(
     "--worker",
@@ -67,8 +73,8 @@ from edgekit.cli.common import libedgetpu_option
 )
 @libedgetpu_option
 def serve(config_path, model, labels, source, device, http_listen, max_frames, top_k,
-          threshold, threads, loop, realtime, smoothing, json_lines, summary, verbose,
-          worker):  # fmt: skip
+          threshold, threads, loop, realtime, smoothing, json_lines, summary, check_only,
+          verbose, worker):  # fmt: skip
     """Classify frames from a camera, stream or file and publish the results.
 
     Results are JSON lines on stdout: frame, timestamp, classes [{id, label, score}],
@@ -92,6 +98,13 @@ def serve(config_path, model, labels, source, device, http_listen, max_frames, t
         http__enabled=True if http_listen else None, http__listen=http_listen,
         worker__mode=worker,
     )  # fmt: skip
+
+    if check_only:
+        from edgekit.stream.check import check
+
+        summary_line = check(config)
+        click.echo(f"OK: {config_path or 'flags'}: {summary_line}")
+        return
 
     stop = threading.Event()
 

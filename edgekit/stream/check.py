@@ -1,0 +1,76 @@
+"""``edgekit serve --check``: everything serve needs, checked without serving.
+
+The config (parsed and validated by the caller), the model and its labels (loaded the way serve
+loads them, so an Edge TPU model is opened through the same child-process path), and the source
+(a file or folder exists and is readable, a camera device node exists, picamera2 imports). URLs
+and the MQTT broker are not contacted: they may legitimately be down at install time, and serve
+reconnects to them. ``install-service.sh`` runs this before it enables the service, so a service
+that cannot start is never installed as one that restarts in a loop.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from edgekit.errors import EdgekitError
+from edgekit.stream.config import ServeConfig
+
+_DEVICE = re.compile(r"^(?:/dev/video)?(\d+)$")
+
+
+def check(config: ServeConfig) -> str:
+    """Raise EdgekitError for the first problem; return a one-line summary when all is well."""
+    source = check_source(config)
+    model = check_model(config)
+    http = config.http.listen if config.http.enabled else "off"
+    q = config.mqtt
+    mqtt = f"{q.host}:{q.port} (not contacted)" if q.enabled else "off"
+    return f"model {model}; source {source}; http {http}; mqtt {mqtt}"
+
+
+def check_model(config: ServeConfig) -> str:
+    from edgekit.stream.serve import load_model
+
+    model = load_model(config)
+    try:
+        runner = getattr(model, "runner", None)
+        backend = getattr(runner, "backend", None) or getattr(model, "backend", None) or "?"
+        task = getattr(model, "task", "classify")
+        return f"{config.model.path} ({task}, {backend})"
+    finally:
+        close = getattr(model, "close", None)
+        if close is not None:
+            close()
+
+
+def check_source(config: ServeConfig) -> str:
+    from edgekit.stream.sources import open_source
+
+    s = config.source
+    uri = str(s.uri).strip()
+    m = _DEVICE.match(uri)
+    if m:
+        node = f"/dev/video{m.group(1)}"
+        if not os.path.exists(node):
+            raise EdgekitError(
+                f"camera {node} not found",
+                "plug the camera in or set [source] uri (`ls /dev/video*` lists cameras)",
+            )
+        return node
+    if uri.lower().startswith("picamera2"):
+        try:
+            import picamera2  # noqa: F401
+        except ImportError as e:
+            raise EdgekitError(
+                f"[source] uri = {uri!r} needs picamera2, which does not import here ({e})",
+                "sudo apt install python3-picamera2 and a venv with --system-site-packages",
+            ) from None
+        return uri
+    if "://" in uri:
+        open_source(uri, loop=s.loop, width=s.width, height=s.height, fps=s.fps)
+        return f"{uri} (not contacted)"
+    if os.path.exists(uri) and not (os.path.isfile(uri) or os.path.isdir(uri)):
+        raise EdgekitError(f"[source] uri {uri}: not a regular file or folder", "check the path")
+    open_source(uri, loop=s.loop, width=s.width, height=s.height, fps=s.fps)  # exists, readable
+    return uri
