@@ -28,17 +28,20 @@ DTYPE = "Operation is working on an unsupported data type"
 RANK = "Tensor has unsupported rank (up to 3 innermost dimensions mapped)"
 STATUSES = (MAPPED, NOT_SUPPORTED, UNSPECIFIED, SUBGRAPH, VERSION, DTYPE, RANK)
 
-# Largest row (x * z bytes) of any tensor the compiler maps. Evidence (yolo pairs): rows of
-# 230,400 B mapped (v8 RESHAPE to [1,144,1600]); 537,600 B and more never (v8 [1,64,8400]
-# slices, LOGISTIC/QUANTIZE/CONCATENATION on [1,80..144,8400], v5 [1,25200,85]).
-MAX_ROW_BYTES = 256 * 1024
-# A RESHAPE that changes the (y, x, z) layout maps only while every dimension stays within
-# this size. Evidence: [1,16,20,36] -> [1,2880,4] (retinanet) and [1,40,40,255] ->
-# [1,1600,3,85] (yolov5) mapped; reshapes producing or reading 4,800, 6,400 and 8,400 did not.
-MAX_RELAYOUT_DIM = 4096
-# TRANSPOSE maps up to this many elements. Evidence (yolov8): [1,20,20,144] (57,600) mapped,
-# [1,40,40,144] (230,400) and larger did not.
-MAX_TRANSPOSE_ELEMENTS = 1 << 17
+# Largest row (x * z bytes) of any tensor the compiler maps. Evidence: rows up to 199,920 B
+# mapped (yolov5s@224's [1,2352,85] in coral issue 512's size sweep); 230,400 B (yolov8
+# RESHAPE to [1,144,1600]) and more never (yolov8 [1,64..144,8400], yolov5 [1,4800,85],
+# [1,25200,85]; yolov5s@256's [1,3072,85]). 200 KiB lies between.
+MAX_ROW_BYTES = 200 * 1024
+# TRANSPOSE maps up to this many elements. Evidence: [1,20,20,144] (57,600, yolov8) and
+# [1,784,3,85] (199,920, yolov5s@224) mapped; [1,40,40,144] (230,400, yolov8) and
+# [1,1024,3,85] (261,120, yolov5s@256) did not.
+MAX_TRANSPOSE_ELEMENTS = 200 * 1024
+# A RESHAPE that moves data between y, x and z maps up to this many elements ("certain
+# reshapes might not be mapped for large tensor sizes", Coral). Evidence: [1,40,40,255] ->
+# [1,1600,3,85] (408,000, yolov5n) mapped; [1,48,48,255] -> [1,2304,3,85] (587,520,
+# yolov5s@384) and [1,80,80,255] -> [1,6400,3,85] (1,632,000, yolov5n) did not.
+MAX_RELAYOUT_ELEMENTS = 512 * 1024
 # Coral's table: SOFTMAX over at most 16,000 elements; the yolov8 pair shows a softmax over the
 # innermost 16 of a [1,4,8400,16] tensor is otherwise accepted, so the limit is on that axis.
 MAX_SOFTMAX_DEPTH = 16_000
@@ -177,6 +180,8 @@ def _no_batch_axis(op: OpInfo, model: ModelInfo) -> Verdict | None:
     if vals is None:
         return _unspecified("the axis is not constant")
     if rank == 4 and 0 in {a % rank for a in vals}:
+        if op.opcode == "SPLIT" and op.options.get("num_splits") == 1:
+            return None  # one "split" is a copy: no data crosses the batch dimension
         return _unspecified(f"{op.opcode} over the batch dimension")
     return None
 
@@ -228,14 +233,14 @@ def _reshape(op: OpInfo, model: ModelInfo) -> Verdict | None:
     src, dst = input_tensor(model, op, 0).shape, output_tensor(model, op).shape
     if _squeezed(src) == _squeezed(dst):
         return None  # only leading 1s change: no data moves
-    big = max((*src, *dst), default=0)
-    if big > MAX_RELAYOUT_DIM:
+    n = input_tensor(model, op, 0).num_elements
+    if n > MAX_RELAYOUT_ELEMENTS:
         return _unspecified(
-            f"RESHAPE {list(src)} -> {list(dst)} rearranges a dimension of {big:,} (the "
-            f"compiler maps such reshapes up to about {MAX_RELAYOUT_DIM:,})",
+            f"RESHAPE {list(src)} -> {list(dst)} rearranges {n:,} elements (the compiler maps "
+            f"such reshapes up to about {MAX_RELAYOUT_ELEMENTS:,})",
             "keep large reshapes of detection heads on the CPU (after the model), or reshape "
             "per output scale",
-            MAX_RELAYOUT_DIM / big,
+            MAX_RELAYOUT_ELEMENTS / n,
         )
     return None
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from edgekit.edgetpu_limits import (  # noqa: F401  (re-exported: the statuses and limits)
     DTYPE,
     MAPPED,
-    MAX_RELAYOUT_DIM,
+    MAX_RELAYOUT_ELEMENTS,
     MAX_ROW_BYTES,
     MAX_SOFTMAX_DEPTH,
     MAX_TRANSPOSE_ELEMENTS,
@@ -167,7 +167,9 @@ def _dtype_problem(op: OpInfo, model: ModelInfo) -> Verdict | None:
             continue  # biases (accumulated in 32 bits) and shape/axis arguments
         if lstm and t.dtype == "int16":
             continue  # the int16 cell state of an integer LSTM (keras_lstm_mnist maps fully)
-        if t.dtype in FLOAT_DTYPES:
+        if op.is_custom:
+            fix = None  # a custom op runs on the CPU whatever its types
+        elif t.dtype in FLOAT_DTYPES:
             fix = _CONVERT_HINT
         elif op.opcode == "SHAPE" or model.dynamic_tensors():
             # A -1 batch makes the converter compute shapes at run time (SHAPE, STRIDED_SLICE,

@@ -243,8 +243,9 @@ def suggest(model: ModelInfo, verdicts: list, tpu_now: int) -> list[dict]:
     """
     ok = [v is None for v in verdicts]
     groups: dict[str, list[int]] = {}
+    ops = model.main.operators
     for i, v in enumerate(verdicts):
-        if v is not None:
+        if v is not None and not ops[i].is_custom:  # custom ops never map: nothing to fix
             groups.setdefault(v.fix or v.reason, []).append(i)
     out = []
     for fix, idx in groups.items():
