@@ -30,8 +30,8 @@ LIB_DIRS = (
     "lib",
 )
 APT_FIX = (
-    "add Coral's apt repository (https://coral.ai/software/#debian-packages) and "
-    "sudo apt-get install libedgetpu1-std"
+    "sudo bash scripts/setup-pi.sh: it installs the libedgetpu built for your interpreter "
+    "(`edgekit stack` names it; Google's own package crashes in current interpreters)"
 )
 
 
@@ -171,7 +171,8 @@ def check_devices(root: Path) -> list[Check]:
                 Check(
                     name,
                     WARN,
-                    f"{detail}, USB 2 link ({d.speed_mbps} Mb/s): several times slower",
+                    f"{detail}, USB 2 link ({d.speed_mbps} Mb/s): expect 100-200 ms per "
+                    "inference instead of a few ms",
                     "plug it into a USB 3 (blue) port, directly or through a powered USB 3 hub",
                 )
             )
@@ -283,8 +284,18 @@ def run_checks(
     path: str | None = None,
     import_module: Callable = importlib.import_module,
     providers: dict[str, str | None] | None = None,
+    probe: bool = False,
+    library: str | None = None,
+    device: str | None = None,
+    model: str | None = None,
+    timeout: float = 30.0,
 ) -> list[Check]:
-    """All checks in order. Arguments default to this process and machine; tests pass fakes."""
+    """All checks in order. Arguments default to this process and machine; tests pass fakes.
+
+    ``probe``: also load libedgetpu in a child process and run a tiny compiled model on the
+    Edge TPU (``device``, default the first free one), with ``timeout`` seconds; ``library``
+    overrides which libedgetpu; ``model`` is a bundle or compiled model whose required Edge TPU
+    runtime is compared with the library's before anything loads it."""
     root = Path(root)
     if uid is None:
         uid = os.getuid() if hasattr(os, "getuid") else 1000
@@ -293,17 +304,49 @@ def run_checks(
 
         user = getpass.getuser()
     gids = gids if gids is not None else (os.getgroups() if hasattr(os, "getgroups") else [])
-    return [
+    from edgekit import doctor_edgetpu as tpu
+
+    found = providers if providers is not None else installed_providers()
+    devices = list_edge_tpus(root)
+    per_device, free = [], []
+    for d in devices or []:
+        per_device.append(tpu.check_node(root, d, uid, gids))
+        held, is_free = tpu.check_holders(root, d)
+        per_device.append(held)
+        if is_free:
+            free.append(d)
+    checks = [
         check_python(),
-        check_interpreter(providers),
+        check_interpreter(found),
         check_pycoral(import_module),
         check_libedgetpu(root),
+        tpu.check_pair(root, found),
         *check_devices(root),
+        *per_device,
         check_plugdev(root, user, uid, gids),
         check_udev(root, uid),
         check_cameras(root, import_module),
         check_compiler(machine or platform.machine(), path),
     ]
+    if probe:
+        checks += _probe_checks(root, tpu, devices, free, library, device, model, timeout)
+    return checks
+
+
+def _probe_checks(root, tpu, devices, free, library, device, model, timeout) -> list[Check]:
+    if devices is not None and not devices:
+        return [Check("probe", WARN, "skipped: no Edge TPU attached",
+                      "plug the Coral in and run doctor again to load it")]  # fmt: skip
+    if devices and not free:
+        return [Check("probe", WARN, "skipped: every Edge TPU is in use (see above)",
+                      "stop the process using it, then run doctor again")]  # fmt: skip
+    need = None
+    if model:
+        from edgekit.backends.probe import required_runtime_of
+
+        need = required_runtime_of(model)
+    target = device or (free[0].name if free else None)
+    return tpu.check_probe(tpu.probe_library(root, library), target, timeout, need)
 
 
 def report(checks: list[Check]) -> dict:

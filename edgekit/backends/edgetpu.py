@@ -117,6 +117,13 @@ class SystemStack:
         v = verdict(self.library, device)
         if not v.ok:
             raise v.error()
+        from edgekit.backends.probe import required_runtime_of
+
+        need = required_runtime_of(model_path)  # what convert recorded in the bundle
+        if need is not None and v.runtime is not None and v.runtime < need:
+            raise explain(RuntimeError(f"Package requires runtime version ({need}), which is "
+                                       f"newer than this runtime version ({v.runtime})."),
+                          model_path, device or "edgetpu")  # fmt: skip
         if self._pycoral is not None:
             # pycoral.make_interpreter has no thread option; threads only matter for ops the
             # compiler left on the CPU.

@@ -247,6 +247,31 @@ def probe(
     return _diagnose(path, proc.returncode, _lines(proc.stdout), proc.stderr, timeout)
 
 
+def required_runtime_of(model: str | os.PathLike) -> int | None:
+    """The Edge TPU runtime version a bundle (or the compiled model of one) needs, from its
+    edgekit.json (what `edgekit convert` recorded); None when unknown."""
+    p = Path(model)
+    manifest = p if p.name == "edgekit.json" else (p / "edgekit.json" if p.is_dir() else
+                                                    p.parent / "edgekit.json")  # fmt: skip
+    try:
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+        comp = data.get("compile") or {}
+        if p.is_file() and p.suffix == ".tflite" and data["models"].get("edgetpu") != p.name:
+            return None  # a manifest beside it, but of another model
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        return None
+    if not isinstance(comp, dict):
+        return None
+    need = comp.get("required_runtime")
+    if isinstance(need, int) and not isinstance(need, bool):
+        return need
+    from edgekit.stack import required_runtime
+
+    report = comp.get("report") if isinstance(comp.get("report"), dict) else {}
+    m = comp.get("min_runtime")
+    return required_runtime(report.get("version"), m if isinstance(m, int) else None)
+
+
 def _text(b: bytes | str | None) -> str:
     return b.decode("utf-8", "replace") if isinstance(b, bytes) else (b or "")
 

@@ -4,24 +4,61 @@ from __future__ import annotations
 
 import click
 
-from edgekit.cli.common import echo_json
+from edgekit.cli.common import echo_json, libedgetpu_option
 
 _MARK = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL"}
 
 
 @click.command()
+@click.option(
+    "--model",
+    type=click.Path(),
+    metavar="BUNDLE",
+    help="Also check that libedgetpu's runtime version is one this bundle needs.",
+)
+@click.option(
+    "--device",
+    "-d",
+    metavar="DEVICE",
+    help="Edge TPU to probe: usb, usb:N, pci, pci:N, :N [default: the first free one].",
+)
+@click.option(
+    "--timeout",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(1, 600),
+    help="Seconds the probe may take before it counts as hung.",
+)
+@click.option(
+    "--no-probe", is_flag=True, help="Skip loading libedgetpu and running a model on the Edge TPU."
+)
+@libedgetpu_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @click.option("--root", default="/", show_default=True, hidden=True,
               help="Read sysfs, /dev and /etc below this directory (for testing).")  # fmt: skip
-def doctor(as_json, root):
-    """Check Python, the interpreter, libedgetpu, attached Edge TPUs and their USB speed, the
-    plugdev group, the udev rule, cameras and (on x86-64) the Edge TPU compiler.
+def doctor(model, device, timeout, no_probe, as_json, root):
+    """Check Python, the interpreter, libedgetpu and whether the two are a known pair, attached
+    Edge TPUs (USB speed, device permission, which processes hold them), the plugdev group, the
+    udev rule, cameras and (on x86-64) the Edge TPU compiler; then prove the stack: a child
+    process loads libedgetpu, builds an interpreter on a tiny compiled model, allocates and
+    invokes it (a crash, abort or hang there is diagnosed, never suffered).
 
     Exits with status 1 if any check fails.
     """
+    from edgekit.backends.devices import parse_device
     from edgekit.doctor import report, run_checks
 
-    result = report(run_checks(root))
+    if device:
+        parse_device(device)
+    if model is not None:
+        from pathlib import Path
+
+        if not Path(model).exists():
+            from edgekit.errors import EdgekitError
+
+            raise EdgekitError(f"--model {model}: no such bundle or model", "check the path", 2)
+    result = report(run_checks(root, probe=not no_probe, device=device, model=model,
+                               timeout=timeout))  # fmt: skip
     if as_json:
         echo_json(result)
     else:

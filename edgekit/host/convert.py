@@ -32,6 +32,7 @@ from edgekit.manifest import (
     Manifest,
     OutputSpec,
 )
+from edgekit.stack import required_runtime
 
 Progress = Optional[Callable[[str, int, int], None]]
 Warn = Optional[Callable[[str], None]]
@@ -223,7 +224,15 @@ def _convert(
             report = compiler.compile_model(
                 compiler_exe, tmp / cpu_name, tmp, min_runtime, segments, compile_timeout
             )
-            compile_info.update(status="compiled", report=report.to_dict())
+            # What the Pi needs: a runtime at least this new (edgetpu_compiler 16 -> 14
+            # unless -m 13); doctor and the runtime compare it with libedgetpu's.
+            compile_info.update(
+                status="compiled",
+                report=report.to_dict(),
+                compiler_version=report.version,
+                min_runtime=min_runtime,
+                required_runtime=required_runtime(report.version, min_runtime),
+            )
             compile_info["comparison"] = _comparison(info, prediction, tmp, report)
             models["edgetpu"], models["edgetpu_log"] = report.output, report.log
             if report.ops_cpu:

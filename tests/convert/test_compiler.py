@@ -118,6 +118,10 @@ def test_cli_partial_mapping_warns(trained, apple_banana_dir, tmp_path, monkeypa
     assert "1 of 9 ops will run on the CPU" in r.stderr and "QUANTIZE" in r.stderr
     rep = json.loads(r.stdout)["manifest"]["compile"]["report"]
     assert rep["ops_cpu"] == 1
+    # what the Pi needs: edgetpu_compiler 16 without -m -> Edge TPU runtime 14
+    comp = json.loads(r.stdout)["manifest"]["compile"]
+    assert comp["compiler_version"] == rep["version"] and rep["version"].startswith("16.")
+    assert (comp["min_runtime"], comp["required_runtime"]) == (None, 14)
     # the bundle keeps what the compiler did beside the prediction (its log's rows)
     c = json.loads(r.stdout)["manifest"]["compile"]["comparison"]
     assert (c["predicted_cpu_ops"], c["actual_cpu_ops"], c["agree"]) == (0, 1, False)

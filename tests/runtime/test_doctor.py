@@ -20,27 +20,39 @@ Version: 5.2
 Package: libedgetpu1-{flavour}
 Status: install ok installed
 Architecture: arm64
-Version: 16.0
+Version: {version}
 
 Package: libedgetpu1-max
 Status: deinstall ok config-files
 Version: 15.0
 """
 LITERT = {"ai_edge_litert": "2.3.0", "tflite_runtime": None, "tensorflow": None}
+TFLITE = {"ai_edge_litert": None, "tflite_runtime": "2.17.1", "tensorflow": None}  # the pair's
 
 
-def healthy_pi(root, speed=5000, flavour="std"):
+def healthy_pi(root, speed=5000, flavour="std", version="16.0tf2.17.1-1"):
+    """A Pi as setup-pi.sh leaves it: feranick's libedgetpu (TF 2.17.1), udev rule, plugdev,
+    the Coral at 2-1 = /dev/bus/usb/002/003 (crw-rw---- root:plugdev)."""
     make_sysfs(root, usb=[("1-1", "2109", "3431", 480), ("2-1", "18d1", "9302", speed)])
+    (root / "sys/bus/usb/devices/2-1/busnum").write_text("2\n")
+    (root / "sys/bus/usb/devices/2-1/devnum").write_text("3\n")
+    node = root / "dev/bus/usb/002/003"
+    node.parent.mkdir(parents=True)
+    node.touch(mode=0o660)
+    node.chmod(0o660)
+    try:
+        os.chown(node, 0, 46)  # plugdev, as the udev rule sets it (tests run as root)
+    except PermissionError:
+        pass
     lib = root / "usr/lib/aarch64-linux-gnu"
     lib.mkdir(parents=True)
     (lib / "libedgetpu.so.1").touch()
     (root / "var/lib/dpkg").mkdir(parents=True)
-    (root / "var/lib/dpkg/status").write_text(DPKG.format(flavour=flavour))
+    (root / "var/lib/dpkg/status").write_text(DPKG.format(flavour=flavour, version=version))
     (root / "etc").mkdir()
     (root / "etc/group").write_text("root:x:0:\nplugdev:x:46:pi\nvideo:x:44:pi\n")
     (root / "lib/udev/rules.d").mkdir(parents=True)
     (root / "lib/udev/rules.d/60-libedgetpu1-std.rules").write_text('SUBSYSTEM=="usb"\n')
-    (root / "dev").mkdir()
     (root / "dev/video0").touch()
     return root
 
@@ -50,8 +62,10 @@ def no_picamera(name):
 
 
 def checks(root, **kw):
-    args = dict(user="pi", uid=1000, gids=[1000, 46], machine="aarch64", path="",
-                import_module=no_picamera, providers=LITERT)  # fmt: skip
+    node = root / "dev/bus/usb/002/003"
+    gids = [1000, 46] + ([node.stat().st_gid] if node.exists() else [])
+    args = dict(user="pi", uid=1000, gids=gids, machine="aarch64", path="",
+                import_module=no_picamera, providers=TFLITE)  # fmt: skip
     args.update(kw)
     return {c.name: c for c in run_checks(root, **args)}
 
@@ -59,11 +73,13 @@ def checks(root, **kw):
 def test_healthy_pi_passes_everything(tmp_path):
     got = checks(healthy_pi(tmp_path))
     assert {n: c.status for n, c in got.items()} == {
-        "python": "ok", "interpreter": "ok", "pycoral": "ok", "libedgetpu": "ok",
-        "edgetpu usb:0": "ok", "plugdev": "ok", "udev rule": "ok", "camera": "ok",
-        "edgetpu_compiler": "ok",
+        "python": "ok", "interpreter": "ok", "pycoral": "ok", "libedgetpu": "ok", "stack": "ok",
+        "edgetpu usb:0": "ok", "access usb:0": "ok", "users usb:0": "ok", "plugdev": "ok",
+        "udev rule": "ok", "camera": "ok", "edgetpu_compiler": "ok",
     }  # fmt: skip
-    assert "libedgetpu1-std 16.0" in got["libedgetpu"].detail
+    assert "libedgetpu1-std 16.0tf2.17.1-1" in got["libedgetpu"].detail
+    assert "both TF 2.17.1" in got["stack"].detail
+    assert "/dev/bus/usb/002/003" in got["access usb:0"].detail
     assert "/usr/lib/aarch64-linux-gnu/libedgetpu.so.1" in got["libedgetpu"].detail
     assert "USB 3" in got["edgetpu usb:0"].detail
     assert got["udev rule"].detail == "/lib/udev/rules.d/60-libedgetpu1-std.rules"
@@ -86,7 +102,7 @@ def test_bare_machine_fails_with_fixes(tmp_path):
     got = checks(tmp_path, providers={"ai_edge_litert": None, "tflite_runtime": None,
                                       "tensorflow": None})  # fmt: skip
     for name, fix in [("interpreter", "pip install ai-edge-litert"),
-                      ("libedgetpu", "libedgetpu1-std"), ("edgetpu", "USB 3"),
+                      ("libedgetpu", "setup-pi.sh"), ("edgetpu", "USB 3"),
                       ("plugdev", "groupadd plugdev"), ("udev rule", "reinstall")]:  # fmt: skip
         assert got[name].status == "fail" and fix in got[name].fix, got[name]
     assert got["camera"].status == "warn"

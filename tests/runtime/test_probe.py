@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -85,8 +86,6 @@ def test_verdict_caches_pair_facts_only(edgetpu_standins, tmp_path, monkeypatch)
 
 
 def test_a_replaced_library_is_probed_again(edgetpu_standins, tmp_path):
-    import shutil
-
     lib = tmp_path / "lib" / "libedgetpu.so.1"
     lib.parent.mkdir()
     shutil.copy(edgetpu_standins["segv"], lib)
@@ -176,3 +175,23 @@ def test_libedgetpu_option_rejects_what_is_not_a_library(tmp_path, coral_dir):
         ]
         r = CliRunner().invoke(main, ["classify", *args])
         assert r.exit_code == 2 and len(r.stderr.splitlines()) == 1 and words in r.stderr
+
+
+def test_bundle_runtime_is_checked_before_the_library_loads(edgetpu_standins, pi_root,
+                                                            coral_dir, tmp_path):  # fmt: skip
+    from edgekit import backends
+    from edgekit.backends import EdgeTpuError
+
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    model = bundle / "m_edgetpu.tflite"
+    shutil.copy(coral_dir / f"{V1}_edgetpu.tflite", model)
+    (bundle / "edgekit.json").write_text(json.dumps({
+        "models": {"cpu": "m.tflite", "edgetpu": model.name},
+        "compile": {"status": "compiled", "required_runtime": 14},
+    }))  # fmt: skip
+    old = backends.EdgeTpuBackend(SystemStack(root=pi_root, library=edgetpu_standins["runtime13"]))
+    with pytest.raises(EdgeTpuError, match="needs Edge TPU runtime 14.*libedgetpu is runtime 13"):
+        old(str(model), "usb")
+    new = backends.EdgeTpuBackend(SystemStack(root=pi_root, library=edgetpu_standins["works"]))
+    new(str(model), "usb").close()
