@@ -96,6 +96,14 @@ def _inspect_against_compiler(p: Path, compiled, log) -> dict[str, Any]:
                 f"--compiled {compiled}: not compiled for the Edge TPU (no edgetpu-custom-op)",
                 "pass the *_edgetpu.tflite that edgetpu_compiler wrote",
             )
+        # The compiler keeps tensor names: a twin of MODEL has MODEL's input and output names.
+        names = {t.name for t in info.main.tensors}
+        if not all(t.name in names for t in (*twin.inputs, *twin.outputs)):
+            raise EdgekitError(
+                f"--compiled {compiled} was not compiled from {p.name} (its input/output tensor "
+                "names are not in it)",
+                "pass the CPU model that edgetpu_compiler was given and the model it wrote",
+            )
     log_text = None
     if log is not None:
         lp = _regular(Path(log), "--log")

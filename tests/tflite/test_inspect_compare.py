@@ -79,7 +79,9 @@ def test_yolov8_head_with_the_real_log():
     }
 
 
-@pytest.mark.parametrize("what", ["missing", "directory", "fifo", "not-compiled", "not-a-log"])
+@pytest.mark.parametrize(
+    "what", ["missing", "directory", "fifo", "not-compiled", "not-a-log", "other-model"]
+)
 def test_bad_compiled_or_log_one_line_exit_1(what, coral_dir, tmp_path):
     cpu = coral_dir / f"{V1}.tflite"
     if what == "missing":
@@ -91,6 +93,8 @@ def test_bad_compiled_or_log_one_line_exit_1(what, coral_dir, tmp_path):
         args = ("--log", tmp_path / "pipe")
     elif what == "not-compiled":
         args = ("--compiled", cpu)
+    elif what == "other-model":
+        args = ("--compiled", coral_dir / "mobilenet_v2_1.0_224_quant_edgetpu.tflite")
     else:
         (tmp_path / "x.log").write_text("hello\n")
         args = ("--log", tmp_path / "x.log")
