@@ -8,6 +8,7 @@ hidden ``.<name>.tmp-*`` entry that is removed on the error path.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
@@ -32,8 +33,9 @@ def replacing(path: str | os.PathLike) -> Iterator[Path]:
     os.unlink(name)
     tmp = Path(name)
     try:
-        yield tmp
-        os.replace(tmp, path)
+        with _write_errors(path):
+            yield tmp
+            os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -83,6 +85,25 @@ def current_umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+# errno values that mean "the disk cannot take it", whatever was being written
+_DISK_ERRORS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EIO}
+
+
+@contextlib.contextmanager
+def _write_errors(path: Path) -> Iterator[None]:
+    """Disk full, file too large, quota, read-only or I/O error while writing an output -> one
+    EdgekitError (the caller's cleanup has already run or runs as it propagates)."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno not in _DISK_ERRORS:
+            raise
+        raise EdgekitError(
+            f"{path}: cannot write it ({e.strerror or e}); nothing was written",
+            "free some disk space (or choose another output) and run again",
+        ) from None
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -179,7 +200,8 @@ def atomic_dir(path: str | os.PathLike, force: bool = False) -> Iterator[Path]:
         # the service user. Give it the mode mkdir would have given.
         os.chmod(tmp, 0o777 & ~current_umask())
     try:
-        yield tmp
+        with _write_errors(path):
+            yield tmp
         check_replaceable(path, force)  # nothing appeared there while we worked
         if path.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))

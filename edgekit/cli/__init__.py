@@ -66,31 +66,40 @@ class LazyGroup(click.Group):
             click.echo(f"Error: {e}", err=True)
             ctx.exit(e.exit_code)
         except KeyboardInterrupt as e:
-            terminated = isinstance(e, _Terminated)
-            click.echo("Terminated." if terminated else "Interrupted.", err=True)
-            ctx.exit(128 + signal.SIGTERM if terminated else 130)
+            signum = e.signum if isinstance(e, _Terminated) else signal.SIGINT
+            words = {signal.SIGINT: "Interrupted.", signal.SIGHUP: "Hung up."}
+            click.echo(words.get(signum, "Terminated."), err=True)
+            ctx.exit(128 + signum)
         finally:
             restore()
 
 
 class _Terminated(KeyboardInterrupt):
-    """SIGTERM raised like Ctrl-C, so that temporary outputs and child processes are cleaned up."""
+    """SIGTERM or SIGHUP (terminal closed, ssh dropped) raised like Ctrl-C, so that temporary
+    outputs and child processes are cleaned up. ``signum`` is the signal received."""
+
+    def __init__(self, signum: int = signal.SIGTERM):
+        super().__init__()
+        self.signum = signum
 
 
 def _raise_terminated(signum, frame):
-    raise _Terminated()
+    raise _Terminated(signum)
 
 
 def _terminate_like_ctrl_c():
-    """Turn SIGTERM into :class:`_Terminated` while a command runs (commands with their own
-    handler, like ``serve``, replace it). Returns the function that restores the old handler."""
+    """Turn SIGTERM and SIGHUP into :class:`_Terminated` while a command runs (commands with
+    their own handler, like ``serve``, replace it). Returns the function that restores the old
+    handlers."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
-    old = signal.getsignal(signal.SIGTERM)
-    if old is not signal.SIG_DFL:
-        return lambda: None
-    signal.signal(signal.SIGTERM, _raise_terminated)
-    return lambda: signal.signal(signal.SIGTERM, old)
+    restore = []
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        old = signal.getsignal(signum)
+        if old is signal.SIG_DFL:
+            signal.signal(signum, _raise_terminated)
+            restore.append((signum, old))
+    return lambda: [signal.signal(s, h) for s, h in restore]
 
 
 def _extra_for(name: str) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from edgekit.cli.common import echo_json, warn
+from edgekit.cli.params import THREADS
 from edgekit.cli.runtime import DEVICE_HELP
 from edgekit.detect.decoders import MAX_DETECTIONS, available_decoders
 from edgekit.errors import EdgekitError
@@ -56,7 +57,7 @@ def _finite(ctx, param, value):
 @click.option("--device", "-d", default="auto", show_default=True, help=DEVICE_HELP)
 @click.option(
     "--threads",
-    type=click.IntRange(min=1),
+    type=THREADS,
     help="CPU interpreter threads [default: the runtime's].",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")  # fmt: skip

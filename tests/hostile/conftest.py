@@ -121,3 +121,27 @@ def bundle(tmp_path_factory) -> Path:
 def photo(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("photo")
     return Path(shutil.copy(CORAL / "parrot.jpg", d / "parrot.jpg"))
+
+
+TINY_KERAS = """
+import sys, keras
+inp = keras.Input((16, 16, 3))
+x = keras.layers.Conv2D(4, 3, strides=2, padding="same", activation="relu")(inp)
+x = keras.layers.GlobalAveragePooling2D()(x)
+out = keras.layers.Dense(2, activation="softmax")(x)
+model = keras.Model(inp, out)
+model.save(sys.argv[1] + "/tiny.h5")
+model.save(sys.argv[1] + "/tiny.keras")
+"""
+
+
+@pytest.fixture(scope="session")
+def tiny_keras(tmp_path_factory) -> dict[str, Path]:
+    """An untrained 16x16 Keras classifier saved as .h5 and .keras (built in a subprocess, so
+    that TensorFlow is imported by the tests that convert, not by all of them)."""
+    d = tmp_path_factory.mktemp("keras")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.run([sys.executable, "-c", TINY_KERAS, str(d)], capture_output=True,
+                          text=True, timeout=300, env=env)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return {"h5": d / "tiny.h5", "keras": d / "tiny.keras"}

@@ -1,0 +1,141 @@
+"""convert never loses or half-writes anything (issue 9): concurrent runs, --force, unwritable
+and full disks, signals, and a compiler that writes garbage."""
+
+from __future__ import annotations
+
+import errno
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from edgekit.errors import EdgekitError
+from edgekit.host import compiler
+
+from .conftest import TINY, cli, tree_digest
+
+FAKE = Path(__file__).resolve().parents[1] / "convert" / "fake_edgetpu_compiler"
+
+
+def _convert_cmd(model, out, *extra):
+    return [sys.executable, "-c", "from edgekit.cli import run; run()", "convert", str(model),
+            "-o", str(out), "--synthetic-calib", "--num-calib", "4", *map(str, extra)]  # fmt: skip
+
+
+def _others(tmp_path):
+    return sorted(p.name for p in tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("signum", [signal.SIGHUP])  # SIGTERM: tests/convert/test_signals.py
+def test_signal_mid_compile_cleans_up_and_a_second_convert_is_refused(signum, tiny_keras, tmp_path):
+    """One real convert hangs in the compiler; a second one into the same folder fails at once
+    (it did both succeed, the second replacing the first); then the signal: exit 128+N, one
+    line, no .tmp dir, no lock file, no compiler left, no autograph files in TMPDIR."""
+    work, tmpdir = tmp_path / "work", tmp_path / "tmpdir"
+    work.mkdir()
+    tmpdir.mkdir()
+    started = tmp_path / "compiler_started"
+    env = dict(os.environ, FAKE_EDGETPU_MODE="hang", FAKE_EDGETPU_ARGS_FILE=str(started),
+               TMPDIR=str(tmpdir), TF_CPP_MIN_LOG_LEVEL="3")  # fmt: skip
+    cmd = _convert_cmd(tiny_keras["h5"], work / "out", "--compiler", FAKE)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 240
+        while not started.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert started.exists(), proc.communicate(timeout=60)
+        second = cli("convert", tiny_keras["h5"], "-o", work / "out", "--synthetic-calib")
+        assert second.exit_code == 1 and "another edgekit command is writing it" in second.output
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 128 + signum, err
+    assert "Traceback" not in err
+    assert err.splitlines()[-1] in ("Hung up.", "Terminated.", "Interrupted.")
+    assert _others(work) == []  # no bundle, no .out.tmp-*, no .out.lock
+    assert [p.name for p in tmpdir.iterdir() if "autograph" in p.name] == []
+    time.sleep(0.2)
+    assert str(work) not in subprocess.run(["ps", "-eo", "args"], capture_output=True,
+                                           text=True).stdout  # fmt: skip
+
+
+def test_force_never_replaces_a_folder_of_photos(tiny_keras, tmp_path, photo):
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    shutil.copy(photo, calib / "a.jpg")
+    before = tree_digest(calib)
+    r = cli("convert", tiny_keras["h5"], "-o", calib, "--calib", calib, "--force")
+    assert r.exit_code == 1 and "not an edgekit bundle" in r.output
+    assert tree_digest(calib) == before
+
+
+def test_force_replaces_an_empty_folder(tiny_keras, tmp_path):
+    (tmp_path / "out").mkdir()
+    r = cli("convert", tiny_keras["h5"], "-o", tmp_path / "out", "--synthetic-calib",
+            "--num-calib", "4", "--no-compile", "--force")  # fmt: skip
+    assert r.exit_code == 0 and (tmp_path / "out" / "edgekit.json").is_file()
+
+
+@pytest.mark.skipif(not Path("/sys/kernel").is_dir(), reason="needs a read-only /sys")
+def test_unwritable_output_found_before_any_work(tiny_keras):
+    t = time.perf_counter()
+    r = cli("convert", tiny_keras["h5"], "-o", "/sys/kernel/edgekit-out", "--synthetic-calib")
+    assert r.exit_code == 1 and "cannot write here" in r.output
+    assert time.perf_counter() - t < 3  # before TensorFlow is even imported
+
+
+def test_disk_full_while_writing_leaves_nothing(tiny_keras, tmp_path, monkeypatch):
+    real = pathlib.Path.write_bytes
+
+    def full(self, data):  # ENOSPC at the OS boundary, on the bundle's model file
+        if self.suffix == ".tflite":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self))
+        return real(self, data)
+
+    monkeypatch.setattr(pathlib.Path, "write_bytes", full)
+    r = cli("convert", tiny_keras["h5"], "-o", tmp_path / "out", "--synthetic-calib",
+            "--num-calib", "4", "--no-compile")  # fmt: skip
+    assert r.exit_code == 1 and "No space left on device" in r.output
+    assert _others(tmp_path) == []
+
+
+@pytest.fixture
+def model_copy(tmp_path):
+    return Path(shutil.copy(TINY, tmp_path / "m_int8.tflite"))
+
+
+@pytest.mark.parametrize(
+    "mode, message",
+    [
+        ("garbage", "wrote an unreadable m_int8_edgetpu.tflite"),
+        ("no-custom-op", "holds no edgetpu-custom-op"),
+        ("unparsable", "output is not understood"),
+    ],
+)
+def test_compiler_garbage_is_refused(mode, message, model_copy, monkeypatch):
+    monkeypatch.setenv("FAKE_EDGETPU_MODE", mode)
+    with pytest.raises(EdgekitError, match=message):
+        compiler.compile_model(FAKE, model_copy, model_copy.parent)
+
+
+def test_compiler_output_not_utf8_is_read(model_copy, monkeypatch):
+    monkeypatch.setenv("FAKE_EDGETPU_MODE", "binary-output")
+    report = compiler.compile_model(FAKE, model_copy, model_copy.parent)
+    assert report.success and report.output == "m_int8_edgetpu.tflite"
+
+
+def test_convert_with_a_garbage_compiler_writes_no_bundle(tiny_keras, tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_EDGETPU_MODE", "garbage")
+    r = cli("convert", tiny_keras["h5"], "-o", tmp_path / "out", "--synthetic-calib",
+            "--num-calib", "4", "--compiler", FAKE)  # fmt: skip
+    assert r.exit_code == 1 and "unreadable" in r.output
+    assert _others(tmp_path) == []
