@@ -162,8 +162,8 @@ def partition(model: ModelInfo, ok: list[bool]) -> tuple[list[bool], dict[int, i
             if t >= 0:
                 producer[t] = op.index
     on_tpu = [False] * len(ops)
-    # after_tpu[i]: op i is a CPU op downstream of a mapped op (a "tail" CPU op) -> its index
-    cut: dict[int, int] = {}  # op -> tail CPU op upstream of it
+    # op -> the "tail" CPU op (a CPU op with a mapped op upstream) that cuts it off
+    cut: dict[int, int] = {}
     tpu_above = [False] * len(ops)  # op i has a mapped op upstream (or is one)
     for op in ops:
         ups = [producer[t] for t in op.inputs if t >= 0 and t in producer]
