@@ -169,6 +169,8 @@ def _dtype_problem(op: OpInfo, model: ModelInfo) -> Verdict | None:
             continue  # the int16 cell state of an integer LSTM (keras_lstm_mnist maps fully)
         if op.is_custom:
             fix = None  # a custom op runs on the CPU whatever its types
+        elif op.opcode in ("DEQUANTIZE", "CAST"):
+            fix = _REPLACE[op.opcode]
         elif t.dtype in FLOAT_DTYPES:
             fix = _CONVERT_HINT
         elif op.opcode == "SHAPE" or model.dynamic_tensors():

@@ -356,6 +356,15 @@ def format_mapping(m: dict[str, Any], predicted: bool = True) -> list[str]:
     compiler's ``Operator Count Status`` format, parameter memory, every op, fix suggestions."""
     title = "Edge TPU mapping" + (" (predicted)" if predicted else "")
     lines = [f"{title}: {m['tpu_ops']} op(s) on the Edge TPU, {m['cpu_ops']} on the CPU"]
+    if m.get("segments"):
+        runs = [
+            f"{'Edge TPU' if g['on'] == 'edgetpu' else 'CPU'} #{g['ops'][0]}"
+            + (f"-#{g['ops'][-1]}" if len(g["ops"]) > 1 else "")
+            for g in m["segments"]
+        ]
+        lines.append(
+            "  in graph order: " + ", ".join(runs[:12]) + (" ..." if len(runs) > 12 else "")
+        )
     if m.get("summary"):
         lines += ["", f"  {'Operator':<30} {'Count':<10} Status"]
         lines += [f"  {r['operator']:<30} {r['count']:<10} {r['status']}" for r in m["summary"]]
