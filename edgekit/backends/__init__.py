@@ -120,7 +120,19 @@ def available_backends() -> tuple[str, ...]:
     return tuple(sorted(_BACKENDS))
 
 
+def default_cpu_threads() -> int:
+    """CPU interpreter threads when the user gives none: the cores this process may use minus
+    one, which the camera capture thread needs (a Pi 4: 3 of 4), at least 1."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, cores - 1)
+
+
 def _cpu_factory(model_path: str, device: str = "cpu", threads: int | None = None) -> Runner:
+    if threads is None:
+        threads = default_cpu_threads()
     provider = find_provider()
     try:
         with quiet_native_stderr():
@@ -210,7 +222,12 @@ def open_model(
         if found:
             warn(f"{name} is not compiled for the Edge TPU: running it on the CPU")
         else:
-            warn("no Edge TPU found: running on the CPU (emulation)" + _twin_note(files))
+            n = threads or default_cpu_threads()
+            warn(
+                "no Edge TPU found: running on the CPU (emulation)" + _twin_note(files)
+                + f", {n} thread{'s' if n > 1 else ''}"
+                + ("" if threads else " (cores minus one; --threads to change)")
+            )  # fmt: skip
     elif _require_cpu_model(files, name) != files.given and files.bundle is None:
         warn(f"running the CPU twin {files.cpu.name} of {name} (emulation)")
     return _BACKENDS["cpu"](str(files.cpu), "cpu", threads)

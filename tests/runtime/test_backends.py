@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 from edgekit import backends
-from edgekit.backends import EdgeTpuError, open_model, resolve_model
+from edgekit.backends import EdgeTpuError, default_cpu_threads, open_model, resolve_model
 from edgekit.backends.devices import EdgeTpuDevice, list_edge_tpus, parse_device, select_device
 from edgekit.backends.edgetpu import SystemStack, _google_pycoral, explain
 from edgekit.backends.providers import find_provider
@@ -103,7 +104,20 @@ def test_auto_without_edgetpu_warns_once_and_runs_the_cpu_twin(coral_dir, no_edg
     r = open_model(coral_dir / f"{V1}_edgetpu.tflite", "auto", on_warning=said.append)
     assert r.backend == "cpu" and r.model_path.endswith(f"{V1}.tflite")
     want = f"no Edge TPU found: running on the CPU (emulation) with the CPU twin {V1}.tflite"
-    assert said == [want]
+    n = default_cpu_threads()
+    assert said == [
+        f"{want}, {n} thread{'s' if n > 1 else ''} (cores minus one; --threads to change)"
+    ]
+    assert r.threads == n
+
+
+def test_cpu_threads_default_to_cores_minus_one_and_can_be_overridden(coral_dir, monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})  # a Pi 4
+    assert default_cpu_threads() == 3
+    assert open_model(coral_dir / f"{V1}.tflite", "cpu").threads == 3
+    assert open_model(coral_dir / f"{V1}.tflite", "cpu", threads=1).threads == 1
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    assert default_cpu_threads() == 1
 
 
 def test_cpu_device_is_quiet_for_a_cpu_model_but_names_the_twin(coral_dir):
