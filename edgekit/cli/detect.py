@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from edgekit.cli.common import echo_json, warn
+from edgekit.cli.common import echo_json, libedgetpu_option, warn
 from edgekit.cli.params import THREADS
 from edgekit.cli.runtime import DEVICE_HELP
 from edgekit.detect.decoders import MAX_DETECTIONS, available_decoders
@@ -60,6 +60,7 @@ def _finite(ctx, param, value):
     type=THREADS,
     help="CPU interpreter threads [default: the runtime's].",
 )
+@libedgetpu_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")  # fmt: skip
 def detect(model, images, threshold, iou, max_detections, decoder, labels, annotate, device,
            threads, as_json):  # fmt: skip

@@ -123,9 +123,11 @@ def test_classify_and_bench_survive_a_bad_library(edgetpu_standins, use_stack, p
     assert r.exit_code == 1 and r.stdout == ""
     lines = r.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: libedgetpu") and words in lines[0]
-    use_stack(SystemStack(root=pi_root, library=edgetpu_standins[mode]))
-    r = CliRunner().invoke(main, ["bench", str(model), "-d", "usb", "-n", "2"])
-    assert r.exit_code == 1 and len(r.stderr.splitlines()) == 1 and words in r.stderr
+    for cmd in (["bench", str(model), "-d", "usb", "-n", "2"],
+                ["detect", str(model), str(coral_dir / "cat.bmp"), "-d", "usb"]):  # fmt: skip
+        use_stack(SystemStack(root=pi_root, library=edgetpu_standins[mode]))
+        r = CliRunner().invoke(main, cmd)
+        assert r.exit_code == 1 and len(r.stderr.splitlines()) == 1 and words in r.stderr, cmd
 
 
 def test_classify_runs_on_a_working_library(edgetpu_standins, use_stack, pi_root, coral_dir):
