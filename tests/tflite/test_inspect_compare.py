@@ -123,3 +123,24 @@ def test_compiled_model_with_its_cpu_model_beside_it_is_compared(coral_dir, tmp_
     # the hand-made log lists only the convs: the other rows are marked as disagreeing
     assert c["agree"] is False and {x["operator"] for x in c["summary"]} >= {"CONV_2D", "SOFTMAX"}
     assert "Compiler vs prediction" in _run(tmp_path / "m_int8_edgetpu.tflite").output
+
+
+def test_op_disagreement_with_the_twin_is_listed(coral_dir):
+    """compare() on a real pair against a prediction that wrongly puts one op on the CPU."""
+    from edgekit.mapping import OpMapping, predict
+    from edgekit.mapping_compare import compare, format_comparison
+    from edgekit.tflite import read_model
+
+    cpu = read_model(coral_dir / f"{V1}.tflite")
+    twin = read_model(coral_dir / f"{V1}_edgetpu.tflite")
+    p = predict(cpu)
+    wrong = list(p.ops)
+    wrong[5] = OpMapping(5, wrong[5].op, False, "pretend", "Operation not supported")
+    p = type(p)(p.tpu_ops - 1, 1, tuple(wrong))
+    c = compare(cpu, p, twin)
+    assert c["agree"] is False and c["disagreements"] == [5]
+    assert (c["predicted_cpu_ops"], c["actual_cpu_ops"]) == (1, 0)
+    row = next(r for r in c["ops"] if r["index"] == 5)
+    assert (row["predicted"], row["actual"], row["agree"]) == ("cpu", "edgetpu", False)
+    marked = [ln for ln in format_comparison(c) if ln.strip().startswith("!!")]
+    assert len(marked) == 1 and marked[0].split()[1] == "5"
