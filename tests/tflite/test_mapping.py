@@ -247,3 +247,32 @@ def test_yolov8_suggests_the_input_size_that_fits_the_head():
     p = predict(read_model(SHARED / "yolo/yolov8n-640-maxwell/model.tflite"))
     best = p.suggestions[0]
     assert "256x256 instead of 640x640" in best["fix"] and best["ops_gained"] == p.cpu_ops == 25
+
+
+def test_corrupt_models_never_crash_the_prediction(coral_dir):
+    """Bytes flipped in a real model's tables: read_model refuses it with one EdgekitError, or
+    the prediction and the inspect report come out (never IndexError, KeyError, ...)."""
+    import random
+
+    from edgekit.errors import EdgekitError
+    from edgekit.inspect_model import format_report, inspect_tflite
+
+    base = (coral_dir / "mobilenet_v1_0.25_128_quant.tflite").read_bytes()
+    info = read_model(base)
+    tables = max(b.offset + b.size for b in info.buffers)  # the flatbuffer tables follow the data
+    rng = random.Random(11)
+    survived = 0
+    for _ in range(300):
+        data = bytearray(base)
+        for _ in range(rng.randint(1, 6)):
+            data[rng.randrange(tables, len(data))] = rng.choice([0, 1, 0x7F, 0x80, 0xFF])
+        try:
+            m = read_model(bytes(data))
+        except EdgekitError:
+            continue
+        try:
+            format_report(inspect_tflite(m))
+        except EdgekitError:
+            continue
+        survived += 1
+    assert survived > 50  # most flips land in names or options and still parse
