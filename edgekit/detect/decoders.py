@@ -152,14 +152,31 @@ class Decoder:
         self.io = io
         self.params = check_params(self.name, params or {}, self.PARAMS)
         self.input_h, self.input_w = io.input_size
+        for o in io.outputs:
+            if not (math.isfinite(o.scale) and o.scale >= 0) or any(d < 0 for d in o.shape):
+                raise self.refuse(f"output {o.name!r} has a broken shape or quantization")
 
     def decode(
         self, raw: dict[int, np.ndarray], threshold: float, iou: float, max_detections: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(boxes (K, 4) input pixels, scores (K,), class ids (K,)), best first. NaN/inf in a
+        float head are dropped silently (no numpy warnings on stderr)."""
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            return self._decode(raw, threshold, iou, max_detections)
+
+    def _decode(self, raw, threshold, iou, max_detections):
         raise NotImplementedError
 
     def refuse(self, what: str) -> EdgekitError:
         return EdgekitError(f"{self.name} decoder: {what}", _HINT)
+
+
+def _finite_rows(xyxy: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Drop candidates whose box is not finite (a float head can hold NaN or inf)."""
+    ok = np.isfinite(xyxy).all(axis=1)
+    if ok.all():
+        return (xyxy, *others)
+    return (xyxy[ok], *(o[ok] for o in others))
 
 
 def check_params(decoder: str, params: dict[str, Any], extra: dict) -> dict[str, Any]:
@@ -208,14 +225,16 @@ class SsdPostprocess(Decoder):
         self.roles = roles
         self.tensors = {r: by_index[i] for r, i in roles.items()}
 
-    def decode(self, raw, threshold, iou, max_detections):
+    def _decode(self, raw, threshold, iou, max_detections):
         t = self.tensors
         boxes = t["boxes"].dequantize(raw[self.roles["boxes"]]).reshape(-1, 4)
         classes = t["classes"].dequantize(raw[self.roles["classes"]]).reshape(-1)
         scores = t["scores"].dequantize(raw[self.roles["scores"]]).reshape(-1)
         count = float(t["count"].dequantize(raw[self.roles["count"]]).reshape(-1)[0])
         n = int(min(max(count, 0), boxes.shape[0])) if math.isfinite(count) else 0
-        keep = np.nonzero(np.isfinite(scores[:n]) & (scores[:n] >= threshold))[0]
+        ok = np.isfinite(scores[:n]) & (scores[:n] >= threshold) & np.isfinite(classes[:n])
+        ok &= np.isfinite(boxes[:n]).all(axis=1) & (np.abs(classes[:n]) < 2**31)
+        keep = np.nonzero(ok)[0]
         keep = keep[np.argsort(-scores[keep], kind="stable")][:max_detections]
         b = boxes[keep].astype(np.float64)  # ymin, xmin, ymax, xmax in 0..1
         h, w = self.input_h, self.input_w
@@ -284,7 +303,7 @@ class _Yolo(Decoder):
         q = q.reshape(o.shape[1:])
         return q if self.channels_first else q.T
 
-    def decode(self, raw, threshold, iou, max_detections):
+    def _decode(self, raw, threshold, iou, max_detections):
         boxes, scores, classes = [], [], []
         for o in self.io.outputs:
             b, s, c = self._candidates(o, self._head(o, raw[o.index]), threshold)
@@ -295,6 +314,7 @@ class _Yolo(Decoder):
             b, s, c = b[top], s[top], c[top]
         b = self._to_pixels(b)
         xyxy = np.concatenate([b[:, :2] - b[:, 2:] / 2, b[:, :2] + b[:, 2:] / 2], axis=1)
+        xyxy, s, c = _finite_rows(xyxy, s, c)
         keep = batched_nms(xyxy, s, c, iou, max_detections)
         return xyxy[keep], s[keep], c[keep]
 
@@ -363,7 +383,7 @@ class AnchorFree(Decoder):
         self.max_candidates = int(self.params.get("max_candidates", 30_000))
         self._size = np.array([w, h, w, h], dtype=np.float64)
 
-    def decode(self, raw, threshold, iou, max_detections):
+    def _decode(self, raw, threshold, iou, max_detections):
         o = self.out
         head = raw[o.index].reshape(o.shape[1:])  # (N, 4 + nc)
         idx = np.nonzero(head[:, 4:].max(axis=1) >= o.q_threshold(threshold))[0]
@@ -378,6 +398,7 @@ class AnchorFree(Decoder):
         ltrb = rows[:, :4] * self._size
         c = self.centres[idx]
         xyxy = np.concatenate([c - ltrb[:, :2], c + ltrb[:, 2:]], axis=1)
+        xyxy, score, best = _finite_rows(xyxy, score, best)
         keep = batched_nms(xyxy, score, best, iou, max_detections)
         return xyxy[keep], score[keep], best[keep].astype(np.int64)
 
