@@ -334,19 +334,22 @@ def run_checks(
 
 
 def _probe_checks(root, tpu, devices, free, library, device, model, timeout) -> list[Check]:
-    if devices is not None and not devices:
-        return [Check("probe", WARN, "skipped: no Edge TPU attached",
-                      "plug the Coral in and run doctor again to load it")]  # fmt: skip
-    if devices and not free:
-        return [Check("probe", WARN, "skipped: every Edge TPU is in use (see above)",
-                      "stop the process using it, then run doctor again")]  # fmt: skip
     need = None
     if model:
         from edgekit.backends.probe import required_runtime_of
 
         need = required_runtime_of(model)
+    lib = tpu.probe_library(root, library)
+    if devices is not None and not devices:
+        # No device to run a model on: still load the library (in a child) for its version.
+        out = tpu.check_probe(lib, None, timeout, need, library_only=True) if lib else []
+        return out + [Check("probe", WARN, "skipped: no Edge TPU attached to run a model on",
+                            "plug the Coral in and run doctor again")]  # fmt: skip
+    if devices and not free:
+        return [Check("probe", WARN, "skipped: every Edge TPU is in use (see above)",
+                      "stop the process using it, then run doctor again")]  # fmt: skip
     target = device or (free[0].name if free else None)
-    return tpu.check_probe(tpu.probe_library(root, library), target, timeout, need)
+    return tpu.check_probe(lib, target, timeout, need)
 
 
 def report(checks: list[Check]) -> dict:

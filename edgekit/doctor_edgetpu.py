@@ -176,14 +176,18 @@ def probe_library(root: Path, explicit: str | None) -> str | None:
 
 
 def check_probe(
-    library: str | None, device: str | None, timeout: float, need_runtime: int | None = None
+    library: str | None,
+    device: str | None,
+    timeout: float,
+    need_runtime: int | None = None,
+    library_only: bool = False,
 ) -> list[Check]:
     """Load the delegate and run the shipped compiled model in a child (see backends/probe)."""
     from edgekit.backends.probe import probe
 
     if library is None:
         return [Check("probe", FAIL, "no libedgetpu.so.1 to load", SETUP_FIX)]
-    v = probe(library, device, timeout)
+    v = probe(library, device, timeout, model="-" if library_only else None)
     out = []
     if v.version:
         out.append(Check("libedgetpu runtime", OK, f"{v.version} (runtime {v.runtime})"))
@@ -206,6 +210,10 @@ def check_probe(
                 f"the model needs runtime {need_runtime}; libedgetpu has {v.runtime}",
             )
         )
+    if library_only and v.ok:
+        return out
     status = OK if v.ok else FAIL
-    out.append(Check("probe", status, v.detail, "" if v.ok else v.fix))
+    out.append(
+        Check("library load" if library_only else "probe", status, v.detail, "" if v.ok else v.fix)
+    )
     return out

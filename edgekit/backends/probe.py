@@ -182,11 +182,31 @@ def cache_path() -> Path:
 
 
 def _read_cache() -> dict:
+    """The cache, or {} when it is absent, unreadable, not a regular file (a FIFO would block)
+    or not what this module wrote."""
+    path = cache_path()
     try:
-        data = json.loads(cache_path().read_text(encoding="utf-8"))
+        if not stat.S_ISREG(path.stat().st_mode) or path.stat().st_size > (1 << 20):
+            return {}
+        data = json.loads(path.read_text(encoding="utf-8"))
         return data if isinstance(data, dict) else {}
     except (OSError, ValueError):
         return {}
+
+
+def _cached(hit: object) -> Verdict | None:
+    """A cache entry back as a Verdict, only if it is one of the cacheable kinds, well formed."""
+    if not isinstance(hit, dict) or hit.get("status") not in CACHEABLE:
+        return None
+    if not all(isinstance(hit.get(k), str) for k in ("detail", "fix")):
+        return None
+    try:
+        v = Verdict(**hit)
+    except TypeError:
+        return None
+    if v.runtime is not None and not isinstance(v.runtime, int):
+        return None
+    return replace(v, cached=True)
 
 
 def _write_cache(key: str, v: Verdict) -> None:
@@ -212,10 +232,9 @@ def verdict(
         return probe(library, device, timeout)  # "missing", without a child
     key = cache_key(path)
     if use_cache:
-        hit = _read_cache().get(key)
-        if isinstance(hit, dict):
-            with contextlib.suppress(TypeError):
-                return replace(Verdict(**hit), cached=True)
+        hit = _cached(_read_cache().get(key))
+        if hit is not None:
+            return hit
     v = probe(str(path), device, timeout)
     if use_cache and v.status in CACHEABLE:
         _write_cache(key, v)
@@ -235,7 +254,7 @@ def probe(
         return Verdict(
             "missing", None, f"libedgetpu is not installed ({spec} not found)", STACK_FIX
         )
-    model = str(model or PROBE_MODEL)
+    model = str(model or PROBE_MODEL)  # "-": load the library only (no delegate, no device)
     cmd = [sys.executable, "-m", "edgekit.backends.probe_child", str(path), model, device or ""]
     try:
         proc = subprocess.run(

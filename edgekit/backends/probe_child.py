@@ -1,10 +1,11 @@
 """The child side of :mod:`edgekit.backends.probe`: load libedgetpu, build an interpreter on a
 compiled model, allocate and invoke it, and report each stage on stdout as one JSON line.
 
-Run as ``python -m edgekit.backends.probe_child LIBRARY MODEL [DEVICE]``. This process is the
-one that may die (SIGSEGV, SIGABRT) or hang: the parent reads how far it got from the last
-``{"stage": ...}`` line it printed. Exit status 0 = every stage passed; 3 = a Python-level
-error, reported as ``{"error": ..., "stage": ...}``.
+Run as ``python -m edgekit.backends.probe_child LIBRARY MODEL [DEVICE]``; MODEL ``-`` stops after
+the library stage (its version and devices, no delegate: for a machine without an Edge TPU).
+This process is the one that may die (SIGSEGV, SIGABRT) or hang: the parent reads how far it
+got from the last ``{"stage": ...}`` line it printed. Exit status 0 = every stage passed;
+3 = a Python-level error, reported as ``{"error": ..., "stage": ...}``.
 """
 
 from __future__ import annotations
@@ -65,6 +66,9 @@ def main(argv: list[str]) -> int:
         _say(stage=stage)
         facts = _library_facts(library)
         _say(stage=stage, done=True, **facts)
+        if model == "-":
+            _say(stage="done", ok=True)
+            return 0
 
         from edgekit.backends.providers import find_provider
 

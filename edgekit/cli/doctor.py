@@ -50,6 +50,8 @@ def doctor(model, device, timeout, no_probe, as_json, root):
 
     if device:
         parse_device(device)
+    if timeout != timeout:  # FloatRange lets NaN through
+        raise click.BadParameter("nan is not a number of seconds", param_hint="--timeout")
     if model is not None:
         from pathlib import Path
 

@@ -143,3 +143,9 @@ def test_doctor_cli_options(tmp_path, edgetpu_standins):
                                   str(edgetpu_standins["works"]), "--json"])  # fmt: skip
     probe = next(c for c in json.loads(r.stdout)["checks"] if c["name"] == "probe")
     assert probe["status"] == "ok", probe
+
+
+def test_doctor_timeout_must_be_a_number(tmp_path):
+    for bad in ("nan", "inf", "0", "-1"):
+        r = CliRunner().invoke(main, ["doctor", "--root", str(tmp_path), "--timeout", bad])
+        assert r.exit_code == 2 and "--timeout" in r.stderr, (bad, r.stderr)

@@ -197,3 +197,25 @@ def test_bundle_runtime_is_checked_before_the_library_loads(edgetpu_standins, pi
         old(str(model), "usb")
     new = backends.EdgeTpuBackend(SystemStack(root=pi_root, library=edgetpu_standins["works"]))
     new(str(model), "usb").close()
+
+
+def test_a_hostile_cache_is_ignored_not_trusted(edgetpu_standins, tmp_path):
+    from edgekit.backends.probe import cache_key, cache_path
+
+    lib = edgetpu_standins["segv"]
+    cache = cache_path()
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    key = cache_key(lib)
+    entries = [
+        {"status": "ok"},
+        {"status": "no-device", "library": None, "detail": "x", "fix": ""},  # not a pair fact
+        {"status": "ok", "library": None, "detail": 3, "fix": ""},
+    ]
+    for bad in ["not json", "[1, 2]", *(json.dumps({key: e}) for e in entries)]:
+        cache.write_text(bad)
+        v = verdict(lib)
+        assert v.status == "crash" and not v.cached, bad
+    cache.unlink()
+    os.mkfifo(cache)  # would block a reader forever
+    v = verdict(lib)
+    assert v.status == "crash" and not v.cached
