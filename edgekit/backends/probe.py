@@ -83,6 +83,24 @@ class Verdict:
         return asdict(self)
 
 
+def probe_timeout() -> float:
+    """Seconds a probe may take: $EDGEKIT_PROBE_TIMEOUT (1..600), else DEFAULT_TIMEOUT."""
+    raw = os.environ.get("EDGEKIT_PROBE_TIMEOUT", "").strip()
+    if not raw:
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not 1 <= value <= 600:  # also false for NaN
+        raise EdgekitError(
+            f"EDGEKIT_PROBE_TIMEOUT={raw!r} is not a number of seconds in 1..600",
+            "unset it or set e.g. EDGEKIT_PROBE_TIMEOUT=60",
+            exit_code=2,
+        )
+    return value
+
+
 def library_spec(explicit: str | os.PathLike | None = None) -> str:
     """The library to use: ``explicit``, else $EDGEKIT_LIBEDGETPU, else libedgetpu.so.1."""
     return str(explicit or os.environ.get(ENV) or LIBRARY)
@@ -222,11 +240,13 @@ def _write_cache(key: str, v: Verdict) -> None:
 def verdict(
     library: str | os.PathLike | None = None,
     device: str | None = None,
-    timeout: float = DEFAULT_TIMEOUT,
+    timeout: float | None = None,
     use_cache: bool = True,
 ) -> Verdict:
-    """The pair's verdict, from the cache or a fresh :func:`probe`. Never raises for a bad
-    library: the caller raises ``verdict.error()`` when ``not verdict.ok``."""
+    """The pair's verdict, from the cache or a fresh :func:`probe` (``timeout`` None:
+    :func:`probe_timeout`). Never raises for a bad library: the caller raises
+    ``verdict.error()`` when ``not verdict.ok``."""
+    timeout = probe_timeout() if timeout is None else timeout
     path = resolve_library(library_spec(library))
     if path is None:
         return probe(library, device, timeout)  # "missing", without a child
@@ -270,8 +290,11 @@ def required_runtime_of(model: str | os.PathLike) -> int | None:
     """The Edge TPU runtime version a bundle (or the compiled model of one) needs, from its
     edgekit.json (what `edgekit convert` recorded); None when unknown."""
     p = Path(model)
-    manifest = p if p.name == "edgekit.json" else (p / "edgekit.json" if p.is_dir() else
-                                                    p.parent / "edgekit.json")  # fmt: skip
+    manifest = (
+        p
+        if p.name == "edgekit.json"
+        else (p / "edgekit.json" if p.is_dir() else p.parent / "edgekit.json")
+    )
     try:
         data = json.loads(manifest.read_text(encoding="utf-8"))
         comp = data.get("compile") or {}

@@ -130,6 +130,21 @@ def test_classify_and_bench_survive_a_bad_library(edgetpu_standins, use_stack, p
         assert r.exit_code == 1 and len(r.stderr.splitlines()) == 1 and words in r.stderr, cmd
 
 
+def test_classify_survives_a_hanging_library(edgetpu_standins, use_stack, pi_root, coral_dir,
+                                             monkeypatch):  # fmt: skip
+    monkeypatch.setenv("EDGEKIT_PROBE_TIMEOUT", "3")
+    model = coral_dir / f"{V1}_edgetpu.tflite"
+    r = classify([model, coral_dir / "cat.bmp", "-d", "usb"], use_stack, pi_root,
+                 edgetpu_standins["hang"])  # fmt: skip
+    assert r.exit_code == 1 and len(r.stderr.splitlines()) == 1
+    assert "did not answer within 3 s" in r.stderr and "replug" in r.stderr
+    for bad in ("nan", "0", "inf", "soon"):
+        monkeypatch.setenv("EDGEKIT_PROBE_TIMEOUT", bad)
+        r = classify([model, coral_dir / "cat.bmp", "-d", "usb"], use_stack, pi_root,
+                     edgetpu_standins["works"])  # fmt: skip
+        assert r.exit_code == 2 and "EDGEKIT_PROBE_TIMEOUT" in r.stderr, bad
+
+
 def test_classify_runs_on_a_working_library(edgetpu_standins, use_stack, pi_root, coral_dir):
     model = coral_dir / f"{V1}_edgetpu.tflite"
     r = classify([model, coral_dir / "cat.bmp", "-d", "usb", "--json"], use_stack, pi_root,
