@@ -144,17 +144,31 @@ def _write_annotated(rgb, res, out: Path) -> None:
     img = Image.fromarray(rgb)
     draw = ImageDraw.Draw(img)
     width = max(2, round(max(img.size) / 300))
+    font = _font(max(11, round(max(img.size) / 60)))
     for d in res.detections:
         colour = _PALETTE[d.id % len(_PALETTE)]
         draw.rectangle(d.box, outline=colour, width=width)
         text = f"{d.label} {d.score:.2f}"
-        x0, y0 = d.box[0], max(0.0, d.box[1] - 12)
-        tb = draw.textbbox((x0, y0), text)
-        draw.rectangle(tb, fill=colour)
-        draw.text((x0, y0), text, fill=(0, 0, 0))
+        left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+        tw, th = right - left + 2 * width, bottom - top + 2 * width
+        x0, y0 = d.box[0], d.box[1] - th
+        if y0 < 0:  # no room above the box: label inside it
+            y0 = d.box[1]
+        draw.rectangle((x0, y0, x0 + tw, y0 + th), fill=colour)
+        draw.text((x0 + width - left, y0 + width - top), text, fill=(0, 0, 0), font=font)
     buf = io.BytesIO()
     img.save(buf, format="JPEG" if out.suffix in (".jpg", ".jpeg") else "PNG", quality=92)
     write_bytes(out, buf.getvalue())
+
+
+def _font(size: int):
+    """Pillow's built-in font at ``size`` px (needs FreeType), else its small bitmap font."""
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, ImportError, OSError):  # Pillow < 10.1 or no FreeType
+        return ImageFont.load_default()
 
 
 # Distinct, readable on photos; black label text stays legible on each.
