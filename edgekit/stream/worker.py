@@ -76,11 +76,22 @@ _START_HINTS = {
 }
 
 
+# What a crash while running usually means (said in the worker_crashed event).
+_RUN_CAUSES = {
+    signal.SIGABRT: "libedgetpu aborted: another process opened this Edge TPU, or a USB "
+    "transfer failed",
+    signal.SIGSEGV: "a crash inside libedgetpu or the interpreter",
+    signal.SIGKILL: "killed from outside, e.g. by the kernel's OOM killer",
+}
+
+
 class ModelProcess:
     """A model living in a worker process (see module docstring).
 
     Args:
-        factory: picklable callable building the model in the child; the model has
+        factory: picklable callable building the model in the child (called with
+            ``device=...`` after a ``reopen(device=...)``, e.g. a functools.partial of
+            Classifier or open_task_model); the model has
             ``run(rgb)`` or ``classify(rgb)``, optionally ``reopen(device=None)``, ``close()``,
             ``runner`` (``.backend``, ``.device``, ``.provider``), ``input_size``, ``resize``.
         on_event: ``(kind, message, details)``; settable later (serve sets it to the
@@ -245,7 +256,9 @@ class ModelProcess:
                                hint)  # fmt: skip
         details = {"pid": proc.pid, "exitcode": exitcode, "during": what,
                    "restarts": self.restarts}  # fmt: skip
-        self.on_event(kind, f"inference worker {failure}; restarting it", details)
+        cause = _RUN_CAUSES.get(-exitcode if exitcode is not None and exitcode < 0 else None)
+        cause = f" ({cause})" if cause and kind == "worker_crashed" else ""
+        self.on_event(kind, f"inference worker {failure}{cause}; restarting it", details)
         self._restart(failure)
         raise SkipFrame(f"inference worker {failure}")
 
@@ -378,9 +391,8 @@ def _child_main(conn, factory, device, owner) -> None:
 
     devicelock.set_owner(*owner)
     try:
-        model = factory()
-        if device is not None:
-            model.reopen(device=device)
+        # After reopen(device=...) (e.g. the CPU fallback) a new worker starts on that device.
+        model = factory() if device is None else factory(device=device)
     except BaseException as e:
         conn.send(_error_reply(e))
         return

@@ -240,3 +240,33 @@ def test_worker_crash_is_reported_on_every_channel(standin, coral_dir, coral_roo
         worker.close()
         sub.close()
     assert not t.is_alive() and my_segments() == []
+
+
+def test_coral_gone_after_a_crash_continues_on_the_cpu(standin, coral_dir, coral_root,
+                                                       labels_path, video_avi):  # fmt: skip
+    """The worker segfaults and the Coral is gone when it restarts (unplugged): the restart
+    fails, the reopen attempts fail, and serve goes on in a new worker on the CPU twin,
+    degraded and loudly (on_tpu_failure = "cpu")."""
+    import shutil
+
+    standin("works", CRASH_AFTER=5)
+    worker = tpu_worker(coral_dir, coral_root, labels_path)
+
+    def unplug(event):
+        events.append(event)
+        if event.kind == "worker_crashed":
+            shutil.rmtree(coral_root / "sys/bus/usb/devices/2-1", ignore_errors=True)
+
+    results, events = [], []
+    cfg = from_dict({"output": {"json_lines": False}, "pipeline": {"max_frames": 15}})
+    try:
+        stats = serve.run(cfg, classifier=worker, source=OpenCVSource(str(video_avi)),
+                          extra_sinks=[CallbackSink(results.append, unplug)])  # fmt: skip
+    finally:
+        worker.close()
+    kinds = [e.kind for e in events]
+    assert kinds.index("worker_crashed") < kinds.index("cpu_fallback")
+    assert "no Edge TPU found" in " ".join(e.message for e in events)
+    assert len(results) == 15 and stats["degraded"] and stats["backend"] == "cpu"
+    assert worker.info["backend"] == "cpu" and worker.info["pid"] != os.getpid()
+    assert my_segments() == []
