@@ -295,6 +295,8 @@ def shell_lines(s: Stack) -> list[str]:
         "INTERP_PACKAGE": it.get("package", ""),
         "INTERP_VERSION": it.get("version", ""),
         "INTERP_TF": it.get("tf", ""),
+        # tflite_runtime wheels of this era are built against numpy 1: numpy 2 cannot import them
+        "NUMPY_CONSTRAINT": "numpy<2" if it.get("package") == "tflite-runtime" else "",
         "INTERP_SOURCE": it.get("source", ""),
         "INTERP_SHA256": (sha256_for(it["source"]) or "") if it else "",
         "VENV_PYTHON": s.venv_python or "",

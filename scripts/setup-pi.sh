@@ -83,7 +83,7 @@ if ! plan="$(PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}" python3 -m edgekit.st
 fi
 # Defaults for shellcheck; the eval below sets every one of them.
 STACK_STATUS="" STACK_WHY="" LIB_PACKAGE="" LIB_VERSION="" LIB_TF="" LIB_URL="" LIB_SHA256=""
-INTERP_PACKAGE="" INTERP_VERSION="" INTERP_TF="" INTERP_SOURCE="" INTERP_SHA256="" VENV_PYTHON="" PYTHON_VIA=""
+INTERP_PACKAGE="" INTERP_VERSION="" INTERP_TF="" INTERP_SOURCE="" NUMPY_CONSTRAINT="" INTERP_SHA256="" VENV_PYTHON="" PYTHON_VIA=""
 UV_VERSION="" DPKG_IGNORE=""
 eval "$plan"
 
@@ -269,6 +269,13 @@ fi
 
 # -- 5. the interpreter, pinned, then edgekit without another interpreter ---------------------
 step "interpreter: $INTERP_PACKAGE $INTERP_VERSION"
+if [[ -n "$NUMPY_CONSTRAINT" ]]; then
+    # tflite_runtime is built against numpy 1: keep every later install (OpenCV...) on it.
+    constraints="$state/constraints.txt"
+    echo "+ echo '$NUMPY_CONSTRAINT' > $constraints"
+    [[ $dry_run -eq 1 ]] || { mkdir -p "$state"; echo "$NUMPY_CONSTRAINT" >"$constraints"; }
+    pip_offline+=(--constraint "$constraints")
+fi
 case "$INTERP_SOURCE" in
     https://*.whl) spec="$(fetch "$INTERP_SOURCE" "$INTERP_SHA256")" ;;
     pypi) spec="$INTERP_PACKAGE==$INTERP_VERSION" ;;
