@@ -349,7 +349,22 @@ def _probe_checks(root, tpu, devices, free, library, device, model, timeout) -> 
         return [Check("probe", WARN, "skipped: every Edge TPU is in use (see above)",
                       "stop the process using it, then run doctor again")]  # fmt: skip
     target = device or (free[0].name if free else None)
-    return tpu.check_probe(lib, target, timeout, need)
+    # The probe opens the device: hold its lock meanwhile, so that no edgekit process opens it
+    # at the same moment (one of the two would abort).
+    from edgekit.backends import devicelock
+    from edgekit.backends.devices import select_device
+    from edgekit.errors import EdgekitError
+
+    chosen = select_device(devices, target) if devices else None
+    try:
+        lock = devicelock.acquire(chosen.name if chosen else (target or "edgetpu"),
+                                  chosen.path if chosen else None)  # fmt: skip
+    except EdgekitError as e:
+        return [Check("probe", WARN, f"skipped: {e.message}", e.hint or "")]
+    try:
+        return tpu.check_probe(lib, target, timeout, need)
+    finally:
+        lock.release()
 
 
 def report(checks: list[Check]) -> dict:

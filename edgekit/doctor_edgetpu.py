@@ -141,6 +141,20 @@ def check_holders(root: Path, device: EdgeTpuDevice) -> tuple[Check, bool]:
     """(check, free). One process owns one Edge TPU: a second one that opens it kills the first
     ("USB transfer error 5")."""
     name = f"users {device.name}"
+    # edgekit's own lock first: /proc of the service's user is often unreadable, its lock file
+    # (edgekit.backends.devicelock) is not.
+    from edgekit.backends import devicelock
+
+    owner = devicelock.holder(devicelock.lock_key(device.name, device.path))
+    if owner is not None:
+        pid = f"PID {owner.pid}" if owner.pid is not None else "another process"
+        return Check(
+            name,
+            WARN,
+            f"{device.name} is in use by {pid} ({owner.command or '?'}; lock {owner.path})",
+            "stop that process to use the Coral here (a second process opening it makes "
+            "libedgetpu abort the first)",
+        ), False
     node = device_node(root, device)
     if node is None:
         return Check(name, WARN, "device node unknown: cannot tell who uses it"), True

@@ -16,6 +16,7 @@ import pytest
 
 from edgekit.backends import devicelock
 from edgekit.classify import Classifier
+from tests.edgetpu_standin import edgetpu_standins  # noqa: F401 - the fixture
 
 from .runtime_fakes import USB3, FakeStack
 
@@ -167,3 +168,37 @@ def test_unusable_lock_directory_is_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("EDGEKIT_LOCK_DIR", str(fifo_dir))
     with pytest.raises(devicelock.EdgekitError, match="not a regular file"):
         devicelock.acquire("usb:0")
+
+
+def test_doctor_names_the_owner_and_does_not_probe_a_device_in_use(
+    holder,
+    tmp_path,
+    edgetpu_standins,  # noqa: F811
+):
+    # The owner runs as another user (the service): /proc/PID/fd is unreadable, its lock is not
+    from .test_doctor_stack import checks, pi_with
+
+    got = checks(pi_with(tmp_path, edgetpu_standins["works"]), probe=True)
+    c = got["users usb:0"]
+    assert c.status == "warn"
+    assert c.detail.startswith(f"usb:0 is in use by PID {holder.pid} (edgekit serve; lock ")
+    assert got["probe"].status == "warn" and "in use" in got["probe"].detail
+
+
+def test_doctor_probe_holds_the_lock(tmp_path, edgetpu_standins, monkeypatch):  # noqa: F811
+    from edgekit import doctor_edgetpu
+
+    from .test_doctor_stack import checks, pi_with
+
+    seen = []
+    real = doctor_edgetpu.check_probe
+
+    def spy(*a, **k):
+        seen.append(devicelock.holder("usb-2-1"))
+        return real(*a, **k)
+
+    monkeypatch.setattr(doctor_edgetpu, "check_probe", spy)
+    got = checks(pi_with(tmp_path, edgetpu_standins["works"]), probe=True)
+    assert got["probe"].status == "ok", got["probe"]
+    assert seen[0].pid == os.getpid()  # held while the probe child opened the device
+    assert devicelock.holder("usb-2-1") is None  # and released after
