@@ -27,16 +27,21 @@ mkdir -p "$OUT"
 echo "== 1. train inception_lite on $DATA (split by original photo)"
 $ek train "$DATA" --model inception_lite --group-pattern "$GROUPS_RE" -o "$OUT/model.h5" --force
 
-echo "== 2. convert to int8, verify, compile"
+echo "== 2. convert to int8, verify on the photos training held out ($OUT/model_split.json), compile"
 $ek convert "$OUT/model.h5" --calib "$DATA" --group-pattern "$GROUPS_RE" \
   --labels "$OUT/labels.txt" --min-agreement 0.95 -o "$OUT/bundle" --force
 
 echo "== 3. inspect"
 $ek inspect "$OUT"/bundle/model_int8.tflite   # <stem>_int8.tflite, from model.h5
 
-echo "== 4. classify"
-$ek classify "$OUT/bundle" "$DATA"/apple/augmented_apple_0_apple_7.png \
-  "$DATA"/banana/augmented_banana_0_bana_8.png --top-k 2
+echo "== 4. classify one held-out photo of each class (never trained on)"
+mapfile -t held < <(.venv/bin/python -c '
+import json, sys
+held = sorted(json.load(open(sys.argv[1]))["held_out"])
+for cls in ("apple", "banana"):
+    print(next(h for h in held if h.startswith(cls + "/")))
+' "$OUT/model_split.json")
+$ek classify "$OUT/bundle" "${held[@]/#/$DATA/}" --top-k 2
 
 echo "== 5. bench"
 $ek bench "$OUT/bundle" --runs 200

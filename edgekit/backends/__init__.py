@@ -36,7 +36,7 @@ from edgekit.backends.edgetpu import (
 from edgekit.backends.providers import Provider, find_provider, quiet_native_stderr
 from edgekit.backends.runner import Runner
 from edgekit.errors import EdgekitError
-from edgekit.manifest import Bundle, load_bundle
+from edgekit.manifest import Bundle, is_bundle, load_bundle
 from edgekit.safeio import open_regular
 
 __all__ = [
@@ -86,11 +86,24 @@ def resolve_model(path: str | os.PathLike) -> ModelFiles:
         raise EdgekitError(
             f"{p}: not a TFLite model", "pass a .tflite file or a bundle from `edgekit convert`"
         )
+    bundle = _bundle_holding(p)  # a model file inside a bundle: its manifest and labels apply
     if is_compiled(p):
         twin = p.with_name(p.name.replace("_edgetpu.tflite", ".tflite"))
-        return ModelFiles(p, twin if twin != p and twin.is_file() else None, p)
+        return ModelFiles(p, twin if twin != p and twin.is_file() else None, p, bundle)
     twin = p.with_name(p.stem + "_edgetpu.tflite")
-    return ModelFiles(p, p, None, compiled_beside=twin if twin.is_file() else None)
+    return ModelFiles(p, p, None, bundle, compiled_beside=twin if twin.is_file() else None)
+
+
+def _bundle_holding(model: Path) -> Bundle | None:
+    """The bundle whose edgekit.json names ``model`` (its CPU or Edge TPU file), or None. The
+    explicitly given file still decides the device; only preprocessing and labels come from it."""
+    if not is_bundle(model.parent):
+        return None
+    b = load_bundle(model.parent)
+    mine = model.resolve()
+    if any(f is not None and f.resolve() == mine for f in (b.cpu_model, b.edgetpu_model)):
+        return b
+    return None
 
 
 # -- registry -------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ import numpy as np
 
 from edgekit import images
 from edgekit.errors import EdgekitError
-from edgekit.groups import compile_pattern, group_key
+from edgekit.groups import class_group_key, compile_pattern
 
 Progress = Optional[Callable[[str, int, int], None]]  # (stage, done, total)
 
@@ -92,19 +92,25 @@ class Split:
 
 
 def split(
-    rels: list[str], group_pattern: str | None = None, num_verify: int | None = None
+    rels: list[str],
+    group_pattern: str | None = None,
+    num_verify: int | None = None,
+    held_out: set[str] | None = None,
 ) -> Split:
     """Split relative image paths into calibration and held-out verification sides.
 
-    Groups (see :func:`edgekit.groups.group_key`) are ordered by sha1 of their key; the first go to
-    verification until it holds ``num_verify`` files (default ``min(100, 20%)``), always leaving
-    one group for calibration; the verification side is then capped at ``num_verify`` files.
+    With ``held_out`` (the photos ``edgekit train`` held out, from its split file), exactly
+    those are the verification candidates and none of them calibrates: train and convert then
+    share one split. Otherwise groups (:func:`edgekit.groups.class_group_key`: the pattern's
+    key within each folder) are ordered by sha1 of their key; the first go to verification
+    until it holds ``num_verify`` files (default ``min(100, 20%)``), always leaving one group
+    for calibration. The verification side is capped at ``num_verify`` files.
     """
     pattern = compile_pattern(group_pattern)
     groups: dict[str, list[int]] = {}
     unmatched = 0
     for i, rel in enumerate(rels):
-        key = group_key(rel.rsplit("/", 1)[-1], pattern)
+        key = class_group_key(rel, pattern)
         unmatched += pattern is not None and key is None
         groups.setdefault("file:" + rel if key is None else "group:" + key, []).append(i)
     if pattern is not None and unmatched == len(rels):
@@ -112,6 +118,14 @@ def split(
             f"--group-pattern {group_pattern!r} matches none of the {len(rels)} file names",
             "it is searched in each file name; e.g. (?:apple|bana)[-_](\\d+)",
         )
+    if held_out is not None:
+        held = [i for i, rel in enumerate(rels) if rel in held_out]
+        num_verify = min(100, len(held)) if num_verify is None else num_verify
+        taken = set(held)
+        calib = sorted(set(range(len(rels))) - taken, key=lambda i: _hash(rels[i]))
+        verify = sorted(held, key=lambda i: _hash(rels[i]))[:num_verify]
+        held_groups = sum(any(i in taken for i in members) for members in groups.values())
+        return Split(calib, verify, num_verify, len(groups), held_groups, unmatched)
     if num_verify is None:
         num_verify = min(100, int(round(0.2 * len(rels))))
     order = sorted(groups, key=_hash)
@@ -135,6 +149,7 @@ def load_images(
     num_verify: int | None = None,
     group_pattern: str | None = None,
     progress: Progress = None,
+    train_split: dict | None = None,
 ) -> ImageSet:
     """Find images below ``folder`` (recursive), split, decode and preprocess them.
 
@@ -144,6 +159,8 @@ def load_images(
         group_pattern: regex naming the original photo of each file (matched against the path
             relative to ``folder``), e.g. ``(?:apple|bana)[-_](\\d+)``.
         progress: called as ``progress("loading images", done, total)``.
+        train_split: the model's split file (:func:`edgekit.groups.read_split`): its held-out
+            photos verify, and none of them calibrates.
 
     Raises EdgekitError when the folder is missing or holds no readable image.
     """
@@ -155,7 +172,18 @@ def load_images(
             "point --calib at a folder of training-like photos",
         )
     rels = [f.relative_to(folder).as_posix() for f in files]
-    sp = split(rels, group_pattern, num_verify)
+    held_out = None
+    split_note = ""
+    if train_split is not None:
+        if train_split["held_out"] & set(rels):
+            held_out = train_split["held_out"]
+            split_note = f"; training's split from {Path(train_split['path']).name}"
+        else:
+            split_warning = (
+                f"{train_split['path']} names none of the images in {folder}: splitting by "
+                "group instead (held-out images may have been trained on)"
+            )
+    sp = split(rels, group_pattern, num_verify, held_out)
     calib_idx, verify_idx, num_verify = sp.calib, sp.verify, sp.num_verify
 
     # Class-per-folder: the first path component, when every image sits in a subfolder.
@@ -203,6 +231,8 @@ def load_images(
     if class_names is not None and verify_ok:
         classes = np.array([class_names.index(tops[i]) for i in verify_ok], dtype=np.int64)
     warnings = []
+    if train_split is not None and held_out is None:
+        warnings.append(split_warning)
     if len(calib_ok) < FEW_IMAGES:
         warnings.append(
             f"only {len(calib_ok)} calibration images (100-500 recommended): "
@@ -225,9 +255,14 @@ def load_images(
         "verify_groups": sp.verify_groups,
         # Relative paths of the held-out images, so anyone can re-measure on exactly them.
         "verify_files": [rels[i] for i in verify_ok],
-        "split": "deterministic by sha1 of the group key"
-        + (" (group pattern)" if group_pattern else " (one group per file)")
+        "split": (
+            "the photos training held out" + split_note
+            if held_out is not None
+            else "deterministic by sha1 of the group key"
+            + (" (group pattern, within each folder)" if group_pattern else " (one group per file)")
+        )
         + "; verification images are never used for calibration",
+        "split_file": train_split["path"] if held_out is not None else None,
         "synthetic": False,
     }
     return ImageSet(calib, verify, classes, class_names, stats, warnings)

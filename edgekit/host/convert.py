@@ -173,7 +173,12 @@ def _convert(
     )
     t = time.perf_counter()
     if calib is not None:
-        imgs = calibration.load_images(calib, prep, num_calib, num_verify, group_pattern, progress)
+        from edgekit.groups import read_split, split_file_for
+
+        train_split = read_split(split_file_for(model_path))  # train's held-out photos, if any
+        imgs = calibration.load_images(
+            calib, prep, num_calib, num_verify, group_pattern, progress, train_split
+        )
     else:
         imgs = calibration.synthetic_images(prep, num_calib)
     timings["load_images"] = time.perf_counter() - t

@@ -17,7 +17,9 @@ Augmentation layers (flip, shift, rotation, zoom) sit in a training-only wrapper
 model and are not saved: they are no Edge TPU ops and would not convert to int8.
 
 Outputs (all atomic): ``FILE.h5`` (or ``.keras``), ``labels.txt`` beside it, ``<stem>_curves.png``
-(loss and accuracy per epoch) and ``<stem>_train.json`` (the summary :func:`train` returns).
+(loss and accuracy per epoch), ``<stem>_train.json`` (the summary :func:`train` returns) and
+``<stem>_split.json`` (which photos trained and which were held out: ``edgekit convert`` reads
+it and verifies on exactly the held-out ones, so they are never trained or calibrated on).
 Note: the held-out accuracy is measured on the validation groups, which early stopping also uses
 to pick the epoch (``patience=0`` trains a fixed number of epochs and leaves them untouched).
 """
@@ -37,7 +39,7 @@ import numpy as np
 
 from edgekit import atomic, images, limits
 from edgekit.errors import EdgekitError
-from edgekit.groups import compile_pattern, group_key
+from edgekit.groups import compile_pattern, group_key, split_file_for, split_record
 
 Progress = Optional[Callable[[str], None]]
 
@@ -281,8 +283,15 @@ def train(
 
     curves_path = output.with_name(f"{output.stem}_curves.png")
     summary_path = output.with_name(f"{output.stem}_train.json")
+    split_path = split_file_for(output)
     zoo.save_model(net, output, force=force)
     atomic.write_text(labels_path, labels_text)
+    # The split, for `edgekit convert`: it verifies on exactly these held-out photos.
+    root = Path(data_dir)
+    rel = lambda s: s.path.relative_to(root).as_posix()  # noqa: E731
+    atomic.write_text(split_path, split_record(
+        root, [rel(s) for s in val_s], [rel(s) for s in train_s], group_pattern, seed, val_split
+    ))  # fmt: skip
     atomic.write_bytes(curves_path, _curves_png(hist, f"{model} {size}x{size}", best_epoch))
     summary = {
         "model": model,
@@ -312,6 +321,7 @@ def train(
             "labels": str(labels_path),
             "curves": str(curves_path),
             "summary": str(summary_path),
+            "split": str(split_path),
         },
     }
     atomic.write_text(summary_path, json.dumps(summary, indent=2) + "\n")

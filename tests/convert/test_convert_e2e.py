@@ -57,7 +57,8 @@ def test_bundle_files_and_manifest(bundle, trained):
     assert m.source["format"] == "h5" and len(m.source["sha256"]) == 64
     assert m.tools["tensorflow"] and m.tools["keras"]
     assert m.tools["edgetpu_compiler"] == "16.0.384591198"
-    assert m.calibration["group_pattern"] == GROUP and m.calibration["groups"] == 8
+    # 8 original photos per class; "apple_7" and "bana_7" are different photos: 16 groups.
+    assert m.calibration["group_pattern"] == GROUP and m.calibration["groups"] == 16
     assert m.calibration["used"] > 100 and m.calibration["unreadable"] == 0
 
 
@@ -87,8 +88,8 @@ def test_agreement_on_held_out_photos(bundle, ab_split):
     # held-out photos are really disjoint from calibration photos
     import re
 
-    def photo(i):
-        return re.findall(r"(?:apple|bana)[-_](\d+)", files[i].name)[-1]
+    def photo(i):  # (class, original photo number): apple_7 and bana_7 are different photos
+        return files[i].parent.name, re.findall(r"(?:apple|bana)[-_](\d+)", files[i].name)[-1]
 
     assert not {photo(i) for i in sp.verify} & {photo(i) for i in sp.calib}
 

@@ -193,3 +193,22 @@ def test_manifest_that_does_not_match_its_model(bundles, tmp_path):
     (bad / "edgekit.json").write_text(json.dumps(m))
     with pytest.raises(EdgekitError, match="does not match its model"):
         Classifier(bad, device="cpu")
+
+
+def test_a_model_file_inside_a_bundle_uses_the_bundles_manifest(bundles, tmp_path):
+    """`classify bundle/<stem>_int8.tflite` gets the bundle's labels and preprocessing (here
+    m11's -1..1 range and bgr's channel order), as the bundle directory itself does."""
+    for name in ("m11", "bgr"):
+        model_file = next(bundles[name].glob("*_int8.tflite"))
+        by_file = Classifier(model_file, device="cpu", top_k=3).classify(MIXED)
+        by_dir = Classifier(bundles[name], device="cpu", top_k=3).classify(MIXED)
+        assert [(c.id, c.label, c.score) for c in by_file.classes] == [
+            (c.id, c.label, c.score) for c in by_dir.classes
+        ]
+        assert by_file.top.label in ("red", "green", "blue")
+    # A copy of the same file outside the bundle is a bare .tflite again: numbered labels.
+    import shutil
+
+    loose = tmp_path / "loose.tflite"
+    shutil.copy(next(bundles["rgb"].glob("*_int8.tflite")), loose)
+    assert Classifier(loose, device="cpu").classify(RED).top.label == "0"

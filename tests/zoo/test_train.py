@@ -86,6 +86,7 @@ def test_training_writes_model_labels_curves_and_summary(trained, subset):
     assert sorted(p.name for p in out.parent.iterdir()) == [
         "fruit.h5",
         "fruit_curves.png",
+        "fruit_split.json",
         "fruit_train.json",
         "labels.txt",
     ]
@@ -200,3 +201,28 @@ def test_train_on_a_terminal_shows_progress_and_exits_0(subset, tmp_path):
     assert "Traceback" not in output, output[-3000:]
     assert "epoch 1/2" in output and "epoch 2/2" in output, output[-3000:]
     assert out.is_file() and "Held-out accuracy" in output
+
+
+def test_train_split_file_is_what_convert_verifies_on(trained, subset, tmp_path):
+    from edgekit.groups import read_split, split_file_for
+    from edgekit.manifest import load_bundle
+
+    model, summary = trained
+    split_path = split_file_for(model)
+    assert summary["outputs"]["split"] == str(split_path)
+    recorded = read_split(split_path)
+    assert recorded["held_out"] and recorded["trained"]
+    assert not recorded["held_out"] & recorded["trained"]
+    val_files = json.loads(split_path.read_text())["held_out"]
+    assert len(val_files) == sum(c["val"] for c in summary["counts"].values())
+
+    out = tmp_path / "bundle"
+    r = CliRunner().invoke(main, ["convert", str(model), "--calib", str(subset), "-o", str(out),
+                                  "--no-compile", "--json"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    cal = load_bundle(out).manifest.calibration
+    assert cal["split_file"] == str(split_path)
+    assert set(cal["verify_files"]) == recorded["held_out"]  # exactly train's held-out photos
+    assert cal["used"] + cal["verify"] + cal["unreadable"] <= cal["found"]
+    assert cal["used"] <= len(recorded["trained"])  # calibration saw only training photos
+    assert "training held out" in cal["split"]
