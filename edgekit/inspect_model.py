@@ -378,6 +378,11 @@ def format_mapping(m: dict[str, Any], predicted: bool = True) -> list[str]:
                 "  warning: the parameters do not fit on-chip; the rest streams from the host on "
                 "every inference (much slower): use a smaller model or fewer channels"
             )
+        elif mem.get("may_stream"):
+            lines.append(
+                "  note: the parameters nearly fill the on-chip cache; with large activations the "
+                "compiler keeps less room for them (6.2-7.7 MiB in its logs) and part may stream"
+            )
     width = max([len(o["op"]) for o in m["ops"]] + [2])
     lines += ["", f"  {'#':>4}  {'op':<{width}}  {'runs on':<8}  reason"]
     for o in m["ops"]:

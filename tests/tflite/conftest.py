@@ -119,8 +119,12 @@ def _rules():
     def big_dense(inp):  # 3,000 x 3,000 int8 weights: 8.6 MiB, more than the on-chip cache
         return layers.Dense(10)(layers.Dense(3000, activation="relu")(inp))
 
+    def near_full(inp):  # 2,600 x 2,600 int8 weights: 6.6 MiB padded, between 6.15 and 7.7
+        return layers.Dense(10)(layers.Dense(2600, activation="relu")(inp))
+
     return {
         "big": model((3000,), big_dense),
+        "near_full": model((2600,), near_full),
         "resize": model((8, 8, 4), resize),
         "branch": model((8, 8, 3), branch),
         # Conv2D(groups=2) converts to CONV_2D version 6, newer than compiler 16 maps
@@ -130,7 +134,8 @@ def _rules():
 
 @pytest.fixture(scope="session")
 def rule_models(tmp_path_factory) -> dict[str, Path]:
-    """name -> int8 .tflite (uint8 I/O): 'big' (8.6 MiB of weights), 'resize' (power-of-two and
+    """name -> int8 .tflite (uint8 I/O): 'big' (8.6 MiB of weights), 'near_full' (6.6 MiB),
+    'resize' (power-of-two and
     1.5x bilinear resizes side by side), 'branch' (a LEAKY_RELU on one branch, a second branch
     without it), 'grouped' (a CONV_2D v6), 'dynamic_flat' (batch None with Flatten: run-time
     shape arithmetic)."""

@@ -105,6 +105,20 @@ def test_parameters_beyond_the_on_chip_cache_stream(rule_models):
     assert "do not fit on-chip" in out and "streams" in out
 
 
+def test_parameters_near_the_cache_size_may_stream(rule_models):
+    """Logs show the compiler keeping 6.2-7.7 MiB for parameters depending on activations."""
+    p = predict(read_model(rule_models["near_full"]))
+    m = p.memory
+    assert 6.15 * 2**20 < m["parameters_bytes"] < 7.7 * 2**20
+    assert m["may_stream"] and not m["streams"] and m["off_chip_bytes"] == 0
+    from click.testing import CliRunner
+
+    from edgekit.cli import main
+
+    out = CliRunner().invoke(main, ["inspect", str(rule_models["near_full"])]).output
+    assert "part may stream" in out and "warning" not in out
+
+
 @needs_shared
 def test_model_without_buffers_is_read_and_predicted():
     """Coral's model_invoking_error.tflite: valid, no buffers vector; TFLite loads it."""
