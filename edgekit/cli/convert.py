@@ -242,6 +242,11 @@ def _summary(result) -> None:
                 f"          warning: parameters {_mib(mem['parameters_bytes'])} exceed the "
                 f"on-chip cache ({_mib(mem['on_chip_capacity_bytes'])}); the rest streams"
             )
+        elif mem.get("may_stream"):
+            click.echo(
+                f"          note: parameters {_mib(mem['parameters_bytes'])} nearly fill the "
+                "on-chip cache; part may stream"
+            )
 
 
 def _mib(n) -> str:
