@@ -187,7 +187,7 @@ def _dtype_problem(op: OpInfo, model: ModelInfo) -> Verdict | None:
 
 # What to use instead of common ops the Edge TPU does not run.
 _REPLACE = {
-    "LEAKY_RELU": "use ReLU (or PReLU with shared_axes=[1, 2]) instead of LeakyReLU",
+    "LEAKY_RELU": "use ReLU or ReLU6 instead of LeakyReLU",
     "HARD_SWISH": "use ReLU6 (or x * ReLU6(x + 3) / 6 from MUL/ADD) instead of hard-swish",
     "ELU": "use ReLU instead of ELU",
     "GELU": "use ReLU instead of GELU",
