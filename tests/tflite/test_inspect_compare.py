@@ -144,3 +144,40 @@ def test_op_disagreement_with_the_twin_is_listed(coral_dir):
     assert (row["predicted"], row["actual"], row["agree"]) == ("cpu", "edgetpu", False)
     marked = [ln for ln in format_comparison(c) if ln.strip().startswith("!!")]
     assert len(marked) == 1 and marked[0].split()[1] == "5"
+
+
+def test_any_log_text_gives_a_comparison_or_one_error(coral_dir, tmp_path):
+    """Hypothesis: whatever a --log file holds (tables with odd counts and statuses, binary
+    junk, no table), inspect compares or fails with one EdgekitError, never a traceback."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from edgekit.errors import EdgekitError
+    from edgekit.inspect_model import inspect_model
+
+    row = st.tuples(
+        st.sampled_from(["CONV_2D", "SOFTMAX", "X", "conv", ""]),
+        st.one_of(st.integers(-5, 10**12), st.text(max_size=4)),
+        st.text(max_size=30),
+    ).map(lambda r: f"{r[0]:<31}{r[1]!s:<11}{r[2]}")
+    text = st.builds(
+        lambda head, rows, junk: head + "\n".join(rows) + junk,
+        st.sampled_from(["", "Edge TPU Compiler version 16.0.384591198\n",
+                         "Operator                       Count      Status\n\n"]),
+        st.lists(row, max_size=8),
+        st.text(max_size=40),
+    )  # fmt: skip
+    cpu = coral_dir / f"{V1}.tflite"
+    log = tmp_path / "x.log"
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(text)
+    def check(t):
+        log.write_bytes(t.encode("utf-8", "surrogatepass"))
+        try:
+            c = inspect_model(cpu, log=log)["comparison"]
+        except EdgekitError:
+            return
+        assert c["agree"] in (True, False, None)
+
+    check()
