@@ -42,6 +42,15 @@ from edgekit.cli.common import libedgetpu_option
 @click.option(
     "--threshold", "-t", type=float, help="Drop classes scoring below this (0..1) [default: 0]."
 )
+@click.option("--iou", type=float, help="Detection: NMS IoU (0..1) [default: the bundle's].")
+@click.option(
+    "--max-detections", type=int, help="Detection: boxes kept per frame [default: the bundle's]."
+)
+@click.option(
+    "--decoder",
+    help="Detection head decoder: ssd-postprocess, yolov8, yolov5, edgekit-anchor-free "
+    "[default: the bundle's, else guessed].",
+)
 @click.option("--threads", type=int, help="CPU interpreter threads [default: the runtime's].")
 @click.option("--loop/--no-loop", default=None, help="Restart a video file or folder at its end.")
 @click.option(
@@ -73,13 +82,15 @@ from edgekit.cli.common import libedgetpu_option
 )
 @libedgetpu_option
 def serve(config_path, model, labels, source, device, http_listen, max_frames, top_k,
-          threshold, threads, loop, realtime, smoothing, json_lines, summary, check_only,
-          verbose, worker):  # fmt: skip
-    """Classify frames from a camera, stream or file and publish the results.
+          threshold, iou, max_detections, decoder, threads, loop, realtime, smoothing,
+          json_lines, summary, check_only, verbose, worker):  # fmt: skip
+    """Classify or detect objects in frames from a camera, stream or file; publish the results.
 
     Results are JSON lines on stdout: frame, timestamp, classes [{id, label, score}],
-    inference_ms, latency_ms, label. Faults and recoveries are lines with an "event" key.
-    Under systemd (Type=notify) it reports readiness, watchdog and status.
+    inference_ms, latency_ms, label; for a detector frame, timestamp, detections [{id, label,
+    score, box: [x0, y0, x1, y1]}] (pixels of the frame), counts {label: n}, inference_ms,
+    latency_ms. Events (faults, recoveries, label_appeared/label_left) are lines with an
+    "event" key. Under systemd (Type=notify) it reports readiness, watchdog and status.
     """
     from edgekit.stream import serve as serve_lib
     from edgekit.stream.config import load_config, override
@@ -92,6 +103,7 @@ def serve(config_path, model, labels, source, device, http_listen, max_frames, t
         config,
         model__path=model, model__labels=labels, model__device=device,
         model__top_k=top_k, model__threshold=threshold, model__threads=threads,
+        model__iou=iou, model__max_detections=max_detections, model__decoder=decoder,
         source__uri=source, source__loop=loop, source__realtime=realtime,
         pipeline__max_frames=max_frames, pipeline__smoothing=smoothing,
         output__json_lines=json_lines,

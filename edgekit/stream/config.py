@@ -30,8 +30,11 @@ class ModelConfig:
     path: str = ""  # bundle directory, .tflite or _edgetpu.tflite
     labels: str = ""  # label file (default: the bundle's)
     device: str = "auto"  # auto | cpu | usb | usb:0 | pci:0 ...
-    top_k: int = 5
-    threshold: float = 0.0
+    top_k: int = 5  # classification
+    threshold: float = 0.0  # detection: 0 = the bundle's score threshold (else 0.25)
+    iou: float = 0.0  # detection NMS IoU (0 = the bundle's, else 0.45)
+    max_detections: int = 0  # detection: boxes kept per frame (0 = the bundle's, else 100)
+    decoder: str = ""  # detection head decoder (default: the bundle's, or guessed)
     threads: int = 0  # CPU interpreter threads (0 = runtime default)
     on_tpu_failure: str = "cpu"  # after reopening failed: "cpu" (continue, degraded) | "fail"
     tpu_retry_s: float = 60.0  # on the CPU fallback, try the Edge TPU again this often (0 = never)
@@ -113,6 +116,7 @@ class ServeConfig:
 MAX_CONFIG_BYTES = 1024 * 1024  # a real config is a few KiB
 
 _CHOICES = {
+    ("model", "decoder"): ("", "ssd-postprocess", "yolov8", "yolov5", "edgekit-anchor-free"),
     ("model", "on_tpu_failure"): ("cpu", "fail"),
     ("mqtt", "publish"): ("change", "every"),
     ("worker", "mode"): ("auto", "process", "inline"),
@@ -145,6 +149,8 @@ _RANGES = {
     ("worker", "start_timeout_s"): (1.0, DAY_S),
     ("worker", "max_restarts"): (1, 1000),
     ("worker", "restart_window_s"): (1.0, 7 * DAY_S),
+    ("model", "iou"): (0.0, 1.0),
+    ("model", "max_detections"): (0, 10_000),
 }
 # Flags whose name is not --<key>, for errors that name what the user typed.
 _FLAGS = {("model", "path"): "--model", ("source", "uri"): "--source", ("http", "listen"): "--http"}

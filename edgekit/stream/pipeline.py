@@ -96,6 +96,7 @@ def build_result(frame, out: Any, latency_ms: float, smoother: Smoother) -> Resu
         counts = {}
         for x in detections:
             counts[x["label"]] = counts.get(x["label"], 0) + 1
+        counts = dict(sorted(counts.items()))  # as Detections.counts(): a stable order
     label = None
     if detections is None:  # classification: the smoothed top-1
         label = smoother.update(classes[0]["label"] if classes else None)

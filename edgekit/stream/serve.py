@@ -32,8 +32,9 @@ STATUS_EVERY_S = 5.0
 
 def model_factory(config: ServeConfig) -> Callable[[], Any]:
     """A picklable zero-argument callable that builds the task's model
-    (:func:`edgekit.tasks.open_task_model`), so that a worker process can build it too; the
-    stream code stays model-agnostic."""
+    (:func:`edgekit.tasks.open_task_model`: a Classifier or a Detector, as the bundle says), so
+    that a worker process can build it too; the stream code stays model-agnostic. Detection
+    settings left at 0 take the bundle's values."""
     from edgekit.tasks import open_task_model
 
     m = config.model
@@ -45,7 +46,10 @@ def model_factory(config: ServeConfig) -> Callable[[], Any]:
         labels=m.labels or None,
         device=m.device,
         top_k=m.top_k,
-        threshold=m.threshold,
+        threshold=m.threshold or None,
+        iou=m.iou or None,
+        max_detections=m.max_detections or None,
+        decoder=m.decoder or None,
         threads=m.threads or None,
     )
 
@@ -214,8 +218,8 @@ def _resizer(classifier) -> Callable | None:
     thread: ``classify()`` then finds the frame at input size and skips it. On a 2-core Pi
     this takes the resize of every camera frame off the inference worker."""
     size, mode = getattr(classifier, "input_size", None), getattr(classifier, "resize", None)
-    if size is None or mode is None:
-        return None
+    if size is None or mode is None or getattr(classifier, "task", "classify") != "classify":
+        return None  # a detector's boxes are in the pixels of the frame it is given
     from edgekit.images import resize
 
     return lambda rgb: resize(rgb, size, mode)

@@ -152,6 +152,10 @@ class ModelProcess:
         return self.info.get("resize")
 
     @property
+    def task(self) -> str:
+        return str(self.info.get("task", "classify"))
+
+    @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
 

@@ -48,10 +48,13 @@ class Subscriber:
         self.cond = threading.Condition()
         c = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2)
         c.on_message = self._on_message
+        subscribed = threading.Event()
+        c.on_subscribe = lambda *args: subscribed.set()
         c.connect("127.0.0.1", port)
         c.subscribe(topic + "/#", qos=1)
         c.loop_start()
         self.client = c
+        assert subscribed.wait(10), "no SUBACK from the broker"  # nothing missed from here on
 
     def _on_message(self, client, userdata, msg):
         with self.cond:
