@@ -79,8 +79,11 @@ def near(box, expected, tol=12.0):
     return all(abs(a - b) <= tol for a, b in zip(box, expected))
 
 
-def test_serve_detection_json_lines(tmp_path, bundle, scenes_avi):
-    config = config_file(tmp_path, bundle, scenes_avi)
+@pytest.mark.parametrize("worker", ["inline", "process"])
+def test_serve_detection_json_lines(tmp_path, bundle, scenes_avi, worker):
+    # "process": the detector runs in serve's Edge TPU worker process (here on the CPU), its
+    # Detections records come back pickled: same lines.
+    config = config_file(tmp_path, bundle, scenes_avi, f'[worker]\nmode = "{worker}"\n')
     out = subprocess.run([*edgekit_cmd(), "serve", "--config", str(config)],
                          capture_output=True, text=True, timeout=120)  # fmt: skip
     assert out.returncode == 0, out.stderr
