@@ -97,6 +97,7 @@ class MqttSink(Sink):
         self.device = ha.device_block(self.node_id, f"edgekit {self.topic}", model_name)
         self._slugs: dict[str, str] = {}  # label -> topic level (unique)
         self._sent_counts: dict[str, int] = {}
+        self._present: dict[str, int] = {}  # the latest counts, sent or not
         self._counts_mono = -1e18
         self.connected = threading.Event()
         self.published = 0
@@ -135,13 +136,15 @@ class MqttSink(Sink):
         if self.discovery:
             client.subscribe(f"{self.prefix}/status", qos=1)
             self._announce(list(self._slugs))
-        self.connected.set()
         with self._lock:
             latest = self._latest
             if latest is not None:  # what subscribers missed while we were away
                 self._last_sent_label, self._last_sent_mono = latest[0], time.monotonic()
         if latest is not None:
             client.publish(f"{self.topic}/result", latest[1], qos=self.qos, retain=True)
+        self._publish_state()
+        # Only now: whoever waits for the connection finds the current state already sent.
+        self.connected.set()
         was_down, self._up = self._up is False, True
         if was_down:
             self._report("mqtt_connected", f"MQTT broker {self.broker}: connected again")
@@ -236,10 +239,29 @@ class MqttSink(Sink):
         self.client.publish(f"{self.topic}/result", payload, qos=self.qos, retain=True)
         self.published += 1
 
+    def _publish_state(self) -> None:
+        """Counts and presence of every label seen, retained: after a (re)connect, whatever
+        changed while the broker was away (QoS 0 publishes are dropped then) is current again."""
+        with self._lock:
+            held = self.presence.counts() if self.presence is not None else self._present
+            if not held and not self._slugs and not self._sent_counts:
+                return  # nothing seen yet
+            self._sent_counts, self._counts_mono = dict(held), time.monotonic()
+            labels = list(dict.fromkeys([*self._slugs, *held]))
+        self.client.publish(f"{self.topic}/counts", json.dumps(held), qos=self.qos, retain=True)
+        for label in labels:
+            s, n = self._slug(label), held.get(label, 0)
+            self.client.publish(f"{self.topic}/count/{s}", str(n), qos=self.qos, retain=True)
+            self.client.publish(f"{self.topic}/presence/{s}", "ON" if n else "OFF",
+                                qos=self.qos, retain=True)  # fmt: skip
+
     def _publish_counts(self, result) -> None:
         held = self.presence.counts() if self.presence is not None else result.present
         now = time.monotonic()
         with self._lock:
+            self._present = held
+            if not self.connected.is_set():
+                return  # dropped at QoS 0: _publish_state sends the state on reconnect
             if held == self._sent_counts or now - self._counts_mono < self.min_interval_s:
                 return
             changed = {k: held.get(k, 0) for k in {*held, *self._sent_counts}

@@ -76,6 +76,7 @@ def test_counts_and_presence_with_hold_time(broker):  # noqa: F811
     assert [(e["event"], e["label"]) for e in published] == events
     assert published[2]["duration_s"] == 1.0 and published[0]["count"] == 2
     sub.wait_for(lambda m: m[0] == "d1/counts" and json.loads(m[1]) == {"car": 1})
+    sub.wait_for(lambda m: m[:2] == ("d1/count/person", "0"))
     counts = [json.loads(p) for t, p, _ in sub.messages if t == "d1/counts"]
     # 2 cars held for 1 s, the person held until it left: no flicker in between.
     assert counts == [{"car": 2, "person": 1}, {"car": 1, "person": 1}, {"car": 1}]
@@ -147,3 +148,34 @@ def test_discovery_config_is_validated():
     for data, message in cases:
         with pytest.raises(EdgekitError, match=message):
             from_dict(data)
+
+
+def test_state_changed_during_a_broker_outage_is_current_after_reconnect(tmp_path):
+    from .conftest import free_port
+    from .test_mqtt_outage import Broker, wait
+
+    mosquitto = Broker(tmp_path, free_port())
+    mosquitto.start()
+    sink = MqttSink("127.0.0.1", mosquitto.port, topic="o3", min_interval_s=0.0)
+    try:
+        assert sink.connected.wait(10)
+        pipe = Pipe(sink, hold_s=0.0)
+        pipe.feed(0.0, ["car"])
+        mosquitto.stop()  # no persistence: the restarted broker has forgotten everything
+        wait(lambda: not sink.connected.is_set())
+        pipe.feed(1.0, ["person", "person"])  # car left, two people came: all at QoS 0
+        mosquitto.start()
+        assert sink.connected.wait(40), "no reconnect"
+        late = Subscriber(mosquitto.port, "o3")
+        try:
+            # Retained, or live when this subscriber came in while they were being sent.
+            late.wait_for(lambda m: m[:2] == ("o3/presence/car", "OFF"))
+            late.wait_for(lambda m: m[:2] == ("o3/presence/person", "ON"))
+            late.wait_for(lambda m: m[:2] == ("o3/count/person", "2"))
+            late.wait_for(lambda m: m[:2] == ("o3/count/car", "0"))
+            late.wait_for(lambda m: m[0] == "o3/counts" and json.loads(m[1]) == {"person": 2})
+        finally:
+            late.close()
+    finally:
+        sink.close()
+        mosquitto.stop()
