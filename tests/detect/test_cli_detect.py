@@ -30,6 +30,7 @@ def images(tmp_path_factory) -> dict[str, Path]:
         "two.png": scene(64, 48, [("red", 32, 8, 48, 24), ("blue", 0, 24, 16, 40)]),
         "none.jpg": scene(40, 40, []),
         "green.bmp": scene(48, 64, [("green", 8, 32, 24, 48)]),
+        "big.png": scene(256, 192, [("red", 128, 32, 192, 96), ("blue", 0, 96, 64, 160)]),
     }.items():
         Image.fromarray(img).save(d / name)
         out[name] = d / name
@@ -74,17 +75,20 @@ def test_a_bad_image_is_reported_and_the_rest_still_run(detect_bundle, images):
 
 def test_annotate_draws_the_boxes_on_copies(detect_bundle, images, tmp_path):
     out = tmp_path / "ann"
-    res = _cli(detect_bundle, images["two.png"], images["green.bmp"], images["two.png"],
+    res = _cli(detect_bundle, images["big.png"], images["green.bmp"], images["big.png"],
                "--annotate", out)  # fmt: skip
     assert res.exit_code == 0, res.output
-    assert sorted(p.name for p in out.iterdir()) == ["green.png", "two-2.png", "two.png"]
-    ann = np.asarray(Image.open(out / "two.png").convert("RGB"))
-    src = np.asarray(Image.open(images["two.png"]).convert("RGB"))
+    assert sorted(p.name for p in out.iterdir()) == ["big-2.png", "big.png", "green.png"]
+    ann = np.asarray(Image.open(out / "big.png").convert("RGB"))
+    src = np.asarray(Image.open(images["big.png"]).convert("RGB"))
     assert ann.shape == src.shape and (ann != src).any()
-    # the red square's box outline is drawn just around it, in the palette colour of class 0
-    assert tuple(ann[20, 32]) == (255, 56, 56) or tuple(ann[20, 47]) == (255, 56, 56)
+    # the red square's box (128, 32, 192, 96): its bottom and right edges are drawn on the
+    # square's border in the palette colour of class 0 (the label sits at its top)
+    red = (255, 56, 56)
+    assert any(tuple(ann[y, 160]) == red for y in range(92, 98))
+    assert any(tuple(ann[64, x]) == red for x in range(188, 194))
     # and the image far from any box is untouched
-    assert (ann[44:, 20:30] == src[44:, 20:30]).all()
+    assert (ann[170:, 100:] == src[170:, 100:]).all()
 
 
 @pytest.mark.parametrize(
