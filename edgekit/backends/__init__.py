@@ -157,8 +157,25 @@ def _cpu_factory(model_path: str, device: str = "cpu", threads: int | None = Non
             f"{model_path}: the CPU interpreter cannot load it ({first})",
             "is it a valid TFLite model? (a compiled _edgetpu model needs an Edge TPU)",
         ) from None
+    check_graph(interp, model_path)
     return Runner(interp, device="cpu", backend="cpu", provider=str(provider),
                   model_path=model_path, threads=threads)  # fmt: skip
+
+
+def check_graph(interp, model_path: str) -> None:
+    """A graph with no input, no output or no operator runs "in 0 ms" and computes nothing:
+    say so when the model is opened (bench would report 0 ms, serve would blame the device)."""
+    if not interp.get_input_details() or not interp.get_output_details():
+        raise EdgekitError(
+            f"{model_path}: the model has no input or no output tensor",
+            "is it the whole model? re-export it with its image input and its output",
+        )
+    ops = getattr(interp, "_get_ops_details", None)  # ai_edge_litert, tflite_runtime, tf.lite
+    if ops is not None and not ops():
+        raise EdgekitError(
+            f"{model_path}: the model has no operators (it computes nothing)",
+            "re-export the whole model; a graph whose outputs are its inputs cannot be run",
+        )
 
 
 class EdgeTpuBackend:

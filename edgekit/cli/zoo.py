@@ -107,6 +107,11 @@ def build(name, output, input_size, classes, alpha, params, force, as_json) -> N
         options["classes"] = classes
     if alpha is not None:
         options["alpha"] = alpha
+    from edgekit.host import memory
+    from edgekit.host.tfenv import load_tensorflow
+
+    load_tensorflow()
+    memory.check_build(entry, input_size or entry.default_input, options)  # OOM kill otherwise
     model = registry.build(entry.name, input_size=input_size, **options)
 
     from edgekit.host.keras_stats import inspect_keras

@@ -40,6 +40,7 @@ import numpy as np
 from edgekit import atomic, images, limits
 from edgekit.errors import EdgekitError
 from edgekit.groups import compile_pattern, group_key, split_file_for, split_record
+from edgekit.host import memory
 
 Progress = Optional[Callable[[str], None]]
 
@@ -221,6 +222,11 @@ def train(
     if "dropout" in entry.options():
         options["dropout"] = dropout
     say(f"{len(samples)} images in {len(classes)} classes: {', '.join(classes)}")
+    if size > entry.default_input:
+        from edgekit.host.tfenv import load_tensorflow
+
+        load_tensorflow()  # the estimate builds the design at small sizes
+    memory.check_training(entry, size, len(samples), batch_size, options)  # before any pixel
     pixels, samples, unreadable = load_pixels(samples, (size, size), say)
     index = {s.path: i for i, s in enumerate(samples)}
     train_s, val_s, val_groups = split(samples, val_split, seed)

@@ -145,3 +145,28 @@ def tiny_keras(tmp_path_factory) -> dict[str, Path]:
                           text=True, timeout=300, env=env)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     return {"h5": d / "tiny.h5", "keras": d / "tiny.keras"}
+
+
+def tflite_schema():
+    """TensorFlow's generated TFLite schema module, loaded by path (no TensorFlow import)."""
+    import importlib.util
+
+    tf_dir = importlib.util.find_spec("tensorflow").submodule_search_locations[0]
+    spec = importlib.util.spec_from_file_location(
+        "tflite_schema_generated", Path(tf_dir) / "lite" / "python" / "schema_py_generated.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def rewrite_tflite(data: bytes, edit) -> bytes:
+    """``edit(model_object, schema)`` on the object form of a .tflite, packed again."""
+    import flatbuffers
+
+    S = tflite_schema()
+    model = S.ModelT.InitFromObj(S.Model.GetRootAs(data, 0))
+    edit(model, S)
+    b = flatbuffers.Builder(0)
+    b.Finish(model.Pack(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
