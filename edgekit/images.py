@@ -102,7 +102,7 @@ def check_image_size(path: str | os.PathLike) -> tuple[int, int]:
     with open_regular(path, "image") as f:
         try:
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                warnings.simplefilter("ignore")  # Pillow warns about odd files it still decodes
                 with Image.open(f) as img:
                     _check_pixels(path, img)
                     return img.size
@@ -124,8 +124,8 @@ def load_rgb(path: str | os.PathLike) -> np.ndarray:
     with open_regular(path, "image") as f:
         try:
             with warnings.catch_warnings():
-                # Our own limit applies (MAX_PIXELS); Pillow's warning would only be noise.
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                # Our own limit applies (MAX_PIXELS); Pillow's warnings would only be noise.
+                warnings.simplefilter("ignore")  # Pillow warns about odd files it still decodes
                 with Image.open(f) as img:
                     _check_pixels(path, img)
                     img.load()
