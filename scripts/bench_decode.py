@@ -139,7 +139,9 @@ def time_decode(decoder, raw: dict, runs: int, box) -> tuple[float, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--model", default=os.path.join("/tmp", "edgekit_yolov8n_320_int8.tflite"),
                     help="cached model path (built when missing)")  # fmt: skip
     ap.add_argument("--runs", type=int, default=50)
