@@ -17,8 +17,10 @@ picklable ``factory`` (e.g. ``functools.partial(Classifier, path, device="usb")`
 Watchdog: a child that dies (any signal) or does not answer within ``hang_timeout_s`` is killed
 and restarted after a backoff (0.5 s doubling to 30 s, reset by a good frame); each event goes
 to ``on_event`` (``worker_crashed``, ``worker_hung``, ``worker_restarted``) and the frame is
-skipped. More than ``max_restarts`` restarts within ``restart_window_s`` is a crash loop: a
-:class:`~edgekit.stream.pipeline.FatalError` (serve exits 1; systemd restarts the unit).
+skipped. More than ``max_restarts`` crashes/hangs within ``restart_window_s`` is a crash loop: a
+:class:`~edgekit.stream.pipeline.FatalError` (serve exits 1; systemd restarts the unit). A new
+worker that fails to start with an error (no Edge TPU) is not a crash: the error goes to the
+caller (ResilientClassifier reopens, then falls back to the CPU or stops).
 
 The child ignores SIGINT/SIGTERM (the parent decides when it stops: Ctrl-C in a terminal and
 systemd's stop reach the whole process group) and is SIGKILLed by the kernel if its parent
@@ -263,20 +265,23 @@ class ModelProcess:
         cause = _RUN_CAUSES.get(-exitcode if exitcode is not None and exitcode < 0 else None)
         cause = f" ({cause})" if cause and kind == "worker_crashed" else ""
         self.on_event(kind, f"inference worker {failure}{cause}; restarting it", details)
-        self._restart(failure)
+        self._restart(failure, crashed=True)
         raise SkipFrame(f"inference worker {failure}")
 
-    def _restart(self, why: str, force: bool = False) -> None:
-        """Start a new child after the backoff, within the crash-loop limit."""
-        now = time.monotonic()
-        while self._recent and now - self._recent[0] > self.restart_window_s:
-            self._recent.popleft()
-        if len(self._recent) >= self.max_restarts:
-            raise FatalError(
-                f"the inference worker failed {len(self._recent) + 1} times within "
-                f"{self.restart_window_s:g} s (last: {why}); giving up"
-            )
-        self._recent.append(now)
+    def _restart(self, why: str, force: bool = False, crashed: bool = False) -> None:
+        """Start a new child after the backoff. Only workers that died or hung (``crashed``)
+        count towards the crash-loop limit: a start that fails with an error (no Edge TPU)
+        is ResilientClassifier's to handle, with its own bounded reopen attempts."""
+        if crashed:
+            now = time.monotonic()
+            while self._recent and now - self._recent[0] > self.restart_window_s:
+                self._recent.popleft()
+            if len(self._recent) >= self.max_restarts:
+                raise FatalError(
+                    f"the inference worker failed {len(self._recent) + 1} times within "
+                    f"{self.restart_window_s:g} s (last: {why}); giving up"
+                )
+            self._recent.append(now)
         self._failures_in_row += 1
         if not force:
             wait = min(self.backoff_s * 2 ** (self._failures_in_row - 1), self.backoff_max_s)
@@ -286,7 +291,7 @@ class ModelProcess:
         try:
             self._start()
         except EdgekitError:
-            self._proc = None  # next run() tries again (and counts towards the limit)
+            self._proc = None  # the next run() or reopen() tries again
             raise
         if self._closing.is_set():  # close() came while the new worker was loading
             self._stop_child(1.0, polite=True)
