@@ -7,7 +7,8 @@ Topics under ``topic`` (default ``edgekit/<hostname>``):
   (power cut, kill -9, network loss). Home Assistant's availability topic convention.
 * ``<topic>/result``: the JSON result (the stdout line format), retained so that it always
   holds the current state for a subscriber that arrives later. With ``publish = "change"`` only
-  when the reported (smoothed) label changes; with ``"every"`` every frame. Either way at most
+  when the reported (smoothed) label changes (a detector's: its per-label counts); with
+  ``"every"`` every frame. Either way at most
   one message per ``min_interval_s``: a change held back by the rate limit goes out with the
   first frame after the interval that still shows it.
 * ``<topic>/event``: faults and recoveries (JSON), and ``label_appeared`` / ``label_left``
@@ -227,15 +228,16 @@ class MqttSink(Sink):
         now = time.monotonic()
         payload = json.dumps(result.to_dict())
         with self._lock:
-            self._latest = (result.label, payload)
+            key = _change_key(result)
+            self._latest = (key, payload)
             if not self.connected.is_set():
                 return  # QoS 0 would be dropped: _on_connect sends the latest result instead
-            changed = result.label != self._last_sent_label
+            changed = key != self._last_sent_label
             if self.publish_mode == "change" and not changed:
                 return
             if now - self._last_sent_mono < self.min_interval_s:
                 return
-            self._last_sent_label, self._last_sent_mono = result.label, now
+            self._last_sent_label, self._last_sent_mono = key, now
         self.client.publish(f"{self.topic}/result", payload, qos=self.qos, retain=True)
         self.published += 1
 
@@ -297,3 +299,11 @@ class MqttSink(Sink):
         finally:
             self.client.disconnect()
             self.client.loop_stop()
+
+
+def _change_key(result) -> object:
+    """What "changed" means for ``publish = "change"``: the reported label of a classifier,
+    the per-label counts of a detector (its label is always None)."""
+    if getattr(result, "detections", None) is None:
+        return result.label
+    return tuple(sorted(result.present.items()))

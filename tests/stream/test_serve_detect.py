@@ -130,6 +130,9 @@ def test_serve_detection_mqtt_counts_events_and_discovery(tmp_path, bundle, scen
     assert [(e["event"], e.get("label")) for e in events][:5] == [
         ("label_appeared", "red"), ("label_appeared", "green"), ("label_left", "red"),
         ("label_left", "green"), ("label_appeared", "blue")]  # fmt: skip
+    # publish = "change": a detector's result goes out when its counts change.
+    frames = [json.loads(p)["frame"] for t, p, _ in sub.messages if t == "cam/door/result"]
+    assert frames == [1, 11, 21, 31]
     counts = [json.loads(p) for t, p, _ in sub.messages if t == "cam/door/counts"]
     assert counts == [{"red": 1}, {"green": 1, "red": 1}, {}, {"blue": 1}]
     presence = [(t.rsplit("/", 1)[1], p) for t, p, _ in sub.messages if "/presence/" in t]
