@@ -137,6 +137,12 @@ class Detector:
         cls = get_decoder(name)
         self.decoder: Decoder = cls(io, self._params)
         spec = self.bundle.manifest.input if self.bundle else None
+        if spec is not None and tuple(spec.shape) != tuple(_shape(image)):
+            raise EdgekitError(
+                f"{self.bundle.dir}: manifest input {list(spec.shape)} does not match its "
+                f"model's {_shape(image)}",
+                "re-create the bundle with `edgekit convert`",
+            )
         self.color = spec.color if spec else "rgb"
         lb = self.decoder.params.get("letterbox", cls.letterbox)
         self.resize = "letterbox" if lb else "stretch"

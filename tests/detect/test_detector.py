@@ -157,3 +157,14 @@ def test_a_stateful_model_carries_its_state_from_call_to_call(stateful_bundle):
     assert len(Detector(stateful_bundle, device="cpu").detect(black)) == 0  # fresh state
     det.reset()
     assert len(det.detect(black)) == 0
+
+
+def test_a_manifest_that_does_not_match_its_model_is_one_line(detect_bundle, tmp_path):
+    from tests.detect.conftest import edit_manifest
+
+    def wrong(d):
+        d["input"]["shape"] = [1, 64, 64, 3]
+
+    b = edit_manifest(detect_bundle, tmp_path / "b", wrong)
+    with pytest.raises(EdgekitError, match=r"manifest input \[1, 64, 64, 3\] does not match"):
+        Detector(b, device="cpu")
