@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from typing import Any
 
@@ -10,8 +11,25 @@ import click
 
 
 def echo_json(data: Any) -> None:
-    """Print ``data`` as indented JSON on stdout (the ``--json`` contract of every command)."""
-    click.echo(json.dumps(data, indent=2, default=_default))
+    """Print ``data`` as indented JSON on stdout (the ``--json`` contract of every command).
+    NaN and infinity (a corrupt model's quantization scale, say) are written as ``null``: JSON
+    has no such numbers, and strict parsers reject Python's ``NaN``."""
+    try:
+        text = json.dumps(data, indent=2, default=_default, allow_nan=False)
+    except ValueError:
+        plain = json.loads(json.dumps(data, default=_default))
+        text = json.dumps(_finite_or_null(plain), indent=2, allow_nan=False)
+    click.echo(text)
+
+
+def _finite_or_null(v: Any) -> Any:
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, dict):
+        return {k: _finite_or_null(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_finite_or_null(x) for x in v]
+    return v
 
 
 def _default(o: Any) -> Any:

@@ -78,11 +78,19 @@ def test_force_never_replaces_a_folder_of_photos(tiny_keras, tmp_path, photo):
     assert tree_digest(calib) == before
 
 
-def test_force_replaces_an_empty_folder(tiny_keras, tmp_path):
+def test_force_replaces_an_empty_folder_and_a_bomb_in_calib_is_skipped(tiny_keras, tmp_path, photo):
+    from PIL import Image
+
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    for i in range(4):
+        shutil.copy(photo, calib / f"p{i}.jpg")
+    Image.new("1", (20000, 20000)).save(calib / "bomb.png", optimize=True)  # 400 Mpx, a few kB
     (tmp_path / "out").mkdir()
-    r = cli("convert", tiny_keras["h5"], "-o", tmp_path / "out", "--synthetic-calib",
-            "--num-calib", "4", "--no-compile", "--force")  # fmt: skip
+    r = cli("convert", tiny_keras["h5"], "-o", tmp_path / "out", "--calib", calib,
+            "--num-verify", "0", "--no-compile", "--force")  # fmt: skip
     assert r.exit_code == 0 and (tmp_path / "out" / "edgekit.json").is_file()
+    assert "1 unreadable skipped" in r.output  # skipped and counted, not fatal
 
 
 @pytest.mark.skipif(not Path("/sys/kernel").is_dir(), reason="needs a read-only /sys")

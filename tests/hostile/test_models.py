@@ -38,3 +38,23 @@ def test_zero_operators_said_plainly(command, empty_models, photo):
 def test_zero_inputs_said_plainly(empty_models, photo):
     r = cli("classify", empty_models / "no_inputs.tflite", photo, "-d", "cpu")
     assert r.exit_code == 1 and "no input or no output" in r.output
+
+
+def _nan_scale(model, S):
+    sg = model.subgraphs[0]
+    q = sg.tensors[sg.inputs[0]].quantization
+    q.scale = [float("nan")]
+
+
+def test_json_output_stays_json_with_a_nan_scale(tmp_path):
+    import json
+
+    p = tmp_path / "nan.tflite"
+    p.write_bytes(rewrite_tflite(TINY.read_bytes(), _nan_scale))
+    r = cli("inspect", p, "--json")
+
+    def strict(name):
+        raise ValueError(f"{name} is not JSON")
+
+    report = json.loads(r.stdout if r.exit_code == 0 else "{}", parse_constant=strict)
+    assert r.exit_code == 0 and report["inputs"][0]["quantization"]["scale"] == [None]
