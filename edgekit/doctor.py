@@ -193,7 +193,12 @@ def _groups(root: Path) -> dict[str, tuple[int, list[str]]]:
 
 def check_plugdev(root: Path, user: str, uid: int, gids: list[int]) -> Check:
     if uid == 0:
-        return Check("plugdev", OK, "running as root")
+        return Check(
+            "plugdev",
+            OK,
+            "running as root (the service runs as user edgekit: "
+            "install-service.sh puts it in plugdev)",
+        )
     groups = _groups(root)
     if "plugdev" not in groups:
         return Check(
@@ -231,8 +236,9 @@ def check_udev(root: Path, uid: int) -> Check:
     return Check(
         "udev rule",
         WARN if uid == 0 else FAIL,
-        "no Edge TPU udev rule: only root can open the device",
-        "it comes with libedgetpu1-std; reinstall it, then unplug and replug",
+        "no Edge TPU udev rule: only root can open the Coral",
+        "sudo bash scripts/setup-pi.sh writes it (/etc/udev/rules.d/99-edgetpu-accelerator.rules)"
+        ", then unplug and replug the Coral",
     )
 
 
@@ -263,8 +269,9 @@ def check_compiler(machine: str, path: str | None) -> Check:
         return Check(
             "edgetpu_compiler",
             WARN,
-            "not on PATH (needed by `edgekit convert`)",
-            "sudo apt-get install edgetpu-compiler from Coral's apt repository",
+            "not on PATH: `edgekit convert` writes CPU-only bundles until it is installed",
+            "sudo bash scripts/setup-host.sh (installs edgetpu-compiler from Coral's apt "
+            "repository)",
         )
     try:
         out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=20)

@@ -70,6 +70,13 @@ def doctor(model, device, timeout, no_probe, as_json, root):
                 line += f"\n        fix: {c['fix']}"
             click.echo(line)
         bad = sum(c["status"] == "fail" for c in result["checks"])
-        click.echo("all checks passed" if result["ok"] else f"{bad} check(s) failed")
+        warned = sum(c["status"] == "warn" for c in result["checks"])
+        if result["ok"]:
+            click.echo("all checks passed" + (f" ({warned} warning(s) above)" if warned else ""))
+        else:
+            click.echo(
+                f"{bad} check(s) failed: follow each 'fix:' line above, then run edgekit doctor "
+                "again (until then classify, bench and serve run on the CPU)"
+            )
     if not result["ok"]:
         raise click.exceptions.Exit(1)
