@@ -103,7 +103,7 @@ def test_bare_machine_fails_with_fixes(tmp_path):
                                       "tensorflow": None})  # fmt: skip
     for name, fix in [("interpreter", "pip install ai-edge-litert"),
                       ("libedgetpu", "setup-pi.sh"), ("edgetpu", "USB 3"),
-                      ("plugdev", "groupadd plugdev"), ("udev rule", "setup-pi.sh writes it")]:  # fmt: skip
+                      ("plugdev", "groupadd plugdev"), ("udev rule", "setup-pi.sh")]:  # fmt: skip
         assert got[name].status == "fail" and fix in got[name].fix, got[name]
     assert got["camera"].status == "warn"
     assert report(list(got.values()))["ok"] is False
