@@ -69,6 +69,9 @@ COMMANDS = {
     "zoo build": (["inception_lite", "-o", "{out}/m.h5", "--classes", "2"],
                   ["--input-size", "--classes", "--alpha", "-p"]),
     "inspect": (["{bundle}"], ["--json", "--tensors"]),
+    "detect": (["{bundle}", "{photo}", "-d", "cpu"],
+               ["--threshold", "-t", "--iou", "--max-detections", "--decoder", "--labels",
+                "--threads", "--device", "--json"]),
     "doctor": ([], ["--json"]),
 }  # fmt: skip
 
