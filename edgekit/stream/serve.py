@@ -65,9 +65,10 @@ def uses_worker(config: ServeConfig) -> bool:
     return mode == "process" or (mode == "auto" and config.model.device.strip().lower() != "cpu")
 
 
-def load_model(config: ServeConfig):
+def load_model(config: ServeConfig, stop: threading.Event | None = None):
     """The model as serve runs it: in a :class:`~edgekit.stream.worker.ModelProcess` or
-    in-process (see :func:`uses_worker`)."""
+    in-process (see :func:`uses_worker`). ``stop`` interrupts a worker's model load
+    (:class:`~edgekit.stream.worker.Stopped`)."""
     if not uses_worker(config):
         return load_classifier(config)
     from edgekit.stream.worker import ModelProcess
@@ -79,6 +80,7 @@ def load_model(config: ServeConfig):
         start_timeout_s=w.start_timeout_s,
         max_restarts=w.max_restarts,
         restart_window_s=w.restart_window_s,
+        stop=stop,
     )
 
 
@@ -106,7 +108,14 @@ def run(
     notifier.status(f"loading model {config.model.path}")
     owned = classifier is None
     if owned:
-        classifier = load_model(config)
+        from edgekit.stream.worker import Stopped
+
+        try:
+            classifier = load_model(config, stop)
+        except Stopped:  # SIGTERM while the Edge TPU was being opened
+            notifier.stopping()
+            notifier.close()
+            return {}
     stats = Stats()
     sinks: list[Any] = []
     started: dict = {}

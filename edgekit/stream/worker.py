@@ -53,8 +53,8 @@ _SEGMENTS = itertools.count(1)
 _CHILD_BLOCKED = {signal.SIGINT, signal.SIGTERM}
 
 
-class WorkerFailed(RuntimeError):
-    """The worker process died or hung (already reported and restarted)."""
+class Stopped(Exception):
+    """The stop event was set while a worker was loading its model."""
 
 
 def signal_name(exitcode: int | None) -> str:
@@ -103,6 +103,8 @@ class ModelProcess:
         max_restarts, restart_window_s: the crash-loop limit.
         backoff_s, backoff_max_s: first and largest wait before a restart.
         owner: (pid, command) the child records in the Edge TPU lock file (default: ours).
+        stop: when set while a model loads, the worker is killed and :class:`Stopped` raised
+            (serve's SIGTERM during a slow or hung Edge TPU open).
     """
 
     def __init__(
@@ -116,6 +118,7 @@ class ModelProcess:
         backoff_s: float = 0.5,
         backoff_max_s: float = 30.0,
         owner: tuple[int, str] | None = None,
+        stop: threading.Event | None = None,
     ):
         from edgekit.backends import devicelock
 
@@ -134,6 +137,7 @@ class ModelProcess:
         self._shm: shared_memory.SharedMemory | None = None
         self._io = threading.Lock()  # one request/answer at a time on the pipe
         self._closing = threading.Event()
+        self._stop_event = stop
         self._recent: collections.deque[float] = collections.deque()
         self._failures_in_row = 0
         self._start()
@@ -210,7 +214,7 @@ class ModelProcess:
     # -- process management ---------------------------------------------------------------------
     def _start(self) -> None:
         """Spawn the child and wait for its model. Raises EdgekitError (from the child) or, for
-        a crash at load, an EdgekitError naming the signal; WorkerFailed on a restart."""
+        a crash at load, an EdgekitError naming the signal; Stopped (first start only)."""
         parent, child = self._ctx.Pipe(duplex=True)
         proc = self._ctx.Process(
             target=_child_main,
@@ -242,8 +246,17 @@ class ModelProcess:
         try:
             if request is not None:
                 conn.send(request)
-            if conn.poll(timeout):
-                return conn.recv()
+            deadline = time.monotonic() + timeout
+            while True:
+                left = deadline - time.monotonic()
+                if conn.poll(max(0.0, min(left, 0.25))):
+                    return conn.recv()
+                if left <= 0:
+                    break
+                stop = self._stop_event
+                if self.info == {} and stop is not None and stop.is_set():  # the first load
+                    self._stop_child(0.0, polite=False)
+                    raise Stopped(f"stopped while the model was loading ({what})")
             failure, kind = f"no answer within {timeout:g} s ({what})", "worker_hung"
         except (EOFError, OSError):
             proc.join(2.0)
@@ -311,7 +324,7 @@ class ModelProcess:
                 pass
             proc.join(timeout)
         if proc.is_alive():
-            proc.kill()
+            _kill_group(proc)
             proc.join(5.0)
         try:
             conn.close()
@@ -354,6 +367,15 @@ def _rebuild(reply: tuple) -> Exception:
     return (cls or EdgekitError)(message, hint, code)
 
 
+def _kill_group(proc) -> None:
+    """SIGKILL the worker and whatever it started (the Edge TPU probe child, which may hang in
+    libedgetpu as well): the worker leads its own process group."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:  # not yet its own group leader: it has no children yet either
+        proc.kill()
+
+
 # -- the child ------------------------------------------------------------------------------------
 def _die_with_parent() -> None:
     try:
@@ -390,6 +412,10 @@ def _child_main(conn, factory, device, owner) -> None:
         signal.signal(sig, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _CHILD_BLOCKED)
     _die_with_parent()
+    try:
+        os.setpgid(0, 0)  # see _kill_group
+    except OSError:
+        pass
     # serve's stdout carries JSON lines: whatever the model or libedgetpu prints goes to stderr.
     os.dup2(2, 1)
     sys.stdout = sys.stderr

@@ -161,3 +161,46 @@ def test_ctrl_c_in_a_terminal_stops_serve_and_worker_quietly(on_coral, coral_dir
     assert serve.returncode == 0, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     assert segments(serve.pid) == []
+
+
+def processes_with(text: str) -> list[int]:
+    found = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if text in d.joinpath("cmdline").read_bytes().decode("utf-8", "replace"):
+                    found.append(int(d.name))
+            except OSError:
+                pass
+    return [p for p in found if alive(p)]
+
+
+def test_sigterm_while_the_edgetpu_open_hangs(on_coral, coral_dir, labels_path, video_avi,
+                                              edgetpu_standins, tmp_path):  # noqa: F811  # fmt: skip
+    """libedgetpu hangs while the worker opens the Coral (inside the Edge TPU probe, a child of
+    the worker): SIGTERM still stops serve at once, exit 0, and takes the hung processes along."""
+    log = tmp_path / "standin.log"
+    argv, env = on_coral(serve_args(coral_dir, labels_path, video_avi), mode="hang", LOG=log)
+    serve = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=env, cwd=ROOT)  # fmt: skip
+    hung = str(edgetpu_standins["hang"])
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (log.exists() and "prepare" in log.read_text()):
+            time.sleep(0.2)
+        assert "prepare" in log.read_text(), "the probe never reached the hanging Prepare"
+        assert processes_with(hung)
+        t0 = time.monotonic()
+        serve.send_signal(signal.SIGTERM)
+        out, err = serve.communicate(timeout=30)
+        took = time.monotonic() - t0
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.communicate()
+    assert serve.returncode == 0, err
+    assert took < 5 and out == "" and "Traceback" not in err
+    deadline = time.monotonic() + 5
+    while processes_with(hung) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert processes_with(hung) == []
