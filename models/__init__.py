@@ -31,10 +31,15 @@ class ZooEntry:
     paper: str
     params: int  # at the default settings (cached, checked by the tests)
     macs: int
+    task: str = "classify"  # "detect": an edgekit-anchor-free detector (edgekit train --task)
 
     def builder(self):
         """The design's ``build`` function (imports the module, and Keras)."""
         return importlib.import_module(f"{__name__}.{self.module}").build
+
+    def module_attr(self, name: str):
+        """An attribute of the design's module (the detector's ``STRIDES`` and ``cells``)."""
+        return getattr(importlib.import_module(f"{__name__}.{self.module}"), name)
 
     def options(self) -> dict[str, Any]:
         """Design parameters ``build`` accepts besides ``input_size``, with their defaults."""
@@ -50,6 +55,7 @@ class ZooEntry:
             "params": self.params,
             "macs": self.macs,
             "paper": self.paper,
+            "task": self.task,
         }
 
 
@@ -105,6 +111,17 @@ REGISTRY: dict[str, ZooEntry] = {
             "Howard et al. 2017, MobileNets, section 3.1, arXiv:1704.04861",
             1_000_900,
             196_176_400,
+        ),
+        ZooEntry(
+            "detector",
+            "detector",
+            "Anchor-free detector: MobileNet-style backbone, FCOS/YOLOX-like head at strides 8, 16",
+            160,
+            2,
+            "Tian et al. 2019, FCOS, arXiv:1904.01355; Ge et al. 2021, YOLOX, arXiv:2107.08430",
+            93_516,
+            30_515_200,
+            task="detect",
         ),
     )
 }

@@ -91,6 +91,34 @@ def _pair(kind):
     type=PROBABILITY,
     help="Fail (write nothing) if int8 top-1 agreement is below this (0..1).",
 )
+@click.option(
+    "--task",
+    type=click.Choice(["classify", "detect"]),
+    help="Model task [default: detect for edgekit's detector head, else classify].",
+)
+@click.option(
+    "--min-map",
+    type=float,
+    help="Detectors: fail (write nothing) if int8 mAP@0.5 on held-out images is below this "
+    "(against the labels of a YOLO/COCO --calib dataset, else against float).",
+)
+@click.option(
+    "--score-threshold",
+    type=float,
+    default=0.25,
+    show_default=True,
+    help="Detectors: default score threshold stored in the bundle.",
+)
+@click.option(
+    "--iou", type=float, default=0.45, show_default=True, help="Detectors: NMS IoU threshold."
+)
+@click.option(
+    "--max-detections",
+    type=int,
+    default=100,
+    show_default=True,
+    help="Detectors: boxes kept per image after NMS.",
+)
 @click.option("--no-compile", is_flag=True, help="Skip edgetpu_compiler.")
 @click.option(
     "--compiler", type=click.Path(), help="Path of edgetpu_compiler [default: search PATH]."
@@ -129,6 +157,11 @@ def convert(
     io,
     labels,
     min_agreement,
+    task,
+    min_map,
+    score_threshold,
+    iou,
+    max_detections,
     no_compile,
     compiler,
     compile_timeout,
@@ -163,6 +196,11 @@ def convert(
             io=io,
             labels=labels,
             min_agreement=min_agreement,
+            task=task,
+            min_map=min_map,
+            score_threshold=score_threshold,
+            iou=iou,
+            max_detections=max_detections,
             compile=not no_compile,
             compiler_path=compiler,
             compile_timeout=compile_timeout,
@@ -201,7 +239,9 @@ def _summary(result) -> None:
         extra = f", {c['unreadable']} unreadable skipped" if c.get("unreadable") else ""
         click.echo(f"  calib   {c['used']} images from {c['folder']}{extra}")
     v = m.verification
-    if v.get("agreement") is None:
+    if v.get("task") == "detect":
+        _detect_summary(v)
+    elif v.get("agreement") is None:
         click.echo("  verify  skipped (no held-out images)")
     else:
         acc = ""
@@ -247,6 +287,21 @@ def _summary(result) -> None:
                 f"          note: parameters {_mib(mem['parameters_bytes'])} nearly fill the "
                 "on-chip cache; part may stream"
             )
+
+
+def _detect_summary(v) -> None:
+    if not v.get("images"):
+        click.echo("  verify  skipped (no held-out images)")
+        return
+    vs = v.get("map50_int8_vs_float")
+    vs = "n/a (no float detections)" if vs is None else f"{vs:.3f}"
+    if v.get("map50_int8") is not None:
+        click.echo(
+            f"  verify  mAP@0.5 float {v['map50_float']:.3f}, int8 {v['map50_int8']:.3f} on "
+            f"{v['images']} held-out labelled images; int8 vs float {vs}"
+        )
+    else:
+        click.echo(f"  verify  int8 vs float mAP@0.5 {vs} on {v['images']} held-out images")
 
 
 def _mib(n) -> str:

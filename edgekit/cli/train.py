@@ -23,6 +23,14 @@ def _parse_range(text: str) -> tuple[float, float]:
 
 @click.command("train")
 @click.argument("data_dir", type=click.Path(file_okay=False))
+@click.option(
+    "--task",
+    type=click.Choice(["classify", "detect"]),
+    default="classify",
+    show_default=True,
+    help="detect: DATA_DIR is a YOLO txt (images/, labels/) or COCO json (annotations/) "
+    "dataset with train and val splits; --model detector.",
+)
 @click.option("--model", "model_name", required=True, help="Zoo model (see `edgekit zoo list`).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="FILE.h5")
 @click.option(
@@ -71,6 +79,7 @@ def _parse_range(text: str) -> tuple[float, float]:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def train(
     data_dir,
+    task,
     model_name,
     output,
     input_size,
@@ -87,8 +96,15 @@ def train(
     force,
     as_json,
 ) -> None:
-    """Train --model on DATA_DIR (one sub-folder of images per class) and save FILE.h5,
-    labels.txt, FILE_curves.png and FILE_train.json."""
+    """Train --model on DATA_DIR (one sub-folder of images per class; with --task detect a YOLO
+    or COCO detection dataset) and save FILE.h5, labels.txt, FILE_curves.png and
+    FILE_train.json."""
+    if task == "detect":
+        _train_detector(
+            data_dir, model_name, output, input_size, epochs, batch_size, val_split, seed, alpha,
+            input_range, learning_rate, force, as_json,
+        )  # fmt: skip
+        return
     from edgekit.host.train import train as run_training
 
     summary = run_training(
@@ -127,5 +143,48 @@ def train(
         click.echo(f"Held-out accuracy: {summary['val_accuracy']:.3f} ({per})")
     if summary["unreadable"]:
         click.echo(f"Skipped {len(summary['unreadable'])} unreadable image(s)")
+    for kind, path in summary["outputs"].items():
+        click.echo(f"  {kind:<8} {path}")
+
+
+def _train_detector(
+    data_dir, model_name, output, input_size, epochs, batch_size, val_split, seed, alpha,
+    input_range, learning_rate, force, as_json,
+) -> None:  # fmt: skip
+    from edgekit.host.train_detect import train_detector
+
+    ctx = click.get_current_context()
+    defaults = {"epochs": 20, "learning_rate": 1e-3, "val_split": 0.25}
+    chosen = {
+        k: v for k, v in (("epochs", epochs), ("learning_rate", learning_rate),
+                          ("val_split", val_split))
+        if ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT or k not in defaults
+    }  # fmt: skip
+    summary = train_detector(
+        data_dir,
+        model_name,
+        output,
+        input_size=input_size,
+        batch_size=batch_size,
+        seed=seed,
+        alpha=alpha,
+        input_range=_parse_range(input_range),
+        force=force,
+        progress=lambda msg: click.echo(msg, err=True),
+        **chosen,
+    )
+    if as_json:
+        echo_json(summary)
+        return
+    counts = summary["counts"]
+    click.echo(
+        f"Trained {summary['model']} {summary['input_size']}x{summary['input_size']} on "
+        f"{counts['train']['images']} images, held out {counts['val']['images']} "
+        f"({summary['dataset']['held_out']}); {summary['epochs_run']} epochs "
+        f"({summary['seconds']} s)"
+    )
+    if summary["val_map50"] is not None:
+        per = ", ".join(f"{k} {v:.3f}" for k, v in summary["val_ap50_per_class"].items())
+        click.echo(f"Held-out mAP@0.5: {summary['val_map50']:.3f} ({per})")
     for kind, path in summary["outputs"].items():
         click.echo(f"  {kind:<8} {path}")

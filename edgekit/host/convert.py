@@ -10,6 +10,7 @@ error leaves nothing behind.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -89,6 +90,11 @@ def _convert(
     io: str = "uint8",
     labels: str | os.PathLike | None = None,
     min_agreement: float | None = None,
+    task: str | None = None,
+    min_map: float | None = None,
+    score_threshold: float = 0.25,
+    iou: float = 0.45,
+    max_detections: int = 100,
     compile: bool = True,
     compiler_path: str | os.PathLike | None = None,
     compile_timeout: float = 180.0,
@@ -104,6 +110,9 @@ def _convert(
     ``num_verify`` (default min(100, 20%)) for verification, keeping ``group_pattern`` groups on
     one side. Pixels map to floats as ``lo + p * (hi - lo) / 255`` with ``input_range``.
     ``min_agreement`` (0..1): below it the conversion fails and nothing is written.
+    ``task``: ``classify`` or ``detect`` (default: ``detect`` for the zoo detector's head, see
+    :mod:`edgekit.host.convert_detect`); for detectors ``min_map`` plays ``min_agreement``'s part
+    and ``score_threshold``/``iou``/``max_detections`` go into the bundle's decoder params.
     ``progress(stage, done, total)`` reports ``loading images``, ``calibrating``, ``verifying``;
     ``warn(message)`` receives each warning as it happens (also kept in the result).
     Raises EdgekitError for anything the user can fix.
@@ -120,6 +129,7 @@ def _convert(
     model_path, out_dir = Path(model_path), Path(out_dir)
     _check_options(io, color, resize, input_range, num_calib, num_verify, min_agreement, segments)
     limits.finite("--compile-timeout", compile_timeout, 1e-3, limits.MAX_TIMEOUT_S)
+    _check_detection_options(task, min_map, score_threshold, iou, max_detections)
     if not model_path.exists():
         raise EdgekitError(f"{model_path}: no such file or directory", "check the model path")
     if out_dir.exists() and not force:
@@ -154,7 +164,24 @@ def _convert(
     timings["load_model"] = time.perf_counter() - t
     for fix in loaded.fixups:
         warning(f"legacy model: {fix}")
-    num_classes = int(loaded.output_shape[-1])
+    from edgekit.host import convert_detect
+
+    if task is None:
+        task = "detect" if convert_detect.is_detector(loaded.model) else "classify"
+    detect = task == "detect"
+    if detect:
+        if not convert_detect.is_detector(loaded.model):
+            raise EdgekitError(
+                f"{model_path}: --task detect, but the model does not end in edgekit's detector "
+                "head (a 'detections' layer of shape (1, N, 4 + classes))",
+                "convert other detectors with their own exporter; edgekit detect decodes them",
+            )
+        if min_agreement is not None:
+            raise EdgekitError("--min-agreement is for classifiers", "use --min-map for detectors")
+        strides = convert_detect.strides_for(loaded.model, loaded.input_shape[1:3])
+    elif min_map is not None:
+        raise EdgekitError("--min-map is for detectors", "use --min-agreement for classifiers")
+    num_classes = int(loaded.output_shape[-1]) - (4 if detect else 0)
     label_list = None
     if label_map is not None:
         problem = mismatch(label_map, num_classes)
@@ -168,11 +195,15 @@ def _convert(
         size=loaded.input_shape[1:3],
         channels=loaded.input_shape[3],
         color=color,
-        resize=resize,
+        resize="pad" if detect else resize,  # detectors: letterboxed (decoder params say how)
         range=(float(input_range[0]), float(input_range[1])),
     )
     t = time.perf_counter()
-    if calib is not None:
+    if detect and calib is not None:
+        imgs = convert_detect.load_images(
+            calib, prep.size, num_calib, num_verify, group_pattern, progress
+        )
+    elif calib is not None:
         from edgekit.groups import read_split, split_file_for
 
         train_split = read_split(split_file_for(model_path))  # train's held-out photos, if any
@@ -195,10 +226,27 @@ def _convert(
     prediction = quantize.predict_mapping(info)
 
     t = time.perf_counter()
-    classes = _verify_classes(imgs, label_list, num_classes)
-    result = verify.verify(data, loaded.batched, prep.to_float(imgs.verify), classes, progress)
+    if detect:
+        result = convert_detect.verify(
+            data,
+            loaded.batched,
+            prep,
+            imgs,
+            prep.size,
+            num_classes,
+            strides,
+            score_threshold,
+            iou,
+            label_list,
+            progress,
+        )
+    else:
+        classes = _verify_classes(imgs, label_list, num_classes)
+        result = verify.verify(data, loaded.batched, prep.to_float(imgs.verify), classes, progress)
     timings["verify"] = time.perf_counter() - t
     result["held_out"] = True
+    if detect:
+        convert_detect.check_min_map(result, min_map)
     if min_agreement is not None:
         result["min_agreement"] = min_agreement
         if result["agreement"] is None:
@@ -262,6 +310,9 @@ def _convert(
             io,
             compile_info["report"],
             timings,
+            convert_detect.detection_block(strides, score_threshold, iou, max_detections)
+            if detect
+            else None,
         )
         (tmp / MANIFEST_NAME).write_text(manifest.to_json(), encoding="utf-8")
     timings = {k: round(v, 3) for k, v in timings.items()}
@@ -312,6 +363,16 @@ def _check_options(io, color, resize, input_range, num_calib, num_verify, min_ag
         limits.finite("--min-agreement", min_agreement, 0.0, 1.0)
     if segments is not None and segments < 1:
         raise EdgekitError("--segments must be at least 1")
+
+
+def _check_detection_options(task, min_map, score_threshold, iou, max_detections):
+    if task not in (None, "classify", "detect"):
+        raise EdgekitError(f"--task {task!r}: unknown task", "use classify or detect")
+    for name, v in (("--min-map", min_map), ("--score-threshold", score_threshold), ("--iou", iou)):
+        if v is not None and not (math.isfinite(v) and 0.0 <= v <= 1.0):
+            raise EdgekitError(f"{name} {v:g}: must be between 0 and 1")
+    if not 1 <= max_detections <= 10_000:
+        raise EdgekitError(f"--max-detections {max_detections}: must be 1..10000")
 
 
 def _verify_classes(imgs, label_list, num_classes):
@@ -375,13 +436,27 @@ def _tool_versions(compiler_version):
 
 
 def _manifest(
-    stem, info, prep, models, labels, loaded, imgs, verification, compile_info, io, report, timings
+    stem,
+    info,
+    prep,
+    models,
+    labels,
+    loaded,
+    imgs,
+    verification,
+    compile_info,
+    io,
+    report,
+    timings,
+    detection=None,
 ) -> Manifest:
     from edgekit.host.quantize import _tensor_spec
 
     i, o = _tensor_spec(info.inputs[0]), _tensor_spec(info.outputs[0])
     calib = dict(imgs.stats)
-    calib.update(io=io, color=prep.color, range=list(prep.range), resize=prep.resize)
+    calib.update(io=io, color=prep.color, range=list(prep.range))
+    calib.setdefault("resize", prep.resize)
+    task = {} if detection is None else {"task": "detect", "detection": detection}
     return Manifest(
         name=stem,
         input=InputSpec(
@@ -409,4 +484,5 @@ def _manifest(
         verification=verification,
         compile=compile_info,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **task,
     )

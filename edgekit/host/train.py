@@ -193,6 +193,8 @@ def train(
     entry = zoo.get(model)
     if entry.default_classes is None:
         raise EdgekitError(f"zoo model {model!r} is not a classifier", "pick another --model")
+    if entry.task != "classify":
+        raise EdgekitError(f"zoo model {model!r} is a detector", "train it with --task detect")
     if epochs < 1 or batch_size < 1:
         raise EdgekitError("--epochs and --batch-size must be at least 1")
     lo, hi = (limits.finite("--input-range", v, -1e6, 1e6) for v in input_range)
