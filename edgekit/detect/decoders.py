@@ -89,5 +89,12 @@ def guess_decoder(model_info, state_outputs: frozenset[int] = frozenset()) -> st
     if len({t.shape[1] for t in outs}) == 1 and all(t.shape[1] < t.shape[2] for t in outs):
         return "yolov8" if outs[0].shape[1] > 4 else None
     if len({t.shape[2] for t in outs}) == 1 and all(t.shape[1] > t.shape[2] for t in outs):
+        # [1, N, C]: v5's layout, or a transposed v8 head; an Ultralytics export that names its
+        # classes tells them apart (C = 4 + classes: no objectness column)
+        from edgekit.detect.detector import embedded_labels
+
+        names = embedded_labels(model_info)
+        if names and outs[0].shape[2] == 4 + len(names):
+            return "yolov8"
         return "yolov5" if outs[0].shape[2] > 5 else None
     return None

@@ -20,10 +20,26 @@ _YOLO_PARAMS = {
 }
 
 
+def _channels_first(outs, default: bool) -> bool:
+    """Whether the channel axis is 1 ([1, C, N]) or 2 ([1, N, C]): the axis every split output
+    shares, else the shorter one (a head has far more candidates than channels), else
+    ``default``."""
+    ones, twos = {o.shape[1] for o in outs}, {o.shape[2] for o in outs}
+    if len(ones) == 1 and len(twos) > 1:
+        return True
+    if len(twos) == 1 and len(ones) > 1:
+        return False
+    a, b = outs[0].shape[1], outs[0].shape[2]
+    return default if a == b else a < b
+
+
 class _Yolo(Decoder):
+    """Shared by v8 and v5. A transposed head (v8 channels last, v5 channels first, as some
+    exporters write them) is read too: see :func:`_channels_first`."""
+
     PARAMS = _YOLO_PARAMS
     has_objectness = False
-    channels_first = True  # [1, C, N] (v8) vs [1, N, C] (v5)
+    channels_first = True  # the exporter's usual layout: [1, C, N] (v8) vs [1, N, C] (v5)
 
     def __init__(self, io: HeadIO, params: dict[str, Any] | None = None):
         super().__init__(io, params)
@@ -34,11 +50,11 @@ class _Yolo(Decoder):
         layout = "[1, 5+nc, N]" if self.has_objectness else "[1, 4+nc, N]"
         if not self.channels_first:
             layout = "[1, N, 5+nc]"
-        chans = set()
         for o in outs:
             if len(o.shape) != 3 or o.shape[0] != 1:
                 raise self.refuse(f"output {o.name!r} has shape {list(o.shape)}, expected {layout}")
-            chans.add(o.shape[1] if self.channels_first else o.shape[2])
+        self.channels_first = _channels_first(outs, type(self).channels_first)
+        chans = {o.shape[1] if self.channels_first else o.shape[2] for o in outs}
         if len(chans) != 1 or min(chans) <= extra:
             shapes = [list(o.shape) for o in outs]
             raise self.refuse(f"outputs {shapes} are not one {layout} head (split per stride)")

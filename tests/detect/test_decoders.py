@@ -199,3 +199,19 @@ def test_params_are_checked_by_name_and_range(params, match):
     with pytest.raises(EdgekitError, match=match) as e:
         check_params("edgekit-anchor-free", params, AnchorFree.PARAMS)
     assert "\n" not in str(e.value)
+
+
+def test_a_transposed_head_is_read_along_its_channel_axis():
+    scale, zp = 1.0 / 255, -128
+    raw = _q(_v8_head(objects=OBJECTS), scale, zp)
+    flat = YoloV8(HeadIO(SIZE, (OutputTensor(0, "o", raw.shape, "int8", scale, zp),)))
+    t = np.ascontiguousarray(raw.transpose(0, 2, 1))  # [1, 2100, 84]: channels last
+    tr = YoloV8(HeadIO(SIZE, (OutputTensor(0, "o", t.shape, "int8", scale, zp),)))
+    assert tr.num_classes == 80 and not tr.channels_first
+    for a, b in zip(flat.decode({0: raw}, 0.25, 0.45, 100), tr.decode({0: t}, 0.25, 0.45, 100)):
+        np.testing.assert_array_equal(a, b)
+    # split per stride: the axis the outputs share is the channel axis, whatever the sizes
+    parts = [np.ascontiguousarray(p) for p in np.split(raw, [2000, 2060], axis=2)]  # 40 < 84
+    outs = tuple(OutputTensor(i, "o", p.shape, "int8", scale, zp) for i, p in enumerate(parts))
+    split = YoloV8(HeadIO(SIZE, outs))
+    assert split.channels_first and split.num_classes == 80
