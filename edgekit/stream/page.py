@@ -68,6 +68,7 @@ main{flex:1;display:grid;grid-template-columns:minmax(0,3fr) minmax(340px,2fr);
  overflow:hidden;white-space:nowrap}
 .tile small{display:block;color:#8b949e;font-size:.75em}
 .tile span{font-size:1.35em;font-weight:600;font-variant-numeric:tabular-nums}
+.tile span small{display:inline;font-size:.6em;color:#8b949e}
 .card{background:#161b22;border:1px solid #30363d;border-radius:6px;padding:.4em .7em;
  flex:none}
 .card h2{font-size:.9em;margin:0 0 .2em;color:#8b949e;font-weight:600;display:flex;gap:1em}
@@ -87,8 +88,9 @@ main{flex:1;display:grid;grid-template-columns:minmax(0,3fr) minmax(340px,2fr);
 #events small{color:#8b949e;display:block}
 .evcard{display:flex;flex-direction:column;flex:1 0 9em;min-height:9em}
 footer{padding:.3em 1em;color:#8b949e;font-size:.8em} a{color:#58a6ff}
-@media (max-width:900px){main{grid-template-columns:1fr;grid-template-rows:auto}
- .live{width:100%}}
+@media (max-width:900px){html,body{height:auto} main{grid-template-columns:1fr;
+ grid-template-rows:auto} .col{overflow:visible} .live{width:100%} .evcard{flex:none;min-height:0}
+ #events{overflow:visible;flex:none}}
 </style></head><body>
 <header><span class="name">{{TITLE}}</span><span class="sub" id="model"></span>
 <span id="health" class="badge warn">starting</span><span class="sub" id="reason"></span>
@@ -196,9 +198,13 @@ async function refresh() {
       showFrame(r);
     }
     $("fps").textContent = s.fps.toFixed(1);
-    $("latency").textContent = s.latency_ms.p50 === null ? "-" :
-        Math.round(s.latency_ms.p50) + " / " + Math.round(s.latency_ms.p99);
-    $("inference").textContent = s.inference_ms.p50 === null ? "-" : s.inference_ms.p50;
+    if (s.latency_ms.p50 === null) $("latency").textContent = "-";
+    else {
+      const p99 = document.createElement("small");
+      p99.textContent = " / " + Math.round(s.latency_ms.p99);
+      $("latency").replaceChildren(Math.round(s.latency_ms.p50), p99);
+    }
+    $("inference").textContent = s.inference_ms.p50 === null ? "-" : fmtNum(s.inference_ms.p50);
     $("dropped").textContent = s.dropped;
     $("backend").textContent = (d.backend || "?") + (d.degraded ? " DEGRADED" : "");
     $("model").textContent = d.model || "";
@@ -210,7 +216,7 @@ async function refresh() {
     $("health").textContent = "server unreachable"; $("health").className = "badge bad";
   }
 }
-function fmtNum(v) { return v >= 100 ? Math.round(v) : +v.toPrecision(2); }
+function fmtNum(v) { return v >= 100 ? Math.round(v) : +v.toPrecision(3); }
 function chart(svg, t, series, fixedMax) {
   const W = svg.clientWidth || 600, H = svg.clientHeight || 120, L = 34, B = 14;
   svg.setAttribute("viewBox", "0 0 " + W + " " + H);

@@ -78,9 +78,9 @@ class Presence:
         return events
 
     def counts(self) -> dict[str, int]:
-        """Held counts of the labels in view now (``{label: n}``, n >= 1)."""
+        """Held counts of the labels in view now (``{label: n}``, n >= 1, in label order)."""
         with self._lock:
-            return {label: w[0][1] for label, w in self._windows.items() if w}
+            return {label: w[0][1] for label, w in sorted(self._windows.items()) if w}
 
     def snapshot(self) -> dict:
         """For /metrics and /latest: ``held``, ``raw`` counts and ``appearances`` per label, over

@@ -10,6 +10,7 @@ import json
 import re
 import subprocess
 import threading
+import urllib.error
 import urllib.request
 
 import numpy as np
@@ -285,3 +286,11 @@ def test_detection_endpoints(page_server):
     assert boxed.size == plain.size == (SIZE, SIZE)
     diff = np.abs(np.asarray(boxed).astype(int) - np.asarray(plain).astype(int)).sum(axis=2)
     assert (diff > 100).sum() > 200, "boxes drawn into ?boxes=1"
+    # Odd queries get a sane answer, never an error page or a traceback.
+    assert Image.open(io.BytesIO(get(base + "/snapshot.jpg?f=abc&f=-1"))).size == (SIZE, SIZE)
+    assert len(json.loads(get(base + "/events.json?limit=-5"))) == 1
+    assert json.loads(get(base + "/history.json?res=0.001"))["bucket_s"] == 10.0
+    for bad in ("/thumb/abc.jpg", "/thumb/99999999999.jpg", "/thumb/1.jpg/../x"):
+        with pytest.raises(urllib.error.HTTPError) as e:
+            get(base + bad)
+        assert e.value.code == 404
