@@ -149,6 +149,10 @@ def _convert(
         )
     if calib is not None and not Path(calib).is_dir():
         raise EdgekitError(f"--calib {calib}: no such folder", "check the path")
+    from edgekit.groups import compile_pattern, read_split, split_file_for
+
+    compile_pattern(group_pattern)  # a bad regex is reported now, not after TensorFlow loads
+    train_split = read_split(split_file_for(model_path)) if calib is not None else None
     if synthetic_calib and calib is None and min_agreement is not None:
         raise EdgekitError("--min-agreement needs real held-out images", "pass --calib DIR")
     compiler_exe = compiler.find_compiler(compiler_path) if compile else None
@@ -204,9 +208,6 @@ def _convert(
             calib, prep.size, num_calib, num_verify, group_pattern, progress
         )
     elif calib is not None:
-        from edgekit.groups import read_split, split_file_for
-
-        train_split = read_split(split_file_for(model_path))  # train's held-out photos, if any
         imgs = calibration.load_images(
             calib, prep, num_calib, num_verify, group_pattern, progress, train_split
         )
