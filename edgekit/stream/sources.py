@@ -98,7 +98,14 @@ class OpenCVSource(Source):
         elif _URL.match(self.uri):
             self.kind, self.target = "url", self.uri
         else:
-            if not Path(self.uri).is_file():
+            path = Path(self.uri)
+            if path.exists() and not path.is_file() and not path.is_dir():
+                # A FIFO would block OpenCV's open forever; a device node is not a video file.
+                raise EdgekitError(
+                    f"{self.uri}: not a regular file (a FIFO or device?)",
+                    "give a video file, a folder of images, /dev/videoN or a URL",
+                )
+            if not path.is_file():
                 raise EdgekitError(
                     f"{self.uri}: no such video file or camera",
                     "give /dev/videoN, a camera index, a video file or an rtsp:// or http:// URL",

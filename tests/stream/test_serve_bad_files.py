@@ -80,3 +80,20 @@ def test_folder_of_only_bad_files_is_one_error_even_when_looping(tmp_path):
     while not cap.finished:
         cap.take(0.2)
     assert isinstance(cap.error, EdgekitError) and "none of its 2 images" in str(cap.error)
+
+
+def test_fifo_as_source_or_config_is_refused_not_waited_on(tmp_path, small_model):
+    fifo = tmp_path / "clip.avi"
+    os.mkfifo(fifo)
+    conf = tmp_path / "edgekit.toml"
+    os.mkfifo(conf)
+    for args, needle in (
+        (["--model", str(small_model), "--source", str(fifo)], "not a regular file"),
+        (["--config", str(conf)], "not a regular file"),
+        (["--model", str(small_model), "--source", str(fifo), "--check"], "not a regular file"),
+    ):
+        out = subprocess.run([*edgekit_cmd(), "serve", *args], capture_output=True, text=True,
+                             timeout=60)  # fmt: skip
+        assert out.returncode == 1, (args, out.stderr)
+        errors = [ln for ln in out.stderr.splitlines() if ln.startswith("Error:")]
+        assert len(errors) == 1 and needle in errors[0], out.stderr
