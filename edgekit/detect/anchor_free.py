@@ -17,6 +17,19 @@ from edgekit.detect.heads import (
 from edgekit.detect.nms import batched_nms
 
 
+def _infer_strides(h: int, w: int, n: int) -> tuple[int, ...]:
+    """Strides for a bare .tflite (no manifest): the one ascending run of 4, 8, 16, 32, 64 whose
+    grids add up to ``n`` rows, else the zoo's default (8, 16) (then refused as not fitting)."""
+    found = []
+    cands = [s for s in (4, 8, 16, 32, 64) if h % s == 0 and w % s == 0]
+    for i in range(len(cands)):
+        for j in range(i + 1, len(cands) + 1):
+            run = tuple(cands[i:j])
+            if sum((h // s) * (w // s) for s in run) == n:
+                found.append(run)
+    return found[0] if len(found) == 1 else (8, 16)
+
+
 class AnchorFree(Decoder):
     """The zoo detector's head (layout in docs/DESIGN.md "edgekit detector head"): every value
     is a sigmoid output in 0..1; l, t, r, b are fractions of the input width/height."""
@@ -30,7 +43,7 @@ class AnchorFree(Decoder):
             raise self.refuse(f"expected one [1, N, 4+nc] output, got {_shapes(io)}")
         self.out = io.outputs[0]
         h, w = io.input_size
-        strides = self.params.get("strides", (8, 16))
+        strides = self.params.get("strides") or _infer_strides(h, w, self.out.shape[1])
         if any(h % s or w % s for s in strides):
             raise self.refuse(f"input {h}x{w} is not a multiple of every stride {list(strides)}")
         xs, ys = [], []

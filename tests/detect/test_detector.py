@@ -168,3 +168,11 @@ def test_a_manifest_that_does_not_match_its_model_is_one_line(detect_bundle, tmp
     b = edit_manifest(detect_bundle, tmp_path / "b", wrong)
     with pytest.raises(EdgekitError, match=r"manifest input \[1, 64, 64, 3\] does not match"):
         Detector(b, device="cpu")
+
+
+def test_a_bare_anchor_free_tflite_gets_its_strides_from_its_shape(tiny_detector):
+    # no manifest: --decoder names the layout, the strides follow from [1, 16, 7] on 32x32
+    det = Detector(tiny_detector, device="cpu", decoder="edgekit-anchor-free", threshold=0.5)
+    (d,) = det.detect(scene(64, 48, [("red", 32, 8, 48, 24)])).detections
+    assert d.id == 0 and d.label == "0"  # no labels without a bundle
+    np.testing.assert_allclose(d.box, (32, 8, 48, 24), atol=2 * ATOL)
