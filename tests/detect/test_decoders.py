@@ -108,7 +108,7 @@ def test_yolov5_objectness_multiplies_the_class_score():
         (YoloV8, [], "no outputs"),
         (YoloV5, [(2, 100, 85)], "expected \\[1, N, 5\\+nc\\]"),
         (YoloV5, [(1, 100, 5)], "not one"),
-        (AnchorFree, [(1, 2000, 84)], "does not fit strides"),
+        (AnchorFree, [(1, 2001, 84)], "does not fit strides"),
         (AnchorFree, [(1, 1600, 84), (1, 400, 84)], "expected one"),
         (SsdPostprocess, [(1, 10, 4), (1, 10), (1, 10), (1,)], "no TFLite_Detection"),
     ],
@@ -220,6 +220,6 @@ def test_a_transposed_head_is_read_along_its_channel_axis():
 def test_anchor_free_strides_are_inferred_when_the_bundle_gives_none():
     out = OutputTensor(0, "o", (1, 2100, 84), "int8", 1 / 255, -128)
     assert AnchorFree(HeadIO(SIZE, (out,))).centres.shape == (2100, 2)  # 8, 16, 32 on 320
-    out = OutputTensor(0, "o", (1, 2000, 84), "int8", 1 / 255, -128)
+    out = OutputTensor(0, "o", (1, 2001, 84), "int8", 1 / 255, -128)
     with pytest.raises(EdgekitError, match="does not fit strides \\[8, 16\\]"):
         AnchorFree(HeadIO(SIZE, (out,)))
