@@ -4,7 +4,6 @@ killer ending train / zoo build silently (issue 9)."""
 from __future__ import annotations
 
 import shutil
-import time
 
 import pytest
 
@@ -26,11 +25,9 @@ def test_params_extrapolation_is_exact_for_a_flatten_design():
 
 
 def test_zoo_build_of_a_huge_flatten_design_is_refused(tmp_path):
-    t = time.perf_counter()
     r = cli("zoo", "build", "inception_lite", "--input-size", "16384", "-o", tmp_path / "m.h5")
     assert r.exit_code == 1 and "needs about" in r.output and "GiB" in r.output
     assert "--input-size" in r.output and list(tmp_path.iterdir()) == []
-    assert time.perf_counter() - t < 60
 
 
 @pytest.fixture
