@@ -3,6 +3,7 @@ TensorFlow subprocess) and a swappable Edge TPU boundary."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -66,6 +67,17 @@ def bundles(tiny_models, tmp_path_factory) -> dict[str, Path]:
 def _probe_cache_in_tmp(tmp_path_factory, monkeypatch):
     """The libedgetpu probe cache (edgekit.backends.probe) never lands in the real ~/.cache."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "xdg-cache"))
+
+
+@pytest.fixture(autouse=True)
+def _libedgetpu_choice_restored():
+    """`--libedgetpu PATH` exports EDGEKIT_LIBEDGETPU to the process (for its children): a CLI
+    test run in-process must not leave that choice to the tests after it."""
+    saved = os.environ.pop("EDGEKIT_LIBEDGETPU", None)
+    yield
+    os.environ.pop("EDGEKIT_LIBEDGETPU", None)
+    if saved is not None:
+        os.environ["EDGEKIT_LIBEDGETPU"] = saved
 
 
 @pytest.fixture
