@@ -76,16 +76,22 @@ class Stack:
         }
 
 
+# Release tags that carry a "v" (public download URLs: v16.0TF2.15.1-1; 16.0TF2.16.1-1,
+# 16.0TF2.17.1-1 and 16.0TF2.19.1-1 do not).
+V_TAGS = ("2.15.1",)
+
+
 def feranick_deb(tf: str, distro: str, arch: str, flavour: str = "std") -> dict[str, Any]:
-    """libedgetpu1-<flavour> from feranick's release ``16.0TF<tf>-1`` (asset names: lower-case
-    ``tf``, ``.<distro>_<arch>.deb``)."""
+    """libedgetpu1-<flavour> from feranick's release ``[v]16.0TF<tf>-1`` (asset names:
+    lower-case ``tf``, ``.<distro>_<arch>.deb``)."""
     version = f"16.0tf{tf}-1"
+    tag = ("v" if tf in V_TAGS else "") + f"16.0TF{tf}-1"
     asset = f"libedgetpu1-{flavour}_{version}.{distro}_{arch}.deb"
     return {
         "package": f"libedgetpu1-{flavour}",
         "version": version,
         "tf": tf,
-        "url": f"{FERANICK}/16.0TF{tf}-1/{asset}",
+        "url": f"{FERANICK}/{tag}/{asset}",
     }
 
 

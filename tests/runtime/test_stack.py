@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SETUP = ROOT / "scripts" / "setup-pi.sh"
 KEYS = {"os", "arch", "python", "status", "libedgetpu", "interpreter", "why"}
 DEB = re.compile(
-    r"^https://github\.com/feranick/libedgetpu/releases/download/16\.0TF(\d+\.\d+\.\d+)-1/"
+    r"^https://github\.com/feranick/libedgetpu/releases/download/v?16\.0TF(\d+\.\d+\.\d+)-1/"
     r"libedgetpu1-(std|max)_16\.0tf(\d+\.\d+\.\d+)-1\.(bullseye|bookworm|trixie)_"
     r"(arm64|armhf|amd64)\.deb$"
 )
@@ -68,6 +68,11 @@ def test_armhf_gets_a_refusal_with_the_way_out():
     code, e, _ = stack_json("--os", "bookworm", "--arch", "armhf", "--python", "3.11",
                             "--experimental")  # fmt: skip
     assert code == 0 and e["status"] == "experimental" and "armhf" in e["libedgetpu"]["url"]
+    # that release's tag is spelled with a "v"
+    assert (
+        "/download/v16.0TF2.15.1-1/libedgetpu1-std_16.0tf2.15.1-1.bookworm_armhf.deb"
+        in (e["libedgetpu"]["url"])
+    )
     # Bullseye, 32-bit or 64-bit: Coral's own stack, everything TF 2.5.
     code, b, _ = stack_json("--os", "bullseye", "--arch", "armhf", "--python", "3.9")
     assert code == 0 and b["status"] == "proven"
