@@ -40,7 +40,10 @@ from edgekit.cli.common import libedgetpu_option
 @click.option("--max-frames", type=int, help="Stop after N results (default: run forever).")
 @click.option("--top-k", "-k", type=int, help="Best classes to report per frame [default: 5].")
 @click.option(
-    "--threshold", "-t", type=float, help="Drop classes scoring below this (0..1) [default: 0]."
+    "--threshold",
+    "-t",
+    type=float,
+    help="Drop classes or boxes scoring below this (0..1) [default: 0; a detector: the bundle's].",
 )
 @click.option("--iou", type=float, help="Detection: NMS IoU (0..1) [default: the bundle's].")
 @click.option(
@@ -60,6 +63,14 @@ from edgekit.cli.common import libedgetpu_option
 )
 @click.option(
     "--smoothing", type=int, help="Frames a new label must persist to be reported [default: 1]."
+)
+@click.option(
+    "--hold",
+    "hold_s",
+    type=float,
+    metavar="SECONDS",
+    help="A label counts as gone (label_left, counts down) only after this long unseen "
+    "[default: 2].",
 )
 @click.option(
     "--json-lines/--no-json-lines",
@@ -83,7 +94,7 @@ from edgekit.cli.common import libedgetpu_option
 @libedgetpu_option
 def serve(config_path, model, labels, source, device, http_listen, max_frames, top_k,
           threshold, iou, max_detections, decoder, threads, loop, realtime, smoothing,
-          json_lines, summary, check_only, verbose, worker):  # fmt: skip
+          hold_s, json_lines, summary, check_only, verbose, worker):  # fmt: skip
     """Classify or detect objects in frames from a camera, stream or file; publish the results.
 
     Results are JSON lines on stdout: frame, timestamp, classes [{id, label, score}],
@@ -105,7 +116,7 @@ def serve(config_path, model, labels, source, device, http_listen, max_frames, t
         model__top_k=top_k, model__threshold=threshold, model__threads=threads,
         model__iou=iou, model__max_detections=max_detections, model__decoder=decoder,
         source__uri=source, source__loop=loop, source__realtime=realtime,
-        pipeline__max_frames=max_frames, pipeline__smoothing=smoothing,
+        pipeline__max_frames=max_frames, pipeline__smoothing=smoothing, pipeline__hold_s=hold_s,
         output__json_lines=json_lines,
         http__enabled=True if http_listen else None, http__listen=http_listen,
         worker__mode=worker,

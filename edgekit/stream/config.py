@@ -153,7 +153,8 @@ _RANGES = {
     ("model", "max_detections"): (0, 10_000),
 }
 # Flags whose name is not --<key>, for errors that name what the user typed.
-_FLAGS = {("model", "path"): "--model", ("source", "uri"): "--source", ("http", "listen"): "--http"}
+_FLAGS = {("model", "path"): "--model", ("source", "uri"): "--source", ("http", "listen"): "--http",
+          ("pipeline", "hold_s"): "--hold"}  # fmt: skip
 
 
 def load_config(path: str | os.PathLike | None) -> ServeConfig:

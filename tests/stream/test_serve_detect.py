@@ -294,3 +294,21 @@ def test_detection_endpoints(page_server):
         with pytest.raises(urllib.error.HTTPError) as e:
             get(base + bad)
         assert e.value.code == 404
+
+
+def test_detection_options_are_checked_before_serving(bundle, scenes_avi):
+    cases = [
+        (["--hold", "nan"], "--hold = nan must be a finite number"),
+        (["--hold", "-1"], "--hold = -1.0 must be between 0 and 86400"),
+        (["--iou", "1.5"], "--iou = 1.5 must be between 0 and 1"),
+        (["--max-detections", "1000000"], "--max-detections = 1000000 must be between"),
+        (["--decoder", "yolov9"], "--decoder = 'yolov9' unknown"),
+    ]
+    for args, message in cases:
+        out = subprocess.run([*edgekit_cmd(), "serve", "--model", str(bundle), "--source",
+                              str(scenes_avi), *args], capture_output=True, text=True,
+                             timeout=60)  # fmt: skip
+        assert out.returncode in (1, 2), (args, out.stderr)
+        err = [line for line in out.stderr.splitlines() if line.startswith("Error:")]
+        assert len(err) == 1 and message in err[0], (args, out.stderr)
+        assert "Traceback" not in out.stderr and out.stdout == ""
