@@ -109,8 +109,9 @@ def test_serve_keeps_producing_results_after_its_worker_segfaults(
 
 
 def test_second_process_stop_and_no_leftovers(on_coral, coral_dir, labels_path, video_avi):
-    """While serve owns the Coral, classify is refused with one line; SIGTERM then stops serve
-    and its worker cleanly: exit 0, no traceback, shared memory unlinked, no process left."""
+    """While serve owns the Coral, classify and a second serve are refused with one line;
+    SIGTERM then stops serve and its worker cleanly: exit 0, no traceback, shared memory
+    unlinked, no process left."""
     argv, env = on_coral(serve_args(coral_dir, labels_path, video_avi, "--loop"))
     serve = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              env=env, cwd=ROOT)  # fmt: skip
@@ -124,6 +125,13 @@ def test_second_process_stop_and_no_leftovers(on_coral, coral_dir, labels_path, 
         argv2, env2 = on_coral(["classify", str(compiled_model(coral_dir)), photo, "-d", "usb"])
         p = subprocess.run(argv2, capture_output=True, text=True, timeout=120, env=env2)
         assert p.returncode == 1
+        assert p.stderr.splitlines()[-1].startswith(
+            f"Error: usb:0 is in use by PID {serve.pid} (edgekit serve); "
+        ), p.stderr
+        assert "Traceback" not in p.stderr
+        # a second serve too (its worker is refused the device; serve says so and exits 1)
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env, cwd=ROOT)
+        assert p.returncode == 1 and p.stdout == ""
         assert p.stderr.splitlines()[-1].startswith(
             f"Error: usb:0 is in use by PID {serve.pid} (edgekit serve); "
         ), p.stderr
