@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -97,11 +98,15 @@ def _write_errors(path: Path) -> Iterator[None]:
     EdgekitError (the caller's cleanup has already run or runs as it propagates)."""
     try:
         yield
-    except OSError as e:
-        if e.errno not in _DISK_ERRORS:
+    except (OSError, RuntimeError) as e:
+        code = getattr(e, "errno", None)
+        if code is None:  # HDF5 (h5py, Keras' .h5) reports it in text: "errno = 28, ..."
+            m = re.search(r"errno = (\d+)", str(e))
+            code = int(m.group(1)) if m else None
+        if code not in _DISK_ERRORS:
             raise
         raise EdgekitError(
-            f"{path}: cannot write it ({e.strerror or e}); nothing was written",
+            f"{path}: cannot write it ({os.strerror(code)}); nothing was written",
             "free some disk space (or choose another output) and run again",
         ) from None
 

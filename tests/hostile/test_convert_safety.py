@@ -151,3 +151,20 @@ def test_convert_with_a_garbage_compiler_writes_no_bundle(tiny_keras, tmp_path, 
             "--num-calib", "4", "--compiler", FAKE)  # fmt: skip
     assert r.exit_code == 1 and "unreadable" in r.output
     assert _others(tmp_path) == []
+
+
+def _small_files():  # runs in the child: every file it writes is capped at 200 kB (EFBIG)
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+
+
+def test_file_size_limit_while_saving_keras_h5_is_one_line(tmp_path):
+    """A real OS limit, not an injected error: HDF5 reports it only in text ('errno = 27')."""
+    cmd = [sys.executable, "-c", "from edgekit.cli import run; run()", "zoo", "build",
+           "inception_lite", "-o", str(tmp_path / "m.h5")]  # fmt: skip
+    p = subprocess.run(cmd, preexec_fn=_small_files, capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))  # fmt: skip
+    assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr[-2000:]
+    assert "m.h5: cannot write it (File too large); nothing was written" in p.stderr
+    assert list(tmp_path.iterdir()) == []
