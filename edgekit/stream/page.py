@@ -265,8 +265,10 @@ async function history() {
   } catch (e) {}
 }
 const KIND = {label_appeared: "appeared", tpu_restored: "recover", source_reconnected: "recover",
-  backend_reopened: "recover", source_lost: "fault", cpu_fallback: "fault",
-  inference_error: "fault", decode_error: "fault", tpu_still_failing: "fault"};
+  backend_reopened: "recover", worker_restarted: "recover", mqtt_connected: "recover",
+  source_lost: "fault", source_failed: "fault", cpu_fallback: "fault", inference_error: "fault",
+  decode_error: "fault", tpu_still_failing: "fault", worker_crashed: "fault",
+  worker_hung: "fault", mqtt_disconnected: "fault"};
 async function events() {
   try {
     const list = await (await fetch("/events.json?limit=40", {cache: "no-store"})).json();
@@ -278,7 +280,7 @@ async function events() {
         const im = document.createElement("img"); im.src = e.thumb; li.appendChild(im);
       }
       const div = document.createElement("div"), k = document.createElement("span");
-      k.className = "k " + (KIND[e.event] || (/restart|fault|crash|lost|error/.test(e.event)
+      k.className = "k " + (KIND[e.event] || (/fault|crash|hung|lost|error|fail/.test(e.event)
         ? "fault" : ""));
       k.textContent = e.event.replace(/_/g, " ");
       const m = document.createElement("b"), t = document.createElement("small");
