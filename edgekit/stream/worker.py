@@ -30,13 +30,10 @@ dies (PR_SET_PDEATHSIG), so it never outlives serve or keeps the Edge TPU locked
 from __future__ import annotations
 
 import collections
-import ctypes
 import itertools
-import logging
 import multiprocessing as mp
 import os
 import signal
-import sys
 import threading
 import time
 from multiprocessing import shared_memory
@@ -46,11 +43,11 @@ from typing import Any, Callable
 import numpy as np
 
 from edgekit.errors import EdgekitError
+from edgekit.stream import worker_child
 from edgekit.stream.pipeline import FatalError, SkipFrame
 
 EventFn = Callable[[str, str, dict], None]
 _SEGMENTS = itertools.count(1)
-_CHILD_BLOCKED = {signal.SIGINT, signal.SIGTERM}
 
 
 class Stopped(Exception):
@@ -217,14 +214,14 @@ class ModelProcess:
         a crash at load, an EdgekitError naming the signal; Stopped (first start only)."""
         parent, child = self._ctx.Pipe(duplex=True)
         proc = self._ctx.Process(
-            target=_child_main,
+            target=worker_child.main,
             args=(child, self.factory, self.device, self.owner),
             name="edgekit-inference",
             daemon=True,
         )
         # Signal mask is inherited through fork+exec: the child starts with SIGINT/SIGTERM
         # blocked (no KeyboardInterrupt traceback while it imports), then ignores them.
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, _CHILD_BLOCKED)
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, worker_child.BLOCKED)
         try:
             proc.start()
         finally:
@@ -374,108 +371,3 @@ def _kill_group(proc) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
     except OSError:  # not yet its own group leader: it has no children yet either
         proc.kill()
-
-
-# -- the child ------------------------------------------------------------------------------------
-def _die_with_parent() -> None:
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux: the closed pipe still ends the loop
-        pass
-
-
-def _error_reply(e: BaseException) -> tuple:
-    if isinstance(e, EdgekitError):
-        return ("error", type(e).__name__, e.message, e.hint, e.exit_code)
-    first = str(e).splitlines()[0] if str(e) else ""
-    return ("error", type(e).__name__, first, None, 1)
-
-
-def _model_info(model) -> dict:
-    runner = getattr(model, "runner", None)
-    size = getattr(model, "input_size", None)
-    return {
-        "pid": os.getpid(),
-        "backend": str(getattr(runner, "backend", "?")),
-        "device": str(getattr(runner, "device", "?")),
-        "provider": str(getattr(runner, "provider", "?")),
-        "input_size": list(size) if size else None,
-        "resize": getattr(model, "resize", None),
-        "task": getattr(model, "task", "classify"),
-    }
-
-
-def _child_main(conn, factory, device, owner) -> None:
-    """The worker process: build the model, then answer requests until told to stop."""
-    for sig in _CHILD_BLOCKED:
-        signal.signal(sig, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, _CHILD_BLOCKED)
-    _die_with_parent()
-    try:
-        os.setpgid(0, 0)  # see _kill_group
-    except OSError:
-        pass
-    # serve's stdout carries JSON lines: whatever the model or libedgetpu prints goes to stderr.
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-    handler = logging.StreamHandler()
-    handler.setFormatter(_Notices())
-    logging.basicConfig(level=logging.WARNING, handlers=[handler])
-    from edgekit.backends import devicelock
-
-    devicelock.set_owner(*owner)
-    try:
-        # After reopen(device=...) (e.g. the CPU fallback) a new worker starts on that device.
-        model = factory() if device is None else factory(device=device)
-    except BaseException as e:
-        conn.send(_error_reply(e))
-        return
-    conn.send(("ready", _model_info(model)))
-    infer = getattr(model, "run", None) or model.classify
-    shm, shm_name = None, None
-    while True:
-        try:
-            msg = conn.recv()
-        except (EOFError, OSError):  # the parent is gone
-            break
-        if msg[0] == "frame":
-            _, name, shape = msg
-            if name != shm_name:
-                if shm is not None:
-                    shm.close()
-                shm, shm_name = _attach(name), name
-            rgb = np.ndarray(shape, np.uint8, buffer=shm.buf)
-            try:
-                reply = ("ok", infer(rgb))
-            except Exception as e:
-                reply = _error_reply(e)
-            del rgb
-            conn.send(reply)
-        elif msg[0] == "reopen":
-            try:
-                model.reopen(device=msg[1])
-                reply = ("ready", _model_info(model))
-            except Exception as e:
-                reply = _error_reply(e)
-            conn.send(reply)
-        else:  # "close"
-            break
-    if shm is not None:
-        shm.close()
-    close = getattr(model, "close", None)
-    if close is not None:
-        close()
-
-
-def _attach(name: str) -> shared_memory.SharedMemory:
-    # The parent creates and unlinks the segment. Attaching registers it with the resource
-    # tracker, which spawn shares with the parent: a no-op for a name the parent registered.
-    return shared_memory.SharedMemory(name=name)
-
-
-class _Notices(logging.Formatter):
-    """``Warning: ...`` on stderr, as the CLI prints its notices."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        return f"{record.levelname.capitalize()}: {record.getMessage()}"

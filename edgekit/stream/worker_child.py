@@ -1,0 +1,123 @@
+"""The inside of serve's inference worker process (see :mod:`edgekit.stream.worker`): build the
+model from the factory, then answer ``("frame", shm_name, shape)`` with ``("ok", record)`` or
+``("error", class, message, hint, exit_code)`` and ``("reopen", device)`` with
+``("ready", info)``, until ``("close",)`` or the parent is gone."""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import sys
+from multiprocessing import shared_memory
+
+import numpy as np
+
+from edgekit.errors import EdgekitError
+
+BLOCKED = {signal.SIGINT, signal.SIGTERM}  # the parent decides when the worker stops
+
+
+def _die_with_parent() -> None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the closed pipe still ends the loop
+        pass
+
+
+def _error_reply(e: BaseException) -> tuple:
+    if isinstance(e, EdgekitError):
+        return ("error", type(e).__name__, e.message, e.hint, e.exit_code)
+    first = str(e).splitlines()[0] if str(e) else ""
+    return ("error", type(e).__name__, first, None, 1)
+
+
+def _model_info(model) -> dict:
+    runner = getattr(model, "runner", None)
+    size = getattr(model, "input_size", None)
+    return {
+        "pid": os.getpid(),
+        "backend": str(getattr(runner, "backend", "?")),
+        "device": str(getattr(runner, "device", "?")),
+        "provider": str(getattr(runner, "provider", "?")),
+        "input_size": list(size) if size else None,
+        "resize": getattr(model, "resize", None),
+        "task": getattr(model, "task", "classify"),
+    }
+
+
+def main(conn, factory, device, owner) -> None:
+    """The worker process: build the model, then answer requests until told to stop."""
+    for sig in BLOCKED:
+        signal.signal(sig, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, BLOCKED)
+    _die_with_parent()
+    try:
+        os.setpgid(0, 0)  # see _kill_group
+    except OSError:
+        pass
+    # serve's stdout carries JSON lines: whatever the model or libedgetpu prints goes to stderr.
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    handler = logging.StreamHandler()
+    handler.setFormatter(_Notices())
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
+    from edgekit.backends import devicelock
+
+    devicelock.set_owner(*owner)
+    try:
+        # After reopen(device=...) (e.g. the CPU fallback) a new worker starts on that device.
+        model = factory() if device is None else factory(device=device)
+    except BaseException as e:
+        conn.send(_error_reply(e))
+        return
+    conn.send(("ready", _model_info(model)))
+    infer = getattr(model, "run", None) or model.classify
+    shm, shm_name = None, None
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):  # the parent is gone
+            break
+        if msg[0] == "frame":
+            _, name, shape = msg
+            if name != shm_name:
+                if shm is not None:
+                    shm.close()
+                shm, shm_name = _attach(name), name
+            rgb = np.ndarray(shape, np.uint8, buffer=shm.buf)
+            try:
+                reply = ("ok", infer(rgb))
+            except Exception as e:
+                reply = _error_reply(e)
+            del rgb
+            conn.send(reply)
+        elif msg[0] == "reopen":
+            try:
+                model.reopen(device=msg[1])
+                reply = ("ready", _model_info(model))
+            except Exception as e:
+                reply = _error_reply(e)
+            conn.send(reply)
+        else:  # "close"
+            break
+    if shm is not None:
+        shm.close()
+    close = getattr(model, "close", None)
+    if close is not None:
+        close()
+
+
+def _attach(name: str) -> shared_memory.SharedMemory:
+    # The parent creates and unlinks the segment. Attaching registers it with the resource
+    # tracker, which spawn shares with the parent: a no-op for a name the parent registered.
+    return shared_memory.SharedMemory(name=name)
+
+
+class _Notices(logging.Formatter):
+    """``Warning: ...`` on stderr, as the CLI prints its notices."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.capitalize()}: {record.getMessage()}"
