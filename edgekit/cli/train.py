@@ -154,11 +154,23 @@ def _train_detector(
     from edgekit.host.train_detect import train_detector
 
     ctx = click.get_current_context()
-    defaults = {"epochs": 20, "learning_rate": 1e-3, "val_split": 0.25}
+
+    def given(name: str) -> bool:
+        return ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT
+
+    for name in ("group_pattern", "patience", "dropout"):
+        if given(name):
+            flag = "--" + name.replace("_", "-")
+            raise EdgekitError(
+                f"{flag} is for classification",
+                "a detection dataset carries its own train/val split (compose_detection_dataset.py "
+                "splits by original photo); drop the option",
+            )
+    # The detector's own defaults (train_detector) unless the user chose a value.
     chosen = {
         k: v for k, v in (("epochs", epochs), ("learning_rate", learning_rate),
                           ("val_split", val_split))
-        if ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT or k not in defaults
+        if given(k)
     }  # fmt: skip
     summary = train_detector(
         data_dir,

@@ -215,6 +215,8 @@ def compose_dataset(
     lo, hi = (float(v) for v in scale)
     if not (np.isfinite(lo) and np.isfinite(hi) and 0.02 <= lo <= hi <= 0.95):
         raise EdgekitError(f"scale {lo:g},{hi:g} out of range", "use MIN,MAX within 0.02..0.95")
+    if not 0 <= seed < 2**32:
+        raise EdgekitError(f"seed {seed} out of range", "use 0..4294967295")
     if not 1 <= quality <= 100:
         raise EdgekitError(f"JPEG quality {quality} out of range", "use 1..100")
     names, photos = scan_sources(source, group_pattern)

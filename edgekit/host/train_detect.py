@@ -43,6 +43,7 @@ Progress = Optional[Callable[[str], None]]
 CENTRE_RADIUS = 2.0
 LETTERBOX_FILL = 114
 MAP_SCORE_THRESHOLD = 0.001
+NMS_IOU = 0.45  # the bundle's default (edgekit convert --iou)
 # The positive class's score target: QUALITY_FLOOR + (1 - QUALITY_FLOOR) * IoU.
 QUALITY_FLOOR = 0.5
 
@@ -167,7 +168,7 @@ def evaluate(outputs, letterboxes, scenes: list[Scene], decoder, threshold=MAP_S
     mapped back to original pixels."""
     preds, truths = [], []
     for out, lb, scene in zip(outputs, letterboxes, scenes):
-        boxes, scores, classes = decoder.decode({0: out[None]}, threshold, 0.5, 100)
+        boxes, scores, classes = decoder.decode({0: out[None]}, threshold, NMS_IOU, 100)
         preds.append(ImageBoxes.make(lb.to_original(boxes), classes, scores))
         truths.append(ImageBoxes.make(scene.boxes, scene.labels))
     return mean_average_precision(preds, truths, 0.5)

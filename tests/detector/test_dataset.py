@@ -113,6 +113,14 @@ def test_script_writes_the_dataset_and_errors_are_one_line(tmp_path):
     )
     assert again.returncode == 1
     assert again.stderr.count("\n") == 1 and "already exists" in again.stderr
+    for bad in (["--seed", "-1"], ["--val-fraction", "nan"], ["--scale", "0.5,inf"]):
+        r = subprocess.run(
+            [sys.executable, str(script), "-o", str(tmp_path / "x"), *bad],
+            capture_output=True,
+            text=True,
+        )
+        assert r.returncode == 1 and r.stderr.startswith("Error:"), (bad, r.stderr)
+        assert r.stderr.count("\n") == 1 and not (tmp_path / "x").exists()
 
 
 def _yolo(tmp_path, label_text: str, names="apple\nbanana\n"):

@@ -146,4 +146,9 @@ def test_train_detect_refusals_are_one_line(tmp_path, scenes):
             "--learning-rate", "nan"),
         "--learning-rate",
     )  # fmt: skip
+    one_line_error(
+        run("train", scenes, "--task", "detect", "--model", "detector", "-o", out,
+            "--group-pattern", "x"),
+        "--group-pattern is for classification",
+    )  # fmt: skip
     assert not out.exists()
