@@ -144,7 +144,7 @@ def test_train_detect_refusals_are_one_line(tmp_path, scenes):
     one_line_error(
         run("train", scenes, "--task", "detect", "--model", "detector", "-o", out,
             "--learning-rate", "nan"),
-        "--learning-rate",
+        "--learning-rate", code=2,
     )  # fmt: skip
     one_line_error(
         run("train", scenes, "--task", "detect", "--model", "detector", "-o", out,
