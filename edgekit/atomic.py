@@ -45,8 +45,9 @@ def replacing(path: str | os.PathLike) -> Iterator[Path]:
 
 def check_destination(path: str | os.PathLike) -> None:
     """Raise :class:`EdgekitError` now if ``path`` could never be created because a file stands
-    where one of its folders should be (``model.h5/out``): lets a command fail before a long
-    job rather than after it."""
+    where one of its folders should be (``model.h5/out``) or its nearest existing folder is not
+    writable (read-only disk, no permission): lets a command fail before a long job rather than
+    after it."""
     parent = Path(path).absolute().parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
@@ -54,6 +55,15 @@ def check_destination(path: str | os.PathLike) -> None:
         raise EdgekitError(
             f"{path}: {parent} is a file, not a folder", "choose another output path"
         )
+    # Writable? Try it (os.access says yes to root on a read-only mount or in /sys).
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".edgekit-probe-", dir=parent)
+    except OSError as e:
+        raise EdgekitError(
+            f"{path}: cannot write in {parent} ({e.strerror or e})", "choose another output path"
+        ) from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 @contextlib.contextmanager

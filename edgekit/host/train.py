@@ -190,6 +190,7 @@ def train(
         raise EdgekitError(f"{output} already exists", "choose another output or pass --force")
     if output.suffix.lower() not in zoo.MODEL_SUFFIXES:
         raise EdgekitError(f"{output}: unknown model file type", "name it FILE.h5 or FILE.keras")
+    atomic.check_destination(output)  # an unwritable output is found now, not after training
     entry = zoo.get(model)
     if entry.default_classes is None:
         raise EdgekitError(f"zoo model {model!r} is not a classifier", "pick another --model")

@@ -102,7 +102,7 @@ def test_unwritable_output_found_before_any_work(tiny_keras, monkeypatch):
 
     monkeypatch.setattr(keras_io, "load", no_work)
     r = cli("convert", tiny_keras["h5"], "-o", "/sys/kernel/edgekit-out", "--synthetic-calib")
-    assert r.exit_code == 1 and "cannot write here" in r.output
+    assert r.exit_code == 1 and "cannot write in /sys/kernel" in r.output
 
 
 def test_disk_full_while_writing_leaves_nothing(tiny_keras, tmp_path, monkeypatch):
@@ -168,3 +168,20 @@ def test_file_size_limit_while_saving_keras_h5_is_one_line(tmp_path):
     assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr[-2000:]
     assert "m.h5: cannot write it (File too large); nothing was written" in p.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(not Path("/sys/kernel").is_dir(), reason="needs a read-only /sys")
+def test_train_and_zoo_find_an_unwritable_output_before_any_work(tmp_path, monkeypatch):
+    from edgekit import zoo
+    from edgekit.host import train
+
+    def no_work(*a, **k):
+        raise AssertionError("work started before the output was checked")
+
+    monkeypatch.setattr(train, "scan", no_work)
+    monkeypatch.setattr(zoo, "build", no_work)
+    (tmp_path / "data").mkdir()
+    r = cli("train", tmp_path / "data", "--model", "squeezenet", "-o", "/sys/kernel/x/m.h5")
+    assert r.exit_code == 1 and "cannot write in /sys/kernel" in r.output
+    r = cli("zoo", "build", "squeezenet", "-o", "/sys/kernel/m.h5")
+    assert r.exit_code == 1 and "cannot write in /sys/kernel" in r.output
