@@ -17,6 +17,7 @@ from edgekit.errors import EdgekitError
 
 POSTPROCESS_OP = "TFLite_Detection_PostProcess"
 MAX_DETECTIONS = 10_000
+_NUMERIC = ("int8", "uint8", "int16", "uint16", "int32", "float16", "float32", "float64")
 _HINT = "pass --decoder (ssd-postprocess, yolov8, yolov5, edgekit-anchor-free) if you know the head"
 
 
@@ -131,6 +132,8 @@ class Decoder:
         for o in io.outputs:
             if not (math.isfinite(o.scale) and o.scale >= 0) or any(d < 0 for d in o.shape):
                 raise self.refuse(f"output {o.name!r} has a broken shape or quantization")
+            if o.dtype not in _NUMERIC:
+                raise self.refuse(f"output {o.name!r} holds {o.dtype}, not numbers it can decode")
 
     def decode(
         self, raw: dict[int, np.ndarray], threshold: float, iou: float, max_detections: int
