@@ -312,3 +312,41 @@ def test_detection_options_are_checked_before_serving(bundle, scenes_avi):
         err = [line for line in out.stderr.splitlines() if line.startswith("Error:")]
         assert len(err) == 1 and message in err[0], (args, out.stderr)
         assert "Traceback" not in out.stderr and out.stdout == ""
+
+
+def test_faults_are_listed_with_thumbnails(bundle, scenes_avi):
+    from .stream_faults import FlakySource
+
+    port = free_port()
+    source = FlakySource(OpenCVSource(str(scenes_avi), loop=True), lose_at={15},
+                         reopen_failures=1)  # fmt: skip
+    cfg = from_dict({"model": {"path": str(bundle), "device": "cpu"},
+                     "output": {"json_lines": False}, "pipeline": {"hold_s": 0.0},
+                     "source": {"backoff_s": 0.01},
+                     "http": {"enabled": True, "listen": f"127.0.0.1:{port}"}})  # fmt: skip
+    seen, done = [], threading.Event()
+
+    def on_event(e):
+        seen.append(e.kind)
+        if e.kind == "source_reconnected":
+            done.set()
+
+    stop = threading.Event()
+    t = threading.Thread(target=serve.run, args=(cfg,), daemon=True,
+                         kwargs={"stop": stop, "source": source,
+                                 "extra_sinks": [CallbackSink(on_event=on_event)]})  # fmt: skip
+    t.start()
+    try:
+        assert done.wait(60), seen
+        events = json.loads(get(f"http://127.0.0.1:{port}/events.json"))
+        lost = next(e for e in events if e["event"] == "source_lost")
+        thumb = Image.open(io.BytesIO(get(f"http://127.0.0.1:{port}" + lost["thumb"])))
+    finally:
+        stop.set()
+        t.join(10)
+    kinds = [e["event"] for e in events]  # newest first; capture and worker threads interleave
+    assert kinds.count("source_lost") == 2 and "source_reconnected" in kinds
+    assert {"red", "green"} <= {e.get("label") for e in events if e["event"] == "label_appeared"}
+    assert "injected" in lost["message"] and lost["thumb"].startswith("/thumb/")
+    # A fault's thumbnail is the latest frame at the time, with its boxes.
+    assert thumb.format == "JPEG" and thumb.size == (240, 240)
