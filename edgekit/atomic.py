@@ -135,10 +135,11 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     return write_bytes(path, text.encode("utf-8"))
 
 
-def check_replaceable(path: str | os.PathLike, force: bool) -> None:
+def check_replaceable(path: str | os.PathLike, force: bool, marker: str = "edgekit.json") -> None:
     """Raise EdgekitError unless a directory may be written at ``path``: it does not exist, or
-    ``force`` is set and it is an edgekit bundle (holds ``edgekit.json``) or an empty folder.
-    ``--force`` must never delete a folder of photos (say, the ``--calib`` folder itself)."""
+    ``force`` is set and it is an edgekit bundle (holds ``marker``: ``edgekit.json``; a composed
+    dataset's is ``compose.json``) or an empty folder. ``--force`` must never delete a folder of
+    photos (say, the ``--calib`` folder itself)."""
     path = Path(path)
     if not path.exists() and not path.is_symlink():
         return
@@ -146,10 +147,11 @@ def check_replaceable(path: str | os.PathLike, force: bool) -> None:
         raise EdgekitError(f"{path} already exists", "choose another output or pass --force")
     if not path.is_dir() or path.is_symlink():
         raise EdgekitError(f"{path} exists and is not a directory", "choose another output")
-    if not (path / "edgekit.json").is_file() and any(path.iterdir()):
+    if not (path / marker).is_file() and any(path.iterdir()):
+        what = "an edgekit bundle" if marker == "edgekit.json" else "edgekit's output"
         raise EdgekitError(
-            f"{path} is not an edgekit bundle (no edgekit.json) and not empty: --force replaces "
-            "only a bundle or an empty folder",
+            f"{path} is not {what} (no {marker}) and not empty: --force replaces "
+            "only such an output or an empty folder",
             "choose another output folder",
         )
 
@@ -197,17 +199,20 @@ def claim(path: str | os.PathLike, force: bool = False) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike, force: bool = False) -> Iterator[Path]:
+def atomic_dir(
+    path: str | os.PathLike, force: bool = False, marker: str = "edgekit.json"
+) -> Iterator[Path]:
     """Build a directory in a temporary sibling and move it to ``path`` on success.
 
     Yields the temporary directory to fill. If the block raises, the temporary directory is
     removed and ``path`` is untouched. If ``path`` exists, :class:`EdgekitError` is raised
-    unless ``force`` is true and it is a bundle or empty (:func:`check_replaceable`), in which case
+    unless ``force`` is true and it is a bundle (holds ``marker``) or empty
+    (:func:`check_replaceable`), in which case
     the old directory is replaced only after the new one is complete. If something appears at
     ``path`` while the block runs, it is not replaced (without ``force``): the job fails.
     """
     path = Path(path)
-    check_replaceable(path, force)
+    check_replaceable(path, force, marker)
     with _output_errors(path):
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
@@ -217,7 +222,7 @@ def atomic_dir(path: str | os.PathLike, force: bool = False) -> Iterator[Path]:
     try:
         with _write_errors(path):
             yield tmp
-        check_replaceable(path, force)  # nothing appeared there while we worked
+        check_replaceable(path, force, marker)  # nothing appeared there while we worked
         if path.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
             os.replace(path, old / path.name)

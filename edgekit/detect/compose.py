@@ -236,7 +236,8 @@ def compose_dataset(
         },
         "splits": {},
     }
-    with atomic_dir(Path(out_dir), force=force) as tmp:
+    # --force replaces a dataset composed before (compose.json), never a folder of photos.
+    with atomic_dir(Path(out_dir), force=force, marker="compose.json") as tmp:
         for split, pool, count in (("train", train_p, train_scenes), ("val", val_p, val_scenes)):
             cutouts = [(p.label, load_cutout(p.path)) for p in pool]
             (tmp / "images" / split).mkdir(parents=True)

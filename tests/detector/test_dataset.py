@@ -113,6 +113,21 @@ def test_script_writes_the_dataset_and_errors_are_one_line(tmp_path):
     )
     assert again.returncode == 1
     assert again.stderr.count("\n") == 1 and "already exists" in again.stderr
+    forced = subprocess.run(
+        [sys.executable, str(script), "-o", str(out), "--train", "2", "--val", "1", "--force"],
+        capture_output=True,
+        text=True,
+    )
+    assert forced.returncode == 0, forced.stderr  # a composed dataset is replaced...
+    assert len(list((out / "images" / "train").iterdir())) == 2
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "keep.png").write_bytes(b"x")
+    refused = subprocess.run(
+        [sys.executable, str(script), "-o", str(photos), "--force"], capture_output=True, text=True
+    )
+    assert refused.returncode == 1 and "no compose.json" in refused.stderr  # ...photos never
+    assert (photos / "keep.png").exists()
     for bad in (["--seed", "-1"], ["--val-fraction", "nan"], ["--scale", "0.5,inf"]):
         r = subprocess.run(
             [sys.executable, str(script), "-o", str(tmp_path / "x"), *bad],
