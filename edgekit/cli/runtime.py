@@ -109,7 +109,7 @@ def bench(model, device, runs, warmup, threads, as_json, plot, image):
         return
     first_note = " (includes loading it onto the Edge TPU)" if res.backend == "edgetpu" else ""
     click.echo(f"model   {res.model}")
-    threads_note = f", {res.threads} threads" if res.threads else ""
+    threads_note = f", {res.threads} thread{'s' if res.threads != 1 else ''}" if res.threads else ""
     click.echo(f"device  {res.device} ({res.provider}{threads_note})")
     click.echo(f"first   {res.first_ms:.2f} ms{first_note}")
     click.echo(

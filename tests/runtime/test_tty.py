@@ -17,3 +17,9 @@ def test_bench_json_on_a_terminal_draws_no_bar(bundles):
     code, output = run_in_pty([*EDGEKIT, "bench", bundles["rgb"], "--json"], timeout=120)
     assert code == 0, output
     assert "benchmarking" not in output and '"p50_ms"' in output
+
+
+def test_bench_names_its_threads_in_the_device_line(bundles):
+    code, output = run_in_pty([*EDGEKIT, "bench", bundles["rgb"], "--threads", 1, "-d", "cpu"])
+    assert code == 0, output
+    assert "(ai_edge_litert" in output and ", 1 thread)" in output, output
