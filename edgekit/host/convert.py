@@ -92,7 +92,7 @@ def _convert(
     min_agreement: float | None = None,
     task: str | None = None,
     min_map: float | None = None,
-    score_threshold: float = 0.25,
+    score_threshold: float = 0.5,
     iou: float = 0.45,
     max_detections: int = 100,
     compile: bool = True,

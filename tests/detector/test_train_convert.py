@@ -84,7 +84,7 @@ def test_convert_records_the_task_and_int8_stays_within_0_05(trained, scenes):
     assert det["decoder"] == "edgekit-anchor-free"
     assert det["params"] == {
         "strides": [8, 16],
-        "score_threshold": 0.25,
+        "score_threshold": 0.5,
         "iou": 0.45,
         "max_detections": 100,
         "letterbox": True,
