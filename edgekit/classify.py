@@ -28,10 +28,10 @@ from typing import Callable
 import numpy as np
 
 from edgekit import limits
-from edgekit.backends import Runner, open_model, resolve_model
 from edgekit.errors import EdgekitError
 from edgekit.images import load_rgb, prepare, to_float
-from edgekit.labels import mismatch, read_labels
+from edgekit.labels import mismatch
+from edgekit.task_model import TaskModel
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ def tensor_range(dtype: np.dtype, scale: float, zero_point: int) -> tuple[float,
     return ((info.min - zero_point) * scale, (info.max - zero_point) * scale)
 
 
-class Classifier:
+class Classifier(TaskModel):
     """Classify RGB images with a bundle directory, a ``.tflite`` or an ``_edgetpu.tflite``.
 
     Args:
@@ -135,21 +135,14 @@ class Classifier:
         if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
             raise EdgekitError(f"top_k must be an integer >= 1, got {top_k!r}")
         threshold = limits.finite("threshold", threshold, 0.0, 1.0)
-        self.model, self.device, self.threads = model, device, threads
+        self._bind(model, device, threads, on_warning)
         self.top_k, self.threshold = int(top_k), float(threshold)
-        self._on_warning = on_warning
-        self.bundle = resolve_model(model).bundle
         spec = self.bundle.manifest.input if self.bundle else None
         self.color = spec.color if spec else "rgb"
         self.resize = spec.resize if spec else "stretch"
         self._range = value_range or (spec.range if spec else None)
-        if isinstance(labels, (str, os.PathLike)):
-            labels = read_labels(labels)
-        elif labels is None and self.bundle and self.bundle.manifest.labels:
-            labels = dict(enumerate(self.bundle.manifest.labels))
-        self.labels: dict[int, str] = dict(labels or {})
-        self.runner: Runner = open_model(model, device, threads, on_warning)
-        self._setup()
+        self.labels: dict[int, str] = self._resolve_labels(labels)
+        self._open()
 
     def _setup(self) -> None:
         r = self.runner
@@ -214,15 +207,3 @@ class Classifier:
 
     def classify_path(self, path: str | os.PathLike) -> Classification:
         return self.classify(load_rgb(Path(path)))
-
-    def reopen(self, device: str | None = None) -> None:
-        """Close and reopen the interpreter (after an Edge TPU fault), on ``device`` if given."""
-        if self.runner is not None:
-            self.runner.close()
-        if device is not None:
-            self.device = device
-        self.runner = open_model(self.model, self.device, self.threads, self._on_warning)
-        self._setup()
-
-    def close(self) -> None:
-        self.runner.close()

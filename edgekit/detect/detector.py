@@ -22,7 +22,6 @@ from typing import Any, Callable
 
 import numpy as np
 
-from edgekit.backends import Runner, open_model, resolve_model
 from edgekit.classify import _round_half_away, make_quantizer, tensor_range
 from edgekit.detect.decoders import (
     MAX_DETECTIONS,
@@ -37,11 +36,11 @@ from edgekit.detect.decoders import (
 from edgekit.detect.records import Detection, Detections
 from edgekit.errors import EdgekitError
 from edgekit.images import letterbox, load_rgb, prepare, stretch_box
-from edgekit.labels import read_labels
+from edgekit.task_model import TaskModel
 from edgekit.tflite import read_model
 
 
-class Detector:
+class Detector(TaskModel):
     """Detect objects in RGB images.
 
     Args:
@@ -71,9 +70,7 @@ class Detector:
         *,
         on_warning: Callable[[str], None] | None = None,
     ):
-        self.model, self.device, self.threads = model, device, threads
-        self._on_warning = on_warning
-        self.bundle = resolve_model(model).bundle
+        self._bind(model, device, threads, on_warning)
         manifest = self.bundle.manifest if self.bundle else None
         det = (manifest.detection if manifest else None) or {}
         if manifest is not None and manifest.task != "detect" and decoder is None:
@@ -98,13 +95,8 @@ class Detector:
         self.max_detections = int(
             over.get("max_detections", self._params.get("max_detections", 100))
         )
-        if isinstance(labels, (str, os.PathLike)):
-            labels = read_labels(labels)
-        elif labels is None and manifest and manifest.labels:
-            labels = dict(enumerate(manifest.labels))
-        self.labels: dict[int, str] = dict(labels or {})
-        self.runner: Runner = open_model(model, device, threads, on_warning)
-        self._setup()
+        self.labels: dict[int, str] = self._resolve_labels(labels)
+        self._open()
 
     # -- binding the model --------------------------------------------------------------------
     def _setup(self) -> None:
@@ -201,18 +193,6 @@ class Detector:
 
     def detect_path(self, path: str | os.PathLike) -> Detections:
         return self.detect(load_rgb(Path(path)))
-
-    def reopen(self, device: str | None = None) -> None:
-        """Close and reopen the interpreter (after an Edge TPU fault), on ``device`` if given."""
-        if self.runner is not None:
-            self.runner.close()
-        if device is not None:
-            self.device = device
-        self.runner = open_model(self.model, self.device, self.threads, self._on_warning)
-        self._setup()
-
-    def close(self) -> None:
-        self.runner.close()
 
 
 def _tensor(d: dict[str, Any]) -> OutputTensor:
