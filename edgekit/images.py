@@ -7,9 +7,11 @@ the device will later feed the model.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,22 +96,30 @@ def _open_errors(path: Path, e: BaseException) -> EdgekitError:
     return EdgekitError(f"{path}: cannot read image ({e})", "is it a valid image?")
 
 
-def check_image_size(path: str | os.PathLike) -> tuple[int, int]:
-    """Cheap check of an image file before decoding it: a regular file whose header Pillow
-    recognises, at most :data:`MAX_PIXELS` pixels. Reads only the header. Returns
-    (width, height); raises EdgekitError otherwise (a folder source skips and counts those)."""
-    path = Path(path)
+@contextlib.contextmanager
+def _open_image(path: Path) -> Iterator[Image.Image]:
+    """The image in a regular file, opened (header read, pixels not yet decoded) and checked
+    against :data:`MAX_PIXELS`; Pillow's errors in the block become one EdgekitError line."""
     with open_regular(path, "image") as f:
         try:
             with warnings.catch_warnings():
+                # Our own limit applies (MAX_PIXELS); Pillow's warnings would only be noise.
                 warnings.simplefilter("ignore")  # Pillow warns about odd files it still decodes
                 with Image.open(f) as img:
                     _check_pixels(path, img)
-                    return img.size
+                    yield img
         except EdgekitError:
             raise
         except _DECODE_ERRORS as e:
             raise _open_errors(path, e) from None
+
+
+def check_image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """Cheap check of an image file before decoding it: a regular file whose header Pillow
+    recognises, at most :data:`MAX_PIXELS` pixels. Reads only the header. Returns
+    (width, height); raises EdgekitError otherwise (a folder source skips and counts those)."""
+    with _open_image(Path(path)) as img:
+        return img.size
 
 
 def load_rgb(path: str | os.PathLike) -> np.ndarray:
@@ -121,21 +131,12 @@ def load_rgb(path: str | os.PathLike) -> np.ndarray:
         raise EdgekitError(
             f"{path}: is a folder, not an image", f"pass the images, e.g. {path}/*.jpg"
         )
-    with open_regular(path, "image") as f:
-        try:
-            with warnings.catch_warnings():
-                # Our own limit applies (MAX_PIXELS); Pillow's warnings would only be noise.
-                warnings.simplefilter("ignore")  # Pillow warns about odd files it still decodes
-                with Image.open(f) as img:
-                    _check_pixels(path, img)
-                    img.load()
-                    return to_rgb(img)
-        except EdgekitError:
-            raise
-        except MemoryError:
-            raise EdgekitError(f"{path}: not enough memory to decode it", _LIMIT_HINT) from None
-        except _DECODE_ERRORS as e:
-            raise _open_errors(path, e) from None
+    try:
+        with _open_image(path) as img:
+            img.load()
+            return to_rgb(img)
+    except MemoryError:
+        raise EdgekitError(f"{path}: not enough memory to decode it", _LIMIT_HINT) from None
 
 
 _DECODE_ERRORS = (
