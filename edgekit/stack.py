@@ -110,6 +110,11 @@ def tflite_wheel(version: str, python: str, arch: str, base: str = TFLITE_BUILDS
     }
 
 
+def pypi_wheel(package: str, version: str, tf: str) -> dict[str, Any]:
+    """An interpreter installed from PyPI by name and version (``tf``: the TF it was built from)."""
+    return {"package": package, "version": version, "tf": tf, "source": "pypi"}
+
+
 def asset_name(url: str) -> str:
     return url.rsplit("/", 1)[-1]
 
@@ -187,12 +192,7 @@ def choose(
             **row,
             status="experimental",
             libedgetpu=feranick_deb("2.15.1", "bookworm", arch, flavour),
-            interpreter={
-                "package": "tflite-runtime",
-                "version": "2.14.0",
-                "tf": "2.14.0",
-                "source": "pypi",
-            },
+            interpreter=pypi_wheel("tflite-runtime", "2.14.0", "2.14.0"),
             venv_python=py if minor <= 11 else "3.11",
             via="system" if minor <= 11 else "uv",
             dpkg_ignore=("libgcc1",) if os_name == "trixie" else (),
@@ -205,12 +205,7 @@ def choose(
             **row,
             status="experimental",
             libedgetpu=feranick_deb("2.19.1", "trixie", arch, flavour),
-            interpreter={
-                "package": "ai-edge-litert",
-                "version": "2.1.2",
-                "tf": "2.21-dev",
-                "source": "pypi",
-            },
+            interpreter=pypi_wheel("ai-edge-litert", "2.1.2", "2.21-dev"),
             venv_python=py,
             dpkg_ignore=("libgcc1",),
             why="the system Python 3.13 with ai-edge-litert (TF master snapshot) and the "
