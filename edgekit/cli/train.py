@@ -100,57 +100,72 @@ def train(
     or COCO detection dataset) and save FILE.h5, labels.txt, FILE_curves.png and
     FILE_train.json."""
     if task == "detect":
-        _train_detector(
+        summary = _train_detector(
             data_dir, model_name, output, input_size, epochs, batch_size, val_split, seed, alpha,
-            input_range, learning_rate, force, as_json,
+            input_range, learning_rate, force,
         )  # fmt: skip
-        return
-    from edgekit.host.train import train as run_training
+        lines = _detector_lines(summary)
+    else:
+        from edgekit.host.train import train as run_training
 
-    summary = run_training(
-        data_dir,
-        model_name,
-        output,
-        input_size=input_size,
-        epochs=epochs,
-        batch_size=batch_size,
-        val_split=val_split,
-        group_pattern=group_pattern,
-        seed=seed,
-        alpha=alpha,
-        input_range=_parse_range(input_range),
-        patience=patience,
-        dropout=dropout,
-        learning_rate=learning_rate,
-        force=force,
-        progress=lambda msg: click.echo(msg, err=True),
-    )
+        summary = run_training(
+            data_dir,
+            model_name,
+            output,
+            input_size=input_size,
+            epochs=epochs,
+            batch_size=batch_size,
+            val_split=val_split,
+            group_pattern=group_pattern,
+            seed=seed,
+            alpha=alpha,
+            input_range=_parse_range(input_range),
+            patience=patience,
+            dropout=dropout,
+            learning_rate=learning_rate,
+            force=force,
+            progress=_progress,
+        )
+        lines = _classifier_lines(summary)
     if as_json:
         echo_json(summary)
         return
-    counts = summary["counts"]
-    n_train = sum(c["train"] for c in counts.values())
-    n_val = sum(c["val"] for c in counts.values())
-    click.echo(
-        f"Trained {summary['model']} {summary['input_size']}x{summary['input_size']} on "
-        f"{n_train} images, held out {n_val}; kept epoch {summary['best_epoch']} of "
-        f"{summary['epochs_run']} ({summary['seconds']} s)"
-    )
-    if summary["val_accuracy"] is not None:
-        per = ", ".join(
-            f"{k} {v:.3f}" for k, v in summary["val_accuracy_per_class"].items() if v is not None
-        )
-        click.echo(f"Held-out accuracy: {summary['val_accuracy']:.3f} ({per})")
-    if summary["unreadable"]:
-        click.echo(f"Skipped {len(summary['unreadable'])} unreadable image(s)")
+    for line in lines:
+        click.echo(line)
     for kind, path in summary["outputs"].items():
         click.echo(f"  {kind:<8} {path}")
 
 
+def _progress(msg: str) -> None:
+    click.echo(msg, err=True)
+
+
+def _trained(summary: dict) -> str:
+    return f"Trained {summary['model']} {summary['input_size']}x{summary['input_size']} on "
+
+
+def _classifier_lines(summary: dict) -> list[str]:
+    counts = summary["counts"]
+    n_train = sum(c["train"] for c in counts.values())
+    n_val = sum(c["val"] for c in counts.values())
+    lines = [
+        f"{_trained(summary)}{n_train} images, held out {n_val}; kept epoch "
+        f"{summary['best_epoch']} of {summary['epochs_run']} ({summary['seconds']} s)"
+    ]
+    if summary["val_accuracy"] is not None:
+        per = ", ".join(
+            f"{k} {v:.3f}" for k, v in summary["val_accuracy_per_class"].items() if v is not None
+        )
+        lines.append(f"Held-out accuracy: {summary['val_accuracy']:.3f} ({per})")
+    if summary["unreadable"]:
+        lines.append(f"Skipped {len(summary['unreadable'])} unreadable image(s)")
+    return lines
+
+
 def _train_detector(
     data_dir, model_name, output, input_size, epochs, batch_size, val_split, seed, alpha,
-    input_range, learning_rate, force, as_json,
-) -> None:  # fmt: skip
+    input_range, learning_rate, force,
+) -> dict:  # fmt: skip
     from edgekit.host.train_detect import train_detector
 
     ctx = click.get_current_context()
@@ -172,7 +187,7 @@ def _train_detector(
                           ("val_split", val_split))
         if given(k)
     }  # fmt: skip
-    summary = train_detector(
+    return train_detector(
         data_dir,
         model_name,
         output,
@@ -182,21 +197,19 @@ def _train_detector(
         alpha=alpha,
         input_range=_parse_range(input_range),
         force=force,
-        progress=lambda msg: click.echo(msg, err=True),
+        progress=_progress,
         **chosen,
     )
-    if as_json:
-        echo_json(summary)
-        return
+
+
+def _detector_lines(summary: dict) -> list[str]:
     counts = summary["counts"]
-    click.echo(
-        f"Trained {summary['model']} {summary['input_size']}x{summary['input_size']} on "
-        f"{counts['train']['images']} images, held out {counts['val']['images']} "
-        f"({summary['dataset']['held_out']}); {summary['epochs_run']} epochs "
-        f"({summary['seconds']} s)"
-    )
+    lines = [
+        f"{_trained(summary)}{counts['train']['images']} images, held out "
+        f"{counts['val']['images']} ({summary['dataset']['held_out']}); "
+        f"{summary['epochs_run']} epochs ({summary['seconds']} s)"
+    ]
     if summary["val_map50"] is not None:
         per = ", ".join(f"{k} {v:.3f}" for k, v in summary["val_ap50_per_class"].items())
-        click.echo(f"Held-out mAP@0.5: {summary['val_map50']:.3f} ({per})")
-    for kind, path in summary["outputs"].items():
-        click.echo(f"  {kind:<8} {path}")
+        lines.append(f"Held-out mAP@0.5: {summary['val_map50']:.3f} ({per})")
+    return lines
