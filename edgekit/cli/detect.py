@@ -145,7 +145,8 @@ def _write_annotated(rgb, res, out: Path) -> None:
     draw = ImageDraw.Draw(img)
     width = max(2, round(max(img.size) / 300))
     font = _font(max(11, round(max(img.size) / 60)))
-    for d in res.detections:
+    # weakest first, so the best box and its tag are drawn last, on top of overlapping ones
+    for d in sorted(res.detections, key=lambda d: d.score):
         colour = _PALETTE[d.id % len(_PALETTE)]
         draw.rectangle(d.box, outline=colour, width=width)
         text = f"{d.label} {d.score:.2f}"

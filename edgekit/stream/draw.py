@@ -32,7 +32,8 @@ def draw_boxes(img, detections, scale: float = 1.0) -> None:
         font = ImageFont.load_default(size=max(10, round(min(img.size) / 22)))
     except TypeError:  # Pillow < 10.1: one bitmap size
         font = ImageFont.load_default()
-    for d in detections:
+    # weakest first, so the best box and its tag are drawn last, on top of overlapping ones
+    for d in sorted(detections, key=lambda d: float(d["score"])):
         x0, y0, x1, y1 = (float(v) * scale for v in d["box"])
         if x1 <= x0 or y1 <= y0:
             continue
