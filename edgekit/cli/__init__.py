@@ -26,10 +26,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "bench": ("edgekit.cli.runtime", "bench", "Measure inference latency on a device."),
     "doctor": ("edgekit.cli.doctor", "doctor", "Check this machine's Edge TPU setup."),
     "stack": ("edgekit.cli.stack", "stack", "Name the libedgetpu + interpreter pair to install."),
-    "serve": ("edgekit.cli.serve", "serve", "Classify camera frames continuously."),
+    "serve": ("edgekit.cli.serve", "serve", "Classify or detect on camera frames, nonstop."),
     "inspect": ("edgekit.cli.inspect", "inspect", "Show a model's layers, ops and TPU mapping."),
     "zoo": ("edgekit.cli.zoo", "zoo", "List and build Edge-TPU-friendly Keras models."),
-    "train": ("edgekit.cli.train", "train", "Train a zoo model on a class-per-folder dataset."),
+    "train": ("edgekit.cli.train", "train", "Train a zoo classifier or detector on a dataset."),
 }
 
 
