@@ -210,14 +210,7 @@ def train(
     started = time.monotonic()
 
     classes, samples, unmatched = scan(data_dir, group_pattern)
-    labels_path = output.parent / "labels.txt"
-    labels_text = "".join(f"{i} {name}\n" for i, name in enumerate(classes))
-    if labels_path.is_file() and not force and labels_path.read_text("utf-8") != labels_text:
-        # Checked before training: the file belongs to another model in this folder.
-        raise EdgekitError(
-            f"{labels_path} already holds other labels (another model's?)",
-            "train into another folder, or pass --force to replace it",
-        )
+    labels_path, labels_text = labels_file(output, classes, force)
     size = int(input_size or entry.default_input)
     options: dict = {"classes": len(classes)}
     if alpha is not None:
@@ -257,7 +250,7 @@ def train(
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
-    callbacks = [_ProgressCallback(say, epochs)]
+    callbacks = [EpochLines(say, epochs)]
     stopper = None
     if val_s and patience > 0:
         stopper = keras.callbacks.EarlyStopping(
@@ -337,17 +330,31 @@ def train(
     return summary
 
 
-class _ProgressCallback:
-    """Keras callback reporting one line per epoch through ``say`` (created lazily)."""
+def labels_file(output: Path, names, force: bool) -> tuple[Path, str]:
+    """The labels.txt beside ``output`` and its text (``"<id> <name>"`` lines), refused before
+    any training when the file already holds another model's labels and ``force`` is off."""
+    labels_path = output.parent / "labels.txt"
+    labels_text = "".join(f"{i} {name}\n" for i, name in enumerate(names))
+    if labels_path.is_file() and not force and labels_path.read_text("utf-8") != labels_text:
+        raise EdgekitError(
+            f"{labels_path} already holds other labels (another model's?)",
+            "train into another folder, or pass --force to replace it",
+        )
+    return labels_path, labels_text
 
-    def __new__(cls, say, epochs):
+
+class EpochLines:
+    """Keras callback reporting one line per epoch through ``say`` (created lazily): the epoch,
+    then each of ``keys`` that Keras logged, to 3 decimals."""
+
+    def __new__(cls, say, epochs, keys=("loss", "accuracy", "val_loss", "val_accuracy")):
         import keras
 
         class _CB(keras.callbacks.Callback):
             def on_epoch_end(self, epoch, logs=None):
                 logs = logs or {}
                 parts = [f"epoch {epoch + 1}/{epochs}"]
-                for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+                for key in keys:
                     if key in logs:
                         parts.append(f"{key} {float(logs[key]):.3f}")
                 say("  ".join(parts))

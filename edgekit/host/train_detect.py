@@ -38,6 +38,7 @@ from edgekit import atomic, images
 from edgekit.detect.dataset import DetectionDataset, Scene, load_dataset
 from edgekit.detect.metrics import ImageBoxes, mean_average_precision
 from edgekit.errors import EdgekitError
+from edgekit.host.train import EpochLines, labels_file
 
 Progress = Optional[Callable[[str], None]]
 CENTRE_RADIUS = 2.0
@@ -217,13 +218,7 @@ def train_detector(
     started = time.monotonic()
     data = load_dataset(data_dir)
     names = list(data.names)
-    labels_path = output.parent / "labels.txt"
-    labels_text = "".join(f"{i} {name}\n" for i, name in enumerate(names))
-    if labels_path.is_file() and not force and labels_path.read_text("utf-8") != labels_text:
-        raise EdgekitError(
-            f"{labels_path} already holds other labels (another model's?)",
-            "train into another folder, or pass --force to replace it",
-        )
+    labels_path, labels_text = labels_file(output, names, force)
     train_scenes, val_scenes, val_note = _held_out(data, val_split, seed, say)
     size = int(input_size or entry.default_input)
     hw = (size, size)
@@ -281,9 +276,8 @@ def train_detector(
         optimizer=keras.optimizers.Adam(schedule), loss=detection_loss(hw), jit_compile=False
     )
     # shuffle=False: the dataset shuffles itself (and Keras warns about the flag otherwise).
-    history = net.fit(
-        ds, epochs=epochs, verbose=0, shuffle=False, callbacks=[_EpochLine(say, epochs)]
-    ).history
+    epoch_lines = EpochLines(say, epochs, keys=("loss",))
+    history = net.fit(ds, epochs=epochs, verbose=0, shuffle=False, callbacks=[epoch_lines]).history
     hist = {k: [float(v) for v in vals] for k, vals in history.items()}
 
     result = None
@@ -360,17 +354,6 @@ def _count(scenes, names):
     for s in scenes:
         np.add.at(c, s.labels, 1)
     return {"images": len(scenes), "objects": {n: int(c[i]) for i, n in enumerate(names)}}
-
-
-class _EpochLine:
-    def __new__(cls, say, epochs):
-        import keras
-
-        class _CB(keras.callbacks.Callback):
-            def on_epoch_end(self, epoch, logs=None):
-                say(f"epoch {epoch + 1}/{epochs}  loss {float((logs or {}).get('loss', 0)):.3f}")
-
-        return _CB()
 
 
 def _loss_png(loss: list[float], title: str) -> bytes:
