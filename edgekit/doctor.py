@@ -311,7 +311,7 @@ def run_checks(
 
         user = getpass.getuser()
     gids = gids if gids is not None else (os.getgroups() if hasattr(os, "getgroups") else [])
-    from edgekit import doctor_edgetpu as tpu
+    from edgekit.edgetpu import checks as tpu
 
     found = providers if providers is not None else installed_providers()
     devices = list_edge_tpus(root)

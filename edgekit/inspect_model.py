@@ -4,10 +4,10 @@
 
 * ``.tflite``: op counts, tensors (dtype, shape, quantization), size, inputs/outputs, parameters
   and multiply-adds computed from the tensor shapes, and the Edge TPU mapping prediction
-  (:mod:`edgekit.mapping`). For an ``_edgetpu.tflite`` it says which ops run inside the Edge TPU
-  custom op and which were left on the CPU; when the CPU model it was compiled from sits beside
-  it (same name without ``_edgetpu``), the difference of op counts tells which ops went into the
-  TPU.
+  (:mod:`edgekit.edgetpu.mapping`). For an ``_edgetpu.tflite`` it says which ops run inside the
+  Edge TPU custom op and which were left on the CPU; when the CPU model it was compiled from
+  sits beside it (same name without ``_edgetpu``), the difference of op counts tells which ops
+  went into the TPU.
 * Keras (``.h5``, ``.hdf5``, ``.keras``, SavedModel directory): per-layer output shape,
   parameters and multiply-adds from :func:`edgekit.host.keras_stats.inspect_keras`; TensorFlow
   is imported only in that branch.
@@ -23,10 +23,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+from edgekit.edgetpu.compare import format_comparison
+from edgekit.edgetpu.mapping import predict
 from edgekit.errors import EdgekitError
 from edgekit.manifest import is_bundle, load_bundle
-from edgekit.mapping import predict
-from edgekit.mapping_compare import format_comparison
 from edgekit.safeio import open_regular
 from edgekit.tflite import EDGETPU_CUSTOM_OP, ModelInfo, TensorInfo, read_model
 
@@ -80,7 +80,7 @@ _LOG_LIMIT = 16 * 2**20  # compiler logs are a few KiB; refuse anything absurd
 
 
 def _inspect_against_compiler(p: Path, compiled, log) -> dict[str, Any]:
-    from edgekit.mapping_compare import compare
+    from edgekit.edgetpu.compare import compare
 
     info = read_model(_regular(p, "MODEL"))
     if info.is_edgetpu_compiled:
@@ -273,7 +273,7 @@ def _compiled_info(info: ModelInfo, report: dict[str, Any]) -> dict[str, Any]:
         report.update(params=count_params(twin), macs=count_macs(twin))
         # What the compiler did beside what was predicted for the CPU model, with the
         # compiler's log when it sits beside the model too (a bundle from convert has both).
-        from edgekit.mapping_compare import compare
+        from edgekit.edgetpu.compare import compare
 
         log = Path(info.path).with_suffix(".log")
         log_text = None

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """How long does the Edge TPU mapping prediction take? read_model + predict, pure Python.
 
-Times ``edgekit.tflite.read_model`` and ``edgekit.mapping.predict`` (per-op verdicts, the
+Times ``edgekit.tflite.read_model`` and ``edgekit.edgetpu.mapping.predict`` (per-op verdicts, the
 one-subgraph partition, parameter memory and fix suggestions) on each model given, or by default
 on a 300-op int8 model built here once with TensorFlow (150 x Conv2D 1x1 + Add, cached under
 ~/.cache/edgekit/) plus the compiled pairs' CPU models in ../shared/data when present. Prints
@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from edgekit.mapping import predict
+from edgekit.edgetpu.mapping import predict
 from edgekit.tflite import read_model
 
 BUDGET_MS = 100.0

@@ -5,7 +5,7 @@ For each zoo design at settings that suit a small 2-class set (apple-banana by d
 parameters and multiply-adds (edgekit.host.keras_stats), int8 .tflite size, median CPU latency
 of the int8 model (ai_edge_litert, batch 1), float vs int8 accuracy on held-out photo groups
 (edgekit.host.train's grouped split; the int8 model is fed the same pixels through its input
-quantization), and the predicted Edge TPU mapping (edgekit.mapping).
+quantization), and the predicted Edge TPU mapping (edgekit.edgetpu.mapping).
 
 Each model is trained briefly with edgekit.host.train and converted with edgekit.host.convert
 (calibrated on its training images only; no compiler needed), or with a plain full-integer
@@ -91,7 +91,8 @@ def plain_int8(model, rep) -> bytes:
 
 def mapping_of(path: Path) -> str:
     try:
-        from edgekit import mapping, tflite
+        from edgekit import tflite
+        from edgekit.edgetpu import mapping
     except ImportError:
         return "n/a"
     p = mapping.predict(tflite.read_model(path))

@@ -8,7 +8,7 @@
 #     Python or, where the system Python has no matching interpreter (Trixie's 3.13), on a
 #     CPython 3.11 installed by a pinned uv,
 #   * picamera2 from apt (Pi cameras), then `edgekit doctor`.
-# Downloads are checked against the sha256 pinned in edgekit/stack.py where one is published,
+# Downloads are checked against the sha256 pinned in edgekit/edgetpu/stack.py where one is published,
 # else recorded in /var/lib/edgekit/checksums and checked on every later run. Re-running is safe:
 # what is already installed and right is left alone.
 #
@@ -77,8 +77,8 @@ fi
 stack_args=(--os "$os_name" --arch "$arch" --python "$python_version")
 [[ $flavour == max ]] && stack_args+=(--max)
 [[ -n "$experimental" ]] && stack_args+=("$experimental")
-# edgekit.stack needs only the standard library: it runs before anything is installed.
-if ! plan="$(PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}" python3 -m edgekit.stack "${stack_args[@]}")"; then
+# edgekit.edgetpu.stack needs only the standard library: it runs before anything is installed.
+if ! plan="$(PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}" python3 -m edgekit.edgetpu.stack "${stack_args[@]}")"; then
     exit 2
 fi
 # Defaults for shellcheck; the eval below sets every one of them.

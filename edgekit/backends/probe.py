@@ -307,7 +307,7 @@ def required_runtime_of(model: str | os.PathLike) -> int | None:
     need = comp.get("required_runtime")
     if isinstance(need, int) and not isinstance(need, bool):
         return need
-    from edgekit.stack import required_runtime
+    from edgekit.edgetpu.stack import required_runtime
 
     report = comp.get("report") if isinstance(comp.get("report"), dict) else {}
     m = comp.get("min_runtime")

@@ -261,7 +261,7 @@ def _summary(result) -> None:
             f"off-chip {_mib(report['off_chip_bytes'])} (compiler {report['version']})"
         )
         if comp.get("comparison"):
-            from edgekit.mapping_compare import format_comparison
+            from edgekit.edgetpu.compare import format_comparison
 
             for line in format_comparison(comp["comparison"]):
                 click.echo(f"          {line}" if line else "")

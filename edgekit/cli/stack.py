@@ -1,4 +1,4 @@
-"""`edgekit stack`: which libedgetpu + interpreter pair to install (the table in edgekit.stack)."""
+"""`edgekit stack`: which libedgetpu + interpreter pair to install (edgekit.edgetpu.stack)."""
 
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def stack(os_name, arch, python, max_clock, experimental, as_json, as_shell):
 
     Exits with status 1 when no pair is known to work there (the reason says what to do).
     """
-    from edgekit import stack as lib
+    from edgekit.edgetpu import stack as lib
 
     here = lib.this_machine()
     s = lib.choose(

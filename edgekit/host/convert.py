@@ -22,6 +22,7 @@ import numpy as np
 
 from edgekit import __version__, limits
 from edgekit.atomic import atomic_dir, check_destination, claim
+from edgekit.edgetpu.stack import required_runtime
 from edgekit.errors import EdgekitError
 from edgekit.host import calibration, compiler
 from edgekit.labels import labels_as_list, mismatch, read_labels
@@ -33,7 +34,6 @@ from edgekit.manifest import (
     Manifest,
     OutputSpec,
 )
-from edgekit.stack import required_runtime
 
 Progress = Optional[Callable[[str, int, int], None]]
 Warn = Optional[Callable[[str], None]]
@@ -323,11 +323,11 @@ def _convert(
 
 
 def _comparison(info, prediction, out: Path, report) -> dict[str, Any] | None:
-    """What the compiler did beside the prediction (edgekit.mapping_compare), or None."""
+    """What the compiler did beside the prediction (edgekit.edgetpu.compare), or None."""
     if prediction is None:
         return None
     try:
-        from edgekit.mapping_compare import compare
+        from edgekit.edgetpu.compare import compare
         from edgekit.tflite import read_model
 
         twin = read_model(out / report.output) if report.output else None

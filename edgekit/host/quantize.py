@@ -168,9 +168,9 @@ def _tensor_spec(t) -> dict[str, Any]:
 
 
 def predict_mapping(info) -> Any:
-    """Edge TPU mapping prediction (edgekit.mapping) or None if that module is unavailable."""
+    """Edge TPU mapping prediction (edgekit.edgetpu.mapping), or None if it is unavailable."""
     try:
-        from edgekit.mapping import predict
+        from edgekit.edgetpu.mapping import predict
     except ImportError:
         return None
     try:

@@ -186,7 +186,7 @@ def test_doctor_names_the_owner_and_does_not_probe_a_device_in_use(
 
 
 def test_doctor_probe_holds_the_lock(tmp_path, edgetpu_standins, monkeypatch):  # noqa: F811
-    from edgekit import doctor_edgetpu
+    from edgekit.edgetpu import checks as doctor_edgetpu
 
     from .test_doctor_stack import checks, pi_with
 

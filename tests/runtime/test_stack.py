@@ -1,4 +1,4 @@
-"""The libedgetpu/interpreter stack table (edgekit.stack), `edgekit stack`, and
+"""The libedgetpu/interpreter stack table (edgekit.edgetpu.stack), `edgekit stack`, and
 scripts/setup-pi.sh planning exactly that stack (--dry-run, for several machines)."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from edgekit import stack
 from edgekit.cli import main
+from edgekit.edgetpu import stack
 
 ROOT = Path(__file__).resolve().parents[2]
 SETUP = ROOT / "scripts" / "setup-pi.sh"
@@ -145,10 +145,10 @@ def test_this_machine_reads_os_release(tmp_path):
 
 
 def test_stack_module_runs_with_the_standard_library_only():
-    """setup-pi.sh evaluates `python3 -m edgekit.stack` before anything is installed."""
+    """setup-pi.sh evaluates `python3 -m edgekit.edgetpu.stack` before anything is installed."""
     code = (
         "import sys, runpy; sys.modules['click'] = None; "
-        "runpy.run_module('edgekit.stack', run_name='__main__')"
+        "runpy.run_module('edgekit.edgetpu.stack', run_name='__main__')"
     )
     args = ["--os", "bookworm", "--arch", "arm64", "--python", "3.11"]
     p = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,

@@ -127,8 +127,8 @@ def test_compiled_model_with_its_cpu_model_beside_it_is_compared(coral_dir, tmp_
 
 def test_op_disagreement_with_the_twin_is_listed(coral_dir):
     """compare() on a real pair against a prediction that wrongly puts one op on the CPU."""
-    from edgekit.mapping import OpMapping, predict
-    from edgekit.mapping_compare import compare, format_comparison
+    from edgekit.edgetpu.compare import compare, format_comparison
+    from edgekit.edgetpu.mapping import OpMapping, predict
     from edgekit.tflite import read_model
 
     cpu = read_model(coral_dir / f"{V1}.tflite")

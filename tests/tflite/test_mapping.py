@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from edgekit import edgetpu_ops as R
+from edgekit.edgetpu import ops as R
+from edgekit.edgetpu.mapping import MAPPED, SUBGRAPH, predict
 from edgekit.host.compiler import parse_table
-from edgekit.mapping import MAPPED, SUBGRAPH, predict
 from edgekit.tflite import EDGETPU_CUSTOM_OP, read_model
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"

@@ -178,7 +178,7 @@ def test_truncated_and_corrupted_files_raise_edgekit_error_only(coral_dir):
 
 def test_import_does_not_load_tensorflow():
     code = (
-        "import sys, edgekit.tflite, edgekit.mapping; "
+        "import sys, edgekit.tflite, edgekit.edgetpu.mapping; "
         "print(sorted(m for m in ('tensorflow', 'keras', 'numpy', 'click') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgekit import mapping, tflite
+from edgekit import tflite
+from edgekit.edgetpu import mapping
 
 # The designs, at the small settings of conftest.SMALL.
 NAMES = ["densenet_lite", "dsconv", "inception_lite", "mobilenet_v1", "squeezenet"]

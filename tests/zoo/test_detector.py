@@ -58,7 +58,7 @@ def test_head_rows_follow_the_documented_layout():
 
 
 def test_all_ops_map_to_the_edge_tpu():
-    from edgekit.mapping import predict
+    from edgekit.edgetpu.mapping import predict
     from edgekit.tflite import read_model
 
     info = read_model(to_int8_tflite(zoo.build("detector", input_size=96, classes=3, alpha=0.5)))

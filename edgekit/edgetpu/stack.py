@@ -309,12 +309,12 @@ def shell_lines(s: Stack) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python3 -m edgekit.stack --os NAME --arch ARCH --python X.Y [--max] [--experimental]``:
-    the shell lines, with only the standard library (setup-pi.sh runs it before edgekit and its
-    dependencies are installed)."""
+    """``python3 -m edgekit.edgetpu.stack --os NAME --arch ARCH --python X.Y [--max]
+    [--experimental]``: the shell lines, with only the standard library (setup-pi.sh runs it
+    before edgekit and its dependencies are installed)."""
     import argparse
 
-    p = argparse.ArgumentParser(prog="python3 -m edgekit.stack")
+    p = argparse.ArgumentParser(prog="python3 -m edgekit.edgetpu.stack")
     here = this_machine()
     p.add_argument("--os", default=here[0])
     p.add_argument("--arch", default=here[1])

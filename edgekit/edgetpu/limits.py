@@ -3,7 +3,7 @@
 Data plus small checks: the compiler's status strings, :class:`Verdict`, the tensor layout
 helpers and one check per op type with a limitation (Coral's operations table, refined by what
 the compiled pairs in ``../shared/data`` show; evidence in docs/DESIGN.md, "Edge TPU mapping
-rules"). :mod:`edgekit.edgetpu_ops` runs them after the data-type, op-type, version and rank
+rules"). :mod:`edgekit.edgetpu.ops` runs them after the data-type, op-type, version and rank
 checks.
 
 Tensor layout: the Edge TPU holds a tensor as its 3 innermost dimensions ``(y, x, z)``

@@ -13,9 +13,9 @@ import os
 import stat
 from pathlib import Path
 
-from edgekit import stack
 from edgekit.backends.devices import EdgeTpuDevice
 from edgekit.doctor import FAIL, LIB_DIRS, OK, WARN, Check, _dpkg_installed, _groups
+from edgekit.edgetpu import stack
 
 SETUP_FIX = (
     "sudo bash scripts/setup-pi.sh (installs the pair `edgekit stack` names and replaces the "

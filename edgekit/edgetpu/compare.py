@@ -1,4 +1,4 @@
-"""What ``edgetpu_compiler`` actually did beside what :mod:`edgekit.mapping` predicted.
+"""What ``edgetpu_compiler`` actually did beside what :mod:`edgekit.edgetpu.mapping` predicted.
 
 ``compare(cpu_model, prediction, compiled=None, log_text=None) -> dict`` (JSON-ready):
 
