@@ -21,35 +21,17 @@ import json
 import os
 import warnings
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from edgekit.errors import EdgekitError
+from edgekit.host.loaders import LoadedModel, PreprocessingHint  # noqa: F401  (re-exported)
 from edgekit.host.tfenv import load_tensorflow
 from edgekit.safeio import require_regular
 
 MODEL_HINT = "pass a Keras .h5 or .keras file, or a SavedModel directory"
-
-
-@dataclass
-class LoadedModel:
-    """A model ready to convert.
-
-    ``model``: batch-1 static-shape ``keras.Model``, input (1, H, W, C), C in {1, 3}.
-    ``batched``: float inference on a (N, H, W, C) float32 batch -> (N, ...) float32 scores.
-    ``kind``: ``h5``, ``keras`` or ``savedmodel``; ``fixups``: what was patched while loading.
-    """
-
-    model: Any
-    batched: Callable[[np.ndarray], np.ndarray]
-    path: Path
-    kind: str
-    input_shape: tuple[int, int, int, int]
-    output_shape: tuple[int, ...]
-    fixups: tuple[str, ...] = ()
 
 
 def load_model(path: str | os.PathLike, input_size: tuple[int, int] | None = None):
@@ -265,6 +247,8 @@ def _batch1(model, path: Path, kind: str, input_size, fixups) -> LoadedModel:
         input_shape=(1, h, w, c),
         output_shape=tuple(int(d) for d in clone.outputs[0].shape),
         fixups=fixups,
+        format=kind,
+        loader="keras",
     )
 
 
@@ -321,4 +305,6 @@ def _from_saved_model(path: Path, input_size) -> LoadedModel:
         kind="savedmodel",
         input_shape=(1, h, w, c),
         output_shape=tuple(int(d) for d in clone.outputs[0].shape),
+        format="savedmodel",
+        loader="savedmodel",
     )
