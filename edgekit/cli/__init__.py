@@ -30,6 +30,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "inspect": ("edgekit.cli.inspect", "inspect", "Show a model's layers, ops and TPU mapping."),
     "zoo": ("edgekit.cli.zoo", "zoo", "List and build Edge-TPU-friendly Keras models."),
     "train": ("edgekit.cli.train", "train", "Train a zoo classifier or detector on a dataset."),
+    "keygen": ("edgekit.cli.fleet", "keygen", "Create a key pair for signing bundles."),
+    "sign": ("edgekit.cli.fleet", "sign", "Sign every file of a bundle (edgekit.sig)."),
+    "verify": ("edgekit.cli.fleet", "verify", "Check a bundle's signature."),
 }
 
 

@@ -136,12 +136,14 @@ def serve(config_path, model, labels, source, device, http_listen, max_frames, t
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    reload = threading.Event()  # SIGHUP (systemctl reload edgekit): hot-reload the model
+    signal.signal(signal.SIGHUP, lambda signum, frame: reload.set())
 
     def on_start(started: dict) -> None:
         if "http" in started:
             click.echo(f"edgekit: status page on {started['http']}", err=True)
 
-    stats = serve_lib.run(config, stop=stop, on_start=on_start)
+    stats = serve_lib.run(config, stop=stop, on_start=on_start, reload=reload)
     if summary:
         with click.get_text_stream("stderr") as err:
             import json

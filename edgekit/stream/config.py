@@ -38,6 +38,9 @@ class ModelConfig:
     threads: int = 0  # CPU interpreter threads (0 = runtime default)
     on_tpu_failure: str = "cpu"  # after reopening failed: "cpu" (continue, degraded) | "fail"
     tpu_retry_s: float = 60.0  # on the CPU fallback, try the Edge TPU again this often (0 = never)
+    # Hot reload when `path` is replaced (symlink swap, rename into place): poll it this often
+    # (0 = only on SIGHUP / `systemctl reload edgekit`). See edgekit.stream.reload.
+    watch_s: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,13 @@ class WorkerConfig:
 
 
 @dataclass(frozen=True)
+class FleetConfig:
+    # Accept only bundles signed by this key (its .pub text or a path): at startup and on
+    # every hot reload (edgekit.signing).
+    public_key: str = ""
+
+
+@dataclass(frozen=True)
 class ServeConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     source: SourceConfig = field(default_factory=SourceConfig)
@@ -111,6 +121,7 @@ class ServeConfig:
     http: HttpConfig = field(default_factory=HttpConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     worker: WorkerConfig = field(default_factory=WorkerConfig)
+    fleet: FleetConfig = field(default_factory=FleetConfig)
 
 
 MAX_CONFIG_BYTES = 1024 * 1024  # a real config is a few KiB
@@ -151,6 +162,7 @@ _RANGES = {
     ("worker", "restart_window_s"): (1.0, 7 * DAY_S),
     ("model", "iou"): (0.0, 1.0),
     ("model", "max_detections"): (0, 10_000),
+    ("model", "watch_s"): (0.0, DAY_S),
 }
 # Flags whose name is not --<key>, for errors that name what the user typed.
 _FLAGS = {("model", "path"): "--model", ("source", "uri"): "--source", ("http", "listen"): "--http",
@@ -219,7 +231,9 @@ def _section(cls, section: str, values: dict, where: str, base: Path | None):
             )
         default = fields[key].default
         out[key] = _check(section, key, value, default, where)
-        if (section, key) in _PATHS and out[key] and base is not None:
+        if (section, key) == ("fleet", "public_key") and base is not None:
+            out[key] = _key_or_path(out[key], base)
+        elif (section, key) in _PATHS and out[key] and base is not None:
             out[key] = str(base / Path(out[key]).expanduser())
         elif (section, key) == ("source", "uri") and base is not None:
             out[key] = resolve_uri(out[key], base)
@@ -274,6 +288,17 @@ def _check(section: str, key: str, value: Any, default: Any, where: str) -> Any:
     if kind in (int, float) and value < 0:
         raise EdgekitError(f"{prefix}{name} must not be negative")
     return value
+
+
+def _key_or_path(value: str, base: Path) -> str:
+    """``[fleet] public_key``: the key's text stays as it is, a relative path is relative to the
+    config file's folder."""
+    text = value.strip()
+    if not text or text.startswith(("ssh-", "-----BEGIN")) or Path(text).is_absolute():
+        return text
+    from edgekit.signing import looks_like_raw_key
+
+    return text if looks_like_raw_key(text) else str(base / Path(text).expanduser())
 
 
 def resolve_uri(uri: str, base: Path) -> str:

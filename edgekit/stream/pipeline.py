@@ -207,7 +207,7 @@ class Pipeline:
         event = Event(kind, message, time.time(), dict(details or {}))
         self.stats.count_event(kind)
         quiet = ("source_ended", "source_reconnected", "label_appeared", "label_left",
-                 "mqtt_connected")  # fmt: skip
+                 "mqtt_connected", "model_reloaded")  # fmt: skip
         level = logging.INFO if kind in quiet else logging.WARNING
         if kind == "cpu_fallback":
             level = logging.ERROR

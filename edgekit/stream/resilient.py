@@ -56,6 +56,15 @@ class ResilientClassifier:
         self._consecutive = 0
         self._last_tpu_try = time.monotonic()
 
+    def replace(self, classifier) -> None:
+        """Serve ``classifier`` from the next frame on (a hot reload: edgekit.stream.reload),
+        with a clean slate: not degraded, no failures in a row."""
+        self.classifier = classifier
+        self.degraded = False
+        self.requested = str(getattr(classifier, "device", "auto") or "auto")
+        self._consecutive = 0
+        self._last_tpu_try = time.monotonic()
+
     def _infer(self, rgb: np.ndarray):
         # A task model (edgekit.tasks: Classifier or Detector) has run(); older callers
         # hand in anything with classify().

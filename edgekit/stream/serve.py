@@ -93,15 +93,21 @@ def run(
     source: Source | None = None,
     extra_sinks: Sequence[Any] = (),
     on_start: Callable[[dict], None] | None = None,
+    reload: threading.Event | None = None,
 ) -> dict:
     """Serve until done; returns the final stats (``Stats.snapshot()`` plus backend info).
 
     ``classifier``/``source`` replace the ones the config describes (tests inject faults
-    there); ``on_start`` receives ``{"http": url}`` etc. once the sinks are up.
+    there); ``on_start`` receives ``{"http": url, "reload": HotReload}`` etc. once the sinks
+    are up. Setting
+    ``reload`` (SIGHUP) reloads the model (:mod:`edgekit.stream.reload`).
     Raises EdgekitError for configuration problems and for fatal runtime failures.
     """
+    from edgekit.stream.reload import HotReload, startup_config
+
     stop = stop or threading.Event()
     notifier = notifier or Notifier()
+    config = startup_config(config)
     s, p = config.source, config.pipeline
     if source is None:
         source = open_source(s.uri, loop=s.loop, width=s.width, height=s.height, fps=s.fps)
@@ -120,6 +126,7 @@ def run(
     sinks: list[Any] = []
     started: dict = {}
     pipeline: Pipeline | None = None
+    reloader: HotReload | None = None
     try:
         if config.output.json_lines:
             sinks.append(JsonLinesSink(stdout, events=config.output.events))
@@ -140,6 +147,8 @@ def run(
                 out.update(_source_state(cap, stats, p.stale_after_s))
             if infer_holder.get("mqtt") is not None:
                 out["mqtt"] = infer_holder["mqtt"].state()
+            if infer_holder.get("reload") is not None:
+                out["model"] = infer_holder["reload"].info()
             return out
 
         if config.http.enabled:
@@ -181,18 +190,26 @@ def run(
             classifier, pipeline.emit, config.model.on_tpu_failure, config.model.tpu_retry_s
         )
         infer_holder["r"] = resilient
-        pipeline.infer = resilient
+        reloader = HotReload(config, resilient, pipeline.emit, lambda c: load_model(c, stop),
+                             _resizer, capture, public_key=config.fleet.public_key or None,
+                             trigger=reload)  # fmt: skip
+        infer_holder["reload"] = pipeline.infer = reloader
+        started["reload"] = reloader  # library callers: reloader.reload(path) / .request()
         if on_start:
             on_start(started)
         notifier.status(f"waiting for frames from {source.name}")
         pipeline.start()
+        reloader.start()
         _supervise(pipeline, stop, notifier, stats, resilient, p.stale_after_s)
     finally:
         notifier.stopping()
+        if reloader is not None:
+            reloader.stop()
         if pipeline is not None:
             pipeline.stop(timeout=1.0)
-        if owned and hasattr(classifier, "close"):
-            classifier.close()
+        current = reloader.resilient.classifier if reloader is not None else classifier
+        if (owned or current is not classifier) and hasattr(current, "close"):
+            current.close()  # the model serving now: the first one, or the last reloaded
         for sink in sinks:
             try:
                 sink.close()

@@ -1,0 +1,355 @@
+"""Hot reload: a new bundle replaces serve's model without a restart and without a blind gap.
+
+Triggers: SIGHUP (``systemctl reload edgekit``: the unit's ``ExecReload``), a change of the
+configured model path (polled every ``[model] watch_s`` seconds: an atomic replacement, i.e. a
+symlink swapped with ``ln -sfn new tmp && mv -T tmp model``, or a bundle renamed into place;
+the stat signature of the path and of its ``edgekit.json`` is compared, which costs two
+``stat`` calls) and the fleet agent (:mod:`edgekit.stream.fleet`), which asks for a given path.
+
+A reload, in this thread, while the old model keeps serving:
+
+1. resolve the path (a symlink is followed once: the version loaded is pinned), check the
+   signature when ``[fleet] public_key`` is set (:func:`edgekit.signing.verify`) and compute
+   the bundle's digest (``sha256``);
+2. load the new model as serve runs models (a new worker process, or in-process);
+3. check it: same task as the running model, one inference on the current frame (the last
+   frame the pipeline saw; a black frame before the first), every number of the result finite;
+4. switch between two frames: the pipeline holds :attr:`HotReload.lock` while it infers, so
+   the switch waits for the frame in flight and the next frame goes to the new model; then the
+   old model is closed (its worker stops) in the background.
+
+The gap in results is therefore the check's share of the CPU plus the switch itself; in
+practice frames keep flowing (measured in tests/stream/test_fleet.py).
+
+A bundle that fails any step is closed, the old model keeps running, and one
+``reload_failed`` event says why; success is one ``model_reloaded`` event with ``bundle``
+(the path loaded) and ``sha256``.
+
+Edge TPU: one process owns a device (:mod:`edgekit.backends.devicelock`), so while the running
+model is on the Edge TPU a second worker cannot open it. Then the old worker is stopped first
+(between two frames), the new one loaded and checked, and on failure the old bundle is loaded
+again: the gap is one model load (about a second with a warm page cache), said in the event.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from edgekit.errors import EdgekitError
+from edgekit.stream.pipeline import FatalError
+
+log = logging.getLogger("edgekit.stream")
+EventFn = Callable[[str, str, dict], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    ok: bool
+    message: str
+    bundle: str = ""
+    sha256: str = ""
+
+
+def path_signature(path: str | os.PathLike) -> tuple | None:
+    """What changes when ``path`` is replaced: (dev, inode, mtime) of the path (followed) and of
+    its ``edgekit.json``; None while it does not exist (mid-swap)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    sig: tuple = (st.st_dev, st.st_ino, st.st_mtime_ns, os.path.realpath(path))
+    try:
+        m = os.stat(Path(path) / "edgekit.json")
+        sig += (m.st_ino, m.st_mtime_ns, m.st_size)
+    except OSError:
+        pass
+    return sig
+
+
+def startup_config(config):
+    """The config serve starts with: ``[fleet] public_key`` set means the bundle is checked
+    before it is loaded (an unsigned or altered bundle is refused at startup too)."""
+    key = config.fleet.public_key
+    if key and config.model.path:
+        from edgekit import signing
+
+        path = config.model.path
+        if not os.path.isdir(path):
+            raise EdgekitError(
+                f"{path}: [fleet] public_key is set: only signed bundles are accepted",
+                "point [model] path at a signed bundle directory",
+            )
+        signing.verify(path, key)
+    return config
+
+
+class HotReload:
+    """The pipeline's ``infer`` (wraps the :class:`~edgekit.stream.resilient.ResilientClassifier`)
+    and the reloader (see module docstring).
+
+    Args:
+        config: the ServeConfig (model options, worker mode, [model] watch_s, [fleet] public_key).
+        resilient: the running ResilientClassifier; its model is replaced on success.
+        emit: event reporter (the pipeline's).
+        load: ``config -> model`` building a model as serve does (serve.load_model).
+        prepare_for: ``model -> capture prepare hook`` (serve._resizer), swapped with the model.
+        capture: the CaptureThread whose ``prepare`` follows the model (None in tests).
+        path: the bundle running now (default: ``config.model.path``).
+        public_key: the trusted key (text or path); None accepts unsigned bundles.
+        trigger: an event set from a signal handler (SIGHUP): reload the configured path.
+    """
+
+    def __init__(
+        self,
+        config,
+        resilient,
+        emit: EventFn,
+        load: Callable[[Any], Any],
+        prepare_for: Callable[[Any], Any] = lambda model: None,
+        capture=None,
+        path: str | None = None,
+        public_key: str | None = None,
+        trigger: threading.Event | None = None,
+    ):
+        self.config, self.resilient, self.emit = config, resilient, emit
+        self.load, self.prepare_for, self.capture = load, prepare_for, capture
+        self.public_key = public_key or None
+        self.lock = threading.Lock()  # held by the pipeline during each inference
+        self._reloading = threading.Lock()  # one reload at a time
+        self._last: np.ndarray | None = None
+        self._requests: list[tuple[str | None, str]] = []
+        self._wake = trigger if trigger is not None else threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._retired: list[threading.Thread] = []
+        self.watch_path = str(config.model.path)
+        self.path = str(path or config.model.path)
+        self.sha256 = _digest_or_empty(self.path)
+        self.reloads = 0
+        self._fatal = ""  # set when an Edge TPU reload could not bring any model back
+        self._seen = path_signature(self.watch_path)
+
+    # -- the pipeline side ----------------------------------------------------------------------
+    def __call__(self, rgb: np.ndarray):
+        if self._fatal:
+            raise FatalError(self._fatal)
+        with self.lock:
+            self._last = rgb
+            return self.resilient(rgb)
+
+    def info(self) -> dict:
+        return {"bundle": self.path, "sha256": self.sha256, "reloads": self.reloads}
+
+    # -- triggers -------------------------------------------------------------------------------
+    def request(self, path: str | None = None, why: str = "SIGHUP") -> None:
+        """Ask for a reload of ``path`` (default: the configured path) from any thread or a
+        signal handler; returns at once (the reload thread does the work)."""
+        self._requests.append((path, why))
+        self._wake.set()
+
+    def start(self) -> HotReload:
+        self._thread = threading.Thread(target=self._run, name="edgekit-reload", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 3.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        for t in self._retired:
+            t.join(timeout)
+
+    def _run(self) -> None:
+        every = float(getattr(self.config.model, "watch_s", 0.0) or 0.0)
+        while not self._stop.is_set():
+            woke = self._wake.wait(every if every > 0 else None)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            if woke and not self._requests:  # the trigger alone: SIGHUP
+                self.reload(None, "SIGHUP")
+            while self._requests:
+                path, why = self._requests.pop(0)
+                self.reload(path, why)
+            if every > 0:
+                self._poll()
+
+    def _poll(self) -> None:
+        sig = path_signature(self.watch_path)
+        if sig is None or sig == self._seen:
+            return
+        time.sleep(min(0.5, self.config.model.watch_s))  # let a two-step replacement finish
+        again = path_signature(self.watch_path)
+        if again != sig:
+            return  # still changing: look again at the next poll
+        self._seen = sig
+        self.reload(None, f"{self.watch_path} was replaced")
+
+    # -- the reload itself ----------------------------------------------------------------------
+    def reload(self, path: str | None = None, why: str = "", expect_sha256: str = "") -> Outcome:
+        """Load, check and switch to ``path`` (default: the configured one); blocking. Emits
+        ``model_reloaded`` or ``reload_failed`` and returns what happened."""
+        with self._reloading:
+            target = str(path or self.watch_path)
+            try:
+                outcome = self._reload(target, why, expect_sha256)
+            except Exception as e:  # EdgekitError, or a model that raised anything at all
+                msg = e.message if isinstance(e, EdgekitError) else f"{type(e).__name__}: {e}"
+                outcome = Outcome(False, f"{target}: {msg}; the running model is kept", target)
+                self.emit("reload_failed", outcome.message, {"bundle": target})
+            return outcome
+
+    def _reload(self, target: str, why: str, expect: str) -> Outcome:
+        real = os.path.realpath(target)  # pin the version: a later swap is a later reload
+        if not os.path.exists(real):
+            raise EdgekitError("no such bundle or model file")
+        if self.public_key is not None:
+            if not os.path.isdir(real):
+                raise EdgekitError("[fleet] public_key is set: only signed bundles are accepted")
+            from edgekit import signing
+
+            digest = signing.verify(real, self.public_key).digest
+        else:
+            digest = _digest_or_empty(real)
+        if expect and digest != expect:
+            raise EdgekitError(f"sha256 {digest[:12]} is not the expected {expect[:12]}")
+        current = self.resilient.classifier
+        on_tpu = str(getattr(getattr(current, "runner", None), "backend", "")) == "edgetpu"
+        cfg = dataclasses.replace(
+            self.config, model=dataclasses.replace(self.config.model, path=real)
+        )
+        if on_tpu:
+            return self._reload_exclusive(cfg, real, digest, why)
+        t0 = time.monotonic()
+        model = self.load(cfg)
+        try:
+            self._check(model, current)
+        except BaseException:
+            _close(model)
+            raise
+        load_s = time.monotonic() - t0
+        with self.lock:  # between two frames
+            old = self._switch(model, real, digest)
+        self._retire(old)
+        return self._done(real, digest, why, load_s, "")
+
+    def _reload_exclusive(self, cfg, real: str, digest: str, why: str) -> Outcome:
+        """The Edge TPU case (see module docstring): stop the old worker first."""
+        t0 = time.monotonic()
+        with self.lock:  # the pipeline waits here: no frame goes to a closed model
+            old = self.resilient.classifier
+            _close(old)
+            try:
+                model = self.load(cfg)
+                self._check(model, old)
+            except BaseException as e:
+                if "model" in locals():
+                    _close(model)
+                back = dataclasses.replace(
+                    self.config, model=dataclasses.replace(self.config.model, path=self.path)
+                )
+                try:
+                    restored = self.load(back)
+                except Exception as again:  # the device is gone too: serve must restart
+                    self._fatal = f"reload failed ({e}) and the previous model too ({again})"
+                    raise EdgekitError(self._fatal) from None
+                self.resilient.replace(restored)
+                self._set_prepare(restored)
+                raise EdgekitError(f"{e}; the previous model was loaded again") from None
+            self._switch(model, real, digest)
+        gap = f" (Edge TPU: results paused {time.monotonic() - t0:.1f} s for the load)"
+        return self._done(real, digest, why, time.monotonic() - t0, gap)
+
+    def _done(self, real: str, digest: str, why: str, load_s: float, note: str) -> Outcome:
+        self.reloads += 1
+        because = f" ({why})" if why else ""
+        msg = f"model reloaded from {real}{because}, sha256 {digest[:12]}{note}"
+        self.emit(
+            "model_reloaded", msg, {"bundle": real, "sha256": digest, "load_s": round(load_s, 3)}
+        )
+        return Outcome(True, msg, real, digest)
+
+    def _check(self, model, current) -> None:
+        task, want = getattr(model, "task", "classify"), getattr(current, "task", "classify")
+        if task != want:
+            raise EdgekitError(
+                f"it is a {task} model but serve runs a {want} model",
+                "restart serve to change the task",
+            )
+        rgb = self._last
+        if rgb is None:
+            size = getattr(model, "input_size", None) or (224, 224)
+            rgb = np.zeros((*size, 3), np.uint8)
+        run = getattr(model, "run", None) or model.classify
+        out = run(rgb)
+        bad = _non_finite(out.to_dict() if hasattr(out, "to_dict") else {})
+        ms = float(getattr(out, "inference_ms", 0.0))
+        if bad or not math.isfinite(ms):
+            raise EdgekitError(
+                f"its output is not finite ({bad or 'inference_ms'})",
+                "check the conversion (edgekit convert verifies the int8 model)",
+            )
+
+    def _switch(self, model, real: str, digest: str):
+        """Under :attr:`lock`: the next frame goes to ``model``. Returns the old model."""
+        old = self.resilient.classifier
+        if hasattr(model, "on_event"):  # a worker process reports crashes and restarts
+            model.on_event = self.emit
+        self.resilient.replace(model)
+        self._set_prepare(model)
+        self.path, self.sha256 = real, digest
+        return old
+
+    def _set_prepare(self, model) -> None:
+        if self.capture is not None:
+            self.capture.prepare = self.prepare_for(model)
+
+    def _retire(self, old) -> None:
+        """Close the old model off the pipeline's thread (a worker takes up to 2 s to stop)."""
+        t = threading.Thread(target=_close, args=(old,), name="edgekit-retire", daemon=True)
+        t.start()
+        self._retired = [x for x in self._retired if x.is_alive()] + [t]
+
+
+def _close(model) -> None:
+    try:
+        if hasattr(model, "close"):
+            model.close()
+    except Exception as e:  # a model that fails to close must not stop serve
+        log.warning("closing the previous model failed: %s", e)
+
+
+def _digest_or_empty(path: str) -> str:
+    from edgekit import signing
+
+    try:
+        return signing.model_digest(path)
+    except (EdgekitError, OSError):
+        return ""
+
+
+def _non_finite(value, where: str = "") -> str:
+    """The first non-finite number in a result dict (its key path), or ''."""
+    if isinstance(value, float):
+        return "" if math.isfinite(value) else (where or "value")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            bad = _non_finite(v, f"{where}.{k}" if where else str(k))
+            if bad:
+                return bad
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            bad = _non_finite(v, f"{where}[{i}]")
+            if bad:
+                return bad
+    return ""
