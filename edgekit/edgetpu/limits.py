@@ -37,6 +37,14 @@ MAX_ROW_BYTES = 200 * 1024
 # [1,784,3,85] (199,920, yolov5s@224) mapped; [1,40,40,144] (230,400, yolov8) and
 # [1,1024,3,85] (261,120, yolov5s@256) did not.
 MAX_TRANSPOSE_ELEMENTS = 200 * 1024
+# A TRANSPOSE that moves the innermost (channel) axis, e.g. NHWC -> NCHW (0, 3, 1, 2) in YOLOv8
+# heads, maps up to far fewer. Evidence: [1,20,20,68] (27,200) and [1,20,20,144] (57,600)
+# mapped in two twins, a 224 export's [1,28,28,79] (61,936) and [1,16,4,1029] (65,856) too
+# (ultralytics issue 4754: all 5 TRANSPOSEs mapped), and YOLOv8n maps completely up to 192x192
+# ([1,24,24,144], 82,944; jveitchmichaelis/edgetpu-yolo issue 17); [1,40,40,68] (108,800,
+# yolov8n-ppe-giovanimn) and [1,40,40,144] (230,400, yolov8n-640-maxwell) did not. 96 Ki lies
+# between 82,944 and 108,800.
+MAX_CHANNEL_TRANSPOSE_ELEMENTS = 96 * 1024
 # A RESHAPE that moves data between y, x and z maps up to this many elements ("certain
 # reshapes might not be mapped for large tensor sizes", Coral). Evidence: [1,40,40,255] ->
 # [1,1600,3,85] (408,000, yolov5n) mapped; [1,48,48,255] -> [1,2304,3,85] (587,520,
@@ -193,12 +201,15 @@ def _transpose(op: OpInfo, model: ModelInfo) -> Verdict | None:
     if len(perm) == 4 and perm[0] != 0:
         return _unspecified("transposing the batch dimension")
     n = input_tensor(model, op, 0).num_elements
-    if n > MAX_TRANSPOSE_ELEMENTS:
+    moves_channels = perm[-1] != len(perm) - 1
+    limit = MAX_CHANNEL_TRANSPOSE_ELEMENTS if moves_channels else MAX_TRANSPOSE_ELEMENTS
+    if n > limit:
+        kind = "moving the channel axis" if moves_channels else "keeping the channel axis"
         return _unspecified(
-            f"TRANSPOSE of {n:,} elements (the compiler maps up to about "
-            f"{MAX_TRANSPOSE_ELEMENTS:,})",
+            f"TRANSPOSE of {n:,} elements {kind} (the compiler maps such transposes up to "
+            f"about {limit:,})",
             "transpose after the model on the CPU, or keep channels last",
-            MAX_TRANSPOSE_ELEMENTS / n,
+            limit / n,
         )
     return None
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from edgekit.edgetpu.limits import (  # noqa: F401  (re-exported: the statuses and limits)
     DTYPE,
     MAPPED,
+    MAX_CHANNEL_TRANSPOSE_ELEMENTS,
     MAX_RELAYOUT_ELEMENTS,
     MAX_ROW_BYTES,
     MAX_SOFTMAX_DEPTH,
@@ -57,6 +58,22 @@ REFUSED_VERSION = {
 }  # fmt: skip
 
 
+# Highest version each op type can carry for int8/uint8 tensors (TFLite's op_version.cc,
+# GetBuiltinOperatorVersion); higher versions exist only for other types (int16, int32, int64,
+# bool, string, int4) or more than 4 dimensions. A .tflite holds ONE version per op type: the
+# converter's UpdateOpVersion raises it to the highest any op of that type needs. So one int64
+# ADD in a model's post-processing makes every int8 ADD "v4", and compiler 16 refuses them all
+# ("Operation version not supported"; yolov10n-192-edward: ADD v4, 473 ops on the CPU).
+INT8_MAX_VERSION = {
+    "ADD": 2, "SUB": 3, "MUL": 3, "CONCATENATION": 2, "LOGISTIC": 2, "TANH": 2, "SOFTMAX": 2,
+    "MEAN": 2, "REDUCE_MAX": 2, "REDUCE_MIN": 2, "RELU": 2, "RELU6": 2, "RSQRT": 2,
+    "MAX_POOL_2D": 2, "AVERAGE_POOL_2D": 2, "PAD": 2, "TRANSPOSE": 2, "STRIDED_SLICE": 2,
+    "SLICE": 2, "SPLIT": 2, "PACK": 2, "MAXIMUM": 3, "MINIMUM": 3, "QUANTIZE": 1,
+    "RESIZE_BILINEAR": 3, "RESIZE_NEAREST_NEIGHBOR": 3, "CONV_2D": 3, "DEPTHWISE_CONV_2D": 3,
+    "L2_NORMALIZATION": 2, "SQUEEZE": 1,
+}  # fmt: skip
+
+
 def version_note(op: OpInfo) -> str | None:
     """For an op that maps: a caveat when its version is newer than any seen mapped."""
     seen = MAPPED_VERSION.get(op.opcode)
@@ -65,15 +82,39 @@ def version_note(op: OpInfo) -> str | None:
     return f"v{op.version} is newer than any version seen mapped (v{seen}): unverified"
 
 
-def version_verdict(op: OpInfo) -> Verdict | None:
+def version_verdict(op: OpInfo, model: ModelInfo | None = None) -> Verdict | None:
     refused = REFUSED_VERSION.get(op.opcode)
-    if refused is None or op.version < refused[0]:
+    if refused is not None and op.version >= refused[0]:
+        return Verdict(
+            VERSION,
+            f"{op.opcode} v{op.version}: {refused[1]}; compiler 16 maps up to v{refused[0] - 1}",
+            refused[2],
+        )
+    top = INT8_MAX_VERSION.get(op.opcode)
+    if top is None or op.version <= top:
         return None
+    culprit = _non_int8_user(op, model) if model is not None else None
+    why = (f"op #{culprit[0]} {op.opcode} works on {culprit[1]}" if culprit
+           else "another op of this type works on a type other than int8")  # fmt: skip
     return Verdict(
         VERSION,
-        f"{op.opcode} v{op.version}: {refused[1]}; compiler 16 maps up to v{refused[0] - 1}",
-        refused[2],
+        f"{op.opcode} v{op.version}: a .tflite gives every {op.opcode} one version, the "
+        f"highest any of them needs, and {why}; compiler 16 maps {op.opcode} up to v{top}",
+        f"keep the non-int8 {op.opcode} out of the model (do that arithmetic on the CPU after "
+        "it), then every int8 one is back at v{top}".replace("{top}", str(top)),
     )
+
+
+def _non_int8_user(op: OpInfo, model: ModelInfo) -> tuple[int, str] | None:
+    """The first op of ``op``'s type whose first input is not int8/uint8: (index, dtype)."""
+    ts = model.main.tensors
+    for other in model.main.operators:
+        if other.opcode != op.opcode:
+            continue
+        t = next((ts[i] for i in other.inputs if i >= 0 and not ts[i].is_constant), None)
+        if t is not None and t.dtype not in _QUANT:
+            return other.index, t.dtype
+    return None
 
 
 # ---- the verdict for one op --------------------------------------------------------------------
@@ -123,7 +164,7 @@ def _judge(op: OpInfo, model: ModelInfo, graph_inputs: frozenset[int]) -> Verdic
             f"{op.opcode} is not an Edge TPU operation (not in Coral's operations table)",
             _REPLACE.get(op.opcode, "replace it with supported ops, or move it after the model"),
         )
-    v = version_verdict(op)
+    v = version_verdict(op, model)
     if v is not None:
         return v
     for t in activations(op, model):

@@ -137,7 +137,49 @@ def _rules():
         "branch": model((8, 8, 3), branch),
         # Conv2D(groups=2) converts to CONV_2D version 6, newer than compiler 16 maps
         "grouped": model((8, 8, 8), lambda i: layers.Conv2D(8, 3, groups=2, padding="same")(i)),
+        "transposes": model((40, 40, 3), transposes),
     }
+
+
+def transposes(inp):
+    """NHWC -> NCHW transposes as in YOLOv8 heads: [1,40,40,68] (108,800 elements) and, on its
+    own branch, [1,20,20,68] (27,200)."""
+    from keras import layers
+
+    x = layers.Conv2D(68, 1)(inp)
+    big = layers.Permute((3, 1, 2))(x)
+    small = layers.Permute((3, 1, 2))(layers.Conv2D(68, 1)(layers.AveragePooling2D(2)(inp)))
+    return [big, small]
+
+
+def int64_add_model() -> bytes:
+    """An int8 ADD next to an int64 ADD (an index computed in the graph, as YOLOv10's
+    post-processing does): the converter gives the ADD op code ONE version, 4 (int64)."""
+    import keras
+    import tensorflow as tf
+    from keras import layers
+
+    img = keras.Input(shape=(8, 8, 4), batch_size=1)
+    idx = keras.Input(shape=(3,), batch_size=1, dtype="int64")
+    x = layers.Conv2D(8, 1)(img)
+    y = layers.Add()([x, layers.Conv2D(8, 1)(x)])
+    k = layers.Lambda(lambda t: t + 1)(idx)
+    conv = tf.lite.TFLiteConverter.from_keras_model(keras.Model([img, idx], [y, k]))
+    rng = np.random.default_rng(0)
+
+    def representative():  # the converted model orders its inputs: the int64 one first
+        for _ in range(4):
+            yield [np.arange(3, dtype=np.int64)[None],
+                   rng.uniform(0, 1, (1, 8, 8, 4)).astype(np.float32)]  # fmt: skip
+
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = representative
+    conv.target_spec.supported_ops = [
+        tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]  # fmt: skip
+    conv.inference_input_type = conv.inference_output_type = tf.uint8
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Statistics for quantized inputs", UserWarning)
+        return conv.convert()
 
 
 @pytest.fixture(scope="session")
@@ -145,8 +187,9 @@ def rule_models(tmp_path_factory) -> dict[str, Path]:
     """name -> int8 .tflite (uint8 I/O): 'big' (8.6 MiB of weights), 'near_full' (6.6 MiB),
     'resize' (power-of-two and
     1.5x bilinear resizes side by side), 'branch' (a LEAKY_RELU on one branch, a second branch
-    without it), 'grouped' (a CONV_2D v6), 'dynamic_flat' (batch None with Flatten: run-time
-    shape arithmetic)."""
+    without it), 'grouped' (a CONV_2D v6), 'transposes' (NHWC->NCHW of 108,800 and 27,200
+    elements), 'int64_add' (int8 ADDs at v4 beside an int64 ADD), 'dynamic_flat' (batch None
+    with Flatten: run-time shape arithmetic)."""
     import keras
     from keras import layers
 
@@ -160,6 +203,8 @@ def rule_models(tmp_path_factory) -> dict[str, Path]:
     for name, model in models.items():
         paths[name] = out / f"{name}.tflite"
         paths[name].write_bytes(_convert(model, True))
+    paths["int64_add"] = out / "int64_add.tflite"
+    paths["int64_add"].write_bytes(int64_add_model())
     return paths
 
 

@@ -212,6 +212,43 @@ def test_op_version_newer_than_the_compiler(rule_models):
     assert "grouped" in conv.reason and "groups=1" in conv.fix
 
 
+def test_one_int64_add_makes_every_int8_add_a_version_the_compiler_refuses(rule_models):
+    """The converter writes one version per op type (TFLite's UpdateOpVersion): an int64 ADD
+    lifts the int8 ADD to v4, which compiler 16 refuses (yolov10n-192-edward's twin)."""
+    info = read_model(rule_models["int64_add"])
+    p = predict(info)
+    adds = _by_op(p)["ADD"]
+    int8_add = next(o for o in adds if o.status == R.VERSION)
+    assert int8_add.version == 4 and not int8_add.on_tpu
+    int64_add = next(o for o in adds if o is not int8_add)
+    assert f"op #{int64_add.index} ADD works on int64" in int8_add.reason
+    assert "v2" in int8_add.reason and "non-int8 ADD" in int8_add.fix
+    assert [o.op for o in p.ops if o.on_tpu][:1] == ["QUANTIZE"] and _by_op(p)["CONV_2D"][0].on_tpu
+
+
+def test_channel_moving_transpose_limit(rule_models):
+    """NHWC -> NCHW of [1,40,40,68] stays on the CPU (yolov8n-ppe-giovanimn's twin), the same
+    transpose of [1,20,20,68] maps (its stride-32 head)."""
+    info = read_model(rule_models["transposes"])
+    p = predict(info)
+    by_shape = {info.main.tensors[info.main.operators[o.index].inputs[0]].shape: o
+                for o in _by_op(p)["TRANSPOSE"]}  # fmt: skip
+    big, small = by_shape[(1, 40, 40, 68)], by_shape[(1, 20, 20, 68)]
+    assert not big.on_tpu and big.status == R.UNSPECIFIED and "108,800" in big.reason
+    assert "moving the channel axis" in big.reason
+    assert small.on_tpu
+
+
+@needs_shared
+def test_yolov10n_int8_adds_refused_for_their_version():
+    """The first CPU op of the compiled twin is the first int8 ADD (v4: the int64 ADDs of the
+    NMS-free post-processing share its op code); everything behind it follows."""
+    p = predict(read_model(SHARED / "yolo/yolov10n-192-edward/model.tflite"))
+    first = p.first_unmapped
+    assert (first.op, first.version, first.status) == ("ADD", 4, R.VERSION)
+    assert "int64" in first.reason
+
+
 def test_rank5_and_documented_limitations(tiny_models):
     p = predict(read_model(tiny_models["limits"]))
     by = _by_op(p)
@@ -255,12 +292,13 @@ def test_to_dict_contract(tiny_models):
 
 @needs_shared
 def test_yolov8_suggests_the_input_size_that_fits_the_head():
-    """Ultralytics users report YOLOv8n leaving ops on the CPU at 320x320 but not at 224x224
-    (ultralytics issue 4754): the prediction finds a size between them from the head's
-    oversized tensors, and fixing those brings every op over."""
+    """Users report YOLOv8n (80 classes) mapping completely up to 192x192 (jveitchmichaelis/
+    edgetpu-yolo issue 17) and leaving ops on the CPU at 320x320 (ultralytics issue 4754): the
+    prediction finds that size from the head's oversized tensors (the channel-moving TRANSPOSE
+    of the stride-8 map is the tightest), and fixing those brings every op over."""
     p = predict(read_model(SHARED / "yolo/yolov8n-640-maxwell/model.tflite"))
     best = p.suggestions[0]
-    assert "256x256 instead of 640x640" in best["fix"] and best["ops_gained"] == p.cpu_ops == 25
+    assert "192x192 instead of 640x640" in best["fix"] and best["ops_gained"] == p.cpu_ops == 25
 
 
 def test_corrupt_models_never_crash_the_prediction(coral_dir):
