@@ -1,0 +1,272 @@
+"""Detect, then classify each detection's crop: the bird feeder's two models (a COCO detector
+finds the bird, an iNaturalist classifier names the species on its crop).
+
+The crop logic is pure numpy (:func:`crop_box`, :func:`select`) so the CLI, serve and bench
+share it; :class:`Cascade` runs a :class:`~edgekit.detect.Detector` and a
+:class:`~edgekit.classify.Classifier` in one process, on one device (the Edge TPU lock is per
+process: :mod:`edgekit.backends.devicelock`), and returns :class:`CascadeDetections`, a
+:class:`~edgekit.detect.records.Detections` whose detections carry ``classes``.
+
+Crop of a box ``(x0, y0, x1, y1)`` (original pixels): grown by ``margin`` times its width and
+height on each side (a species classifier was trained on photos with some context around the
+animal), clamped to the image, rounded outwards to whole pixels. Boxes narrower or shorter than
+``min_size`` pixels are not classified (a 10-pixel crop stretched to 224 names nothing), nor
+boxes of labels outside ``labels`` (when given); of the rest, the ``max_crops`` best-scoring
+are classified (the detector lists best first). The classifier applies its own preprocessing
+(resize mode, colour order, input range) to each crop, exactly as on a whole photo.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from edgekit import limits
+from edgekit.detect.records import Detection, Detections
+from edgekit.errors import EdgekitError
+
+MARGIN = 0.1  # of the box's width/height, each side
+MIN_SIZE = 16  # px: smaller boxes are not classified
+MAX_CROPS = 8  # per frame: bounds the classifier's time per frame
+
+
+@dataclass(frozen=True)
+class ClassifiedDetection(Detection):
+    """A detection and what the classifier said about its crop (best first; empty when the
+    crop was not classified or no class reached the classifier's threshold)."""
+
+    classes: tuple = ()
+
+    @property
+    def species(self) -> str:
+        """The classifier's top label, else the detector's."""
+        return self.classes[0].label if self.classes else self.label
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "classes": [c.to_dict() for c in self.classes]}
+
+
+@dataclass(frozen=True)
+class CascadeDetections(Detections):
+    """Detections of one frame with their crops' classes. ``inference_ms`` is every invoke of
+    the frame (detector + crops), ``detect_ms`` the detector's invoke, ``classify_ms`` the
+    crops' invokes, ``crop_ms`` cutting and preprocessing the crops; ``crops`` how many were
+    classified."""
+
+    detect_ms: float = 0.0
+    classify_ms: float = 0.0
+    crop_ms: float = 0.0
+    crops: int = 0
+
+    def species_counts(self) -> dict[str, int]:
+        """Objects per species (the classifier's top label; the detector's label for an
+        unclassified one), labels sorted."""
+        out: dict[str, int] = {}
+        for d in self.detections:
+            name = d.species if isinstance(d, ClassifiedDetection) else d.label
+            out[name] = out.get(name, 0) + 1
+        return dict(sorted(out.items()))
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "detect_ms": self.detect_ms,
+                "classify_ms": self.classify_ms, "crop_ms": self.crop_ms,
+                "crops": self.crops}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CropRule:
+    """Which detections get classified and how their crop is cut (module docstring)."""
+
+    labels: frozenset[str] | None = None
+    margin: float = MARGIN
+    min_size: float = MIN_SIZE
+    max_crops: int = MAX_CROPS
+
+    def __post_init__(self) -> None:
+        limits.finite("margin", self.margin, 0.0, 2.0)
+        limits.finite("min_size", self.min_size, 0.0, 1e5)
+        if isinstance(self.max_crops, bool) or not isinstance(self.max_crops, int) or not (
+            0 <= self.max_crops <= 1000
+        ):
+            raise EdgekitError(f"max_crops must be an integer in 0..1000, got {self.max_crops!r}")
+
+
+def crop_box(box: Iterable[float], image_size: tuple[int, int], margin: float = MARGIN
+             ) -> tuple[int, int, int, int]:  # fmt: skip
+    """Integer pixel crop ``(x0, y0, x1, y1)`` (x1, y1 exclusive) of ``box`` grown by ``margin``
+    of its size on each side and clamped to ``image_size`` = (width, height). Never empty for a
+    box inside the image: at least one pixel each way."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    w, h = image_size
+    mx, my = (x1 - x0) * margin, (y1 - y0) * margin
+    cx0 = int(np.clip(np.floor(x0 - mx), 0, max(w - 1, 0)))
+    cy0 = int(np.clip(np.floor(y0 - my), 0, max(h - 1, 0)))
+    cx1 = int(np.clip(np.ceil(x1 + mx), cx0 + 1, w))
+    cy1 = int(np.clip(np.ceil(y1 + my), cy0 + 1, h))
+    return cx0, cy0, cx1, cy1
+
+
+def select(detections: Iterable[Detection], rule: CropRule) -> list[int]:
+    """Indices of the detections to classify, best score first (see module docstring)."""
+    ok = [
+        i for i, d in enumerate(detections)
+        if (rule.labels is None or d.label in rule.labels)
+        and d.box[2] - d.box[0] >= rule.min_size and d.box[3] - d.box[1] >= rule.min_size
+    ]  # fmt: skip
+    dets = list(detections) if not isinstance(detections, (list, tuple)) else detections
+    ok.sort(key=lambda i: -dets[i].score)  # stable: the detector's order among equal scores
+    return ok[: rule.max_crops]
+
+
+def crop(rgb: np.ndarray, box: Iterable[float], margin: float = MARGIN) -> np.ndarray:
+    """The crop of ``box`` from an (H, W, 3) image (a view, see :func:`crop_box`)."""
+    x0, y0, x1, y1 = crop_box(box, (rgb.shape[1], rgb.shape[0]), margin)
+    return rgb[y0:y1, x0:x1]
+
+
+def classify_crops(result: Detections, rgb: np.ndarray, classify: Callable[[np.ndarray], Any],
+                   rule: CropRule) -> CascadeDetections:  # fmt: skip
+    """``result`` (the detector's, on ``rgb``) with each selected crop's classes, via
+    ``classify(crop) -> Classification``."""
+    chosen = set(select(result.detections, rule))
+    out, classify_ns, crop_ns = [], 0.0, 0
+    for i, d in enumerate(result.detections):
+        classes: tuple = ()
+        if i in chosen:
+            t0 = time.perf_counter_ns()
+            c = classify(np.ascontiguousarray(crop(rgb, d.box, rule.margin)))
+            crop_ns += time.perf_counter_ns() - t0
+            classes = tuple(c.classes)
+            classify_ns += c.inference_ms * 1e6
+        out.append(ClassifiedDetection(d.id, d.label, d.score, d.box, classes))
+    classify_ms = classify_ns / 1e6
+    return CascadeDetections(
+        tuple(out), result.inference_ms + classify_ms, result.preprocess_ms, result.decode_ms,
+        result.image_size, detect_ms=result.inference_ms, classify_ms=classify_ms,
+        crop_ms=max(0.0, crop_ns / 1e6 - classify_ms), crops=len(chosen),
+    )  # fmt: skip
+
+
+class Cascade:
+    """A detector and a classifier for its crops, in one process on one device.
+
+    ``detector``/``classifier`` are opened models (:class:`~edgekit.detect.Detector`,
+    :class:`~edgekit.classify.Classifier`); :func:`open_cascade` opens both from paths. Has the
+    task-model interface serve's stream and worker use: ``task``, ``run(rgb)``, ``runner`` (the
+    detector's), ``reopen(device)``, ``close()``; frames are not resized before it
+    (``input_size`` None: boxes and crops are in the pixels of the frame given)."""
+
+    task = "detect"
+    input_size = None
+    resize = None
+
+    def __init__(self, detector, classifier, rule: CropRule | None = None):
+        self.detector, self.classifier = detector, classifier
+        self.rule = rule or CropRule()
+
+    @property
+    def runner(self):
+        return self.detector.runner
+
+    @property
+    def labels(self) -> dict[int, str]:
+        return self.detector.labels
+
+    def run(self, rgb: np.ndarray) -> CascadeDetections:
+        """Detect in one (H, W, 3) uint8 image, then classify the selected crops."""
+        return classify_crops(self.detector.run(rgb), rgb, self.classifier.classify, self.rule)
+
+    detect = run
+
+    def reset(self) -> None:
+        if hasattr(self.detector, "reset"):
+            self.detector.reset()
+
+    def reopen(self, device: str | None = None) -> None:
+        """Close and reopen both models (on ``device`` if given), one after the other: the
+        device lock stays held by the other one throughout."""
+        self.detector.reopen(device)
+        self.classifier.reopen(device)
+
+    def close(self) -> None:
+        try:
+            self.classifier.close()
+        finally:
+            self.detector.close()
+
+
+def open_cascade(
+    detector: str | os.PathLike,
+    classifier: str | os.PathLike,
+    *,
+    device: str = "auto",
+    threads: int | None = None,
+    on_warning: Callable[[str], None] | None = None,
+    labels: Any = None,
+    threshold: float | None = None,
+    iou: float | None = None,
+    max_detections: int | None = None,
+    decoder: str | None = None,
+    classify_labels: Any = None,
+    top_k: int = 3,
+    classify_threshold: float = 0.0,
+    crop_labels: Iterable[str] | None = None,
+    margin: float = MARGIN,
+    min_size: float = MIN_SIZE,
+    max_crops: int = MAX_CROPS,
+) -> Cascade:
+    """Open ``detector`` then ``classifier`` on ``device`` (both on the same Edge TPU: one lock,
+    see :mod:`edgekit.backends.devicelock`) as a :class:`Cascade`. Picklable as a
+    ``functools.partial`` (serve's worker process builds it). ``crop_labels``: the detector
+    labels whose crops are classified (None: all); a label the detector does not have is
+    refused, since it would silently classify nothing."""
+    from edgekit.classify import Classifier
+    from edgekit.detect.detector import Detector
+    from edgekit.tasks import model_task
+
+    if model_task(classifier) != "classify":
+        raise EdgekitError(
+            f"{os.fspath(classifier)} is a detector, not a classifier",
+            "--classify takes an image classifier (a bundle, .tflite or _edgetpu.tflite)",
+        )
+    on_warning = _once(on_warning)  # both models would say "no Edge TPU found"
+    rule = CropRule(frozenset(crop_labels) if crop_labels is not None else None, margin,
+                    min_size, max_crops)  # fmt: skip
+    det = Detector(detector, labels=labels, device=device, threshold=threshold, iou=iou,
+                   max_detections=max_detections, decoder=decoder, threads=threads,
+                   on_warning=on_warning)  # fmt: skip
+    try:
+        if rule.labels is not None and det.labels:
+            unknown = sorted(rule.labels - set(det.labels.values()))
+            if unknown:
+                raise EdgekitError(
+                    f"crop label{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}: not a "
+                    f"label of the detector {os.fspath(detector)}",
+                    "use the detector's own label names (see `edgekit detect --json`)",
+                )
+        cls = Classifier(classifier, labels=classify_labels, device=device, top_k=top_k,
+                         threshold=classify_threshold, threads=threads,
+                         on_warning=on_warning)  # fmt: skip
+    except BaseException:
+        det.close()
+        raise
+    return Cascade(det, cls, rule)
+
+
+def _once(fn: Callable[[str], None] | None) -> Callable[[str], None]:
+    """``fn`` (default: the edgekit logger) saying each distinct notice once."""
+    import logging
+
+    emit, seen = fn or logging.getLogger("edgekit").warning, set()
+
+    def once(message: str) -> None:
+        if message not in seen:
+            seen.add(message)
+            emit(message)
+
+    return once
