@@ -179,6 +179,35 @@ def check_devices(root: Path) -> list[Check]:
     return checks
 
 
+def check_link_health(root: Path) -> list[Check]:
+    """Per USB Edge TPU: resets and disconnects since boot (kernel log), autosuspend; for the
+    Pi: under-voltage and throttling (firmware flags). The USB speed is check_devices' (above).
+    Each finding carries its fix (:mod:`edgekit.edgetpu.link`)."""
+    from edgekit.backends.linkstate import read_links, read_power
+    from edgekit.edgetpu import link
+
+    checks = []
+    for s in read_links(root):
+        name = f"link {s.device}"
+        found = [f for f in link.link_findings(None, s.autosuspend, s.kernel)]
+        checks += [Check(name, f.severity, f.detail, f.fix) for f in found]
+        if not found:
+            resets = ("kernel log not readable: resets unknown (run doctor with sudo)"
+                      if s.kernel is None else "no USB resets or disconnects since boot")
+            checks.append(Check(name, OK, f"{s.port}: {resets}, autosuspend "
+                                f"{s.autosuspend or 'unknown'}"))  # fmt: skip
+    power = read_power(root)
+    if power.throttled is None and power.hwmon_alarm is None:
+        return checks  # not a Raspberry Pi, or its firmware flags are not readable
+    found = link.power_findings(power.throttled, power.hwmon_alarm)
+    checks += [Check("power", f.severity, f.detail, f.fix) for f in found]
+    if not found:
+        word = f"get_throttled=0x{power.throttled:x}" if power.throttled is not None else ""
+        checks.append(Check("power", OK, f"no under-voltage or throttling ({power.source}"
+                            f"{': ' + word if word else ''})"))  # fmt: skip
+    return checks
+
+
 def _groups(root: Path) -> dict[str, tuple[int, list[str]]]:
     out = {}
     try:
@@ -330,6 +359,7 @@ def run_checks(
         tpu.check_pair(root, found),
         *check_devices(root),
         *per_device,
+        *check_link_health(root),
         check_plugdev(root, user, uid, gids),
         check_udev(root, uid),
         check_cameras(root, import_module),

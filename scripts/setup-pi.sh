@@ -225,6 +225,18 @@ SUBSYSTEM=="usb",ATTRS{idVendor}=="18d1",GROUP="plugdev"
 RULES
     fi
 fi
+# edgekit's own rule, always: keep the Coral out of USB autosuspend (power/control=on: a
+# suspended stick answers late or drops off the bus) and let the plugdev group write its usbfs
+# node (serve's self-healing resets a wedged Coral with USBDEVFS_RESET on it). Both ids:
+# 1a6e:089a before libedgetpu uploads the firmware, 18d1:9302 after.
+health_rule=/etc/udev/rules.d/99-edgetpu-edgekit.rules
+health_rules='SUBSYSTEM=="usb", ENV{DEVTYPE}=="usb_device", ATTR{idVendor}=="1a6e", ATTR{idProduct}=="089a", GROUP="plugdev", MODE="0664", ATTR{power/control}="on"
+SUBSYSTEM=="usb", ENV{DEVTYPE}=="usb_device", ATTR{idVendor}=="18d1", ATTR{idProduct}=="9302", GROUP="plugdev", MODE="0664", ATTR{power/control}="on"'
+echo "+ write $health_rule:"
+printf '    %s\n' "${health_rules//$'\n'/$'\n    '}"
+if [[ $dry_run -eq 0 ]]; then
+    printf '%s\n' "$health_rules" >"$health_rule"
+fi
 getent group plugdev >/dev/null || run groupadd plugdev
 if [[ -n "${SUDO_USER:-}" && "$SUDO_USER" != root ]]; then
     run usermod -aG plugdev "$SUDO_USER"

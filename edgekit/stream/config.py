@@ -113,6 +113,16 @@ class FleetConfig:
 
 
 @dataclass(frozen=True)
+class HealthConfig:
+    # Device health (edgekit.stream.devicehealth) and self-healing (edgekit.stream.healing).
+    check_every_s: float = 30.0  # read link speed, USB resets, autosuspend, power flags
+    self_heal: bool = True  # reset a wedged Edge TPU (USBDEVFS_RESET; unbind/bind as root)
+    max_resets_per_hour: int = 3  # no reset loop: beyond this, stay on the CPU and say so
+    reset_backoff_s: float = 30.0  # first pause after a failed reset (doubles each time)
+    reenumerate_timeout_s: float = 20.0  # wait this long for the device to come back
+
+
+@dataclass(frozen=True)
 class ServeConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     source: SourceConfig = field(default_factory=SourceConfig)
@@ -122,6 +132,7 @@ class ServeConfig:
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     worker: WorkerConfig = field(default_factory=WorkerConfig)
     fleet: FleetConfig = field(default_factory=FleetConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
 
 
 MAX_CONFIG_BYTES = 1024 * 1024  # a real config is a few KiB
@@ -160,6 +171,10 @@ _RANGES = {
     ("worker", "start_timeout_s"): (1.0, DAY_S),
     ("worker", "max_restarts"): (1, 1000),
     ("worker", "restart_window_s"): (1.0, 7 * DAY_S),
+    ("health", "check_every_s"): (1.0, DAY_S),
+    ("health", "max_resets_per_hour"): (0, 60),
+    ("health", "reset_backoff_s"): (1.0, DAY_S),
+    ("health", "reenumerate_timeout_s"): (1.0, 600.0),
     ("model", "iou"): (0.0, 1.0),
     ("model", "max_detections"): (0, 10_000),
     ("model", "watch_s"): (0.0, DAY_S),

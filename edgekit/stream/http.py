@@ -236,6 +236,11 @@ class HttpSink(Sink):
         info = self.info()
         metric("edgekit_degraded", "gauge", "1 when running on the CPU after an Edge TPU "
                "failure.", [("", int(bool(info.get("degraded"))))])  # fmt: skip
+        from edgekit.stream.devicehealth import metric_families
+
+        for name, kind, help_, samples in metric_families(info.get("device_health"), events):
+            if samples:  # a machine without a Coral or Pi flags shows no empty families
+                metric(name, kind, help_, samples)
         if isinstance(info.get("mqtt"), dict):
             metric("edgekit_mqtt_connected", "gauge", "1 while connected to the MQTT broker.",
                    [("", int(bool(info["mqtt"].get("connected"))))])  # fmt: skip

@@ -18,6 +18,8 @@ Topics under ``topic`` (default ``edgekit/<hostname>``):
   ``<topic>/count/<slug>``: the same per label as a plain retained integer (0 once it left);
   ``<topic>/presence/<slug>``: retained ``ON`` / ``OFF``, on appear and leave. Both tasks:
   a classifier's "in view" is its reported label.
+* ``<topic>/health``: retained JSON of the device panel (link health of every Edge TPU, the
+  Pi's power flags, latency drift), when it changes (:mod:`edgekit.stream.devicehealth`).
 * With ``discovery``, Home Assistant MQTT discovery configs under ``<discovery_prefix>/``
   for a count sensor and a presence binary sensor per label (:mod:`~.homeassistant`), sent
   for each label when first seen, again on every (re)connect and when Home Assistant says

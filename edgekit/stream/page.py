@@ -86,6 +86,8 @@ main{flex:1;display:grid;grid-template-columns:minmax(0,3fr) minmax(340px,2fr);
 #events .k.appeared{background:#1f6f3f} #events .k.fault{background:#8e1c1c}
 #events .k.recover{background:#1f4f8f}
 #events small{color:#8b949e;display:block}
+#device{list-style:none;margin:0;padding:0;font-size:.85em}
+#device .fault{color:#f0883e} #device .recover{color:#8b949e}
 .evcard{display:flex;flex-direction:column;flex:1 0 9em;min-height:9em}
 footer{padding:.3em 1em;color:#8b949e;font-size:.8em} a{color:#58a6ff}
 @media (max-width:900px){html,body{height:auto} main{grid-template-columns:1fr;
@@ -119,6 +121,7 @@ footer{padding:.3em 1em;color:#8b949e;font-size:.8em} a{color:#58a6ff}
   <svg class="chart" id="c-lat"></svg></div>
  <div class="card"><h2>in view <span class="legend" id="legend"></span></h2>
   <svg class="chart" id="c-labels"></svg></div>
+ <div class="card" id="devcard" hidden><h2>device</h2><ul id="device"></ul></div>
  <div class="card evcard"><h2>recent events</h2><ul id="events"></ul></div>
 </div>
 </main>
@@ -211,10 +214,38 @@ async function refresh() {
     $("health").textContent = d.healthy ? "frames flowing" : "NO FRAMES";
     $("health").className = "badge " + (d.healthy ? (d.degraded ? "warn" : "ok") : "bad");
     $("reason").textContent = d.healthy ? "" : (d.reason || d.state || "");
+    devicePanel(d.device_health, d.healing);
     if (bucket === null) setSpan(s.uptime_s < 600 ? 1 : 10);
   } catch (e) {
     $("health").textContent = "server unreachable"; $("health").className = "badge bad";
   }
+}
+function devicePanel(h, heal) {  // link health per Edge TPU, the Pi's power, self-healing
+  const rows = [];
+  for (const x of (h && h.devices) || []) {
+    const k = x.kernel;
+    rows.push([x.device + " " + x.port + " " + x.ids, (x.speed_mbps || "?") + " Mb/s, " +
+      (k ? k.resets + " USB resets since boot" : "resets unknown") + ", autosuspend " +
+      (x.autosuspend || "?"), x.findings.length ? "fault" : "recover"]);
+  }
+  const p = h && h.power;
+  if (p && (p.throttled !== null || p.hwmon_alarm !== null))
+    rows.push(["Pi power", p.throttled_hex ? "get_throttled=" + p.throttled_hex :
+      "under-voltage alarm " + (p.hwmon_alarm ? "ON" : "off"), (p.now && p.now.length) ||
+      p.hwmon_alarm ? "fault" : "recover"]);
+  const dr = h && h.drift;
+  if (dr && dr.ratio !== null) rows.push(["latency drift", dr.ratio.toFixed(2) + "x the first " +
+    "minute", dr.ratio >= 1.5 ? "fault" : "recover"]);
+  if (heal) rows.push(["self-healing", heal.state + ", " + heal.recovered + " recovered, " +
+    heal.failed + " failed", heal.state === "failed" || heal.state === "limited" ? "fault" :
+    "recover"]);
+  for (const f of (h && h.findings) || []) rows.push(["fix", f.fix, "fault"]);
+  $("devcard").hidden = rows.length === 0;
+  $("device").replaceChildren(...rows.map(([a, b, cls]) => {
+    const li = document.createElement("li"), t = document.createElement("b");
+    li.className = cls; t.textContent = a + ": "; li.append(t, document.createTextNode(b));
+    return li;
+  }));
 }
 function fmtNum(v) { return v >= 100 ? Math.round(v) : +v.toPrecision(3); }
 function chart(svg, t, series, fixedMax) {
@@ -268,7 +299,9 @@ const KIND = {label_appeared: "appeared", tpu_restored: "recover", source_reconn
   backend_reopened: "recover", worker_restarted: "recover", mqtt_connected: "recover",
   source_lost: "fault", source_failed: "fault", cpu_fallback: "fault", inference_error: "fault",
   decode_error: "fault", tpu_still_failing: "fault", worker_crashed: "fault",
-  worker_hung: "fault", mqtt_disconnected: "fault"};
+  worker_hung: "fault", mqtt_disconnected: "fault", device_recovered: "recover",
+  device_reset_started: "fault", device_reset_failed: "fault", device_reset_limited: "fault",
+  usb_reset: "fault", usb_link_slow: "fault", undervoltage: "fault", latency_drift: "fault"};
 async function events() {
   try {
     const list = await (await fetch("/events.json?limit=40", {cache: "no-store"})).json();

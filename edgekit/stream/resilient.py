@@ -8,7 +8,10 @@ times with short waits; if the Edge TPU does not come back it either stops the s
 (``on_tpu_failure = "fail"``, systemd restarts it) or continues on the CPU interpreter,
 loudly (``"cpu"``): an ERROR log line, a ``cpu_fallback`` event, ``degraded`` in ``/latest``,
 ``/healthz`` and ``/metrics``, and ``DEGRADED`` in the systemd status; while degraded it tries
-the Edge TPU again every ``tpu_retry_s`` seconds.
+the Edge TPU again every ``tpu_retry_s`` seconds. With a ``healer``
+(:class:`edgekit.stream.healing.Healer`) a device that stays unopenable is reset in the
+background meanwhile, and the Edge TPU is reopened as soon as the reset is proven; with
+``"fail"`` one reset is tried (frames meanwhile are counted as dropped) before giving up.
 """
 
 from __future__ import annotations
@@ -45,11 +48,13 @@ class ResilientClassifier:
         reopen_attempts: int = 3,
         max_consecutive: int = 5,
         wait: Callable[[float], None] = time.sleep,
+        healer=None,
     ):
         self.classifier, self.emit = classifier, emit
         self.on_tpu_failure, self.tpu_retry_s = on_tpu_failure, tpu_retry_s
         self.reopen_attempts, self.max_consecutive = reopen_attempts, max_consecutive
         self.wait = wait
+        self.healer = healer
         self.degraded = False
         self.requested = str(getattr(classifier, "device", "auto") or "auto")
         self.failures = 0
@@ -84,11 +89,14 @@ class ResilientClassifier:
         if hasattr(self.classifier, "restarts"):  # edgekit.stream.worker.ModelProcess
             c = self.classifier
             out["worker"] = {"pid": c.info.get("pid"), "restarts": c.restarts}
+        if self.healer is not None:
+            out["healing"] = self.healer.info()
         return out
 
     def __call__(self, rgb: np.ndarray):
         retry_due = time.monotonic() - self._last_tpu_try >= self.tpu_retry_s
-        if self.degraded and self.tpu_retry_s > 0 and retry_due:
+        healed = self.degraded and self.healer is not None and self.healer.take_recovered()
+        if healed or (self.degraded and self.tpu_retry_s > 0 and retry_due):
             self._try_restore()
         try:
             out = self._infer(rgb)
@@ -126,6 +134,8 @@ class ResilientClassifier:
                 self.emit("backend_reopened", f"{self.backend} reopened after a failure",
                           {"backend": self.backend, "attempt": attempt})  # fmt: skip
                 return
+        if was == "edgetpu" and self.on_tpu_failure == "fail" and self._heal_in_place(last):
+            return
         if was == "edgetpu" and self.on_tpu_failure == "cpu":
             try:
                 self.classifier.reopen(device="cpu")
@@ -143,8 +153,24 @@ class ResilientClassifier:
                 f"USB cable and power; edgekit retries the Edge TPU: {retry}",
                 {"backend": "cpu", "error": str(last)},
             )
+            if self.healer is not None:
+                self.healer.request(str(last))
             return
         raise FatalError(f"{was} inference failed and could not be reopened: {last}")
+
+    def _heal_in_place(self, err: Exception) -> bool:
+        """One blocking reset (no CPU to carry the frames meanwhile: they are counted as
+        dropped); True when the Edge TPU works again."""
+        if self.healer is None or not self.healer.heal(str(err)):
+            return False
+        try:
+            self.classifier.reopen(device=self.requested)
+        except FatalError:
+            raise
+        except Exception:
+            return False
+        self._consecutive = 0
+        return self.backend == "edgetpu"
 
     def _try_restore(self) -> None:
         self._last_tpu_try = time.monotonic()
@@ -153,6 +179,8 @@ class ResilientClassifier:
         except Exception as e:
             self.emit("tpu_still_failing", f"Edge TPU still unavailable: {e}", {})
             self.classifier.reopen(device="cpu")
+            if self.healer is not None:
+                self.healer.request(str(e))
             return
         if self.backend == "edgetpu":
             self.degraded = False

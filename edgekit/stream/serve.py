@@ -19,6 +19,7 @@ from typing import IO, Any, Callable
 from edgekit.errors import EdgekitError
 from edgekit.stream.capture import CaptureThread
 from edgekit.stream.config import ServeConfig
+from edgekit.stream.devicehealth import DeviceHealth
 from edgekit.stream.notify import Notifier
 from edgekit.stream.pipeline import FatalError, Pipeline
 from edgekit.stream.presence import Presence, PresenceSink
@@ -94,13 +95,17 @@ def run(
     extra_sinks: Sequence[Any] = (),
     on_start: Callable[[dict], None] | None = None,
     reload: threading.Event | None = None,
+    root: str = "/",
+    resetter: Any = None,
 ) -> dict:
     """Serve until done; returns the final stats (``Stats.snapshot()`` plus backend info).
 
     ``classifier``/``source`` replace the ones the config describes (tests inject faults
     there); ``on_start`` receives ``{"http": url, "reload": HotReload}`` etc. once the sinks
     are up. Setting
-    ``reload`` (SIGHUP) reloads the model (:mod:`edgekit.stream.reload`).
+    ``reload`` (SIGHUP) reloads the model (:mod:`edgekit.stream.reload`). ``root`` is where
+    sysfs/devfs are read (device health, self-healing) and ``resetter`` the USB reset
+    boundary (:mod:`edgekit.backends.usbreset`); tests pass fakes.
     Raises EdgekitError for configuration problems and for fatal runtime failures.
     """
     from edgekit.stream.reload import HotReload, startup_config
@@ -127,6 +132,9 @@ def run(
     started: dict = {}
     pipeline: Pipeline | None = None
     reloader: HotReload | None = None
+    healer = resilient = None
+    health = DeviceHealth(None, root, config.health.check_every_s,
+                          backend=lambda: resilient.backend if resilient else "?")  # fmt: skip
     try:
         if config.output.json_lines:
             sinks.append(JsonLinesSink(stdout, events=config.output.events))
@@ -149,6 +157,7 @@ def run(
                 out["mqtt"] = infer_holder["mqtt"].state()
             if infer_holder.get("reload") is not None:
                 out["model"] = infer_holder["reload"].info()
+            out["device_health"] = health.snapshot()
             return out
 
         if config.http.enabled:
@@ -172,6 +181,8 @@ def run(
             sinks.append(infer_holder["mqtt"])
             started["mqtt"] = f"{q.host}:{q.port}"
         sinks.extend(extra_sinks)
+        sinks.append(health)
+        health.mqtt = infer_holder.get("mqtt")
         capture = CaptureThread(
             source,
             realtime=s.realtime,
@@ -186,8 +197,17 @@ def run(
         infer_holder["capture"] = capture
         if infer_holder.get("mqtt") is not None:  # broker outages: log, JSON lines, page, metrics
             infer_holder["mqtt"].report = pipeline.emit
+        health.emit = pipeline.emit
+        hc = config.health
+        if hc.self_heal and hc.max_resets_per_hour > 0 and config.model.device != "cpu":
+            from edgekit.stream.healing import Healer
+
+            healer = Healer(pipeline.emit, config.model.device, root, resetter,
+                            hc.max_resets_per_hour, hc.reset_backoff_s,
+                            hc.reenumerate_timeout_s)  # fmt: skip
         resilient = ResilientClassifier(
-            classifier, pipeline.emit, config.model.on_tpu_failure, config.model.tpu_retry_s
+            classifier, pipeline.emit, config.model.on_tpu_failure, config.model.tpu_retry_s,
+            healer=healer,
         )
         infer_holder["r"] = resilient
         reloader = HotReload(config, resilient, pipeline.emit, lambda c: load_model(c, stop),
@@ -200,9 +220,13 @@ def run(
         notifier.status(f"waiting for frames from {source.name}")
         pipeline.start()
         reloader.start()
+        health.start()
         _supervise(pipeline, stop, notifier, stats, resilient, p.stale_after_s)
     finally:
         notifier.stopping()
+        health.close()
+        if healer is not None:
+            healer.close()
         if reloader is not None:
             reloader.stop()
         if pipeline is not None:

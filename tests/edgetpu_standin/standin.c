@@ -26,6 +26,13 @@
  *   EDGETPU_STANDIN_HANG_AFTER=N   the N+1th invoke blocks forever instead.
  *   EDGETPU_STANDIN_LOG=PATH       append one line per create/prepare/invoke/destroy (tests count
  *                                  what happened in a child that died).
+ *   EDGETPU_STANDIN_WEDGE=PATH     a wedged device while PATH exists: the delegate cannot be
+ *                                  created (NULL, "Failed to load delegate") and every invoke
+ *                                  fails (kTfLiteError); a USB reset (the test's fake kernel)
+ *                                  removes PATH, as a real reset unwedges the Coral.
+ *   EDGETPU_STANDIN_SYSFS=DIR      the fake sysfs device of the stick: creating a delegate on a
+ *                                  1a6e:089a device "uploads the firmware" and re-enumerates it
+ *                                  as 18d1:9302 with the next device number, as the real one.
  * -DRUNTIME_VERSION=<n> and -DBUILD_LABEL="..." set what edgetpu_version() reports.
  */
 #include <signal.h>
@@ -107,6 +114,47 @@ struct edgetpu_device { enum edgetpu_device_type type; const char* path; };
 
 static long crash_after = -1, hang_after = -1, invokes = 0;
 static const char* log_path = NULL;
+static const char* wedge_path = NULL;
+
+__attribute__((unused)) static int wedged(void) {
+  return wedge_path && *wedge_path && access(wedge_path, F_OK) == 0;
+}
+
+static int read_attr(const char* dir, const char* name, char* buf, size_t n) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  FILE* f = fopen(path, "r");
+  if (!f) return -1;
+  size_t got = fread(buf, 1, n - 1, f);
+  fclose(f);
+  buf[got] = 0;
+  while (got && (buf[got - 1] == '\n' || buf[got - 1] == ' ')) buf[--got] = 0;
+  return 0;
+}
+
+static void write_attr(const char* dir, const char* name, const char* value) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  FILE* f = fopen(path, "w");
+  if (!f) return;
+  fprintf(f, "%s\n", value);
+  fclose(f);
+}
+
+/* The firmware upload: a 1a6e:089a stick comes back as 18d1:9302 with a new device number. */
+__attribute__((unused)) static void load_firmware(void) {
+  const char* dir = getenv("EDGETPU_STANDIN_SYSFS");
+  char product[32], devnum[32];
+  if (!dir || !*dir || read_attr(dir, "idProduct", product, sizeof product) != 0) return;
+  if (strcmp(product, "089a") != 0) return;
+  write_attr(dir, "idVendor", "18d1");
+  write_attr(dir, "idProduct", "9302");
+  if (read_attr(dir, "devnum", devnum, sizeof devnum) == 0) {
+    char next[32];
+    snprintf(next, sizeof next, "%ld", strtol(devnum, NULL, 10) + 1);
+    write_attr(dir, "devnum", next);
+  }
+}
 
 static void log_event(const char* what) {
   if (!log_path) return;
@@ -134,6 +182,7 @@ static TfLiteStatus kernel_invoke(TfLiteContext* context, TfLiteNode* node) {
     *nowhere = 1; /* a real SIGSEGV, as an ABI mismatch or a driver bug gives */
   }
   if (hang_after >= 0 && invokes > hang_after) hang_forever();
+  if (wedged()) return kTfLiteError; /* a wedged device: every transfer fails */
 #if STANDIN_MODE == MODE_ABORT
   /* libedgetpu's fatal log line when another process took the device over, then abort(). */
   fprintf(stderr, "F :1155] HandleQueuedBulkIn failed: Deadline exceeded: USB transfer error 5 "
@@ -193,10 +242,13 @@ TfLiteDelegate* tflite_plugin_create_delegate(char** keys, char** values, size_t
   crash_after = env_long("EDGETPU_STANDIN_CRASH_AFTER");
   hang_after = env_long("EDGETPU_STANDIN_HANG_AFTER");
   log_path = getenv("EDGETPU_STANDIN_LOG");
+  wedge_path = getenv("EDGETPU_STANDIN_WEDGE");
   log_event("create");
 #if STANDIN_MODE == MODE_NULL
   return NULL; /* the real library reports nothing: Python says "Failed to load delegate" */
 #else
+  if (wedged()) return NULL; /* a wedged device cannot be opened */
+  load_firmware();
   TfLiteDelegate* d = calloc(1, sizeof(TfLiteDelegate));
   if (d) {
     d->Prepare = delegate_prepare;

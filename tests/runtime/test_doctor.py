@@ -75,7 +75,7 @@ def test_healthy_pi_passes_everything(tmp_path):
     assert {n: c.status for n, c in got.items()} == {
         "python": "ok", "interpreter": "ok", "pycoral": "ok", "libedgetpu": "ok", "stack": "ok",
         "edgetpu usb:0": "ok", "access usb:0": "ok", "users usb:0": "ok", "plugdev": "ok",
-        "udev rule": "ok", "camera": "ok", "edgetpu_compiler": "ok",
+        "udev rule": "ok", "camera": "ok", "edgetpu_compiler": "ok", "link usb:0": "ok",
     }  # fmt: skip
     assert "libedgetpu1-std 16.0tf2.17.1-1" in got["libedgetpu"].detail
     assert "both TF 2.17.1" in got["stack"].detail
