@@ -30,6 +30,7 @@ from edgekit.manifest_fields import Bad, check_manifest
 from edgekit.safeio import read_text, require_regular
 
 MANIFEST_NAME = "edgekit.json"
+FORMAT = "edgekit-bundle"  # the manifest's "format": what kind of bundle this is
 FORMAT_VERSION = 1
 MANIFEST_LIMIT = 16 * 1024 * 1024  # bytes; real manifests are a few KB
 COLOR_ORDERS = ("rgb", "bgr")
@@ -94,7 +95,7 @@ class Manifest:
         d["input"]["range"] = list(self.input.range)
         d["output"]["shape"] = list(self.output.shape)
         d["labels"] = list(self.labels) if self.labels is not None else None
-        return {"format": "edgekit-bundle", **d}
+        return {"format": FORMAT, **d}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2) + "\n"
@@ -102,6 +103,7 @@ class Manifest:
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = MANIFEST_NAME) -> Manifest:
         """Build from decoded JSON, every field checked (see :mod:`edgekit.manifest_fields`)."""
+        _check_format(d, where)
         version = d.get("format_version", 0) if isinstance(d, dict) else 0
         if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
             raise EdgekitError(
@@ -142,6 +144,20 @@ class Manifest:
             format_version=d.get("format_version", 0),
             task=_task(d.get("task", "classify"), where),
             detection=_detection(d.get("detection"), d.get("task", "classify"), where),
+        )
+
+
+def _check_format(d: Any, where: str) -> None:
+    """A manifest whose ``format`` is not :data:`FORMAT` describes files this edgekit cannot
+    run (another tool's bundle, a future layout): refuse it by name rather than guess. A
+    manifest without the key (hand-written) is read as this format."""
+    fmt = d.get("format", FORMAT) if isinstance(d, dict) else FORMAT
+    if fmt != FORMAT:
+        shown = repr(fmt) if len(repr(fmt)) <= 40 else repr(fmt)[:37] + "..."
+        raise EdgekitError(
+            f"{where}: unknown bundle format {shown}; this edgekit reads {FORMAT!r} "
+            f"bundles up to format_version {FORMAT_VERSION}",
+            "upgrade edgekit on this device, or re-convert the model with `edgekit convert`",
         )
 
 

@@ -4,8 +4,11 @@ manifests are one line naming the field, never a traceback or a model outside th
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from edgekit import manifest
 from edgekit.errors import EdgekitError
@@ -90,3 +93,47 @@ def test_valid_bundle_still_loads_with_extra_fields(tmp_path):
     # A newer edgekit of the same format may add fields (detection): kept, not refused.
     b = _load_with(tmp_path, task="classify")
     assert b.manifest.input.range == (-1.0, 1.0) and b.manifest.models["cpu"] == "tiny_int8.tflite"
+
+
+@pytest.mark.parametrize("fmt", ["edgekit-bundle-v2", "onnx-bundle", 42, None, "x" * 5000])
+def test_unknown_format_refused_by_every_command(tmp_path, photo, fmt):
+    """A manifest whose "format" is not edgekit's (a newer layout, another tool's bundle) was
+    accepted and run as if it were one: classify, bench, inspect and serve now refuse it in one
+    line naming the format, what this edgekit reads and what to do."""
+    b = make_bundle(tmp_path / "b", format=fmt)
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    shutil.copy(photo, frames / "a.jpg")
+    for args in (
+        ["classify", b, photo],
+        ["bench", b, "--runs", "1", "--warmup", "0"],
+        ["inspect", b],
+        ["serve", "--model", b, "--source", frames, "--device", "cpu", "--max-frames", "1"],
+        ["serve", "--check", "--model", b, "--source", frames, "--device", "cpu"],
+    ):
+        r = cli(*args)
+        assert r.exit_code == 1, (args, r.output)
+        line = r.output.strip().splitlines()[-1]
+        assert "unknown bundle format" in line and "'edgekit-bundle'" in line, (args, line)
+        assert "upgrade edgekit" in line and "edgekit convert" in line, line
+        assert len(line) < 400, line  # a huge value is cut, not echoed
+
+
+@given(fmt=st.one_of(st.text(max_size=50), st.integers(), st.booleans(), st.floats(),
+                     st.lists(st.integers(), max_size=3)))  # fmt: skip
+def test_any_other_format_value_is_one_line(tmp_path_factory, fmt):
+    b = make_bundle(tmp_path_factory.mktemp("fmt") / "b", format=fmt)
+    if fmt == "edgekit-bundle":
+        assert manifest.load_bundle(b).manifest.name == "tiny"
+        return
+    with pytest.raises(EdgekitError, match="unknown bundle format") as e:
+        manifest.load_bundle(b)
+    assert "\n" not in str(e.value)
+
+
+def test_manifest_without_format_key_still_loads(tmp_path):
+    b = make_bundle(tmp_path / "b")
+    d = json.loads((b / "edgekit.json").read_text())
+    del d["format"]
+    (b / "edgekit.json").write_text(json.dumps(d))
+    assert manifest.load_bundle(b).manifest.name == "tiny"
