@@ -47,7 +47,7 @@ class LazyGroup(click.Group):
             return None
         module, attr, _ = COMMANDS[name]
         try:
-            return getattr(importlib.import_module(module), attr)
+            command = getattr(importlib.import_module(module), attr)
         except ModuleNotFoundError as e:
             if e.name and e.name.startswith("edgekit"):
                 raise  # our own bug, not a missing optional dependency
@@ -55,6 +55,9 @@ class LazyGroup(click.Group):
                 f"`edgekit {name}` needs the Python package {e.name!r}, which is not installed "
                 f"(pip install 'edgekit[{_extra_for(name)}]')"
             ) from None
+        from edgekit.cli.params import refuse_empty_paths
+
+        return refuse_empty_paths(command)  # '' is never a path (it would mean ".")
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
