@@ -127,17 +127,44 @@ def split(samples: list[Sample], val_split: float, seed: int = 0):
     return train, val, val_groups
 
 
-def load_pixels(samples: list[Sample], size: tuple[int, int], progress: Progress = None):
-    """Read and resize images -> (uint8 array (N, H, W, 3), kept samples, unreadable paths)."""
-    arrays, kept, bad = [], [], []
+def load_pixels(
+    samples: list[Sample],
+    size: tuple[int, int],
+    progress: Progress = None,
+    classes: list[str] | None = None,
+    root: Path | None = None,
+):
+    """Read and resize images -> (uint8 array (N, H, W, 3), kept samples, unreadable paths).
+
+    Refuses, before any training, a dataset with no readable image and, given ``classes`` (names
+    by label) and ``root``, a class folder whose images are all unreadable: it would be trained
+    as a class with no examples."""
+    arrays, kept, bad, why = [], [], [], {}
     for s in samples:
         try:
             arrays.append(images.prepare(images.load_rgb(s.path), size))
             kept.append(s)
-        except EdgekitError:
+        except EdgekitError as e:
             bad.append(str(s.path))
+            why.setdefault(s.label, f"{s.path}: {e.message}")
     if not kept:
-        raise EdgekitError(f"none of the {len(samples)} images could be read", "are they images?")
+        where = f"{root}: " if root is not None else ""
+        example = why[samples[0].label]
+        raise EdgekitError(
+            f"{where}none of the {len(samples)} images could be read (e.g. {example})",
+            "are they images? replace them with readable image files",
+        )
+    if classes is not None:
+        readable = {s.label for s in kept}
+        for label, name in enumerate(classes):
+            if label not in readable:
+                total = sum(s.label == label for s in samples)
+                folder = root / name if root is not None else name
+                raise EdgekitError(
+                    f"{folder}: all {total} image(s) of class {name!r} are unreadable "
+                    f"(e.g. {why[label]}); it would be trained with no examples",
+                    "replace them with readable images, or move the folder out of the dataset",
+                )
     if bad and progress:
         progress(f"skipped {len(bad)} unreadable image(s), e.g. {bad[0]}")
     return np.stack(arrays), kept, bad
@@ -223,7 +250,7 @@ def train(
 
         load_tensorflow()  # the estimate builds the design at small sizes
     memory.check_training(entry, size, len(samples), batch_size, options)  # before any pixel
-    pixels, samples, unreadable = load_pixels(samples, (size, size), say)
+    pixels, samples, unreadable = load_pixels(samples, (size, size), say, classes, Path(data_dir))
     index = {s.path: i for i, s in enumerate(samples)}
     train_s, val_s, val_groups = split(samples, val_split, seed)
 
