@@ -12,6 +12,7 @@ Failures print ``Compilation failed!`` and exit non-zero.
 from __future__ import annotations
 
 import os
+import selectors
 import shutil
 import signal
 import subprocess
@@ -33,6 +34,17 @@ INSTALL_HINT = (
     "Coral's apt repository (https://coral.ai/docs/edgetpu/compiler/) or run scripts/setup-host.sh"
 )
 GRACE_S = 5.0  # the compiler's own -t timer gets this long to fire before we kill it
+# Bytes of stdout, and of <stem>_edgetpu.log, edgekit reads. v16 prints a few KB (the -s table
+# has one row per op type and status); a broken compiler's gigabytes were read whole (MemoryError).
+OUTPUT_LIMIT = 16 * 1024 * 1024
+
+
+class _Flood(Exception):
+    """The compiler wrote more than OUTPUT_LIMIT bytes to ``where``."""
+
+    def __init__(self, where: str):
+        super().__init__(where)
+        self.where = where
 
 def find_compiler(explicit: str | os.PathLike | None = None) -> Path | None:
     """``explicit`` (must exist and be executable) or ``edgetpu_compiler`` on PATH, else None."""
@@ -104,6 +116,7 @@ def compile_model(
     if segments is not None and segments > 1:
         cmd += ["-n", str(int(segments))]
     cmd += ["-t", str(max(1, int(round(timeout)))), str(model)]
+    log_path = out_dir / f"{model.stem}_edgetpu.log"
     t0 = time.monotonic()
     try:
         # Bytes, not text: a compiler that prints invalid UTF-8 must not crash the decoding.
@@ -113,12 +126,19 @@ def compile_model(
     except OSError as e:
         raise EdgekitError(f"cannot run {compiler}: {e.strerror or e}", INSTALL_HINT) from None
     try:
-        raw, _ = proc.communicate(timeout=timeout + GRACE_S)
+        raw = _read_bounded(proc, t0 + timeout + GRACE_S, log_path)
     except subprocess.TimeoutExpired:
         _kill(proc)
         raise EdgekitError(
             f"edgetpu_compiler timed out after {timeout:g} s on {model.name}",
             "raise --compile-timeout, or pass --no-compile to keep the CPU bundle",
+        ) from None
+    except _Flood as e:
+        _kill(proc)
+        raise EdgekitError(
+            f"edgetpu_compiler wrote more than {OUTPUT_LIMIT // 2**20} MiB to {e.where} on "
+            f"{model.name} (a working one writes a few KB): stopped it",
+            "reinstall the compiler, or pass --no-compile to keep the CPU bundle",
         ) from None
     except BaseException:
         # Ctrl-C / SIGTERM: in its own session the compiler does not get the signal; stop it.
@@ -128,8 +148,15 @@ def compile_model(
     stdout = (raw or b"").decode("utf-8", errors="replace")
     if proc.returncode != 0 or "Compilation failed" in stdout:
         raise _failure(stdout, proc.returncode, model)
-    log_path = out_dir / f"{model.stem}_edgetpu.log"
-    log_text = log_path.read_text(errors="replace") if log_path.is_file() else ""
+    log_text = ""
+    if log_path.is_file():
+        if log_path.stat().st_size > OUTPUT_LIMIT:
+            raise EdgekitError(
+                f"edgetpu_compiler wrote more than {OUTPUT_LIMIT // 2**20} MiB to "
+                f"{log_path.name} on {model.name} (a working one writes a few KB)",
+                "reinstall the compiler, or pass --no-compile to keep the CPU bundle",
+            )
+        log_text = log_path.read_text(errors="replace")
     try:
         report = parse_output(stdout, log_text)
     except (ValueError, KeyError, IndexError) as e:
@@ -173,9 +200,48 @@ def check_compiled(path: Path) -> None:
         )
 
 
+def _read_bounded(proc: subprocess.Popen, deadline: float, log_path: Path) -> bytes:
+    """The compiler's stdout until it exits, at most :data:`OUTPUT_LIMIT` bytes (else
+    :class:`_Flood`, also when its log file grows past that); ``deadline`` is a
+    ``time.monotonic()`` value (``subprocess.TimeoutExpired`` after it)."""
+    out = bytearray()
+    fd = proc.stdout.fileno()
+    with selectors.DefaultSelector() as sel:
+        sel.register(fd, selectors.EVENT_READ)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise subprocess.TimeoutExpired(proc.args, deadline)
+            ready = sel.select(min(left, 0.5))
+            if _size(log_path) > OUTPUT_LIMIT:
+                raise _Flood(log_path.name)
+            if not ready:
+                continue
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                break
+            out += chunk
+            if len(out) > OUTPUT_LIMIT:
+                raise _Flood("its output")
+    proc.stdout.close()
+    proc.wait(max(0.0, deadline - time.monotonic()))
+    return bytes(out)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
 def _kill(proc: subprocess.Popen) -> None:
+    """Kill the compiler's whole process group and reap it (its output is not read: a flood
+    would keep coming)."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         proc.kill()
-    proc.communicate()
+    if proc.stdout is not None:
+        proc.stdout.close()
+    proc.wait()

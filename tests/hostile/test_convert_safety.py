@@ -185,3 +185,36 @@ def test_train_and_zoo_find_an_unwritable_output_before_any_work(tmp_path, monke
     assert r.exit_code == 1 and "cannot write in /sys/kernel" in r.output
     r = cli("zoo", "build", "squeezenet", "-o", "/sys/kernel/m.h5")
     assert r.exit_code == 1 and "cannot write in /sys/kernel" in r.output
+
+
+@pytest.mark.parametrize("mode, where", [("flood", "its output"),
+                                         ("flood-log", "m_int8_edgetpu.log")])  # fmt: skip
+def test_compiler_flood_is_cut_at_the_real_limit_and_refused(mode, where, model_copy, monkeypatch):
+    """A compiler writing hundreds of MB (gigabytes in the field) was read whole into memory
+    (MemoryError). Now at most OUTPUT_LIMIT (the real 16 MiB) is read, the compiler is killed
+    and the refusal is one line; the flood is 300 MiB, so without the cap this reads it all."""
+    import tracemalloc
+
+    monkeypatch.setenv("FAKE_EDGETPU_MODE", mode)
+    monkeypatch.setenv("FAKE_EDGETPU_FLOOD_MB", "300")
+    assert compiler.OUTPUT_LIMIT == 16 * 2**20
+    tracemalloc.start()
+    try:
+        with pytest.raises(EdgekitError, match=f"wrote more than 16 MiB to {where} on m_int8") as e:
+            compiler.compile_model(FAKE, model_copy, model_copy.parent, timeout=60)
+        peak_mib = tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
+    assert "\n" not in str(e.value) and "--no-compile" in str(e.value)
+    assert peak_mib < 64, peak_mib  # the flood was never held in memory
+
+
+def test_convert_with_a_flooding_compiler_writes_nothing(tiny_keras, tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_EDGETPU_MODE", "flood")
+    monkeypatch.setattr(compiler, "OUTPUT_LIMIT", 1 << 20)  # cheap: the cut, not the size
+    r = cli("convert", tiny_keras["h5"], "-o", tmp_path / "out", "--synthetic-calib",
+            "--num-calib", "4", "--compiler", FAKE)  # fmt: skip
+    assert r.exit_code == 1 and "wrote more than 1 MiB to its output" in r.output, r.output
+    assert _others(tmp_path) == []
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert str(tmp_path) not in ps  # the compiler was killed, not left writing
