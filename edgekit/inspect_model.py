@@ -40,6 +40,7 @@ def inspect_model(
     path: str | os.PathLike,
     compiled: str | os.PathLike | None = None,
     log: str | os.PathLike | None = None,
+    custom_objects: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Describe a model file. Raises EdgekitError for a missing file or an unknown format.
 
@@ -58,11 +59,13 @@ def inspect_model(
     if p.is_dir():
         if not (p / "saved_model.pb").exists():
             raise EdgekitError(f"{p}: a directory but not a SavedModel (no saved_model.pb)", _HINT)
-        return _inspect_keras(p)
+        return _inspect_keras(p, custom_objects)
     if p.suffix.lower() in KERAS_SUFFIXES:
-        return _inspect_keras(p)
+        return _inspect_keras(p, custom_objects)
     with open_regular(p, "model") as f:
         head = f.read(8)
+    if head == b"\x89HDF\r\n\x1a\n" or head[:4] == b"PK\x03\x04":  # Keras under any name
+        return _inspect_keras(p, custom_objects)
     if p.suffix.lower() == ".tflite" or head[4:8] == b"TFL3":
         info = read_model(p)
         return {**inspect_tflite(info), **_task(info)}
@@ -135,10 +138,10 @@ def _regular(p: Path, what: str) -> Path:
     return p
 
 
-def _inspect_keras(p: Path) -> dict[str, Any]:
+def _inspect_keras(p: Path, custom_objects=None) -> dict[str, Any]:
     from edgekit.host.keras_stats import inspect_keras  # lazy: loads TensorFlow
 
-    return {"model": str(p), "format": "keras", **inspect_keras(p)}
+    return {"model": str(p), "format": "keras", **inspect_keras(p, custom_objects)}
 
 
 def inspect_tflite(info: ModelInfo) -> dict[str, Any]:

@@ -66,6 +66,11 @@ def _pair(kind):
 )
 @click.option("--input-size", callback=_pair(int), help="HxW for models with dynamic height/width.")
 @click.option(
+    "--custom-objects",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="A .py file defining the model's custom layers (imported, then conversion goes on).",
+)
+@click.option(
     "--input-range",
     default="0,1",
     show_default=True,
@@ -152,6 +157,7 @@ def convert(
     group_pattern,
     synthetic_calib,
     input_size,
+    custom_objects,
     input_range,
     color,
     resize,
@@ -191,6 +197,7 @@ def convert(
             num_verify=num_verify,
             group_pattern=group_pattern,
             input_size=input_size,
+            custom_objects=custom_objects,
             input_range=input_range,
             color=color,
             resize=resize,

@@ -21,7 +21,19 @@ from edgekit.cli.common import echo_json
     type=click.Path(path_type=str),
     help="The compiler's .log (or stdout saved with -s): compare its operator table.",
 )
-def inspect(model: str, as_json: bool, tensors: bool, compiled: str | None, log: str | None):
+@click.option(
+    "--custom-objects",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="A .py file defining a Keras model's custom layers.",
+)
+def inspect(
+    model: str,
+    as_json: bool,
+    tensors: bool,
+    compiled: str | None,
+    log: str | None,
+    custom_objects: str | None,
+):
     """Show what MODEL holds and what will run on the Edge TPU.
 
     MODEL is a bundle from `edgekit convert` (its compiled model if any, else the int8 one), a
@@ -36,7 +48,7 @@ def inspect(model: str, as_json: bool, tensors: bool, compiled: str | None, log:
     """
     from edgekit.inspect_model import format_report, inspect_model
 
-    report = inspect_model(model, compiled=compiled, log=log)
+    report = inspect_model(model, compiled=compiled, log=log, custom_objects=custom_objects)
     if as_json:
         echo_json(report)
     else:

@@ -84,6 +84,7 @@ def _convert(
     num_verify: int | None = None,
     group_pattern: str | None = None,
     input_size: tuple[int, int] | None = None,
+    custom_objects: str | os.PathLike | None = None,
     input_range: tuple[float, float] = (0.0, 1.0),
     color: str = "rgb",
     resize: str = "stretch",
@@ -164,7 +165,7 @@ def _convert(
     load_tensorflow()
 
     t = time.perf_counter()
-    loaded = keras_io.load(model_path, input_size)
+    loaded = keras_io.load(model_path, input_size, custom_objects)
     timings["load_model"] = time.perf_counter() - t
     for fix in loaded.fixups:
         warning(f"legacy model: {fix}")

@@ -30,7 +30,7 @@ from typing import Any
 from edgekit.errors import EdgekitError
 
 
-def inspect_keras(model_or_path) -> dict[str, Any]:
+def inspect_keras(model_or_path, custom_objects=None) -> dict[str, Any]:
     """Summarize a Keras model (or a model file: .h5, .keras, SavedModel directory).
 
     Returns:
@@ -38,7 +38,8 @@ def inspect_keras(model_or_path) -> dict[str, Any]:
         "params": int, "trainable_params": int, "macs": int}``. ``output_shape`` is a list
         with ``None`` for the batch dimension (a list of such lists for multi-output layers).
     """
-    model = _load(model_or_path) if isinstance(model_or_path, (str, os.PathLike)) else model_or_path
+    is_path = isinstance(model_or_path, (str, os.PathLike))
+    model = _load(model_or_path, custom_objects) if is_path else model_or_path
     rows: list[dict[str, Any]] = []
     _walk(model, "", rows)
     trainable = sum(_size(w) for w in model.trainable_weights)
@@ -50,7 +51,7 @@ def inspect_keras(model_or_path) -> dict[str, Any]:
     }
 
 
-def _load(path):
+def _load(path, custom_objects=None):
     """Load a model file as saved (all inputs and outputs, any batch).
 
     Keras' own loader first, so that non-image models (several outputs, feature-map inputs such
@@ -69,14 +70,15 @@ def _load(path):
         import keras
 
         try:
-            return keras.saving.load_model(path, compile=False)
+            if custom_objects is None:
+                return keras.saving.load_model(path, compile=False)
         except Exception:  # Keras raises many types; the fallback reports the problem
             pass
     try:
         from edgekit.host.keras_io import load_model
     except ImportError:  # keras_io not installed yet: nothing more to try
         raise EdgekitError(f"{path}: cannot load Keras model", "pass a .h5 or .keras") from None
-    return load_model(path)
+    return load_model(path, custom_objects=custom_objects)
 
 
 def _walk(model, prefix: str, rows: list[dict[str, Any]]) -> None:

@@ -241,3 +241,34 @@ def test_keras_applications_body_says_minus_one_to_one(k2_cnn, tf_keras, tmp_pat
     assert loaded.format == "keras2-h5" and loaded.preprocessing.input_range == (-1.0, 1.0)
     assert "MobileNetV2" in loaded.preprocessing.reason
     assert keras_io.load(k2_cnn[0] / "cnn.h5").preprocessing is None  # nothing to go on
+
+
+def test_convert_and_inspect_take_custom_objects(refused, apple_banana_dir, tmp_path):
+    import json
+
+    from .conftest import run_cli
+
+    extra = ("--no-compile", "--custom-objects", refused["custom_py"])
+    r = convert_cli(refused["custom"], tmp_path / "b", apple_banana_dir, *extra, num_calib=8,
+                    num_verify=4)  # fmt: skip
+    assert r.exit_code == 0, (r.stderr, r.exception)
+    assert load_bundle(tmp_path / "b").manifest.input.shape == (1, 16, 16, 3)
+    r = run_cli("inspect", refused["custom"], "--json")
+    assert r.exit_code == 1 and "Doubler" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("inspect", refused["custom"], "--custom-objects", refused["custom_py"], "--json")
+    assert r.exit_code == 0, r.stderr
+    assert "Doubler" in {layer["type"] for layer in json.loads(r.stdout)["layers"]}
+
+
+def test_inspect_reads_keras2_hdf5_under_any_name_and_tm(k2_cnn, tm_export):
+    import json
+
+    from .conftest import run_cli
+
+    r = run_cli("inspect", k2_cnn[0] / "cnn.model", "--json")
+    assert r.exit_code == 0, r.stderr
+    assert "DepthwiseConv2D" in {layer["type"] for layer in json.loads(r.stdout)["layers"]}
+    r = run_cli("inspect", tm_export[0], "--json")
+    assert r.exit_code == 0, r.stderr
+    types = {layer["type"] for layer in json.loads(r.stdout)["layers"]}
+    assert {"DepthwiseConv2D", "GlobalAveragePooling2D", "Dense"} <= types
