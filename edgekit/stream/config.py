@@ -179,6 +179,9 @@ _RANGES = {
     ("model", "max_detections"): (0, 10_000),
     ("model", "watch_s"): (0.0, DAY_S),
 }
+# Setting this key of a section without `enabled` turns the section on: someone who wrote
+# where to listen (or which broker to use) wants it; `enabled = false` still turns it off.
+_ENABLING = {"http": "listen", "mqtt": "host"}
 # Flags whose name is not --<key>, for errors that name what the user typed.
 _FLAGS = {("model", "path"): "--model", ("source", "uri"): "--source", ("http", "listen"): "--http",
           ("pipeline", "hold_s"): "--hold"}  # fmt: skip
@@ -252,6 +255,8 @@ def _section(cls, section: str, values: dict, where: str, base: Path | None):
             out[key] = str(base / Path(out[key]).expanduser())
         elif (section, key) == ("source", "uri") and base is not None:
             out[key] = resolve_uri(out[key], base)
+    if _ENABLING.get(section) in values and "enabled" in fields and "enabled" not in values:
+        out["enabled"] = True  # [http] listen = ... alone served nothing and said nothing
     return cls(**out)
 
 
