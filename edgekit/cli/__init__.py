@@ -21,6 +21,7 @@ from edgekit.errors import EdgekitError
 # does not import them.
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "convert": ("edgekit.cli.convert", "convert", "Quantize a Keras model to int8 and compile it."),
+    "compile": ("edgekit.cli.compile", "compile_", "Co-compile models to share one Edge TPU."),
     "classify": ("edgekit.cli.runtime", "classify", "Classify images with a bundle or .tflite."),
     "detect": ("edgekit.cli.detect", "detect", "Find objects in images with a detector."),
     "bench": ("edgekit.cli.runtime", "bench", "Measure inference latency on a device."),
@@ -109,7 +110,7 @@ def _terminate_like_ctrl_c():
 
 
 def _extra_for(name: str) -> str:
-    return "host" if name in ("convert", "train", "zoo") else "device"
+    return "host" if name in ("convert", "compile", "train", "zoo") else "device"
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -26,6 +26,14 @@ from edgekit.cli.common import echo_json
     type=click.Path(dir_okay=False, path_type=str),
     help="A .py file defining a Keras model's custom layers.",
 )
+@click.option(
+    "--with",
+    "partners",
+    multiple=True,
+    type=click.Path(path_type=str),
+    help="Another model for the same Edge TPU (repeatable): do they fit on-chip together, "
+    "and which one streams if not.",
+)
 def inspect(
     model: str,
     as_json: bool,
@@ -33,6 +41,7 @@ def inspect(
     compiled: str | None,
     log: str | None,
     custom_objects: str | None,
+    partners: tuple[str, ...],
 ):
     """Show what MODEL holds and what will run on the Edge TPU.
 
@@ -45,7 +54,16 @@ def inspect(
 
     With --compiled and/or --log (MODEL the compiler's int8 input): what edgetpu_compiler
     actually did beside the prediction, op by op, disagreements marked with !!.
+
+    With --with B (int8 or compiled models, bundles): whether MODEL and B, co-compiled in this
+    order, fit in the Edge TPU's on-chip cache together, without running the compiler.
     """
+    if partners:
+        from edgekit.edgetpu.cocompile import format_together, together
+
+        r = together([model, *partners])
+        echo_json(r) if as_json else click.echo(format_together(r))
+        return
     from edgekit.inspect_model import format_report, inspect_model
 
     report = inspect_model(model, compiled=compiled, log=log, custom_objects=custom_objects)

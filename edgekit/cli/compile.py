@@ -1,0 +1,92 @@
+"""``edgekit compile MODEL...``: co-compile int8 models (or bundles) in one edgetpu_compiler
+call (thin click layer over :func:`edgekit.host.cocompile.compile_together`)."""
+
+from __future__ import annotations
+
+import click
+
+from edgekit.cli.common import echo_json, warn
+from edgekit.cli.params import Finite
+from edgekit.limits import MAX_TIMEOUT_S
+
+
+@click.command("compile")
+@click.argument("models", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    help="Folder for the compiled .tflite files [default: beside the first model]; bundles "
+    "get theirs written into the bundle.",
+)
+@click.option(
+    "--compiler", type=click.Path(), help="Path of edgetpu_compiler [default: search PATH]."
+)
+@click.option(
+    "--timeout",
+    default=180.0,
+    type=Finite(min=0, max=MAX_TIMEOUT_S, min_open=True),
+    show_default=True,
+    help="Seconds before the compiler is stopped.",
+)
+@click.option(
+    "--min-runtime",
+    type=click.IntRange(1, 100),
+    help="Passed to edgetpu_compiler -m (oldest Edge TPU runtime to support).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def compile_(models, out_dir, compiler, timeout, min_runtime, as_json):
+    """Compile MODELS (int8 .tflite files or bundles) together for one Edge TPU.
+
+    Several models passed to edgetpu_compiler in one call are co-compiled: their parameters
+    share the Edge TPU's on-chip cache, so running one after the other (a detector and the
+    classifier of its crops) does not reload the cache over USB each time. The compiler allots
+    the cache in the order given (put the model that runs most often first); what does not fit
+    streams on every inference. The report gives each model's on-chip and off-chip share.
+    Bundles get their compiled model written into them, and record their partners.
+    """
+    from edgekit.host.cocompile import compile_together
+    from edgekit.host.compiler import INSTALL_HINT, find_compiler
+
+    exe = find_compiler(compiler)
+    if exe is None:
+        from edgekit.errors import EdgekitError
+
+        raise EdgekitError("edgetpu_compiler not found", INSTALL_HINT)
+    if out_dir is not None:
+        from pathlib import Path
+
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+    result = compile_together(exe, list(models), out_dir, min_runtime, timeout)
+    for w in result.warnings:
+        warn(w)
+    if as_json:
+        echo_json(result.to_dict())
+        return
+    n = len(result.models)
+    together = "co-compiled" if n > 1 else "compiled"
+    click.echo(f"{together} {n} model{'s' if n > 1 else ''} in {result.wall_s:.1f} s "
+               f"(edgetpu_compiler {result.models[0].report.get('version') or '?'})")  # fmt: skip
+    for m in result.models:
+        r = m.report
+        ops = (f"{r.get('ops_tpu')}/{r.get('ops_total')} ops on the Edge TPU"
+               if r.get("ops_total") is not None else "")  # fmt: skip
+        on, off = _mib(r.get("on_chip_bytes")), _mib(r.get("off_chip_bytes"))
+        click.echo(f"  {m.output}: on-chip {on}, off-chip {off} (streamed every inference), "
+                   f"{ops}")  # fmt: skip
+        if m.bundle is not None:
+            click.echo(f"    bundle {m.bundle} updated")
+    streamed = [m.output.name for m in result.models if m.report.get("off_chip_bytes")]
+    if n > 1:
+        last = result.models[-1].report.get("on_chip_remaining_bytes")
+        click.echo(f"  on-chip cache left: {_mib(last)}"
+                   + (f"; streaming: {', '.join(streamed)}" if streamed else
+                      "; every parameter cached on-chip"))  # fmt: skip
+    if result.shared_cache is False:
+        warn("the compiled models do not share one parameter-caching token: they will not "
+             "share the on-chip cache")
+
+
+def _mib(n) -> str:
+    return "?" if n is None else f"{n / 2**20:.2f} MiB"

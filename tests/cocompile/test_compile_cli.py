@@ -1,0 +1,112 @@
+"""`edgekit compile A B`: one edgetpu_compiler call for several models (the compiler stand-in
+tests/convert/fake_edgetpu_compiler, which prints what compiler 16 prints for co-compilation),
+each model's on-chip/off-chip share, bundles updated with their partners, one-line refusals."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from edgekit.classify import Classifier
+from edgekit.cli import main
+from edgekit.manifest import load_bundle
+from tests.runtime.conftest import tiny_models, write_bundle  # noqa: F401  (fixture)
+
+ROOT = Path(__file__).resolve().parents[2]
+FAKE = ROOT / "tests" / "convert" / "fake_edgetpu_compiler"
+CORAL = ROOT / "tests" / "data" / "coral"
+
+
+def _cli(*args, env=None):
+    return CliRunner(env=env).invoke(main, ["compile", *map(str, args), "--compiler", str(FAKE)])
+
+
+@pytest.fixture
+def models(tmp_path) -> list[Path]:
+    """Four int8 MobileNets: v2 (3.4 MiB of buffers) three times and v1 0.25 (0.45 MiB)."""
+    out = []
+    for src, name in [("mobilenet_v2_1.0_224_quant", "detector"),
+                      ("mobilenet_v1_0.25_128_quant", "species"),
+                      ("mobilenet_v2_1.0_224_quant", "third"),
+                      ("mobilenet_v2_1.0_224_quant", "fourth")]:  # fmt: skip
+        dest = tmp_path / "in" / f"{name}.tflite"
+        dest.parent.mkdir(exist_ok=True)
+        shutil.copy(CORAL / f"{src}.tflite", dest)
+        out.append(dest)
+    return out
+
+
+def test_two_models_go_through_one_compiler_call(models, tmp_path):
+    args = tmp_path / "argv.txt"
+    r = _cli(models[0], models[1], "-o", tmp_path / "out", "--json",
+             env={"FAKE_EDGETPU_ARGS_FILE": str(args)})  # fmt: skip
+    assert r.exit_code == 0, r.output
+    argv = args.read_text().split()
+    assert [Path(a).name for a in argv if a.endswith(".tflite")] == ["detector.tflite",
+                                                                     "species.tflite"]
+    out = json.loads(r.stdout)
+    assert [Path(m["output"]).name for m in out["models"]] == [
+        "detector_edgetpu.tflite", "species_edgetpu.tflite"]  # fmt: skip
+    for m in out["models"]:
+        rep = m["report"]
+        assert Path(m["output"]).is_file() and Path(m["log"]).is_file()
+        assert rep["success"] and rep["version"] == "16.0.384591198"
+        assert rep["on_chip_bytes"] > 0 and rep["off_chip_bytes"] == 0
+        assert rep["ops_total"] == rep["ops_tpu"] and rep["operators"]
+    a, b = (m["report"] for m in out["models"])
+    assert a["ops_total"] == 66 and b["ops_total"] == 31  # each block read as its own model
+    assert a["on_chip_remaining_bytes"] == b["on_chip_remaining_bytes"]  # left after both
+    assert a["compile_ms"] == b["compile_ms"] > 0
+
+
+def test_what_does_not_fit_streams_from_the_later_model(models, tmp_path):
+    r = _cli(*models, "-o", tmp_path / "out")
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("co-compiled 4 models in ")
+    assert "detector_edgetpu.tflite: on-chip 3.38 MiB, off-chip 0.00 MiB" in lines[1]
+    assert "third_edgetpu.tflite: on-chip 3.38 MiB, off-chip 0.00 MiB" in lines[3]
+    assert "fourth_edgetpu.tflite: on-chip 0.48 MiB, off-chip 2.90 MiB" in lines[4]
+    assert lines[-1] == "  on-chip cache left: 0.00 MiB; streaming: fourth_edgetpu.tflite"
+
+
+def test_bundles_get_their_twin_and_record_their_partners(tiny_models, tmp_path):  # noqa: F811
+    a = write_bundle(tmp_path / "a", tiny_models / "u8_01.tflite", (0, 1))
+    b = write_bundle(tmp_path / "b", tiny_models / "i8_01.tflite", (0, 1))
+    r = _cli(a, b)
+    assert r.exit_code == 0, r.output
+    assert f"bundle {a} updated" in r.stdout
+    for bundle, partner in ((a, "i8_01_int8"), (b, "u8_01_int8")):
+        m = load_bundle(bundle).manifest
+        assert m.models["edgetpu"].endswith("_int8_edgetpu.tflite")
+        assert (bundle / m.models["edgetpu"]).is_file()
+        assert (bundle / m.models["edgetpu_log"]).is_file()
+        assert m.compile["cocompiled_with"] == [partner]
+        assert m.compile["status"] == "compiled" and m.compile["required_runtime"] == 14
+        assert m.compile["report"]["on_chip_bytes"] > 0
+        Classifier(bundle, device="cpu").close()  # the bundle still opens (its CPU model)
+
+
+def test_refusals_are_one_line(models, tmp_path):
+    r = _cli(CORAL / "mobilenet_v1_0.25_128_quant_edgetpu.tflite", models[0])
+    assert r.exit_code == 1 and "already compiled" in r.stderr and len(r.stderr.splitlines()) == 1
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(models[0], other / models[0].name)
+    r = _cli(models[0], other / models[0].name)
+    assert r.exit_code == 1 and "two models named detector.tflite" in r.stderr
+    r = _cli(models[0], tmp_path / "missing.tflite")
+    assert r.exit_code == 1 and "no such model file" in r.stderr
+    r = _cli(models[0], models[1], env={"FAKE_EDGETPU_MODE": "not-quantized"})
+    assert r.exit_code == 1 and "model not quantized" in r.stderr
+    assert not list(models[0].parent.glob("*_edgetpu.tflite"))  # nothing half-written
+    r = CliRunner(env={"PATH": str(tmp_path)}).invoke(main, ["compile", str(models[0])])
+    assert r.exit_code == 1 and "edgetpu_compiler not found" in r.stderr
+    r = CliRunner().invoke(main, ["compile"])
+    assert r.exit_code == 2
+    assert os.listdir(models[0].parent) == os.listdir(models[0].parent)  # inputs untouched
