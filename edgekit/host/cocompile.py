@@ -23,7 +23,16 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.errors import EdgekitError
-from edgekit.host.compiler import GRACE_S, INSTALL_HINT, _failure, _kill, check_compiled
+from edgekit.host.compiler import (
+    GRACE_S,
+    INSTALL_HINT,
+    OUTPUT_LIMIT,
+    _failure,
+    _Flood,
+    _kill,
+    _read_bounded,
+    check_compiled,
+)
 
 
 @dataclass
@@ -127,10 +136,16 @@ def compile_together(
         if min_runtime is not None:
             cmd += ["-m", str(int(min_runtime))]
         cmd += ["-t", str(max(1, int(round(timeout)))), *map(str, names)]
-        stdout, wall = _run(cmd, timeout, names[0])
+        stdout, wall = _run(cmd, timeout, names[0], tmp / "out" / f"{names[0].stem}_edgetpu.log")
         logs = {}
         for n in names:
             log = tmp / "out" / f"{n.stem}_edgetpu.log"
+            if log.is_file() and log.stat().st_size > OUTPUT_LIMIT:
+                raise EdgekitError(
+                    f"edgetpu_compiler wrote more than {OUTPUT_LIMIT // 2**20} MiB to {log.name}"
+                    " (a working one writes a few KB)",
+                    "reinstall the compiler",
+                )
             logs[n.stem] = log.read_text(errors="replace") if log.is_file() else ""
         try:
             reports = {Path(r.output or "").name.replace("_edgetpu.tflite", ""): r
@@ -175,7 +190,8 @@ def compile_together(
     return result
 
 
-def _run(cmd: list[str], timeout: float, first: Path) -> tuple[str, float]:
+def _run(cmd: list[str], timeout: float, first: Path, first_log: Path) -> tuple[str, float]:
+    """Run the compiler; its stdout (bounded, like a single compile: host/compiler.py)."""
     t0 = time.monotonic()
     try:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -183,12 +199,19 @@ def _run(cmd: list[str], timeout: float, first: Path) -> tuple[str, float]:
     except OSError as e:
         raise EdgekitError(f"cannot run {cmd[0]}: {e.strerror or e}", INSTALL_HINT) from None
     try:
-        raw, _ = proc.communicate(timeout=timeout + GRACE_S)
+        raw = _read_bounded(proc, t0 + timeout + GRACE_S, first_log)
     except subprocess.TimeoutExpired:
         _kill(proc)
         raise EdgekitError(
             f"edgetpu_compiler timed out after {timeout:g} s",
             "raise --timeout, or compile fewer models together",
+        ) from None
+    except _Flood as e:
+        _kill(proc)
+        raise EdgekitError(
+            f"edgetpu_compiler wrote more than {OUTPUT_LIMIT // 2**20} MiB to {e.where} (a "
+            "working one writes a few KB): stopped it",
+            "reinstall the compiler",
         ) from None
     except BaseException:
         _kill(proc)

@@ -105,6 +105,9 @@ def test_refusals_are_one_line(models, tmp_path):
     r = _cli(models[0], models[1], env={"FAKE_EDGETPU_MODE": "not-quantized"})
     assert r.exit_code == 1 and "model not quantized" in r.stderr
     assert not list(models[0].parent.glob("*_edgetpu.tflite"))  # nothing half-written
+    r = _cli(models[0], models[1], env={"FAKE_EDGETPU_MODE": "flood",
+                                        "FAKE_EDGETPU_FLOOD_MB": "20"})  # fmt: skip
+    assert r.exit_code == 1 and "wrote more than 16 MiB to its output" in r.stderr
     r = CliRunner(env={"PATH": str(tmp_path)}).invoke(main, ["compile", str(models[0])])
     assert r.exit_code == 1 and "edgetpu_compiler not found" in r.stderr
     r = CliRunner().invoke(main, ["compile"])
