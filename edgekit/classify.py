@@ -140,6 +140,8 @@ class Classifier(TaskModel):
         spec = self.bundle.manifest.input if self.bundle else None
         self.color = spec.color if spec else "rgb"
         self.resize = spec.resize if spec else "stretch"
+        if self.teachable and not spec:
+            self.resize = self.teachable.resize  # TM's sample code centre-crops
         self._range = value_range or (spec.range if spec else None)
         self.labels: dict[int, str] = self._resolve_labels(labels)
         self._open()

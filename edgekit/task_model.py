@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from typing import Callable
 
+from edgekit import teachable
 from edgekit.backends import Runner, open_model, resolve_model
 from edgekit.labels import read_labels
 
@@ -31,13 +32,19 @@ class TaskModel:
         self.model, self.device, self.threads = model, device, threads
         self._on_warning = on_warning
         self.bundle = resolve_model(model).bundle
+        # A Teachable Machine TFLite export (model_edgetpu.tflite + labels.txt): its labels
+        # and its resize, as TM ships it.
+        self.teachable = None if self.bundle else teachable.tflite_export(model)
 
     def _resolve_labels(self, labels: str | os.PathLike | dict[int, str] | None) -> dict[int, str]:
-        """A label file or {id: label}; None takes the bundle's labels, else {}."""
+        """A label file or {id: label}; None takes the bundle's labels (or a Teachable Machine
+        export's labels.txt), else {}."""
         if isinstance(labels, (str, os.PathLike)):
             labels = read_labels(labels)
         elif labels is None and self.bundle and self.bundle.manifest.labels:
             labels = dict(enumerate(self.bundle.manifest.labels))
+        elif labels is None and self.teachable:
+            labels = read_labels(self.teachable.labels_path)
         return dict(labels or {})
 
     def _open(self) -> None:
