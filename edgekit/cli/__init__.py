@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "keygen": ("edgekit.cli.fleet", "keygen", "Create a key pair for signing bundles."),
     "sign": ("edgekit.cli.fleet", "sign", "Sign every file of a bundle (edgekit.sig)."),
     "verify": ("edgekit.cli.fleet", "verify", "Check a bundle's signature."),
+    "rollout": ("edgekit.cli.fleet", "rollout", "Ship a signed bundle to a fleet, canaries first."),
 }
 
 

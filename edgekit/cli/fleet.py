@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from edgekit.cli.common import echo_json
+from edgekit.cli.params import Finite
 
 
 @click.command("keygen")
@@ -30,16 +31,25 @@ def keygen(keyfile, force, as_json):
 
 @click.command("sign")
 @click.argument("bundle", type=click.Path(file_okay=False))
-@click.option("--key", "keyfile", required=True, type=click.Path(dir_okay=False),
-              help="Private key from `edgekit keygen`.")  # fmt: skip
+@click.option(
+    "--key",
+    "keyfile",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Private key from `edgekit keygen`.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def sign(bundle, keyfile, as_json):
     """Sign every file of BUNDLE: writes BUNDLE/edgekit.sig."""
     from edgekit import signing
 
     s = signing.sign(bundle, keyfile)
-    out = {"bundle": str(s.bundle), "sha256": s.digest, "files": s.files,
-           "fingerprint": s.fingerprint}  # fmt: skip
+    out = {
+        "bundle": str(s.bundle),
+        "sha256": s.digest,
+        "files": s.files,
+        "fingerprint": s.fingerprint,
+    }
     if as_json:
         echo_json(out)
         return
@@ -48,8 +58,12 @@ def sign(bundle, keyfile, as_json):
 
 @click.command("verify")
 @click.argument("bundle", type=click.Path(file_okay=False))
-@click.option("--public-key", required=True, metavar="KEY",
-              help="The .pub file (or its text) that must have signed BUNDLE.")  # fmt: skip
+@click.option(
+    "--public-key",
+    required=True,
+    metavar="KEY",
+    help="The .pub file (or its text) that must have signed BUNDLE.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def verify(bundle, public_key, as_json):
     """Check that BUNDLE is signed by the key and unchanged since (exit 1 if not)."""
@@ -57,7 +71,150 @@ def verify(bundle, public_key, as_json):
 
     s = signing.verify(bundle, public_key)
     if as_json:
-        echo_json({"bundle": str(s.bundle), "ok": True, "sha256": s.digest, "files": s.files,
-                   "fingerprint": s.fingerprint})  # fmt: skip
+        echo_json(
+            {
+                "bundle": str(s.bundle),
+                "ok": True,
+                "sha256": s.digest,
+                "files": s.files,
+                "fingerprint": s.fingerprint,
+            }
+        )
         return
     click.echo(f"OK: {s.bundle} signed by {s.fingerprint} ({s.files} files)\nsha256 {s.digest}")
+
+
+WEEK_S = 7 * 86400.0
+
+
+@click.command("rollout")
+@click.argument("bundle", type=click.Path(file_okay=False))
+@click.option("--broker", required=True, metavar="HOST:PORT", help="The devices' [mqtt] broker.")
+@click.option("--topic", required=True, help="The devices' [fleet] topic.")
+@click.option(
+    "--canary",
+    type=click.IntRange(0, 1_000_000),
+    default=1,
+    show_default=True,
+    help="Devices that get the bundle first (0: all at once).",
+)
+@click.option(
+    "--wait",
+    "wait_s",
+    type=Finite(0.0, WEEK_S),
+    default=30.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Canaries must keep producing results this long.",
+)
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=Finite(1.0, WEEK_S),
+    default=120.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Longest wait for a device to report after it was sent the bundle.",
+)
+@click.option("--username", default="", help="Broker user name (as [mqtt] username).")
+@click.option(
+    "--password",
+    default="",
+    envvar="EDGEKIT_MQTT_PASSWORD",
+    help="Broker password (or $EDGEKIT_MQTT_PASSWORD).",
+)
+@click.option("--tls", is_flag=True, help="Connect with TLS (the system's CA certificates).")
+@click.option(
+    "--cafile",
+    type=click.Path(dir_okay=False),
+    default="",
+    help="CA certificate for TLS (implies --tls).",
+)
+@click.option(
+    "--serve-http",
+    metavar="ADDRESS:PORT",
+    default="",
+    help="Serve the bundle over HTTP at an address the devices reach and send them the "
+    "URL + sha256 (for bundles too large for one MQTT message).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of the table.")
+def rollout(
+    bundle,
+    broker,
+    topic,
+    canary,
+    wait_s,
+    timeout_s,
+    username,
+    password,
+    tls,
+    cafile,
+    serve_http,
+    as_json,
+):
+    """Ship a signed BUNDLE to the serve processes under a fleet topic, safely.
+
+    Canaries first: they must deploy it and keep producing results for --wait seconds; then the
+    rest. Any failure stops the rollout and sends the devices that took the bundle back to the
+    one they ran before. Progress per device on stderr, then a table (exit 1 if it stopped).
+    """
+    from edgekit.errors import EdgekitError
+    from edgekit.rollout import rollout as run_rollout
+    from edgekit.stream.http import parse_listen
+
+    try:
+        host, port = parse_listen(broker, default_host="localhost")
+    except EdgekitError as e:
+        raise EdgekitError(f"--broker {broker!r}: {e.message}", "use HOST:PORT") from None
+    result = run_rollout(
+        bundle,
+        host,
+        port,
+        topic,
+        canary=canary,
+        wait_s=wait_s,
+        timeout_s=timeout_s,
+        username=username,
+        password=password,
+        tls=tls,
+        ca_file=cafile,
+        serve_http=serve_http,
+        progress=lambda line: click.echo(line, err=True),
+    )
+    if as_json:
+        echo_json(result.to_dict())
+    else:
+        click.echo(_table(result))
+    if not result.ok:
+        why = result.stopped or "not every device deployed it"
+        raise EdgekitError(
+            f"rollout of {result.sha256[:12]} stopped: {why}",
+            "see the table; devices that took it were rolled back",
+        )
+
+
+def _table(result) -> str:
+    head = ("DEVICE", "GROUP", "BEFORE", "AFTER", "STATE", "TIME", "MESSAGE")
+    rows = [
+        (
+            d.device,
+            d.group or "-",
+            d.before[:12] or "-",
+            d.after[:12] or "-",
+            d.state,
+            "-" if d.seconds is None else f"{d.seconds:.1f} s",
+            d.message,
+        )
+        for d in result.devices
+    ]
+    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head) - 1)]
+    lines = [
+        "  ".join(str(c).ljust(w) for c, w in zip(r[:-1], widths)) + "  " + r[-1]
+        for r in [head, *rows]
+    ]
+    verdict = "OK" if result.ok else "STOPPED"
+    lines.append(
+        f"{verdict}: {result.sha256[:12]} ({result.transport}) "
+        f"{sum(d.state == 'deployed' for d in result.devices)} deployed"
+    )
+    return "\n".join(line.rstrip() for line in lines)

@@ -108,8 +108,14 @@ class WorkerConfig:
 @dataclass(frozen=True)
 class FleetConfig:
     # Accept only bundles signed by this key (its .pub text or a path): at startup and on
-    # every hot reload (edgekit.signing).
+    # every hot reload (edgekit.signing). Required with a topic.
     public_key: str = ""
+    # Bundles from `edgekit rollout` over the [mqtt] broker (edgekit.stream.fleet); "" = off.
+    topic: str = ""
+    device: str = ""  # this device's name under the topic (default: the hostname)
+    state_dir: str = ""  # received bundles (default: $STATE_DIRECTORY/fleet, ~/.cache/edgekit)
+    max_bundle_mb: float = 64.0  # MiB; larger bundles (archive or unpacked) are refused
+    fetch_timeout_s: float = 120.0  # a bundle sent as a URL must be downloaded within this
 
 
 @dataclass(frozen=True)
@@ -143,7 +149,7 @@ _CHOICES = {
     ("mqtt", "publish"): ("change", "every"),
     ("worker", "mode"): ("auto", "process", "inline"),
 }
-_PATHS = {("model", "path"), ("model", "labels")}
+_PATHS = {("model", "path"), ("model", "labels"), ("fleet", "state_dir")}
 DAY_S = 86400.0
 # Inclusive bounds beyond "not negative": scores are probabilities, a result needs one class,
 # ports are 16 bits, MQTT has QoS 0-2; the rest are far beyond any sensible setting but keep
@@ -178,6 +184,8 @@ _RANGES = {
     ("model", "iou"): (0.0, 1.0),
     ("model", "max_detections"): (0, 10_000),
     ("model", "watch_s"): (0.0, DAY_S),
+    ("fleet", "max_bundle_mb"): (0.001, 4096.0),
+    ("fleet", "fetch_timeout_s"): (1.0, DAY_S),
 }
 # Setting this key of a section without `enabled` turns the section on: someone who wrote
 # where to listen (or which broker to use) wants it; `enabled = false` still turns it off.

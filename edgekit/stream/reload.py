@@ -77,7 +77,13 @@ def path_signature(path: str | os.PathLike) -> tuple | None:
 
 def startup_config(config):
     """The config serve starts with: ``[fleet] public_key`` set means the bundle is checked
-    before it is loaded (an unsigned or altered bundle is refused at startup too)."""
+    before it is loaded (an unsigned or altered bundle is refused at startup too); with
+    ``[fleet] topic``, the bundle the fleet deployed last is the one loaded
+    (:func:`edgekit.stream.fleet.startup_config`)."""
+    if config.fleet.topic:
+        from edgekit.stream.fleet import startup_config as fleet_startup
+
+        config = fleet_startup(config)
     key = config.fleet.public_key
     if key and config.model.path:
         from edgekit import signing
@@ -185,28 +191,47 @@ class HotReload:
                 self._poll()
 
     def _poll(self) -> None:
-        sig = path_signature(self.watch_path)
-        if sig is None or sig == self._seen:
-            return
-        time.sleep(min(0.5, self.config.model.watch_s))  # let a two-step replacement finish
-        again = path_signature(self.watch_path)
-        if again != sig:
-            return  # still changing: look again at the next poll
-        self._seen = sig
-        self.reload(None, f"{self.watch_path} was replaced")
+        with self._reloading:
+            sig = path_signature(self.watch_path)
+            if sig is None or sig == self._seen:
+                return
+            time.sleep(min(0.5, self.config.model.watch_s))  # let a two-step swap finish
+            if path_signature(self.watch_path) != sig:
+                return  # still changing: look again at the next poll
+            self._seen = sig
+            self._reload_locked(None, f"{self.watch_path} was replaced", "")
 
     # -- the reload itself ----------------------------------------------------------------------
-    def reload(self, path: str | None = None, why: str = "", expect_sha256: str = "") -> Outcome:
+    def reload(
+        self,
+        path: str | None = None,
+        why: str = "",
+        expect_sha256: str = "",
+        after: Callable[[Outcome], None] | None = None,
+    ) -> Outcome:
         """Load, check and switch to ``path`` (default: the configured one); blocking. Emits
-        ``model_reloaded`` or ``reload_failed`` and returns what happened."""
+        ``model_reloaded`` or ``reload_failed`` and returns what happened. ``after(outcome)``
+        runs before the next reload can start (the fleet agent records its state there)."""
         with self._reloading:
-            target = str(path or self.watch_path)
-            try:
-                outcome = self._reload(target, why, expect_sha256)
-            except Exception as e:  # EdgekitError, or a model that raised anything at all
-                msg = e.message if isinstance(e, EdgekitError) else f"{type(e).__name__}: {e}"
-                outcome = Outcome(False, f"{target}: {msg}; the running model is kept", target)
-                self.emit("reload_failed", outcome.message, {"bundle": target})
+            outcome = self._reload_locked(path, why, expect_sha256)
+            if after is not None:
+                after(outcome)
+            return outcome
+
+    def retarget(self, watch_path: str) -> None:
+        """Watch (and reload on SIGHUP) ``watch_path`` from now on, as it is now: call from
+        ``after`` (the fleet agent points it at its ``current`` symlink)."""
+        self.watch_path = str(watch_path)
+        self._seen = path_signature(self.watch_path)
+
+    def _reload_locked(self, path: str | None, why: str, expect_sha256: str) -> Outcome:
+        target = str(path or self.watch_path)
+        try:
+            return self._reload(target, why, expect_sha256)
+        except Exception as e:  # EdgekitError, or a model that raised anything at all
+            msg = e.message if isinstance(e, EdgekitError) else f"{type(e).__name__}: {e}"
+            outcome = Outcome(False, f"{target}: {msg}; the running model is kept", target)
+            self.emit("reload_failed", outcome.message, {"bundle": target})
             return outcome
 
     def _reload(self, target: str, why: str, expect: str) -> Outcome:

@@ -221,6 +221,12 @@ def run(
         pipeline.start()
         reloader.start()
         health.start()
+        if config.fleet.topic:  # `edgekit rollout` over the broker (edgekit.stream.fleet)
+            from edgekit.stream.fleet import FleetAgent
+
+            fleet_health = lambda: (stats.frames, stats.last_result_age())  # noqa: E731
+            fleet = FleetAgent(config, reloader, fleet_health, pipeline.emit).start()
+            sinks.insert(0, fleet)  # closed with the sinks: its "offline" goes out on stop
         _supervise(pipeline, stop, notifier, stats, resilient, p.stale_after_s)
     finally:
         notifier.stopping()

@@ -1,0 +1,450 @@
+"""`edgekit rollout`: ship a signed bundle to the serve processes listening under a fleet topic,
+canaries first, and roll back on failure (protocol: :mod:`edgekit.stream.fleet_wire`).
+
+1. Check the bundle locally (signed, and the signature holds against the key it names: a
+   bundle changed after signing never leaves this machine), pack it, connect to the broker.
+2. Learn the fleet from the retained ``T/+/status`` documents (devices announce themselves);
+   ``offline`` devices are listed and skipped, devices already on this bundle are left alone.
+3. Canaries (the first N devices by name): send, wait until each reports ``deployed`` (or
+   ``failed``, ``offline``, or the timeout), then watch their health for ``wait_s``: every
+   device must keep reporting results (the newest at most ``STALE_S`` old) from the new bundle.
+4. The rest: send, wait until each reports.
+5. Any failure stops the rollout: nothing more is sent, and every device that took the new
+   bundle is sent back to the bundle it ran before (which it kept on disk).
+
+The library reports progress through ``progress(line)`` and returns a :class:`RolloutResult`;
+it never prints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import threading
+import time
+import uuid
+from typing import Callable
+
+from edgekit.errors import EdgekitError
+from edgekit.stream import fleet_wire as wire
+
+STALE_S = 5.0  # a canary whose newest result (or health report) is older than this is unhealthy
+INLINE_MAX_BYTES = 8 * 1024 * 1024  # larger archives go by URL (--serve-http)
+
+
+@dataclasses.dataclass
+class DeviceRow:
+    device: str
+    group: str = ""  # canary | rest | "" (not part of this rollout)
+    before: str = ""  # sha256 the device ran before
+    after: str = ""  # sha256 it runs at the end
+    state: str = ""  # deployed | failed | rolled back | not sent | offline | unchanged | timeout
+    seconds: float | None = None  # command to report
+    message: str = ""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class RolloutResult:
+    bundle: str
+    sha256: str
+    ok: bool
+    devices: tuple[DeviceRow, ...]
+    stopped: str = ""  # why the rollout stopped ("" when it completed)
+    transport: str = "inline"  # inline | url
+
+    def to_dict(self) -> dict:
+        return {
+            "bundle": self.bundle,
+            "sha256": self.sha256,
+            "ok": self.ok,
+            "stopped": self.stopped,
+            "transport": self.transport,
+            "devices": [d.to_dict() for d in self.devices],
+        }
+
+
+class _Fleet:
+    """The broker connection: latest status and health per device."""
+
+    def __init__(self, host, port, topic, username, password, tls, ca_file):
+        self.topic = topic
+        self.status: dict[str, dict] = {}
+        self.health: dict[str, tuple[float, dict]] = {}
+        self.cond = threading.Condition()
+        self.last_status = time.monotonic()
+        self.client = wire.make_client(
+            f"edgekit-rollout-{uuid.uuid4().hex[:8]}", username, password, tls, ca_file
+        )
+        subscribed = threading.Event()
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = lambda *a: subscribed.set()
+        connected = threading.Event()
+
+        def on_connect(client, userdata, flags, reason_code, properties=None):
+            if not reason_code.is_failure:
+                client.subscribe([(f"{topic}/+/status", 1), (f"{topic}/+/health", 0)])
+            connected.set()
+            self.refused = reason_code if reason_code.is_failure else None
+
+        self.client.on_connect = on_connect
+        try:
+            self.client.connect(host, int(port), keepalive=30)
+        except (OSError, ValueError) as e:
+            raise EdgekitError(
+                f"MQTT broker {host}:{port}: {e}", "check --broker (and that the broker runs)"
+            ) from None
+        self.client.loop_start()
+        if not connected.wait(15) or self.refused is not None:
+            self.close()
+            why = f"refused ({self.refused})" if connected.is_set() else "no answer"
+            raise EdgekitError(
+                f"MQTT broker {host}:{port}: {why}", "check --broker, --username/--password, --tls"
+            )
+        if not subscribed.wait(15):
+            self.close()
+            raise EdgekitError(f"MQTT broker {host}:{port}: the subscription was not confirmed")
+
+    def _on_message(self, client, userdata, msg):
+        parts = msg.topic.split("/")
+        device, leaf = parts[-2], parts[-1]
+        try:
+            doc = wire.decode(msg.payload, 64 * 1024)
+        except EdgekitError:
+            return
+        with self.cond:
+            if leaf == "status":
+                self.status[device] = doc
+                self.last_status = time.monotonic()
+            else:
+                self.health[device] = (time.monotonic(), doc)
+            self.cond.notify_all()
+
+    def discover(self, quiet_s: float = 0.5, max_s: float = 3.0) -> dict[str, dict]:
+        """Retained statuses arrive right after the subscription: wait until none came for
+        ``quiet_s`` (at most ``max_s``)."""
+        end = time.monotonic() + max_s
+        with self.cond:
+            while time.monotonic() < end and time.monotonic() - self.last_status < quiet_s:
+                self.cond.wait(0.1)
+            return {k: dict(v) for k, v in self.status.items()}
+
+    def send(self, device: str, message: dict) -> None:
+        info = self.client.publish(
+            wire.topic_of(self.topic, device, "command"), wire.encode(message), qos=1
+        )
+        info.wait_for_publish(30)
+
+    def wait(self, pred: Callable[[], bool], timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        with self.cond:
+            while not pred():
+                left = end - time.monotonic()
+                if left <= 0:
+                    return False
+                self.cond.wait(min(left, 0.2))
+            return True
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def rollout(
+    bundle: str,
+    host: str,
+    port: int,
+    topic: str,
+    *,
+    canary: int = 1,
+    wait_s: float = 30.0,
+    timeout_s: float = 120.0,
+    username: str = "",
+    password: str = "",
+    tls: bool = False,
+    ca_file: str = "",
+    serve_http: str = "",
+    progress: Callable[[str], None] = lambda line: None,
+) -> RolloutResult:
+    """Run a rollout (see the module docstring). Raises EdgekitError before anything is sent
+    (bundle, broker, empty fleet); failures during the rollout are in the result."""
+    from edgekit import signing
+
+    topic = wire.check_topic(topic)
+    sha = _check_bundle(bundle)
+    archive = wire.pack(bundle)
+    server = None
+    if serve_http:
+        server = _ArchiveServer(serve_http, sha, archive)
+        payload = {
+            "url": server.url,
+            "archive_sha256": hashlib.sha256(archive).hexdigest(),
+            "size": len(archive),
+        }
+        transport = "url"
+    elif len(archive) > INLINE_MAX_BYTES:
+        raise EdgekitError(
+            f"{bundle}: the archive is {len(archive) / 2**20:.1f} MiB, too large "
+            "for one MQTT message",
+            "pass --serve-http ADDRESS:PORT (devices download it)",
+        )
+    else:
+        payload, transport = {"archive": wire.b64(archive)}, "inline"
+    fleet = _Fleet(host, port, topic, username, password, tls, ca_file)
+    try:
+        run = _Run(fleet, sha, payload, progress, timeout_s)
+        found = fleet.discover()
+        if not found:
+            raise EdgekitError(
+                f"no devices under {topic}/ on {host}:{port}",
+                "check --topic and the devices' [fleet] topic",
+            )
+        targets = run.plan(found)
+        canaries, rest = targets[:canary], targets[canary:]
+        progress(
+            f"rollout {run.id}: {signing.bundle_digest(bundle)[:12]} to {len(targets)} "
+            f"device(s) ({len(canaries)} canary, {len(found) - len(targets)} skipped), "
+            f"{transport}, {len(archive)} bytes"
+        )
+        stopped = ""
+        if canaries:
+            stopped = run.deploy(canaries, "canary") or run.watch(canaries, wait_s)
+        if not stopped and rest:
+            stopped = run.deploy(rest, "rest")
+        if stopped:
+            progress(f"rollout stopped: {stopped}; rolling back")
+            run.roll_back()
+        rows = tuple(sorted(run.rows.values(), key=lambda r: r.device))
+        ok = not stopped and all(r.state in ("deployed", "unchanged") for r in rows if r.group)
+        return RolloutResult(str(bundle), sha, ok, rows, stopped, transport)
+    finally:
+        fleet.close()
+        if server is not None:
+            server.close()
+
+
+def _check_bundle(bundle: str) -> str:
+    """The bundle's digest, after checking that it is signed and unchanged since (against the
+    key in its own edgekit.sig: whether the devices trust that key is theirs to say)."""
+    import json
+
+    from edgekit import signing
+    from edgekit.safeio import read_text
+
+    sig_path = f"{bundle}/{signing.SIG_NAME}"
+    try:
+        key = json.loads(read_text(sig_path, "signature", signing.SIG_LIMIT))["public_key"]
+    except EdgekitError:
+        raise EdgekitError(
+            f"{bundle}: not signed", "sign it first: edgekit sign BUNDLE --key KEYFILE"
+        ) from None
+    except (ValueError, KeyError, TypeError):
+        raise EdgekitError(f"{sig_path}: unreadable signature file", "sign it again") from None
+    return signing.verify(bundle, str(key)).digest
+
+
+class _Run:
+    def __init__(self, fleet: _Fleet, sha: str, payload: dict, progress, timeout_s: float):
+        self.fleet, self.sha, self.payload = fleet, sha, payload
+        self.progress, self.timeout_s = progress, timeout_s
+        self.id = uuid.uuid4().hex[:12]
+        self.rows: dict[str, DeviceRow] = {}
+
+    def plan(self, found: dict[str, dict]) -> list[str]:
+        targets = []
+        for name in sorted(found):
+            st = found[name]
+            row = self.rows[name] = DeviceRow(
+                name, before=str(st.get("sha256", "")), after=str(st.get("sha256", ""))
+            )
+            if st.get("state") == "offline":
+                row.state, row.message = "offline", "not sent (offline)"
+            elif st.get("sha256") == self.sha:
+                row.state, row.message = "unchanged", "already runs this bundle"
+            else:
+                row.state = "not sent"
+                targets.append(name)
+        return targets
+
+    def _terminal(self, device: str) -> dict | None:
+        st = self.fleet.status.get(device, {})
+        if st.get("state") == "offline":
+            return st
+        if st.get("rollout") == self.id and st.get("state") in ("deployed", "failed"):
+            return st
+        return None
+
+    def deploy(self, devices: list[str], group: str) -> str:
+        """Send to ``devices`` and wait for each; returns why the rollout must stop, or ''."""
+        t0 = time.monotonic()
+        for d in devices:
+            self.rows[d].group, self.rows[d].state = group, "sent"
+            self.fleet.send(
+                d, {"action": "deploy", "rollout": self.id, "sha256": self.sha, **self.payload}
+            )
+            self.progress(f"{d}: sent ({group})")
+        pending = set(devices)
+        failures = []
+        while pending:
+            done = self.fleet.wait(
+                lambda: any(self._terminal(d) for d in pending),
+                max(0.0, t0 + self.timeout_s - time.monotonic()),
+            )
+            if not done:
+                for d in sorted(pending):
+                    self._set(d, "timeout", f"no report within {self.timeout_s:g} s", t0)
+                    failures.append(d)
+                break
+            for d in sorted(pending):
+                st = self._terminal(d)
+                if st is None:
+                    continue
+                pending.discard(d)
+                state = st.get("state")
+                self.rows[d].after = str(st.get("sha256", ""))
+                if state == "deployed":
+                    self._set(d, "deployed", "", t0)
+                else:
+                    self._set(d, state, str(st.get("reason", "went offline")), t0)
+                    failures.append(d)
+        if failures:
+            return f"{', '.join(failures)}: {self.rows[failures[0]].message}"
+        return ""
+
+    def _set(self, device: str, state: str, message: str, t0: float) -> None:
+        row = self.rows[device]
+        row.state, row.message = state, message
+        row.seconds = round(time.monotonic() - t0, 2)
+        short = row.after[:12] or "-"
+        self.progress(
+            f"{device}: {state} {short} in {row.seconds:.1f} s"
+            + (f": {message}" if message else "")
+        )
+
+    def watch(self, devices: list[str], wait_s: float) -> str:
+        """Every device keeps producing results from the new bundle for ``wait_s``."""
+        if wait_s <= 0:
+            return ""
+        self.progress(f"watching {', '.join(devices)} for {wait_s:g} s")
+        t0 = time.monotonic()
+        start = {d: self._frames(d) for d in devices}
+        seen: set[str] = set()  # devices whose health already shows the new bundle
+        while time.monotonic() - t0 < wait_s:
+            for d in devices:
+                why = self._unhealthy(d, t0)
+                # a health report sent just before the switch may still show the old bundle
+                if why.startswith("runs ") and d not in seen and time.monotonic() - t0 < STALE_S:
+                    continue
+                if not why:
+                    seen.add(d)
+                    continue
+                self.rows[d].state, self.rows[d].message = "unhealthy", why
+                self.progress(f"{d}: UNHEALTHY: {why}")
+                return f"{d}: {why}"
+            time.sleep(0.2)
+        for d in devices:
+            if wait_s >= 2 and self._frames(d) <= start[d]:
+                self.rows[d].state, self.rows[d].message = "unhealthy", "no new results"
+                return f"{d}: no new results in {wait_s:g} s"
+            self.progress(f"{d}: healthy for {wait_s:g} s")
+        return ""
+
+    def _frames(self, device: str) -> int:
+        got = self.fleet.health.get(device)
+        return int(got[1].get("frames") or 0) if got else -1
+
+    def _unhealthy(self, device: str, since: float) -> str:
+        """Why ``device`` is not healthy now ('' if it is); ``since``: when watching began."""
+        if self.fleet.status.get(device, {}).get("state") == "offline":
+            return "went offline"
+        got = self.fleet.health.get(device)
+        if time.monotonic() - (got[0] if got else since) > STALE_S:
+            return f"no health report for {STALE_S:g} s"
+        if got is None:
+            return "runs ? (no health report yet)"
+        doc = got[1]
+        if doc.get("sha256") != self.sha:
+            return f"runs {str(doc.get('sha256'))[:12]}, not the new bundle"
+        age = doc.get("age_s")
+        if age is None or not isinstance(age, (int, float)) or age > STALE_S:
+            return f"no results for {age} s" if age is not None else "no results yet"
+        return ""
+
+    def roll_back(self) -> None:
+        """Every device of this run that runs the new bundle goes back to its previous one."""
+        back = [
+            r
+            for r in self.rows.values()
+            if r.group and r.after == self.sha and r.before and r.before != self.sha
+        ]
+        t0 = time.monotonic()
+        for r in back:
+            self.fleet.send(
+                r.device, {"action": "rollback", "rollout": self.id, "sha256": r.before}
+            )
+            self.progress(f"{r.device}: rolling back to {r.before[:12]}")
+
+        def returned(r):
+            st = self.fleet.status.get(r.device, {})
+            return (
+                st.get("rollout") == self.id
+                and st.get("sha256") == r.before
+                and st.get("state") == "deployed"
+                and st.get("action") == "rollback"
+            )
+
+        self.fleet.wait(lambda: all(returned(r) for r in back), self.timeout_s)
+        for r in back:
+            if returned(r):
+                r.after, r.state = r.before, "rolled back"
+                r.message = r.message or "rolled back after the failure"
+            else:
+                st = self.fleet.status.get(r.device, {})
+                r.after = str(st.get("sha256", r.after))
+                r.state, r.message = "rollback failed", str(st.get("reason", "no report"))
+            r.seconds = round(time.monotonic() - t0, 2)
+            self.progress(f"{r.device}: {r.state} ({r.after[:12]})")
+
+
+class _ArchiveServer:
+    """Serves the archive at ``http://ADDRESS:PORT/<sha256>.tar.gz`` while the rollout runs."""
+
+    def __init__(self, listen: str, sha: str, archive: bytes):
+        import http.server
+
+        from edgekit.stream.http import parse_listen
+
+        host, port = parse_listen(listen)
+        path = f"/{sha}.tar.gz"
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # the stdlib handler method name
+                if self.path != path:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "application/gzip")
+                self.send_header("Content-Length", str(len(archive)))
+                self.end_headers()
+                self.wfile.write(archive)
+
+            def log_message(self, *args):
+                pass
+
+        try:
+            self.server = http.server.ThreadingHTTPServer((host, port), Handler)
+        except OSError as e:
+            raise EdgekitError(
+                f"--serve-http {listen}: {e.strerror or e}",
+                "choose a free port on an address the devices reach",
+            ) from None
+        self.server.daemon_threads = True
+        self.url = f"http://{host}:{self.server.server_address[1]}{path}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
