@@ -120,7 +120,7 @@ def main() -> None:
     """Take a Keras image model to a Coral Edge TPU on a Raspberry Pi, and keep it running.
 
     Host (x86-64): convert, inspect, zoo, train. Device (Pi): classify, detect, bench, serve,
-    doctor.
+    doctor. Fleet: keygen, sign, verify, rollout.
     Without an Edge TPU every device command runs on the CPU interpreter (emulation).
     """
 

@@ -127,7 +127,7 @@ WEEK_S = 7 * 86400.0
 @click.option(
     "--cafile",
     type=click.Path(dir_okay=False),
-    default="",
+    default=None,
     help="CA certificate for TLS (implies --tls).",
 )
 @click.option(
@@ -177,7 +177,7 @@ def rollout(
         username=username,
         password=password,
         tls=tls,
-        ca_file=cafile,
+        ca_file=cafile or "",
         serve_http=serve_http,
         progress=lambda line: click.echo(line, err=True),
     )

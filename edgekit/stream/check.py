@@ -21,6 +21,9 @@ _DEVICE = re.compile(r"^(?:/dev/video)?(\d+)$")
 
 def check(config: ServeConfig) -> str:
     """Raise EdgekitError for the first problem; return a one-line summary when all is well."""
+    from edgekit.stream.reload import startup_config
+
+    config = startup_config(config)  # [fleet]: the key, the topic, the bundle's signature
     source = check_source(config)
     model = check_model(config)
     http = config.http.listen if config.http.enabled else "off"

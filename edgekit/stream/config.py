@@ -91,6 +91,8 @@ class MqttConfig:
     keepalive_s: int = 30
     discovery: bool = False  # Home Assistant MQTT discovery (count + presence entity per label)
     discovery_prefix: str = "homeassistant"
+    tls: bool = False  # connect with TLS, checking the broker's certificate (system CAs)
+    ca_file: str = ""  # CA certificate for the broker's (implies tls)
 
 
 @dataclass(frozen=True)
@@ -149,7 +151,7 @@ _CHOICES = {
     ("mqtt", "publish"): ("change", "every"),
     ("worker", "mode"): ("auto", "process", "inline"),
 }
-_PATHS = {("model", "path"), ("model", "labels"), ("fleet", "state_dir")}
+_PATHS = {("model", "path"), ("model", "labels"), ("fleet", "state_dir"), ("mqtt", "ca_file")}
 DAY_S = 86400.0
 # Inclusive bounds beyond "not negative": scores are probabilities, a result needs one class,
 # ports are 16 bits, MQTT has QoS 0-2; the rest are far beyond any sensible setting but keep

@@ -107,8 +107,8 @@ class FleetAgent:
             f"edgekit-fleet-{self.device}-{os.getpid()}",
             q.username,
             q.password,
-            getattr(q, "tls", False),
-            getattr(q, "ca_file", ""),
+            q.tls,
+            q.ca_file,
         )
         self.client.will_set(
             self._topic("status"), wire.encode(self._status_doc("offline")), qos=1, retain=True

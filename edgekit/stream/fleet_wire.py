@@ -86,10 +86,22 @@ def make_client(
     if username:
         client.username_pw_set(username, password or None)
     if tls or ca_file:
-        import ssl
-
-        client.tls_set(ca_certs=ca_file or None, cert_reqs=ssl.CERT_REQUIRED)
+        use_tls(client, ca_file)
     return client
+
+
+def use_tls(client, ca_file: str = "") -> None:
+    """TLS with the broker's certificate and host name checked, against ``ca_file`` or the
+    system's CA certificates."""
+    import ssl
+
+    try:
+        client.tls_set(ca_certs=ca_file or None, cert_reqs=ssl.CERT_REQUIRED)
+    except (OSError, ssl.SSLError, ValueError) as e:
+        raise EdgekitError(
+            f"MQTT TLS: cannot load the CA certificate {ca_file or ''} ({e})",
+            "check [mqtt] ca_file (a PEM file)",
+        ) from None
 
 
 def pack(bundle: str | os.PathLike) -> bytes:

@@ -70,6 +70,8 @@ class MqttSink(Sink):
         discovery: bool = False,
         discovery_prefix: str = "homeassistant",
         model_name: str = "",
+        tls: bool = False,
+        ca_file: str = "",
     ):
         try:
             import paho.mqtt.client as mqtt
@@ -114,6 +116,10 @@ class MqttSink(Sink):
         )
         if username:
             client.username_pw_set(username, password or None)
+        if tls or ca_file:  # the broker's certificate is checked (the system's CAs, or ca_file)
+            from edgekit.stream.fleet_wire import use_tls
+
+            use_tls(client, ca_file)
         # The will is registered with the broker at CONNECT time: if we vanish without a
         # DISCONNECT, the broker itself publishes the retained "offline".
         client.will_set(f"{self.topic}/status", "offline", qos=1, retain=True)

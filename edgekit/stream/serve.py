@@ -177,6 +177,7 @@ def run(
                 q.host, q.port, q.topic, q.client_id, q.username, q.password, q.publish,
                 q.min_interval_s, q.qos, q.keepalive_s, presence=presence,
                 discovery=q.discovery, discovery_prefix=q.discovery_prefix, model_name=model_name,
+                tls=q.tls, ca_file=q.ca_file,
             )  # fmt: skip
             sinks.append(infer_holder["mqtt"])
             started["mqtt"] = f"{q.host}:{q.port}"

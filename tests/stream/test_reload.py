@@ -310,3 +310,23 @@ def test_edgetpu_reload_stops_the_old_worker_first(standin, tmp_path, coral_dir)
     finally:
         resilient.classifier.close()
     assert [e[0] for e in events] == ["model_reloaded", "reload_failed"]
+
+
+def test_serve_check_knows_fleet_rules(bundles, video_avi, tmp_path):
+    from edgekit import signing
+    from edgekit.stream.check import check
+
+    key, pub, _ = signing.keygen(tmp_path / "k")
+    base = {"model": {"path": str(bundles["a"]), "device": "cpu"},
+            "source": {"uri": str(video_avi)}}  # fmt: skip
+    with pytest.raises(EdgekitError, match=r"\[fleet\] topic is set but \[fleet\] public_key"):
+        check(from_dict({**base, "fleet": {"topic": "t", "state_dir": str(tmp_path / "s")}}))
+    with pytest.raises(EdgekitError, match="not signed"):
+        check(from_dict({**base, "fleet": {"public_key": str(pub)}}))
+    with pytest.raises(EdgekitError, match="not a plain MQTT topic"):
+        check(from_dict({**base, "fleet": {"topic": "a/#", "public_key": str(pub)}}))
+    signed = make_bundle(tmp_path / "signed", "a")
+    signing.sign(signed, key)
+    ok = check(from_dict({**base, "model": {"path": str(signed), "device": "cpu"},
+                          "fleet": {"public_key": str(pub)}}))  # fmt: skip
+    assert ok.startswith(f"model {signed} (classify, cpu)")
