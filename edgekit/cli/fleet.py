@@ -213,6 +213,9 @@ def _table(result) -> str:
         for r in [head, *rows]
     ]
     verdict = "OK" if result.ok else "STOPPED"
+    offline = sum(d.state == "offline" for d in result.devices)
+    if offline:
+        verdict += f" ({offline} offline, not sent)"
     lines.append(
         f"{verdict}: {result.sha256[:12]} ({result.transport}) "
         f"{sum(d.state == 'deployed' for d in result.devices)} deployed"

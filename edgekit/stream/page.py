@@ -210,7 +210,9 @@ async function refresh() {
     $("inference").textContent = s.inference_ms.p50 === null ? "-" : fmtNum(s.inference_ms.p50);
     $("dropped").textContent = s.dropped;
     $("backend").textContent = (d.backend || "?") + (d.degraded ? " DEGRADED" : "");
-    $("model").textContent = d.model || "";
+    const m = d.model;  // the bundle serving now (hot reload: edgekit.stream.reload)
+    $("model").textContent = m ? [m.bundle.split("/").pop(), (m.sha256 || "").slice(0, 12),
+      m.reloads ? "reloaded " + m.reloads + "x" : ""].filter(Boolean).join(" · ") : "";
     $("health").textContent = d.healthy ? "frames flowing" : "NO FRAMES";
     $("health").className = "badge " + (d.healthy ? (d.degraded ? "warn" : "ok") : "bad");
     $("reason").textContent = d.healthy ? "" : (d.reason || d.state || "");
@@ -301,7 +303,8 @@ const KIND = {label_appeared: "appeared", tpu_restored: "recover", source_reconn
   decode_error: "fault", tpu_still_failing: "fault", worker_crashed: "fault",
   worker_hung: "fault", mqtt_disconnected: "fault", device_recovered: "recover",
   device_reset_started: "fault", device_reset_failed: "fault", device_reset_limited: "fault",
-  usb_reset: "fault", usb_link_slow: "fault", undervoltage: "fault", latency_drift: "fault"};
+  usb_reset: "fault", usb_link_slow: "fault", undervoltage: "fault", latency_drift: "fault",
+  model_reloaded: "recover", reload_failed: "fault"};
 async function events() {
   try {
     const list = await (await fetch("/events.json?limit=40", {cache: "no-store"})).json();

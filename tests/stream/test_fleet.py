@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -281,10 +282,29 @@ def test_rollout_by_url(fleet, bundles):
         assert state["previous"]["sha256"] == signing.bundle_digest(bundles["b"])
         kept = sorted(p.name for p in (fleet["dir"] / name / "bundles").iterdir())
         assert kept == sorted([sha_d, state["previous"]["sha256"]])
-    # the same bundle again: nothing to do
-    again = rollout(fleet, bundles["d"], "--json")
-    assert again.returncode == 0
-    assert {r["state"] for r in json.loads(again.stdout)["devices"]} == {"unchanged"}
+    # the same bundle again: nothing to do; a device that went away (its retained last will)
+    # is listed, not sent to, and not picked as the canary although it sorts first
+    gone = Subscriber(fleet["port"], f"{fleet['topic']}/cam0")
+    doc = {"device": "cam0", "state": "offline", "sha256": "0" * 64}
+    gone.client.publish(f"{fleet['topic']}/cam0/status", json.dumps(doc), qos=1, retain=True)
+    gone.wait_for(lambda m: m[0].endswith("cam0/status"))
+    gone.close()
+    code, text = rollout(fleet, bundles["d"], pty=True)
+    assert code == 0, text
+    table = text[text.index("DEVICE"):]
+    assert re.search(r"cam0\s+-\s+0{12}\s+0{12}\s+offline\s+-\s+not sent \(offline\)", table)
+    assert table.count("unchanged") == 3 and "OK (1 offline, not sent)" in table
+    # errors before anything is sent: one line each
+    for args, message in [
+        ((bundles["d"], "--topic", "nobody-here"), "no devices under nobody-here/"),
+        ((bundles["d"], "--broker", f"127.0.0.1:{free_port()}"), "MQTT broker 127.0.0.1:"),
+        ((make_bundle(fleet["dir"] / "unsigned", "u"),), "not signed"),
+        ((bundles["d"], "--wait", "nan"), "must be a finite number"),
+        ((bundles["d"], "--topic", "a/+"), "not a plain MQTT topic"),
+    ]:
+        out = rollout(fleet, *args)
+        assert out.returncode in (1, 2) and message in out.stderr, (args, out.stderr)
+        assert "Traceback" not in out.stderr and "sent" not in out.stderr
     # a restarted serve starts from the bundle the fleet deployed, not the configured one
     old = devs["cam3"]
     old.proc.terminate()

@@ -22,7 +22,7 @@ from edgekit.stream.sinks import CallbackSink
 from tests.edgetpu_standin import edgetpu_standins  # noqa: F401 - the fixture
 
 from .bundles import make_bundle, version_of
-from .conftest import edgekit_cmd
+from .conftest import edgekit_cmd, free_port
 
 
 @pytest.fixture(scope="module")
@@ -103,8 +103,9 @@ def largest_gap(results) -> float:
 def test_symlink_swap_switches_model_between_two_frames(bundles, video_avi, tmp_path, mode):
     link = tmp_path / "model"
     link.symlink_to(bundles["a"])
+    http = {"enabled": mode == "inline", "listen": f"127.0.0.1:{free_port()}"}
     s = Served({"model": {"path": str(link), "device": "cpu", "top_k": 1, "watch_s": 0.2},
-                "worker": {"mode": mode}}, video_avi)  # fmt: skip
+                "worker": {"mode": mode}, "http": http}, video_avi)  # fmt: skip
     try:
         s.wait(lambda: len(s.results) >= 5, what="first results")
         first_pids = _worker_pids()
@@ -117,6 +118,8 @@ def test_symlink_swap_switches_model_between_two_frames(bundles, video_avi, tmp_
         s.wait(lambda: len(s.results) >= n + 5, what="results after the reload")
         time.sleep(2.5)  # the old worker is closed in the background (up to 2 s)
         seen_after = _worker_pids()
+        if http["enabled"]:  # the status page and /latest say which bundle serves
+            page = _page_and_latest(s.started["http"], tmp_path)
     finally:
         s.close()
     assert ev.details["bundle"] == str(bundles["b"]) and len(ev.details["sha256"]) == 64
@@ -130,10 +133,35 @@ def test_symlink_swap_switches_model_between_two_frames(bundles, video_avi, tmp_
     print(f"{mode}: largest gap between results {gap * 1000:.0f} ms")
     assert gap < 2.0
     assert s.stats["frames"] == len(s.results)
+    if http["enabled"]:
+        dom, latest = page
+        assert latest["model"] == {"bundle": str(bundles["b"]), "sha256": ev.details["sha256"],
+                                   "reloads": 1}  # fmt: skip
+        want = f'<span class="sub" id="model">b · {ev.details["sha256"][:12]} · reloaded 1x</span>'
+        assert want in dom, dom[:3000]
+        assert '<span class="k recover">model reloaded</span>' in dom
     if mode == "process":
         assert len(_worker_pids()) == 0  # serve stopped the new one too
         assert not (first_pids & seen_after)  # the old worker stopped after the switch
     assert not [e for e in s.events if e.kind in ("reload_failed", "inference_error")]
+
+
+def _page_and_latest(base: str, tmp_path) -> tuple[str, dict]:
+    import urllib.request
+
+    from .test_http import chromium
+
+    with urllib.request.urlopen(base + "/latest", timeout=10) as r:
+        latest = json.loads(r.read())
+    out = subprocess.run(
+        [chromium(), "--headless", "--no-sandbox", "--disable-gpu",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+         "--virtual-time-budget=3000", "--dump-dom", base + "/"],
+        capture_output=True, text=True, timeout=90,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout, latest
 
 
 def _worker_pids() -> set[int]:
