@@ -236,6 +236,13 @@ class HttpSink(Sink):
         info = self.info()
         metric("edgekit_degraded", "gauge", "1 when running on the CPU after an Edge TPU "
                "failure.", [("", int(bool(info.get("degraded"))))])  # fmt: skip
+        if isinstance(info.get("model"), dict):  # hot reload (edgekit.stream.reload)
+            metric("edgekit_model_reloads_total", "counter", "Hot reloads of the model.",
+                   [('{result="ok"}', events.get("model_reloaded", 0)),
+                    ('{result="failed"}', events.get("reload_failed", 0))])  # fmt: skip
+            sha = "".join(c for c in str(info["model"].get("sha256", "")) if c.isalnum())
+            metric("edgekit_model_info", "gauge", "The bundle serving now (sha256 of its files).",
+                   [(f'{{sha256="{sha}"}}', 1)])  # fmt: skip
         from edgekit.stream.devicehealth import metric_families
 
         for name, kind, help_, samples in metric_families(info.get("device_health"), events):

@@ -111,7 +111,7 @@ def test_results_and_rollout_over_tls_with_a_password(tls_broker, video_avi, tmp
     sub.tls_set(ca_certs=str(ca))
     sub.on_message = lambda c, u, m: (seen.append((m.topic, m.payload.decode())), got.set())
     sub.connect("127.0.0.1", port)
-    sub.subscribe([("tls-cam/status", 1), ("tls-fleet/+/status", 1)])
+    sub.subscribe([("tls-cam/status", 1), ("tls-cam/event", 1), ("tls-fleet/+/status", 1)])
     sub.loop_start()
     proc = subprocess.Popen([*edgekit_cmd(), "serve", "--config", str(cfg)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
@@ -144,3 +144,6 @@ def test_results_and_rollout_over_tls_with_a_password(tls_broker, video_avi, tmp
         sub.disconnect()
     assert proc.returncode == 0 and "Traceback" not in err, err
     assert ("tls-cam/status", "online") in seen
+    # the reload is an MQTT event like the others
+    reloaded = [json.loads(p) for t, p in seen if t == "tls-cam/event" and "model_reloaded" in p]
+    assert reloaded and reloaded[0]["sha256"] == signing.bundle_digest(b)

@@ -135,6 +135,9 @@ def test_symlink_swap_switches_model_between_two_frames(bundles, video_avi, tmp_
     assert s.stats["frames"] == len(s.results)
     if http["enabled"]:
         dom, latest = page
+        metrics = latest.pop("metrics")
+        assert 'edgekit_model_reloads_total{result="ok"} 1' in metrics
+        assert f'edgekit_model_info{{sha256="{ev.details["sha256"]}"}} 1' in metrics
         assert latest["model"] == {"bundle": str(bundles["b"]), "sha256": ev.details["sha256"],
                                    "reloads": 1}  # fmt: skip
         want = f'<span class="sub" id="model">b · {ev.details["sha256"][:12]} · reloaded 1x</span>'
@@ -153,6 +156,8 @@ def _page_and_latest(base: str, tmp_path) -> tuple[str, dict]:
 
     with urllib.request.urlopen(base + "/latest", timeout=10) as r:
         latest = json.loads(r.read())
+    with urllib.request.urlopen(base + "/metrics", timeout=10) as r:
+        latest["metrics"] = r.read().decode()
     out = subprocess.run(
         [chromium(), "--headless", "--no-sandbox", "--disable-gpu",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
