@@ -72,3 +72,20 @@ def test_wild_file_is_refused_with_its_cause(wid, apple_banana_dir, tmp_path):
     r = convert_cli(WILD / wid / name, tmp_path / "b", apple_banana_dir, "--no-compile")
     assert_clean_failure(r, tmp_path, *words)
     assert not (tmp_path / "b").exists()
+
+
+def test_keras3_failure_keeps_its_cause_whole():
+    """Keras 3 on a 2.2.4-tf file: the cause sits after a multi-kB config dump; it is kept, the
+    dump is not (it used to be cut at 300 characters, cause lost)."""
+    from edgekit.errors import EdgekitError
+    from edgekit.host.loaders import keras3
+    from edgekit.host.loaders.architecture import read_hdf5
+    from edgekit.host.tfenv import load_tensorflow
+
+    load_tensorflow()
+    path = WILD / "tm-2020-k224-recycling" / "keras_model.h5"
+    with pytest.raises(EdgekitError) as e:
+        keras3.load(path, "hdf5", read_hdf5(path), {}, [])
+    msg = str(e.value)
+    assert "Conv2D" in msg and "unexpected keyword argument 'dtype'" in msg
+    assert "config=" not in msg and "\n" not in msg

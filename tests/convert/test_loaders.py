@@ -43,6 +43,7 @@ def k2_cnn(tf_keras, tmp_path_factory):
     model = tkm.cnn(tf_keras)
     model.save(d / "cnn.h5")
     model.save(d / "cnn_savedmodel", save_format="tf")
+    model.save(d / "cnn_v3.keras")  # the v3 zip format, as Keras 2.13-2.15 wrote it
     shutil.copy(d / "cnn.h5", d / "cnn.model")  # HDF5 under other names, as users save them
     shutil.copy(d / "cnn.h5", d / "cnn.keras")
     return d, model
@@ -272,3 +273,13 @@ def test_inspect_reads_keras2_hdf5_under_any_name_and_tm(k2_cnn, tm_export):
     assert r.exit_code == 0, r.stderr
     types = {layer["type"] for layer in json.loads(r.stdout)["layers"]}
     assert {"DepthwiseConv2D", "GlobalAveragePooling2D", "Dense"} <= types
+
+
+def test_keras2_v3_zip_goes_to_tf_keras_when_keras3_cannot(k2_cnn):
+    from edgekit.host import keras_io
+
+    d, model = k2_cnn
+    loaded = keras_io.load(d / "cnn_v3.keras")
+    assert (loaded.format, loaded.loader, loaded.kind) == ("keras2-zip", "tf_keras", "keras")
+    x = _x(2, 32)
+    np.testing.assert_allclose(loaded.batched(x), model.predict(x, verbose=0), atol=1e-5)

@@ -51,9 +51,11 @@ class LoadedModel:
     ``model``: batch-1 static-shape ``keras.Model``, input (1, H, W, C), C in {1, 3}.
     ``batched``: float inference on a (N, H, W, C) float32 batch -> (N, ...) float32 scores.
     ``kind``: the container, ``h5``, ``keras`` or ``savedmodel`` (the bundle's ``source.format``).
-    ``format``: what the file is, finer: ``keras3``, ``keras2-h5``, ``teachable-machine``,
-    ``savedmodel-keras``, ``savedmodel``... ``loader``: ``keras`` (Keras 3), ``tf_keras``
-    (the legacy Keras 2 package) or ``savedmodel`` (tf.saved_model signature).
+    ``format``: what the file is, finer: ``keras3`` (zip), ``keras3-h5``, ``keras2-h5``,
+    ``keras2-zip`` (a v3 archive only tf_keras reads), ``teachable-machine``,
+    ``savedmodel-keras`` (tf.keras ``model.save(dir)``), ``savedmodel`` (a signature).
+    ``loader``: ``keras`` (Keras 3), ``tf_keras`` (the legacy Keras 2 package) or
+    ``savedmodel`` (tf.saved_model signature).
     ``fixups``: what was patched while loading, one line each.
     ``preprocessing``: what the model's structure or origin says about its input, or None.
     ``labels``: class names the file came with (Teachable Machine's labels.txt, index removed).

@@ -74,8 +74,8 @@ def load(
     tm = is_teachable_machine(arch)
     if tm:
         fmt = "teachable-machine"
-    elif container == "zip":
-        fmt = "keras3"
+    elif container == "zip":  # the v3 archive format; Keras 2.13-2.15 wrote it too
+        fmt = "keras3" if loader == "keras" else "keras2-zip"
     else:
         fmt = "keras3-h5" if arch.major == 3 else "keras2-h5"
     loaded = finish(
