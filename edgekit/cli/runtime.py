@@ -76,7 +76,11 @@ def _name(c) -> str:
 @click.option("--image", type=click.Path(dir_okay=False),
               help="Feed this image instead of random pixels (a detector's decode + NMS, timed "
                    "apart, then run on its real objects).")  # fmt: skip
-def bench(model, device, runs, warmup, threads, as_json, plot, image):
+@click.option("--classify", "classifier", type=click.Path(dir_okay=True),
+              help="Cascade: time MODEL (a detector) plus this classifier on each crop, per "
+              "frame and per model (use --image with objects the detector finds).")
+@click.option("--crop-labels", help="Cascade: comma-separated detector labels to classify.")
+def bench(model, device, runs, warmup, threads, as_json, plot, image, classifier, crop_labels):
     """Measure inference latency of MODEL on a device.
 
     The first inference (which loads the model onto the Edge TPU) is reported apart from the
@@ -85,6 +89,11 @@ def bench(model, device, runs, warmup, threads, as_json, plot, image):
     """
     from edgekit import bench as lib
 
+    if classifier is not None:
+        return _bench_cascade(model, classifier, device, runs, warmup, threads, as_json, plot,
+                              image, crop_labels)  # fmt: skip
+    if crop_labels is not None:
+        raise click.UsageError("--crop-labels needs --classify CLASSIFIER")
     if plot:  # fail before a long run, not after it
         try:
             import matplotlib  # noqa: F401
@@ -126,3 +135,19 @@ def bench(model, device, runs, warmup, threads, as_json, plot, image):
         )
     if plot:
         click.echo(f"plot    {plot}")
+
+
+def _bench_cascade(model, classifier, device, runs, warmup, threads, as_json, plot, image,
+                   crop_labels):  # fmt: skip
+    from edgekit.bench_cascade import bench_cascade, format_cascade
+    from edgekit.cli.detect import _crop_labels
+
+    if plot:
+        raise click.UsageError("--plot times one model: leave it out with --classify")
+    res = bench_cascade(model, classifier, device, runs, warmup, threads, on_warning=warn,
+                        image=image, crop_labels=_crop_labels(crop_labels))  # fmt: skip
+    if as_json:
+        echo_json(res)
+        return
+    for line in format_cascade(res):
+        click.echo(line)

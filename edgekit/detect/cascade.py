@@ -270,3 +270,19 @@ def _once(fn: Callable[[str], None] | None) -> Callable[[str], None]:
             emit(message)
 
     return once
+
+
+def cascade_factory(config) -> Callable[..., Cascade]:
+    """serve's picklable factory for ``[model]`` + ``[cascade]`` of a ServeConfig (both models
+    built in the worker process: one process, one Edge TPU lock)."""
+    import functools
+
+    m, c = config.model, config.cascade
+    names = [n.strip() for n in c.crop_labels.split(",") if n.strip()] or None
+    return functools.partial(
+        open_cascade, m.path, c.classifier, device=m.device, threads=m.threads or None,
+        labels=m.labels or None, threshold=m.threshold or None, iou=m.iou or None,
+        max_detections=m.max_detections or None, decoder=m.decoder or None,
+        classify_labels=c.labels or None, top_k=c.top_k, classify_threshold=c.threshold,
+        crop_labels=names, margin=c.margin, min_size=c.min_size, max_crops=c.max_crops,
+    )  # fmt: skip

@@ -131,6 +131,19 @@ class HealthConfig:
 
 
 @dataclass(frozen=True)
+class CascadeConfig:
+    # Detect, then classify each detection's crop (edgekit.detect.cascade): the bird feeder.
+    classifier: str = ""  # classifier bundle/.tflite for the crops ("" = no cascade)
+    labels: str = ""  # its label file (default: the bundle's)
+    crop_labels: str = ""  # comma-separated detector labels whose crops are classified ("" = all)
+    top_k: int = 3  # classes kept per crop
+    threshold: float = 0.0  # classifier score threshold
+    margin: float = 0.1  # crop = box + this fraction of its size on each side
+    min_size: int = 16  # px: smaller boxes are not classified
+    max_crops: int = 8  # at most this many crops classified per frame (best scores first)
+
+
+@dataclass(frozen=True)
 class ServeConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     source: SourceConfig = field(default_factory=SourceConfig)
@@ -141,6 +154,7 @@ class ServeConfig:
     worker: WorkerConfig = field(default_factory=WorkerConfig)
     fleet: FleetConfig = field(default_factory=FleetConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
+    cascade: CascadeConfig = field(default_factory=CascadeConfig)
 
 
 MAX_CONFIG_BYTES = 1024 * 1024  # a real config is a few KiB
@@ -151,7 +165,8 @@ _CHOICES = {
     ("mqtt", "publish"): ("change", "every"),
     ("worker", "mode"): ("auto", "process", "inline"),
 }
-_PATHS = {("model", "path"), ("model", "labels"), ("fleet", "state_dir"), ("mqtt", "ca_file")}
+_PATHS = {("model", "path"), ("model", "labels"), ("fleet", "state_dir"), ("mqtt", "ca_file"),
+          ("cascade", "classifier"), ("cascade", "labels")}  # fmt: skip
 DAY_S = 86400.0
 # Inclusive bounds beyond "not negative": scores are probabilities, a result needs one class,
 # ports are 16 bits, MQTT has QoS 0-2; the rest are far beyond any sensible setting but keep
@@ -188,6 +203,11 @@ _RANGES = {
     ("model", "watch_s"): (0.0, DAY_S),
     ("fleet", "max_bundle_mb"): (0.001, 4096.0),
     ("fleet", "fetch_timeout_s"): (1.0, DAY_S),
+    ("cascade", "top_k"): (1, 1000),
+    ("cascade", "threshold"): (0.0, 1.0),
+    ("cascade", "margin"): (0.0, 2.0),
+    ("cascade", "min_size"): (0, 16384),
+    ("cascade", "max_crops"): (0, 1000),
 }
 # Setting this key of a section without `enabled` turns the section on: someone who wrote
 # where to listen (or which broker to use) wants it; `enabled = false` still turns it off.

@@ -40,6 +40,9 @@ def draw_boxes(img, detections, scale: float = 1.0) -> None:
         color = label_color(d["label"])
         draw.rectangle((x0, y0, x1, y1), outline=color, width=width)
         text = f"{d['label']} {round(100 * float(d['score']))}%"
+        if d.get("classes"):  # a cascade: the species beside the box
+            top1 = d["classes"][0]
+            text += f": {top1['label']} {round(100 * float(top1['score']))}%"
         left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
         w, h = right - left + 2 * width, bottom - top + 2 * width
         ty = y0 - h if y0 - h >= 0 else y0  # the tag above the box, inside at the top edge

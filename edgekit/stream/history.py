@@ -124,16 +124,46 @@ class EventLog:
         self._ids = itertools.count(1)
         self._latest = None  # the last Result (for its frame)
         self._last_thumb: tuple[float, int | None] = (-1e18, None)
+        self._last_crop: tuple[float, int | None] = (-1e18, None)
         self.size, self.thumb_width, self.min_gap_s = size, thumb_width, 1.0 / thumbs_per_s
 
     def on_result(self, result) -> None:
         self._latest = result
 
     def on_event(self, event) -> None:
-        thumb = self._thumbnail()
+        thumb = self._species_thumbnail(event)
+        thumb = self._thumbnail() if thumb is None else thumb
         with self._lock:
             eid = next(self._ids)
             self._events.appendleft({"id": eid, **event.to_dict(), "thumb": thumb})
+
+    def _species_thumbnail(self, event) -> int | None:
+        """A cascade's species appearing: the thumbnail is its crop (the box with the margin
+        the classifier saw, edgekit.detect.cascade), with the box and species drawn."""
+        r = self._latest
+        if event.kind != "label_appeared" or r is None or r.rgb is None or not r.detections:
+            return None
+        label = event.details.get("label")
+        d = next((d for d in r.detections
+                  if d.get("classes") and d["classes"][0]["label"] == label), None)  # fmt: skip
+        # Every species appearing in one frame gets its crop; a burst over later frames shares
+        # the frame's thumbnail (the rate limit of _thumbnail).
+        now, (last_t, last_frame) = time.monotonic(), self._last_crop
+        if d is None or (r.frame != last_frame and now - last_t < self.min_gap_s):
+            return None
+        self._last_crop = (now, r.frame)
+        from edgekit.detect.cascade import crop_box
+
+        x0, y0, x1, y1 = crop_box(d["box"], (r.rgb.shape[1], r.rgb.shape[0]))
+        box = [d["box"][0] - x0, d["box"][1] - y0, d["box"][2] - x0, d["box"][3] - y0]
+        data = encode_jpeg(np.ascontiguousarray(r.rgb[y0:y1, x0:x1]), [{**d, "box": box}],
+                           width=self.thumb_width, quality=70)  # fmt: skip
+        with self._lock:
+            tid = next(self._ids)
+            self._thumbs[tid] = data
+            while len(self._thumbs) > self.size:
+                self._thumbs.popitem(last=False)
+        return tid
 
     def _thumbnail(self) -> int | None:
         """Id of a thumbnail of the latest frame (new, or the last one within the gap)."""

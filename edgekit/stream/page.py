@@ -154,7 +154,9 @@ function drawBoxes(r, w, h) {
     const [x0, y0, x1, y1] = d.box, c = color(d.label);
     el("rect", {x: x0, y: y0, width: Math.max(0, x1 - x0), height: Math.max(0, y1 - y0),
       fill: "none", stroke: c, "stroke-width": 4, "vector-effect": "non-scaling-stroke"}, svg);
-    const text = d.label + " " + Math.round(100 * d.score) + "%";
+    const sp = d.classes && d.classes.length ? d.classes[0] : null;  // a cascade's species
+    const text = d.label + " " + Math.round(100 * d.score) + "%"
+      + (sp ? ": " + sp.label + " " + Math.round(100 * sp.score) + "%" : "");
     const ty = y0 - fs * 1.25 >= 0 ? y0 - fs * 1.25 : y0;
     el("rect", {x: x0, y: ty, width: fs * 0.62 * text.length + fs * 0.5, height: fs * 1.25,
       fill: c}, svg);

@@ -36,6 +36,8 @@ class Result:
     ``label`` the reported (smoothed) label (None when no class passed the threshold).
     Detection: ``detections`` the ``{"id", "label", "score", "box": [x0, y0, x1, y1]}`` dicts
     (pixels of the frame), ``counts`` ``{label: n}``; ``classes`` is empty, ``label`` None.
+    A cascade's detections also carry their crop's ``classes``, and ``counts`` counts the
+    crops' top class (the species) instead of the detector's label.
     ``extra`` holds the record's other fields (e.g. ``decode_ms``), copied into the line."""
 
     frame: int
@@ -90,12 +92,13 @@ def build_result(frame, out: Any, latency_ms: float, smoother: Smoother) -> Resu
     if "detections" in d:
         detections = tuple(
             {"id": int(x["id"]), "label": str(x["label"]), "score": round(float(x["score"]), 5),
-             "box": [round(float(v), 2) for v in x["box"]]}
+             "box": [round(float(v), 2) for v in x["box"]], **_crop_classes(x)}
             for x in d["detections"]
         )  # fmt: skip
         counts = {}
-        for x in detections:
-            counts[x["label"]] = counts.get(x["label"], 0) + 1
+        for x in detections:  # a cascade counts species: the crop's top class, if it has one
+            name = x["classes"][0]["label"] if x.get("classes") else x["label"]
+            counts[name] = counts.get(name, 0) + 1
         counts = dict(sorted(counts.items()))  # as Detections.counts(): a stable order
     label = None
     if detections is None:  # classification: the smoothed top-1
@@ -105,6 +108,14 @@ def build_result(frame, out: Any, latency_ms: float, smoother: Smoother) -> Resu
         frame.index, frame.timestamp, classes, float(out.inference_ms), latency_ms, label,
         frame.rgb, detections, counts, extra,
     )  # fmt: skip
+
+
+def _crop_classes(x: dict) -> dict:
+    """A cascade's detection (edgekit.detect.cascade) carries its crop's ``classes``."""
+    if "classes" not in x:
+        return {}
+    return {"classes": [{"id": int(c["id"]), "label": str(c["label"]),
+                         "score": round(float(c["score"]), 5)} for c in x["classes"]]}  # fmt: skip
 
 
 @dataclass(frozen=True)

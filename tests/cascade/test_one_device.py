@@ -93,3 +93,15 @@ def test_detector_and_classifier_share_one_edgetpu_and_one_lock(coral, compiled_
     finally:
         casc.close()
     assert devicelock.holder("usb-2-1") is None
+
+
+def test_bench_times_both_models_on_the_one_edgetpu(coral, compiled_detector):
+    from edgekit.bench_cascade import bench_cascade
+
+    out = bench_cascade(compiled_detector, CORAL / "mobilenet_v1_0.25_128_quant_edgetpu.tflite",
+                        device="usb:0", runs=3, warmup=0)  # fmt: skip
+    models = out["per_model"]
+    assert models["detector"]["backend"] == models["classifier"]["backend"] == "edgetpu"
+    assert models["detector"]["device"] == models["classifier"]["device"] == "usb:0"
+    assert out["per_frame"]["wall"]["mean_ms"] > 0
+    assert devicelock.holder("usb-2-1") is None  # released when done
