@@ -141,7 +141,21 @@ def _regular(p: Path, what: str) -> Path:
 def _inspect_keras(p: Path, custom_objects=None) -> dict[str, Any]:
     from edgekit.host.keras_stats import inspect_keras  # lazy: loads TensorFlow
 
-    return {"model": str(p), "format": "keras", **inspect_keras(p, custom_objects)}
+    stats = inspect_keras(p, custom_objects)
+    return {"model": str(p), "format": "keras", **stats, "edgetpu": _keras_latency(stats)}
+
+
+def _keras_latency(stats: dict[str, Any]) -> dict[str, Any]:
+    """Predicted Edge TPU latency of a Keras design from its layer shapes (every layer assumed
+    mapped; see :mod:`edgekit.edgetpu.latency`)."""
+    from edgekit.edgetpu.latency import latency_of_keras_stats
+
+    try:
+        lat = latency_of_keras_stats(stats)
+    except (ValueError, OverflowError, ZeroDivisionError, TypeError, KeyError):
+        return {"latency_ms": None,
+                "latency": {"error": "no latency prediction for these layer shapes"}}  # fmt: skip
+    return {"latency_ms": lat.pop("latency_ms"), "latency": lat}
 
 
 def inspect_tflite(info: ModelInfo) -> dict[str, Any]:
@@ -160,12 +174,33 @@ def inspect_tflite(info: ModelInfo) -> dict[str, Any]:
         "params": params,
         "macs": macs,
         "compiled": info.is_edgetpu_compiled,
-        "edgetpu": predict(info).to_dict(),
+        "edgetpu": _edgetpu_with_latency(info),
         "tensors": [tensor_dict(t) for t in info.main.tensors],
     }
     if info.is_edgetpu_compiled:
         report["edgetpu_custom_op"] = _compiled_info(info, report)
     return report
+
+
+def _edgetpu_with_latency(info: ModelInfo) -> dict[str, Any]:
+    """The mapping prediction plus the predicted time per inference: ``latency_ms``
+    ({"usb3", "usb2", "pci"}) and ``latency`` (parts per link, bytes streamed; see
+    :mod:`edgekit.edgetpu.latency`)."""
+    from edgekit.edgetpu.latency import latency_of_model
+
+    p = predict(info)
+    d = p.to_dict()
+    twin = _cpu_twin(info) if info.is_edgetpu_compiled else None
+    try:
+        lat = latency_of_model(info, None if info.is_edgetpu_compiled else p, twin)
+    except (ValueError, OverflowError, ZeroDivisionError):
+        # tensor shapes no real model has (a corrupt file): say so, never a wrong number
+        d["latency_ms"] = None
+        d["latency"] = {"error": "no latency prediction: the tensor shapes are not plausible"}
+        return d
+    d["latency_ms"] = lat.pop("latency_ms")
+    d["latency"] = lat
+    return d
 
 
 def tensor_dict(t: TensorInfo) -> dict[str, Any]:
@@ -310,6 +345,7 @@ def format_report(report: dict[str, Any], tensors: bool = False) -> str:
         f"Format   TFLite (schema v{report['schema_version']}), {_size(report['size_bytes'])}"
         + ("  [compiled for the Edge TPU]" if report["compiled"] else ""),
         f"Params   {report['params']:,}    MACs {report['macs']:,}",
+        *_latency_lines(report.get("edgetpu")),
     ]
     for kind in ("inputs", "outputs"):
         for t in report[kind]:
@@ -334,6 +370,18 @@ def format_report(report: dict[str, Any], tensors: bool = False) -> str:
     if report.get("comparison"):
         lines += ["", *format_comparison(report["comparison"])]
     return "\n".join(lines)
+
+
+def _latency_lines(edgetpu: dict[str, Any] | None) -> list[str]:
+    """'Latency  predicted 2.6 ms per inference on a USB 3 Coral; USB 2: ...' (+ its notes)."""
+    if not edgetpu or "latency_ms" not in edgetpu:
+        return []
+    if edgetpu["latency_ms"] is None:
+        return [f"Latency  {edgetpu['latency']['error']}"]
+    from edgekit.edgetpu.latency import format_latency
+
+    d = {"latency_ms": edgetpu["latency_ms"], **edgetpu["latency"]}
+    return [f"Latency  {format_latency(d)}", *(f"         ({n})" for n in d.get("notes", []))]
 
 
 def _task_line(report: dict[str, Any]) -> str:
@@ -437,6 +485,7 @@ def _format_keras(r: dict[str, Any]) -> str:
     lines = [f"Model    {r['model']}", "Format   Keras", "", line(head)]
     lines += [line(row) for row in rows]
     lines += ["", f"Params   {r['params']:,}", f"MACs     {r['macs']:,}"]
+    lines += _latency_lines(r.get("edgetpu"))
     return "\n".join(lines)
 
 

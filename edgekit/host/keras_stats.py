@@ -34,7 +34,9 @@ def inspect_keras(model_or_path, custom_objects=None) -> dict[str, Any]:
     """Summarize a Keras model (or a model file: .h5, .keras, SavedModel directory).
 
     Returns:
-        ``{"layers": [{"name", "type", "output_shape", "params", "macs"}, ...],
+        ``{"layers": [{"name", "type", "output_shape", "params", "macs", "input_shape"
+        (without batch; single-input layers), "kernel", "groups", "depth_multiplier"
+        (convolutions)}, ...], "input_shapes", "output_shapes" (without batch),
         "params": int, "trainable_params": int, "macs": int}``. ``output_shape`` is a list
         with ``None`` for the batch dimension (a list of such lists for multi-output layers).
     """
@@ -45,6 +47,8 @@ def inspect_keras(model_or_path, custom_objects=None) -> dict[str, Any]:
     trainable = sum(_size(w) for w in model.trainable_weights)
     return {
         "layers": rows,
+        "input_shapes": [_shape_list(t.shape)[1:] for t in model.inputs],
+        "output_shapes": [_shape_list(t.shape)[1:] for t in model.outputs],
         "params": int(model.count_params()),
         "trainable_params": int(trainable),
         "macs": int(sum(r["macs"] for r in rows)),
@@ -100,8 +104,27 @@ def _walk(model, prefix: str, rows: list[dict[str, Any]]) -> None:
                 "output_shape": _output_shape(layer),
                 "params": int(layer.count_params()) if layer.built else 0,
                 "macs": int(layer_macs(layer)),
+                **_geometry(layer),
             }
         )
+
+
+def _geometry(layer) -> dict[str, Any]:
+    """What the latency model needs beyond MACs: ``input_shape`` (without batch; a single-input
+    layer's) and, for convolutions, ``kernel``, ``groups``, ``depth_multiplier``."""
+    out: dict[str, Any] = {}
+    try:
+        inp = layer.input
+    except (AttributeError, ValueError):
+        return out
+    if not isinstance(inp, (list, tuple)):
+        out["input_shape"] = _shape_list(inp.shape)[1:]
+    cfg = layer.get_config() if "Conv" in layer.__class__.__name__ else {}
+    if "kernel_size" in cfg:
+        out["kernel"] = [int(k) for k in cfg["kernel_size"]]
+        out["groups"] = int(cfg.get("groups", 1) or 1)
+        out["depth_multiplier"] = int(cfg.get("depth_multiplier", 1) or 1)
+    return out
 
 
 def _is_model(layer) -> bool:

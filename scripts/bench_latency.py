@@ -1,0 +1,329 @@
+#!/usr/bin/env python3
+"""Predicted vs published Edge TPU latency: the Coral benchmark table reproduced from shapes.
+
+Builds Keras equivalents of the models in Coral's table 1 (coral.ai/docs/edgetpu/benchmarks:
+desktop CPU + USB Accelerator on USB 3.0) with random weights (latency depends on shapes, not
+weights), predicts their USB 3 latency with ``edgekit.edgetpu.latency`` from the per-layer shapes
+(``edgekit.host.keras_stats``) and prints predicted / published per model, split into the
+CALIBRATION rows (the only ones ``--fit`` may use) and the HELD-OUT rows (DenseNet,
+Inception-ResNet V2, the ResNets, VGG19: never fitted). Rows without a faithful Keras
+equivalent (EfficientNet-EdgeTPU, the SSDs, Inception v4) are listed as not reproduced.
+
+    python scripts/bench_latency.py [--fit] [--json] [--markdown]
+
+``--fit`` searches the 6 calibrated constants (Nelder-Mead on the squared log ratio over the
+calibration rows) and prints them for ``edgekit/edgetpu/latency.py``'s CALIBRATION.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+
+from edgekit.edgetpu import latency as L
+
+# Coral's table 1, "Desktop CPU + USB Accelerator (USB 3.0) with Edge TPU" column, ms.
+PUBLISHED = {
+    "MobileNet v1 (224)": 2.4,
+    "MobileNet v2 (224)": 2.6,
+    "Inception v1 (224)": 3.4,
+    "SqueezeNet (224)": 2.1,
+    "VGG16 (224)": 296,
+    "Unet Mv2 (128)": 3.3,
+    "DeepLab V3 (513)": 52,
+    # held out
+    "DenseNet (224)": 20,
+    "Inception-ResNet V2 (299)": 57,
+    "ResNet-50 V1 (299)": 49,
+    "ResNet-50 V2 (299)": 50,
+    "ResNet-152 V2 (299)": 128,
+    "VGG19 (224)": 308,
+}
+HELD_OUT = {"DenseNet (224)", "Inception-ResNet V2 (299)", "ResNet-50 V1 (299)",
+            "ResNet-50 V2 (299)", "ResNet-152 V2 (299)", "VGG19 (224)"}  # fmt: skip
+NOT_REPRODUCED = {
+    "Inception v4 (299)": "no Keras equivalent in keras.applications",
+    "MobileNet v1 SSD": "detection post-processing op (custom) has no Keras equivalent",
+    "MobileNet v2 SSD": "detection post-processing op (custom) has no Keras equivalent",
+    "EfficientNet-EdgeTpu-S/M/L": "no Keras equivalent; L's figure is not in the stored table",
+}
+
+
+# ---- reference architectures (random weights) ---------------------------------------------------
+
+
+def _apps(name: str, size: int, **kw):
+    import keras
+
+    fn = getattr(keras.applications, name)
+    return fn(weights=None, input_shape=(size, size, 3), **kw)
+
+
+def squeezenet(size: int = 224):
+    """SqueezeNet v1.1 (Iandola et al.): fire modules, 1,000-class conv head."""
+    import keras
+    from keras import layers
+
+    def fire(x, s, e):
+        x = layers.Conv2D(s, 1, activation="relu")(x)
+        a = layers.Conv2D(e, 1, activation="relu")(x)
+        b = layers.Conv2D(e, 3, padding="same", activation="relu")(x)
+        return layers.Concatenate()([a, b])
+
+    inp = keras.Input((size, size, 3))
+    x = layers.Conv2D(64, 3, strides=2, activation="relu")(inp)
+    x = layers.MaxPooling2D(3, 2)(x)
+    x = fire(fire(x, 16, 64), 16, 64)
+    x = layers.MaxPooling2D(3, 2)(x)
+    x = fire(fire(x, 32, 128), 32, 128)
+    x = layers.MaxPooling2D(3, 2)(x)
+    for s, e in ((48, 192), (48, 192), (64, 256), (64, 256)):
+        x = fire(x, s, e)
+    x = layers.Conv2D(1000, 1, activation="relu")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inp, layers.Softmax()(x))
+
+
+def googlenet(size: int = 224):
+    """Inception v1 (Szegedy et al. 2014, table 1), without the auxiliary heads."""
+    import keras
+    from keras import layers
+
+    def conv(x, f, k, s=1):
+        return layers.Conv2D(f, k, strides=s, padding="same", activation="relu")(x)
+
+    def inception(x, c1, r3, c3, r5, c5, p):
+        a = conv(x, c1, 1)
+        b = conv(conv(x, r3, 1), c3, 3)
+        c = conv(conv(x, r5, 1), c5, 5)
+        d = conv(layers.MaxPooling2D(3, 1, padding="same")(x), p, 1)
+        return layers.Concatenate()([a, b, c, d])
+
+    inp = keras.Input((size, size, 3))
+    x = conv(inp, 64, 7, 2)
+    x = layers.MaxPooling2D(3, 2, padding="same")(x)
+    x = conv(conv(x, 64, 1), 192, 3)
+    x = layers.MaxPooling2D(3, 2, padding="same")(x)
+    x = inception(x, 64, 96, 128, 16, 32, 32)
+    x = inception(x, 128, 128, 192, 32, 96, 64)
+    x = layers.MaxPooling2D(3, 2, padding="same")(x)
+    for cfg in ((192, 96, 208, 16, 48, 64), (160, 112, 224, 24, 64, 64),
+                (128, 128, 256, 24, 64, 64), (112, 144, 288, 32, 64, 64),
+                (256, 160, 320, 32, 128, 128)):  # fmt: skip
+        x = inception(x, *cfg)
+    x = layers.MaxPooling2D(3, 2, padding="same")(x)
+    x = inception(x, 256, 160, 320, 32, 128, 128)
+    x = inception(x, 384, 192, 384, 48, 128, 128)
+    x = layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inp, layers.Dense(1000, activation="softmax")(x))
+
+
+def unet_mv2(size: int = 128, classes: int = 3):
+    """TensorFlow's segmentation tutorial model: MobileNetV2 encoder (block_1/3/6/13/16
+    outputs), pix2pix up-sampling (Conv2DTranspose 512/256/128/64 + BN + ReLU), final
+    Conv2DTranspose to ``classes``."""
+    import keras
+    from keras import layers
+
+    base = _apps("MobileNetV2", size, include_top=False)
+    names = ["block_1_expand_relu", "block_3_expand_relu", "block_6_expand_relu",
+             "block_13_expand_relu", "block_16_project"]  # fmt: skip
+    skips = [base.get_layer(n).output for n in names]
+    x = skips[-1]
+    for f, skip in zip((512, 256, 128, 64), reversed(skips[:-1])):
+        x = layers.Conv2DTranspose(f, 3, strides=2, padding="same", use_bias=False)(x)
+        x = layers.ReLU()(layers.BatchNormalization()(x))
+        x = layers.Concatenate()([x, skip])
+    x = layers.Conv2DTranspose(classes, 3, strides=2, padding="same")(x)
+    return keras.Model(base.input, x)
+
+
+def deeplab_v3_mnv2(size: int = 513, classes: int = 21):
+    """DeepLab V3 on MobileNetV2 (output stride 16, as Google's deeplabv3_mnv2_pascal): the
+    backbone to block_16 with dilated last stages, an ASPP of image pooling + 1x1 conv, a 1x1
+    projection, the logits, a bilinear resize to the input and the argmax (both on the CPU:
+    the 33->513 resize is not a power-of-two scale)."""
+    import keras
+    from keras import layers
+
+    base = _apps("MobileNetV2", size, include_top=False)
+    feat = base.get_layer("block_13_expand_relu").output  # stride 16
+    x = layers.Conv2D(320, 1, activation="relu")(feat)
+    pool = layers.GlobalAveragePooling2D(keepdims=True)(x)
+    pool = layers.Conv2D(256, 1, activation="relu")(pool)
+    h = x.shape[1]
+    pool = layers.UpSampling2D(h, interpolation="bilinear")(pool)
+    aspp = layers.Conv2D(256, 1, activation="relu")(x)
+    x = layers.Concatenate()([pool, aspp])
+    x = layers.Conv2D(256, 1, activation="relu")(x)
+    return keras.Model(base.input, layers.Conv2D(classes, 1)(x))
+
+
+def builders() -> dict:
+    return {
+        "MobileNet v1 (224)": lambda: _apps("MobileNet", 224),
+        "MobileNet v2 (224)": lambda: _apps("MobileNetV2", 224),
+        "Inception v1 (224)": lambda: googlenet(224),
+        "SqueezeNet (224)": lambda: squeezenet(224),
+        "VGG16 (224)": lambda: _apps("VGG16", 224),
+        "Unet Mv2 (128)": lambda: unet_mv2(128),
+        "DeepLab V3 (513)": lambda: deeplab_v3_mnv2(513),
+        "DenseNet (224)": lambda: _apps("DenseNet121", 224),
+        "Inception-ResNet V2 (299)": lambda: _apps("InceptionResNetV2", 299),
+        "ResNet-50 V1 (299)": lambda: _apps("ResNet50", 299),
+        "ResNet-50 V2 (299)": lambda: _apps("ResNet50V2", 299),
+        "ResNet-152 V2 (299)": lambda: _apps("ResNet152V2", 299),
+        "VGG19 (224)": lambda: _apps("VGG19", 224),
+    }
+
+
+# DeepLab's CPU tail (as Google's pascal model compiles: resize 33->513 and argmax on the CPU)
+def _deeplab_cpu_tail(work: L.Work, size: int = 513, classes: int = 21) -> L.Work:
+    extra = (L.OpWork("RESIZE_BILINEAR", False, 0, 0, size * size * classes),
+             L.OpWork("ARG_MAX", False, 0, 0, size * size * classes))  # fmt: skip
+    return L.Work(work.ops + extra, work.parameter_bytes, work.input_bytes,
+                  33 * 33 * classes, work.source, work.notes)  # fmt: skip
+
+
+def works() -> dict[str, L.Work]:
+    """name -> Work, from each Keras equivalent's shapes (the Keras front-end)."""
+    from edgekit.host.keras_stats import inspect_keras
+    from edgekit.host.tfenv import load_tensorflow
+
+    load_tensorflow()
+    import keras
+
+    out = {}
+    for name, build in builders().items():
+        keras.backend.clear_session()
+        stats = inspect_keras(build())
+        w = L.work_from_keras_layers(stats["layers"], stats["input_shapes"],
+                                     stats["output_shapes"])  # fmt: skip
+        out[name] = _deeplab_cpu_tail(w) if name.startswith("DeepLab") else w
+    return out
+
+
+# ---- fit ----------------------------------------------------------------------------------------
+
+KEYS = ("tpu_efficiency", "depthwise_cost", "op_overhead_us", "invoke_overhead_us",
+        "link_efficiency", "activation_budget_mib")  # fmt: skip
+BOUNDS = {"tpu_efficiency": (0.05, 1.0), "depthwise_cost": (1.0, 64.0),
+          "op_overhead_us": (0.0, 200.0), "invoke_overhead_us": (0.0, 3000.0),
+          "link_efficiency": (0.2, 1.0), "activation_budget_mib": (0.5, 7.7)}  # fmt: skip
+
+
+def _loss(vec, ws) -> float:
+    cal = {k: min(max(v, BOUNDS[k][0]), BOUNDS[k][1]) for k, v in zip(KEYS, vec)}
+    err = 0.0
+    for name, w in ws.items():
+        if name in HELD_OUT:
+            continue  # never fitted
+        pred = L.latency(w, "desktop", cal)["latency_ms"]["usb3"]
+        err += math.log(pred / PUBLISHED[name]) ** 2
+    return err
+
+
+def fit(ws: dict[str, L.Work]) -> dict:
+    """Nelder-Mead over the 6 constants, from several starts; returns the best calibration."""
+    import numpy as np
+
+    best = None
+    n = len(KEYS)
+    for start in ([0.5, 8, 10, 300, 0.85, 2], [0.2, 4, 30, 800, 0.7, 4], [0.8, 16, 5, 1500, 0.9, 1],
+                  [0.3, 2, 20, 1800, 0.8, 3]):  # fmt: skip
+        x = np.array(start, float)
+        simplex = [x] + [x * (1 + 0.3 * np.eye(n)[i]) + 0.01 * np.eye(n)[i] for i in range(n)]
+        vals = [_loss(s, ws) for s in simplex]
+        for _ in range(600):
+            order = np.argsort(vals)
+            simplex = [simplex[i] for i in order]
+            vals = [vals[i] for i in order]
+            c = np.mean(simplex[:-1], axis=0)
+            r = c + (c - simplex[-1])
+            fr = _loss(r, ws)
+            if fr < vals[0]:
+                e = c + 2 * (c - simplex[-1])
+                fe = _loss(e, ws)
+                simplex[-1], vals[-1] = (e, fe) if fe < fr else (r, fr)
+            elif fr < vals[-2]:
+                simplex[-1], vals[-1] = r, fr
+            else:
+                k = c + 0.5 * (simplex[-1] - c)
+                fk = _loss(k, ws)
+                if fk < vals[-1]:
+                    simplex[-1], vals[-1] = k, fk
+                else:
+                    simplex = [simplex[0] + 0.5 * (s - simplex[0]) for s in simplex]
+                    vals = [_loss(s, ws) for s in simplex]
+        i = int(np.argmin(vals))
+        if best is None or vals[i] < best[0]:
+            best = (vals[i], simplex[i])
+    return {k: round(min(max(float(v), BOUNDS[k][0]), BOUNDS[k][1]), 3)
+            for k, v in zip(KEYS, best[1])}  # fmt: skip
+
+
+def table(ws: dict[str, L.Work], cal: dict | None = None) -> list[dict]:
+    rows = []
+    for name, w in ws.items():
+        pred = L.latency(w, "desktop", cal)
+        ms = pred["latency_ms"]["usb3"]
+        rows.append({
+            "model": name, "set": "held-out" if name in HELD_OUT else "calibration",
+            "published_ms": PUBLISHED[name], "predicted_ms": ms,
+            "ratio": round(ms / PUBLISHED[name], 2), "parts_ms": pred["parts_ms"]["usb3"],
+            "streamed_mib": round(pred["streamed_bytes"] / 2**20, 1),
+        })  # fmt: skip
+    return rows
+
+
+def summary(rows: list[dict]) -> dict:
+    out = {}
+    for s in ("calibration", "held-out"):
+        r = [max(x["ratio"], 1 / x["ratio"]) for x in rows if x["set"] == s]
+        out[s] = {"models": len(r), "median_factor": round(statistics.median(r), 2),
+                  "worst_factor": round(max(r), 2)}  # fmt: skip
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--fit", action="store_true", help="fit the constants on calibration rows")
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--markdown", action="store_true", help="the README table")
+    a = ap.parse_args()
+    t0 = time.perf_counter()
+    ws = works()
+    cal = fit(ws) if a.fit else None
+    rows = table(ws, cal)
+    res = {"calibration": cal or L.CALIBRATION, "rows": rows, "summary": summary(rows),
+           "not_reproduced": NOT_REPRODUCED, "seconds": round(time.perf_counter() - t0, 1)}
+    if a.json:
+        print(json.dumps(res, indent=2))
+        return 0
+    if a.markdown:
+        print("| model (Coral table 1) | set | published USB 3 ms | predicted ms | ratio |")
+        print("|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['model']} | {r['set']} | {r['published_ms']:g} | "
+                  f"{r['predicted_ms']:g} | {r['ratio']:.2f} |")  # fmt: skip
+        return 0
+    print(f"calibration constants: {res['calibration']}")
+    print(f"{'model':28} {'set':12} {'published':>9} {'predicted':>9} {'ratio':>6}  parts (ms)")
+    for r in rows:
+        parts = ", ".join(f"{k} {v:g}" for k, v in r["parts_ms"].items())
+        print(f"{r['model']:28} {r['set']:12} {r['published_ms']:>9g} {r['predicted_ms']:>9g} "
+              f"{r['ratio']:>6.2f}  {parts}; streamed {r['streamed_mib']} MiB")
+    for s, v in res["summary"].items():
+        print(f"{s}: {v['models']} models, median factor {v['median_factor']}, worst "
+              f"{v['worst_factor']}")
+    for k, why in NOT_REPRODUCED.items():
+        print(f"not reproduced: {k}: {why}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
