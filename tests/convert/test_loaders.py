@@ -283,3 +283,23 @@ def test_keras2_v3_zip_goes_to_tf_keras_when_keras3_cannot(k2_cnn):
     assert (loaded.format, loaded.loader, loaded.kind) == ("keras2-zip", "tf_keras", "keras")
     x = _x(2, 32)
     np.testing.assert_allclose(loaded.batched(x), model.predict(x, verbose=0), atol=1e-5)
+
+
+def test_custom_objects_file_for_a_keras3_model(tmp_path):
+    """A Keras 3 subclass in the user's file: Keras 3 loads the model with it."""
+    import keras
+
+    from edgekit.host import keras_io
+    from edgekit.host.loaders.custom import load_custom_objects
+
+    src = tmp_path / "k3layers.py"
+    src.write_text("import keras\n\n\nclass Halver(keras.layers.Layer):\n"
+                   "    def call(self, x):\n        return x * 0.5\n")  # fmt: skip
+    halver = load_custom_objects(src)["Halver"]
+    inp = keras.Input((16, 16, 3))
+    x = keras.layers.GlobalAveragePooling2D()(halver(name="half")(inp))
+    keras.Model(inp, keras.layers.Dense(2)(x)).save(tmp_path / "k3.keras")
+    with pytest.raises(EdgekitError, match=r"Halver \('half'\)"):
+        keras_io.load(tmp_path / "k3.keras")
+    loaded = keras_io.load(tmp_path / "k3.keras", custom_objects=src)
+    assert (loaded.loader, loaded.format) == ("keras", "keras3")

@@ -4,6 +4,7 @@ class and name, the input shape as the file declares it, the recurrent layers by
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from edgekit.errors import EdgekitError
@@ -87,6 +88,7 @@ def _keras1(path: Path, arch: Architecture) -> None:
 
 
 _KNOWN: set[str] = set()
+_KNOWN_LEGACY: set[str] = set()
 
 
 def _known(layer: LayerRef) -> bool:
@@ -96,14 +98,17 @@ def _known(layer: LayerRef) -> bool:
         import keras
 
         _KNOWN.update(n for n in dir(keras.layers) if n[:1].isupper())
+        _KNOWN.update({"Sequential", "Functional", "Model"} | TF_OP_CLASSES)
+    if layer.class_name in _KNOWN:
+        return True
+    if not _KNOWN_LEGACY:  # Keras 2-only layers (CuDNNLSTM, DenseFeatures...): import on demand
         try:
             import tf_keras
 
-            _KNOWN.update(n for n in dir(tf_keras.layers) if n[:1].isupper())
+            _KNOWN_LEGACY.update(n for n in dir(tf_keras.layers) if n[:1].isupper())
         except ImportError:
-            pass
-        _KNOWN.update({"Sequential", "Functional", "Model"} | TF_OP_CLASSES)
-    if layer.class_name in _KNOWN:
+            _KNOWN_LEGACY.add("")
+    if layer.class_name in _KNOWN_LEGACY:
         return True
     return _registered(layer.registered_name or layer.class_name)
 
@@ -113,11 +118,11 @@ def _registered(name: str) -> bool:
 
     if keras.saving.get_registered_object(name) is not None:
         return True
+    if "tf_keras" not in sys.modules:  # nothing registered there if the user never imported it
+        return False
     try:
-        import tf_keras
-
-        return tf_keras.saving.get_registered_object(name) is not None
-    except (ImportError, AttributeError):
+        return sys.modules["tf_keras"].saving.get_registered_object(name) is not None
+    except AttributeError:
         return False
 
 
