@@ -59,7 +59,7 @@ class NonEmptyPath(click.Path):
     """``click.Path`` that refuses ``''``: ``Path('')`` is ``.``, the working folder, so an
     empty value (an unset shell variable: ``--calib "$DIR"``) silently meant "here" - convert
     calibrated on whatever images were there, ``bench --plot ''`` wrote nothing and said so
-    nowhere. :func:`refuse_empty_paths` gives every path parameter this check."""
+    nowhere. :func:`refuse_empty_values` gives every path parameter this check."""
 
     def convert(self, value, param, ctx):
         if isinstance(value, str) and value == "":
@@ -67,13 +67,32 @@ class NonEmptyPath(click.Path):
         return super().convert(value, param, ctx)
 
 
-def refuse_empty_paths(command: click.Command) -> click.Command:
-    """Make every ``click.Path`` parameter of ``command`` (and of its subcommands) a
-    :class:`NonEmptyPath`, in place: one rule for all commands instead of a check per option.
-    Returns ``command``."""
+class NonEmptyString(click.types.StringParamType):
+    """A string option that refuses ``''`` (``--device ''`` ran on ``auto``, ``stack --os ''``
+    and ``doctor --root ''`` were ignored: an unset shell variable, silently)."""
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and value == "":
+            self.fail("'' is empty; pass a value (or leave the option out)", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+NON_EMPTY_STRING = NonEmptyString()
+
+
+def refuse_empty_values(command: click.Command) -> click.Command:
+    """Make every path parameter of ``command`` (and of its subcommands) a
+    :class:`NonEmptyPath` and every string one a :class:`NonEmptyString`, in place: one rule for
+    all commands instead of a check per option. Kept as they are: a string option whose
+    default is ``''`` (an MQTT user name: none) and an option read from an environment variable
+    too (``--libedgetpu``: empty means unset, as for the variable). Returns ``command``."""
     for p in command.params:
+        if getattr(p, "envvar", None):
+            continue
         if type(p.type) is click.Path:  # same settings, one more check
             p.type.__class__ = NonEmptyPath
+        elif type(p.type) is click.types.StringParamType and p.default != "":
+            p.type = NON_EMPTY_STRING
     for sub in getattr(command, "commands", {}).values():
-        refuse_empty_paths(sub)
+        refuse_empty_values(sub)
     return command
