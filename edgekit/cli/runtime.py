@@ -113,8 +113,9 @@ def bench(model, device, runs, warmup, threads, as_json, plot, image, classifier
         bar.close()
     if plot:
         lib.plot(res, plot)
+    check = _expectation(res)
     if as_json:
-        echo_json(res.to_dict())
+        echo_json({**res.to_dict(), **({"expected": check} if check else {})})
         return
     first_note = " (includes loading it onto the Edge TPU)" if res.backend == "edgetpu" else ""
     click.echo(f"model   {res.model}")
@@ -133,8 +134,40 @@ def bench(model, device, runs, warmup, threads, as_json, plot, image, classifier
             f"max {d['max_ms']:.2f} ms  (decode + NMS, {d['detections']} objects on the "
             f"{d['input']}; {d['p50_ms'] / res.p50_ms:.3f} x invoke)"
         )
+    if check:
+        from edgekit.bench_check import format_expectation
+
+        for line in format_expectation(check):
+            click.echo(line)
     if plot:
         click.echo(f"plot    {plot}")
+
+
+def _expectation(res):
+    """On an Edge TPU: the predicted latency for its link beside the measured p50, and the
+    likely causes when it is far slower (edgekit.bench_check); None elsewhere or when the model
+    gives no prediction."""
+    if res.backend != "edgetpu":
+        return None
+    from edgekit import backends
+    from edgekit.backends.devices import select_device
+    from edgekit.bench_check import expectation, system_load
+
+    try:
+        device = select_device(backends.get_backend("edgetpu").list_devices(), res.device)
+    except Exception:  # a registry without list_devices: the link stays unknown
+        device = None
+    power = None
+    try:
+        from edgekit.backends.linkstate import read_power
+
+        power = read_power().to_dict()
+    except Exception:  # no firmware word here (not a Pi)
+        power = None
+    try:
+        return expectation(res.p50_ms, res.model, device, system_load(), power)
+    except (EdgekitError, ValueError, OverflowError):
+        return None
 
 
 def _bench_cascade(model, classifier, device, runs, warmup, threads, as_json, plot, image,
