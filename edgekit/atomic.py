@@ -12,6 +12,7 @@ import errno
 import os
 import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +25,11 @@ def replacing(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` (same suffix, not yet created) for a writer that
     must create the file itself (Keras' ``model.save``, ``savefig``); on success it is renamed
     over ``path``, on error removed."""
-    path = Path(path)
+    given = Path(path)
+    _refuse_special(given)
+    # Through a symlink: the file it names is replaced, the link stays (os.replace would put a
+    # regular file in the link's place; /dev/stdout is one).
+    path = Path(os.path.realpath(given)) if given.is_symlink() else given
     with _output_errors(path):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(
@@ -43,11 +48,32 @@ def replacing(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+_SPECIAL = {stat.S_IFCHR: "a device", stat.S_IFBLK: "a device", stat.S_IFIFO: "a FIFO",
+            stat.S_IFSOCK: "a socket"}  # fmt: skip
+
+
+def _refuse_special(path: Path) -> None:
+    """A device, FIFO or socket (itself or through a symlink) is never an output: the atomic
+    rename would replace it with a regular file (``bench --plot /dev/null`` as root replaced
+    the machine's /dev/null)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    kind = _SPECIAL.get(stat.S_IFMT(mode))
+    if kind:
+        raise EdgekitError(
+            f"{path}: is {kind}, not a file; edgekit writes only regular files",
+            "choose a file name (to discard an output, leave its option out)",
+        )
+
+
 def check_destination(path: str | os.PathLike) -> None:
     """Raise :class:`EdgekitError` now if ``path`` could never be created because a file stands
-    where one of its folders should be (``model.h5/out``) or its nearest existing folder is not
-    writable (read-only disk, no permission): lets a command fail before a long job rather than
-    after it."""
+    where one of its folders should be (``model.h5/out``), it is a device, FIFO or socket, or
+    its nearest existing folder is not writable (read-only disk, no permission): lets a command
+    fail before a long job rather than after it."""
+    _refuse_special(Path(path))
     parent = Path(path).absolute().parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
