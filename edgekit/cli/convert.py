@@ -72,14 +72,22 @@ def _pair(kind):
 )
 @click.option(
     "--input-range",
-    default="0,1",
-    show_default=True,
     callback=_pair(float),
-    help="Float range LO,HI that pixels 0..255 map to (as in training).",
+    help="Float range LO,HI that pixels 0..255 map to (as in training) [default: the model's, "
+    "else the best of 0,1 / -1,1 / 0,255 measured on a labelled --calib, else 0,1].",
+)
+@click.option(
+    "--keep-input-range",
+    is_flag=True,
+    help="Keep --input-range even when the float model is near chance with it on labelled "
+    "images and another range does much better.",
 )
 @click.option("--color", type=click.Choice(["rgb", "bgr"]), default="rgb", show_default=True)
 @click.option(
-    "--resize", type=click.Choice(["stretch", "crop", "pad"]), default="stretch", show_default=True
+    "--resize",
+    type=click.Choice(["stretch", "crop", "pad"]),
+    help="How photos are fitted to the input [default: the model's (crop for Teachable "
+    "Machine), else stretch].",
 )
 @click.option(
     "--io",
@@ -159,6 +167,7 @@ def convert(
     input_size,
     custom_objects,
     input_range,
+    keep_input_range,
     color,
     resize,
     io,
@@ -199,6 +208,7 @@ def convert(
             input_size=input_size,
             custom_objects=custom_objects,
             input_range=input_range,
+            keep_input_range=keep_input_range,
             color=color,
             resize=resize,
             io=io,
@@ -241,6 +251,7 @@ def _summary(result) -> None:
         f" ({i.color}, range {i.range[0]:g}..{i.range[1]:g}, {i.resize})"
     )
     c = m.calibration
+    _range_summary(result.input_range, m)
     if c.get("synthetic"):
         click.echo(f"  calib   {c['used']} synthetic images")
     else:
@@ -295,6 +306,22 @@ def _summary(result) -> None:
                 f"          note: parameters {_mib(mem['parameters_bytes'])} nearly fill the "
                 "on-chip cache; part may stream"
             )
+
+
+def _range_summary(decision: dict, m) -> None:
+    """Which input range, why, and the float accuracy measured under each candidate."""
+    if not decision:
+        return
+    click.echo(f"  range   {decision['range'][0]:g}..{decision['range'][1]:g} "
+               f"({decision['source']}: {decision['reason']})")  # fmt: skip
+    acc = decision.get("float_accuracy")
+    if acc:
+        parts = ", ".join(f"{r} {a:.1%}" for r, a in acc.items())
+        n = decision["measured_images"]
+        click.echo(f"          float top-1 {parts} on {n} labelled images, class-balanced")
+    if m.source.get("labels") == "the model":
+        click.echo(f"  labels  {len(m.labels)} from the model ({', '.join(m.labels[:4])}"
+                   f"{', ...' if len(m.labels) > 4 else ''})")  # fmt: skip
 
 
 def _detect_summary(v) -> None:

@@ -56,7 +56,8 @@ class Preprocessing:
 @dataclass
 class ImageSet:
     """Decoded images. ``calib``/``verify``: (N, H, W, C) uint8. ``verify_classes``: class index
-    per verification image when the folder is class-per-folder (else None); ``class_names``:
+    per verification image when the folder is class-per-folder (else None), ``calib_classes``
+    the same per calibration image; ``class_names``:
     the sorted top-level folder names; ``stats``: counts for the manifest."""
 
     calib: np.ndarray
@@ -65,6 +66,7 @@ class ImageSet:
     class_names: list[str] | None = None
     stats: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    calib_classes: np.ndarray | None = None
 
     def representative(self, prep: Preprocessing, progress: Progress = None) -> Iterator[list]:
         """The converter's representative dataset: one [(1, H, W, C) float32] per image."""
@@ -227,9 +229,10 @@ def load_images(
     empty = np.zeros((0, h, w, prep.channels), np.uint8)
     calib = np.stack([pixels[i] for i in calib_ok]) if calib_ok else empty
     verify = np.stack([pixels[i] for i in verify_ok]) if verify_ok else empty
-    classes = None
-    if class_names is not None and verify_ok:
+    classes = calib_classes = None
+    if class_names is not None:
         classes = np.array([class_names.index(tops[i]) for i in verify_ok], dtype=np.int64)
+        calib_classes = np.array([class_names.index(tops[i]) for i in calib_ok], dtype=np.int64)
     warnings = []
     if train_split is not None and held_out is None:
         warnings.append(split_warning)
@@ -265,7 +268,9 @@ def load_images(
         "split_file": train_split["path"] if held_out is not None else None,
         "synthetic": False,
     }
-    return ImageSet(calib, verify, classes, class_names, stats, warnings)
+    if not verify_ok:
+        classes = None
+    return ImageSet(calib, verify, classes, class_names, stats, warnings, calib_classes)
 
 
 def synthetic_images(prep: Preprocessing, num_calib: int = 300, seed: int = 0) -> ImageSet:

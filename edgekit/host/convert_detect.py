@@ -21,7 +21,7 @@ it.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -179,7 +179,7 @@ def verify(
     progress: Progress = None,
 ) -> dict[str, Any]:
     """Float vs int8 detections on the held-out images (see the module docstring)."""
-    from edgekit.host.verify import FLOAT_BATCH, run_int8
+    from edgekit.host.verify import float_outputs, run_int8
 
     n = len(imgs.verify)
     if n == 0:
@@ -187,9 +187,7 @@ def verify(
     x = prep.to_float(imgs.verify)
     rows = sum((input_hw[0] // s) * (input_hw[1] // s) for s in strides)
     shape = (n, rows, 4 + num_classes)
-    ref = np.concatenate(
-        [np.asarray(float_fn(x[i : i + FLOAT_BATCH]), np.float32) for i in range(0, n, FLOAT_BATCH)]
-    ).reshape(shape)
+    ref = float_outputs(float_fn, x).reshape(shape)
     got = run_int8(data, x, progress).reshape(shape)
     decoder = decoder_for(input_hw, num_classes, strides)
     float_all = _decode_all(ref, imgs.letterboxes, decoder, MAP_SCORE_THRESHOLD, iou)
@@ -253,3 +251,88 @@ def detection_block(strides, score_threshold: float, iou: float, max_detections:
         fill=LETTERBOX_FILL,
     )
     return {"decoder": "edgekit-anchor-free", "params": params}
+
+
+
+@dataclass(frozen=True)
+class DetectTask:
+    """The zoo detector (edgekit's anchor-free head, :data:`HEAD_LAYER`) at ``input_hw``
+    (height, width in pixels), with the bundle's decoder settings."""
+
+    num_classes: int
+    input_hw: tuple[int, int]
+    strides: tuple[int, ...] = field(default=DEFAULT_STRIDES)
+    score_threshold: float = 0.5
+    iou: float = 0.45
+    max_detections: int = 100
+    name: str = "detect"
+
+    @classmethod
+    def matches(cls, model) -> bool:
+        return is_detector(model)
+
+    @classmethod
+    def for_model(cls, loaded, options, model_path) -> DetectTask:
+        if not is_detector(loaded.model):
+            raise EdgekitError(
+                f"{model_path}: --task detect, but the model does not end in edgekit's detector "
+                "head (a 'detections' layer of shape (1, N, 4 + classes))",
+                "convert other detectors with their own exporter; edgekit detect decodes them",
+            )
+        if options.min_agreement is not None:
+            raise EdgekitError("--min-agreement is for classifiers", "use --min-map for detectors")
+        hw = (int(loaded.input_shape[1]), int(loaded.input_shape[2]))
+        return cls(
+            num_classes=int(loaded.output_shape[-1]) - 4,
+            input_hw=hw,
+            strides=tuple(strides_for(loaded.model, hw)),
+            score_threshold=options.score_threshold,
+            iou=options.iou,
+            max_detections=options.max_detections,
+        )
+
+    def resize(self, requested: str | None) -> str:
+        return "pad"  # letterboxed; the decoder params say how (fill, letterbox)
+
+    def load_images(self, options, prep, progress, train_split):
+        if options.calib is None:
+            from edgekit.host.calibration import synthetic_images
+
+            return synthetic_images(prep, options.num_calib)
+        return load_images(
+            options.calib,
+            prep.size,
+            options.num_calib,
+            options.num_verify,
+            options.group_pattern,
+            progress,
+        )
+
+    def true_classes(self, images, labels) -> None:
+        return None  # boxes, not one class per image: no float top-1 to measure
+
+    def verify(self, data, loaded, prep, images, labels, progress, float_ref=None):
+        return verify(
+            data,
+            loaded.batched,
+            prep,
+            images,
+            self.input_hw,
+            self.num_classes,
+            self.strides,
+            self.score_threshold,
+            self.iou,
+            labels,
+            progress,
+        )
+
+    def check_verification(self, result: dict[str, Any], options) -> None:
+        check_min_map(result, options.min_map)
+
+    def manifest_fields(self, options) -> dict[str, Any]:
+        return {
+            "task": "detect",
+            "detection": detection_block(
+                self.strides, self.score_threshold, self.iou, self.max_detections
+            ),
+        }

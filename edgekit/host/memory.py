@@ -1,6 +1,7 @@
-"""Will it fit? Memory estimates checked before ``train`` and ``zoo build`` start, so that an
-oversized ``--input-size`` is one clear line instead of a process killed by the OOM killer
-(which prints nothing and, inside a container or a systemd unit, may take the session with it).
+"""Will it fit? Memory estimates checked before ``train``, ``zoo build`` and ``convert`` start,
+so that an oversized ``--input-size`` is one clear line instead of a process killed by the OOM
+killer (which prints nothing and, inside a container or a systemd unit, may take the session
+with it).
 
 Activations and the pixels of the data set grow with the square of the input side; so do the
 parameters of a design with a Flatten before its dense layer (inception_lite). The estimate
@@ -110,4 +111,53 @@ def check_build(entry, size: int, options: dict) -> None:
     )
 
 
-__all__ = ["available_bytes", "check_build", "check_training", "design_size"]
+def activations(model) -> tuple[int, int]:
+    """(sum, largest) of the float values one image produces in ``model``'s layers (every
+    layer's output, nested models included; the input counts as a layer)."""
+    from edgekit.host.quantize import _all_layers
+
+    total = largest = 0
+    for layer in _all_layers(model):
+        try:
+            outs = layer.output
+        except (AttributeError, ValueError, RuntimeError):  # a layer never called
+            continue
+        for t in outs if isinstance(outs, (list, tuple)) else [outs]:
+            n = _elements(tuple(getattr(t, "shape", ()) or ()))
+            total, largest = total + n, max(largest, n)
+    return total, largest
+
+
+def conversion_bytes(model, size: tuple[int, int], channels: int, n_images: int) -> int:
+    """Rough peak memory of ``edgekit convert`` (bytes):
+
+    - the decoded images, uint8 and a float32 copy (5 bytes per pixel channel);
+    - calibration: the converter's calibrator keeps every activation of one image (float32);
+    - float verification/measurement: a batch of up to 64 images through the Keras model,
+      the largest activation three times over (its input, its output, workspace)."""
+    pixels = n_images * size[0] * size[1] * channels
+    total, largest = activations(model)
+    batch = max(1, min(64, n_images))
+    return pixels * 5 + total * 4 + batch * largest * 4 * 3
+
+
+def check_conversion(model, size: tuple[int, int], channels: int, n_images: int) -> None:
+    """Refuse (before any image is decoded) a conversion that cannot fit in memory."""
+    h, w = size
+    require(
+        conversion_bytes(model, size, channels, n_images),
+        f"converting a model with a {h}x{w}x{channels} input on {n_images} images",
+        "convert at a smaller input size (--input-size for a model with dynamic height/width), "
+        "or pass fewer images (--num-calib, --num-verify)",
+    )
+
+
+__all__ = [
+    "activations",
+    "available_bytes",
+    "check_build",
+    "check_conversion",
+    "check_training",
+    "conversion_bytes",
+    "design_size",
+]

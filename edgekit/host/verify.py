@@ -19,6 +19,16 @@ Progress = Optional[Callable[[str, int, int], None]]
 FLOAT_BATCH = 64  # images per float-model call: batched inference, bounded memory
 
 
+def float_outputs(float_fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:
+    """The float model on ``x`` (N, H, W, C) float32 in batches of :data:`FLOAT_BATCH`:
+    (N, ...) float32."""
+    if not len(x):
+        return np.zeros((0,), np.float32)
+    batches = range(0, len(x), FLOAT_BATCH)
+    return np.concatenate([np.asarray(float_fn(x[i : i + FLOAT_BATCH]), np.float32)
+                           for i in batches])  # fmt: skip
+
+
 def quantize_input(x: np.ndarray, scale: float, zero_point: int, dtype: str) -> np.ndarray:
     """float32 -> uint8/int8 with the tensor's affine parameters, saturating."""
     info = np.iinfo(np.dtype(dtype))
@@ -57,20 +67,22 @@ def verify(
     x: np.ndarray,
     classes: np.ndarray | None = None,
     progress: Progress = None,
+    ref: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Float vs int8 on ``x`` (N, H, W, C) float32.
 
     Returns ``images``, ``agreement`` (fraction of images whose top-1 class is the same),
     ``disagreements``, ``mean_abs_error`` / ``max_abs_error`` (scores, in the float model's
     output units), and with ``classes`` (true class per image) ``accuracy_float`` /
-    ``accuracy_int8``. With N == 0 returns ``{"images": 0, "agreement": None, ...}``.
+    ``accuracy_int8``. ``ref``: the float model's (N, classes) outputs on ``x`` when already
+    computed (e.g. while the input range was measured); not recomputed then. With N == 0
+    returns ``{"images": 0, "agreement": None, ...}``.
     """
     n = len(x)
     if n == 0:
         return {"images": 0, "agreement": None, "skipped": "no held-out images"}
-    ref = np.concatenate(
-        [np.asarray(float_fn(x[i : i + FLOAT_BATCH]), np.float32) for i in range(0, n, FLOAT_BATCH)]
-    ).reshape(n, -1)
+    ref = float_outputs(float_fn, x) if ref is None else np.asarray(ref, np.float32)
+    ref = ref.reshape(n, -1)
     got = run_int8(data, x, progress)
     top_ref, top_got = ref.argmax(axis=1), got.argmax(axis=1)
     err = np.abs(ref - got)
