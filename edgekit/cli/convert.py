@@ -314,14 +314,20 @@ def _range_summary(decision: dict, m) -> None:
         return
     click.echo(f"  range   {decision['range'][0]:g}..{decision['range'][1]:g} "
                f"({decision['source']}: {decision['reason']})")  # fmt: skip
+    hint = decision.get("hint")
+    if hint:  # what the model itself says (e.g. a Teachable Machine export), in one line
+        said = [f"range {hint['range'][0]:g}..{hint['range'][1]:g}"] if hint.get("range") else []
+        if hint.get("resize"):
+            size = hint.get("size")
+            said.append(f"{hint['resize']}" + (f" to {size[0]}x{size[1]}" if size else ""))
+        if m.labels and m.source.get("labels"):
+            said.append(f"{len(m.labels)} labels from {m.source['labels']}")
+        click.echo(f"  model   {hint['reason']}: {', '.join(said)}")
     acc = decision.get("float_accuracy")
     if acc:
         parts = ", ".join(f"{r} {a:.1%}" for r, a in acc.items())
         n = decision["measured_images"]
         click.echo(f"          float top-1 {parts} on {n} labelled images, class-balanced")
-    if m.source.get("labels") == "the model":
-        click.echo(f"  labels  {len(m.labels)} from the model ({', '.join(m.labels[:4])}"
-                   f"{', ...' if len(m.labels) > 4 else ''})")  # fmt: skip
 
 
 def _detect_summary(v) -> None:

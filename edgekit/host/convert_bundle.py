@@ -128,6 +128,8 @@ def build_manifest(stem: str, stages: Stages, compiled: Compiled, opts, timings:
         source={
             "path": str(loaded.path.resolve()),
             "format": loaded.kind,
+            "model_format": getattr(loaded, "format", None),
+            "loader": getattr(loaded, "loader", None),
             "sha256": _sha256(loaded.path),
             "fixups": list(loaded.fixups),
             "labels": model.labels_from,

@@ -56,19 +56,19 @@ def load_stage(model_path: Path, opts, label_map: dict | None, warning: Warning_
 
 
 def _labels(model_path, opts, label_map, loaded, num_classes, warning):
-    """--labels, else the labels the model came with (a Teachable Machine export's), else a
-    ``labels.txt`` beside the model (what ``edgekit train`` writes)."""
+    """--labels, else the ``labels.txt`` the model came with (beside it, or inside a SavedModel
+    folder: what ``edgekit train`` writes, Teachable Machine's ``0 Name`` lines), which the
+    loader has read into ``loaded.labels`` when it fits."""
     if label_map is not None:
         problem = mismatch(label_map, num_classes)
         if problem:
             raise EdgekitError(f"{opts.labels}: {problem}", "give one label per model output")
         return tuple(labels_as_list(label_map, num_classes)), str(opts.labels)
+    path = (model_path if model_path.is_dir() else model_path.parent) / "labels.txt"
     own = getattr(loaded, "labels", None)
     if own is not None and len(own) == num_classes:
-        return tuple(str(x) for x in own), "the model"
-    if own is not None:
-        warning(f"ignoring the model's {len(own)} labels: it has {num_classes} outputs")
-    path = (model_path if model_path.is_dir() else model_path.parent) / "labels.txt"
+        warning(f"using labels from {path} (pass --labels to choose another file)")
+        return tuple(str(x) for x in own), str(path)
     if not path.is_file():
         return None, None
     try:
