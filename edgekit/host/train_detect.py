@@ -241,6 +241,8 @@ def train_detector(
     net = zoo.build(model, input_size=size, **options)
     centres, cell_strides = entry.module_attr("cells")(hw, strides)
     x_train, lb_train = letterbox_scenes(train_scenes, hw, say)
+    # The held-out images too, now: an unreadable one refused after training wasted the run.
+    x_val, lb_val = letterbox_scenes(val_scenes, hw) if val_scenes else (None, None)
     y_train = np.stack(
         [
             make_targets(
@@ -283,7 +285,6 @@ def train_detector(
     result = None
     if val_scenes:
         say(f"measuring mAP@0.5 on {len(val_scenes)} held-out images")
-        x_val, lb_val = letterbox_scenes(val_scenes, hw)
         out = net.predict(images.to_float(x_val, (lo, hi)), batch_size=32, verbose=0)
         result = evaluate(out, lb_val, val_scenes, decoder_for(hw, len(names), strides))
 

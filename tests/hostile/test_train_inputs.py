@@ -98,3 +98,25 @@ def test_some_unreadable_images_in_a_class_are_skipped_not_refused(tmp_path, pho
     classes, samples, _ = train.scan(data)
     _, kept, bad = train.load_pixels(samples, (8, 8), None, classes, data)
     assert len(kept) == 4 and len(bad) == n_bad
+
+
+def test_detector_with_an_unreadable_held_out_image_is_refused_before_training(tmp_path):
+    """`train --task detect` read its held-out images only after training: one unreadable
+    validation image threw the whole run away at the end. Now it is refused before epoch 1."""
+    from pathlib import Path
+
+    from edgekit.detect.compose import compose_dataset
+
+    source = Path(__file__).resolve().parents[2] / "examples" / "apple-banana"
+    data = tmp_path / "scenes"
+    compose_dataset(source, data, train_scenes=8, val_scenes=2, size=(64, 48), seed=0)
+    val_images = sorted((data / "images" / "val").iterdir())
+    whole = val_images[0].read_bytes()
+    val_images[0].write_bytes(whole[: len(whole) // 3])  # the header reads, the pixels do not
+    out = tmp_path / "det.h5"
+    r = cli("train", data, "--task", "detect", "--model", "detector", "-o", out,
+            "--input-size", "64", "--epochs", "1", "--batch-size", "4")  # fmt: skip
+    assert r.exit_code == 1, r.output
+    assert val_images[0].name in r.output.strip().splitlines()[-1], r.output
+    assert "epoch 1" not in r.output.lower(), r.output  # refused before any training
+    assert not out.exists()
