@@ -14,13 +14,22 @@
      fed decoded frames from memory (so that invoke, not decoding, is the bottleneck): bare vs
      the pipeline in-process vs in the worker process
 
+  G. several Edge TPUs (``--devices N``, default 2) through serve's REAL pipeline and worker
+     processes (edgekit.stream.pool): the compiled MobileNet v2 on stand-in libedgetpu libraries
+     (tests/edgetpu_standin, built with cc) whose invoke sleeps ``--device-ms``, N fake Corals
+     in a fake sysfs; bare ``interpreter.invoke()`` on one of them vs serve on one device (two
+     frames in flight) vs serve on N: ``one_device_vs_bare`` (goal >= 0.95) and
+     ``multi_device_speedup`` = N devices / one (goal >= 0.9 N). Also the one-frame-at-a-time
+     worker of E on the same device (``one_in_flight_vs_bare``), for comparison.
+
 Rounds of A, B, C and E alternate so neighbours' load hits all equally; medians are reported
 with C/A and E/A (target >= 0.9 when inference is the bottleneck, e.g. MobileNet v2 224 on the
 CPU), E/C (the cost of the process boundary) and C/B (target > 1: the pipeline overlaps decoding
 with inference).
 
     python scripts/bench_pipeline.py [--model tests/data/coral/mobilenet_v2_1.0_224_quant.tflite]
-        [--frames 150] [--rounds 3] [--threads N] [--device-ms 4.6] [--json]
+        [--frames 150] [--rounds 3] [--threads N] [--device-ms 4.6] [--devices 2] [--no-cpu]
+        [--json]
 """
 
 from __future__ import annotations
@@ -181,6 +190,66 @@ def device_bound(video: Path, ms: float, n: int, rounds: int) -> dict:
             "worker_vs_bare": round(e / a, 3), "worker_vs_inline": round(e / c, 3)}  # fmt: skip
 
 
+def several_devices(n_devices: int, ms: float, n: int, rounds: int, tmp: Path) -> dict:
+    """G: bare invoke vs serve on one stand-in Edge TPU vs serve on ``n_devices``."""
+    sys.path.insert(0, str(ROOT))
+    import numpy as np
+
+    from edgekit import backends
+    from edgekit.backends.edgetpu import SystemStack
+    from edgekit.classify import Classifier
+    from edgekit.stream.pool import DevicePool
+    from edgekit.stream.worker import ModelProcess
+    from tests.edgetpu_standin import build
+    from tests.runtime.runtime_fakes import make_sysfs
+    from tests.stream.worker_models import standin_classifier
+
+    lib = build(tmp / "standin" / "works")
+    root = make_sysfs(tmp / "root", usb=[(f"2-{i + 1}", "18d1", "9302", 5000)
+                                         for i in range(n_devices)])  # fmt: skip
+    os.environ.update({"EDGEKIT_LIBEDGETPU": str(lib), "EDGETPU_STANDIN_DEVICES": str(n_devices),
+                       "EDGETPU_STANDIN_INVOKE_MS": str(ms), "XDG_CACHE_HOME": str(tmp / "cache"),
+                       "EDGEKIT_LOCK_DIR": str(tmp / "locks")})  # fmt: skip
+    model = str(CORAL / "mobilenet_v2_1.0_224_quant_edgetpu.tflite")
+    labels = str(CORAL / "imagenet_labels.txt")
+    factory = functools.partial(standin_classifier, model, str(root), labels=labels)
+
+    backends.register_backend("edgetpu", backends.EdgeTpuBackend(SystemStack(root=root)))
+    devices = [f"usb:{i}" for i in range(n_devices)]
+    rng = np.random.default_rng(0)
+    frames: list = []
+    bare, one_rate, many_rate, single_rate = [], [], [], []
+
+    def measure(make, out: list, frames_n: int) -> None:
+        model = make()  # one process per Edge TPU: each set-up closes before the next opens
+        try:
+            out.append(pipeline_rate(model, memory_source(frames), frames_n)[0])
+        finally:
+            model.close()
+
+    for _ in range(rounds):  # alternating, so that neighbours' load hits all alike
+        clf = Classifier(model, labels=labels, device="usb:0")
+        if not frames:
+            frames += [rng.integers(0, 256, (*clf.input_size, 3), dtype=np.uint8)
+                       for _ in range(8)]  # fmt: skip
+        bare.append(bare_rate(clf, n))
+        clf.close()  # releases usb:0 for the workers
+        measure(lambda: DevicePool(factory, devices[:1]), one_rate, n)
+        measure(lambda: DevicePool(factory, devices), many_rate, n * n_devices)
+        # the one-frame-at-a-time worker of E, on the same usb:0
+        measure(lambda: ModelProcess(functools.partial(factory, device="usb:0")), single_rate, n)
+    a, b, c, d = (statistics.median(x) for x in (bare, one_rate, many_rate, single_rate))
+    return {"devices": n_devices, "device_ms": ms, "model": Path(model).name,
+            "bare_fps": round(a, 2), "one_device_fps": round(b, 2),
+            "devices_fps": round(c, 2), "one_in_flight_fps": round(d, 2),
+            "one_device_vs_bare": round(b / a, 3), "multi_device_speedup": round(c / b, 3),
+            "devices_vs_bare": round(c / (a * n_devices), 3),
+            "one_in_flight_vs_bare": round(d / a, 3),
+            "all": {"bare": [round(x, 2) for x in bare], "one": [round(x, 2) for x in one_rate],
+                    "many": [round(x, 2) for x in many_rate],
+                    "one_in_flight": [round(x, 2) for x in single_rate]}}  # fmt: skip
+
+
 def proc_status(pid: int) -> dict:
     out = {}
     try:
@@ -230,8 +299,13 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=None, help="CPU interpreter threads")
     ap.add_argument("--device-ms", type=float, default=4.6,
                     help="F: the Edge TPU invoke time to emulate (0 = skip F)")  # fmt: skip
+    ap.add_argument("--devices", type=int, default=2,
+                    help="G: stand-in Edge TPUs to spread frames over (0 = skip G)")
+    ap.add_argument("--no-cpu", action="store_true", help="only F and G (the Edge TPU's cases)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
+    if args.no_cpu:
+        return edge_only(args)
 
     from edgekit.classify import Classifier
     from edgekit.stream.worker import ModelProcess
@@ -260,6 +334,10 @@ def main(argv=None) -> int:
             tpu = device_bound(video, args.device_ms, args.frames, args.rounds)
         sub = serve_subprocess(Path(args.model), Path(args.labels), video, args.frames,
                                args.threads)  # fmt: skip
+        multi = {}
+        if args.devices and args.device_ms:
+            multi = several_devices(args.devices, args.device_ms, args.frames, args.rounds,
+                                    Path(tmp))  # fmt: skip
     a, b, c, e = (statistics.median(x) for x in (bare, naive, pipe, worker_rate))
     report = {
         "model": Path(args.model).name, "frames": args.frames, "rounds": args.rounds,
@@ -271,7 +349,10 @@ def main(argv=None) -> int:
         "worker_pipeline_fps": round(e, 2), "worker_vs_bare": round(e / a, 3),
         "worker_vs_inline": round(e / c, 3),
         "pipeline_latency_ms": stats["latency_ms"], "pipeline_dropped": stats["dropped"],
-        "serve": sub, "device_bound": tpu,
+        "serve": sub, "device_bound": tpu, "several_devices": multi,
+        "one_device_vs_bare": multi.get("one_device_vs_bare"),
+        "multi_device_speedup": multi.get("multi_device_speedup"),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         "all": {"bare": [round(x, 2) for x in bare], "naive": [round(x, 2) for x in naive],
                 "pipeline": [round(x, 2) for x in pipe],
                 "worker": [round(x, 2) for x in worker_rate]},
@@ -292,11 +373,39 @@ def main(argv=None) -> int:
               f"{tpu['bare_fps']} fps; pipeline {tpu['pipeline_vs_bare']:.3f}x bare in-process, "
               f"{tpu['worker_vs_bare']:.3f}x bare in the worker process "
               "(target >= 0.9)")  # fmt: skip
+    if multi:
+        print_multi(multi)
     print(f"  pipeline worker inside invoke() {report['pipeline_invoke_busy']:.1%} of the time")
     lat = stats["latency_ms"]
     print(f"  pipeline latency p50/p90/p99 {lat['p50']}/{lat['p90']}/{lat['p99']} ms")
     print(f"  edgekit serve: first result after {sub['time_to_first_result_s']} s, "
           f"RSS {sub['rss_mib']} MiB (peak {sub['hwm_mib']} MiB)")  # fmt: skip
+    return 0
+
+
+def print_multi(m: dict) -> None:
+    print(f"  {m['device_ms']} ms stand-in Edge TPU, serve's pool: bare {m['bare_fps']} fps; "
+          f"one device {m['one_device_vs_bare']:.3f}x bare (goal >= 0.95; one frame in flight: "
+          f"{m['one_in_flight_vs_bare']:.3f}x); {m['devices']} devices {m['devices_fps']} fps = "
+          f"{m['multi_device_speedup']:.3f}x one device")  # fmt: skip
+
+
+def edge_only(args) -> int:
+    """F and G only: the Edge TPU's cases, without the CPU model's rounds."""
+    with tempfile.TemporaryDirectory() as tmp:
+        video = make_video(Path(tmp) / "bench.avi", 16)
+        tpu = device_bound(video, args.device_ms, args.frames, args.rounds)
+        multi = several_devices(args.devices or 1, args.device_ms, args.frames, args.rounds,
+                                Path(tmp))  # fmt: skip
+    report = {"frames": args.frames, "rounds": args.rounds, "cpus": os.cpu_count(),
+              "device_bound": tpu, "several_devices": multi,
+              "one_device_vs_bare": multi["one_device_vs_bare"],
+              "multi_device_speedup": multi["multi_device_speedup"],
+              "load_average": [round(x, 2) for x in os.getloadavg()]}  # fmt: skip
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print_multi(multi)
     return 0
 
 

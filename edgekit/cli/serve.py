@@ -28,8 +28,8 @@ from edgekit.cli.common import libedgetpu_option
 @click.option(
     "--device",
     "-d",
-    help="auto (Edge TPU if attached, else CPU), cpu, usb, usb:N, pci, pci:N or :N "
-    "[default: auto].",
+    help="auto (Edge TPU if attached, else CPU), cpu, usb, usb:N, pci, pci:N or :N; several "
+    "Edge TPUs: usb:* (all attached) or a list usb:0,usb:1 [default: auto].",
 )
 @click.option(
     "--http",

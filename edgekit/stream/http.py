@@ -24,6 +24,7 @@ from typing import Callable
 
 from edgekit.errors import EdgekitError
 from edgekit.stream.history import EventLog, History, encode_jpeg
+from edgekit.stream.pool import device_metrics
 from edgekit.stream.sinks import Sink
 from edgekit.stream.stats import Stats
 
@@ -248,6 +249,8 @@ class HttpSink(Sink):
         for name, kind, help_, samples in metric_families(info.get("device_health"), events):
             if samples:  # a machine without a Coral or Pi flags shows no empty families
                 metric(name, kind, help_, samples)
+        for name, kind, help_, samples in device_metrics(info):  # several Edge TPUs
+            metric(name, kind, help_, samples)
         if isinstance(info.get("mqtt"), dict):
             metric("edgekit_mqtt_connected", "gauge", "1 while connected to the MQTT broker.",
                    [("", int(bool(info["mqtt"].get("connected"))))])  # fmt: skip

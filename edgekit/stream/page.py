@@ -71,6 +71,10 @@ main{flex:1;display:grid;grid-template-columns:minmax(0,3fr) minmax(340px,2fr);
 .tile span small{display:inline;font-size:.6em;color:#8b949e}
 .card{background:#161b22;border:1px solid #30363d;border-radius:6px;padding:.4em .7em;
  flex:none}
+#devices{width:100%;border-collapse:collapse;font-variant-numeric:tabular-nums;font-size:.85em}
+#devices th{color:#8b949e;font-weight:400;text-align:left}
+#devices td,#devices th{padding:.1em .4em .1em 0}
+#devices tr.down td{color:#f85149}
 .card h2{font-size:.9em;margin:0 0 .2em;color:#8b949e;font-weight:600;display:flex;gap:1em}
 .card h2 .legend{margin-left:auto;display:flex;flex-wrap:wrap;gap:.2em .8em;font-weight:400}
 .legend span{max-width:14em;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
@@ -122,6 +126,7 @@ footer{padding:.3em 1em;color:#8b949e;font-size:.8em} a{color:#58a6ff}
  <div class="card"><h2>in view <span class="legend" id="legend"></span></h2>
   <svg class="chart" id="c-labels"></svg></div>
  <div class="card" id="devcard" hidden><h2>device</h2><ul id="device"></ul></div>
+ <div class="card" id="tpucard" hidden><h2>Edge TPUs</h2><table id="devices"></table></div>
  <div class="card evcard"><h2>recent events</h2><ul id="events"></ul></div>
 </div>
 </main>
@@ -215,6 +220,7 @@ async function refresh() {
     const m = d.model;  // the bundle serving now (hot reload: edgekit.stream.reload)
     $("model").textContent = m ? [m.bundle.split("/").pop(), (m.sha256 || "").slice(0, 12),
       m.reloads ? "reloaded " + m.reloads + "x" : ""].filter(Boolean).join(" · ") : "";
+    devices(d.devices || []);
     $("health").textContent = d.healthy ? "frames flowing" : "NO FRAMES";
     $("health").className = "badge " + (d.healthy ? (d.degraded ? "warn" : "ok") : "bad");
     $("reason").textContent = d.healthy ? "" : (d.reason || d.state || "");
@@ -249,6 +255,22 @@ function devicePanel(h, heal) {  // link health per Edge TPU, the Pi's power, se
     const li = document.createElement("li"), t = document.createElement("b");
     li.className = cls; t.textContent = a + ": "; li.append(t, document.createTextNode(b));
     return li;
+  }));
+}
+function devices(list) {  // one row per worker/device (edgekit.stream.pool)
+  $("tpucard").hidden = list.length === 0;
+  const rows = [["device", "state", "fps", "inference ms", "frames", "restarts"]];
+  for (const x of list) rows.push([x.device, x.state, x.fps.toFixed(1),
+    x.inference_ms === null ? "-" : fmtNum(x.inference_ms), x.frames, x.restarts]);
+  $("devices").replaceChildren(...rows.map((r, i) => {
+    const tr = document.createElement("tr");
+    if (i > 0 && list[i - 1].state !== "running") tr.className = "down";
+    for (const v of r) {
+      const td = document.createElement(i ? "td" : "th");
+      td.textContent = String(v);
+      tr.appendChild(td);
+    }
+    return tr;
   }));
 }
 function fmtNum(v) { return v >= 100 ? Math.round(v) : +v.toPrecision(3); }

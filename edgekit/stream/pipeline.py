@@ -262,15 +262,20 @@ class Pipeline:
                 self.stats.count_error("inference")
                 self.emit("inference_error", f"{type(e).__name__}: {e}", {"frame": frame.index})
                 continue
-            latency_ms = (time.monotonic() - frame.mono) * 1000.0
-            result = build_result(frame, out, latency_ms, self.smoother)
-            self.stats.record(latency_ms, result.inference_ms)
-            for sink in self.sinks:
-                try:
-                    sink.on_result(result)
-                except Exception as e:
-                    self.stats.count_error("sink")
-                    log.warning("sink %s failed: %s", type(sink).__name__, e)
+            self.deliver(frame, out)
             produced += 1
             if self.max_frames and produced >= self.max_frames:
                 return
+
+    def deliver(self, frame, out: Any) -> None:
+        """The result of ``frame`` (``out``: the model's record) to the stats and every sink.
+        Called for one frame at a time, in frame order (edgekit.stream.pool keeps it so)."""
+        latency_ms = (time.monotonic() - frame.mono) * 1000.0
+        result = build_result(frame, out, latency_ms, self.smoother)
+        self.stats.record(latency_ms, result.inference_ms)
+        for sink in self.sinks:
+            try:
+                sink.on_result(result)
+            except Exception as e:
+                self.stats.count_error("sink")
+                log.warning("sink %s failed: %s", type(sink).__name__, e)

@@ -85,6 +85,9 @@ class ResilientClassifier:
         return str(getattr(self.classifier.runner, "device", "?"))
 
     def info(self) -> dict:
+        status = getattr(self.classifier, "pool_status", None)
+        if status is not None:  # edgekit.stream.pool.DevicePool: its devices' own wrappers
+            return status()
         out = {"backend": self.backend, "device": self.device, "degraded": self.degraded}
         if hasattr(self.classifier, "restarts"):  # edgekit.stream.worker.ModelProcess
             c = self.classifier
@@ -94,10 +97,7 @@ class ResilientClassifier:
         return out
 
     def __call__(self, rgb: np.ndarray):
-        retry_due = time.monotonic() - self._last_tpu_try >= self.tpu_retry_s
-        healed = self.degraded and self.healer is not None and self.healer.take_recovered()
-        if healed or (self.degraded and self.tpu_retry_s > 0 and retry_due):
-            self._try_restore()
+        self.maybe_restore()
         try:
             out = self._infer(rgb)
         except (SkipFrame, FatalError):  # a worker process crash, already handled
@@ -105,8 +105,23 @@ class ResilientClassifier:
         except Exception as e:  # RuntimeError from invoke (libedgetpu), or anything else
             self._recover(e)
             raise SkipFrame(str(e)) from None
-        self._consecutive = 0
+        self.succeeded()
         return out
+
+    # The steps of __call__, for callers that run the model themselves (edgekit.stream.pool:
+    # frames in flight): maybe_restore() before a frame, succeeded() after a good one,
+    # recover(err) after a failed one (reopens, falls back; raises FatalError when it cannot).
+    def maybe_restore(self) -> None:
+        retry_due = time.monotonic() - self._last_tpu_try >= self.tpu_retry_s
+        healed = self.degraded and self.healer is not None and self.healer.take_recovered()
+        if healed or (self.degraded and self.tpu_retry_s > 0 and retry_due):
+            self._try_restore()
+
+    def succeeded(self) -> None:
+        self._consecutive = 0
+
+    def recover(self, err: Exception) -> None:
+        self._recover(err)
 
     def _recover(self, err: Exception) -> None:
         was = self.backend

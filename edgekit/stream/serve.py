@@ -22,6 +22,7 @@ from edgekit.stream.config import ServeConfig
 from edgekit.stream.devicehealth import DeviceHealth
 from edgekit.stream.notify import Notifier
 from edgekit.stream.pipeline import FatalError, Pipeline
+from edgekit.stream.pool import make_pipeline
 from edgekit.stream.presence import Presence, PresenceSink
 from edgekit.stream.resilient import ResilientClassifier
 from edgekit.stream.sinks import JsonLinesSink
@@ -71,23 +72,23 @@ def uses_worker(config: ServeConfig) -> bool:
 
 
 def load_model(config: ServeConfig, stop: threading.Event | None = None):
-    """The model as serve runs it: in a :class:`~edgekit.stream.worker.ModelProcess` or
+    """The model as serve runs it: in a worker process (:class:`~.worker.ModelProcess`; several
+    Edge TPUs: a :class:`~edgekit.stream.pool.DevicePool`, one worker per device) or
     in-process (see :func:`uses_worker`). ``stop`` interrupts a worker's model load
     (:class:`~edgekit.stream.worker.Stopped`)."""
-    if not uses_worker(config):
+    from edgekit.stream.pool import DevicePool, expand_devices
+
+    devices = expand_devices(config.model.device)  # "usb:*", "usb:0,usb:1": one worker each
+    if devices is None and not uses_worker(config):
         return load_classifier(config)
-    from edgekit.stream.worker import ModelProcess
-
     w = config.worker
-    return ModelProcess(
-        model_factory(config),
-        hang_timeout_s=w.hang_timeout_s,
-        start_timeout_s=w.start_timeout_s,
-        max_restarts=w.max_restarts,
-        restart_window_s=w.restart_window_s,
-        stop=stop,
-    )
+    kw = dict(hang_timeout_s=w.hang_timeout_s, start_timeout_s=w.start_timeout_s,
+              max_restarts=w.max_restarts, restart_window_s=w.restart_window_s, stop=stop)
+    if devices is None:
+        from edgekit.stream.worker import ModelProcess
 
+        return ModelProcess(model_factory(config), **kw)
+    return DevicePool(model_factory(config), devices, **kw)
 
 def run(
     config: ServeConfig,
@@ -195,7 +196,7 @@ def run(
             backoff_max_s=s.backoff_max_s,
             prepare=_resizer(classifier),
         )
-        pipeline = Pipeline(capture, lambda rgb: None, sinks, p.smoothing, p.max_frames, stats)
+        pipeline = make_pipeline(classifier, capture, sinks, p.smoothing, p.max_frames, stats)
         presence_sink.emit = pipeline.emit
         if hasattr(classifier, "on_event"):  # a worker process reports crashes and restarts
             classifier.on_event = pipeline.emit

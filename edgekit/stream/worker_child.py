@@ -17,6 +17,7 @@ import numpy as np
 from edgekit.errors import EdgekitError
 
 BLOCKED = {signal.SIGINT, signal.SIGTERM}  # the parent decides when the worker stops
+MAX_SEGMENTS = 4  # shared-memory frame slots kept attached
 
 
 def _die_with_parent() -> None:
@@ -75,7 +76,9 @@ def main(conn, factory, device, owner) -> None:
         return
     conn.send(("ready", _model_info(model)))
     infer = getattr(model, "run", None) or model.classify
-    shm, shm_name = None, None
+    # Attached segments by name: with two frames in flight (edgekit.stream.pool) the parent
+    # alternates between two slots, and attaching costs a resource-tracker message each time.
+    segments: dict[str, shared_memory.SharedMemory] = {}
     while True:
         try:
             msg = conn.recv()
@@ -83,10 +86,11 @@ def main(conn, factory, device, owner) -> None:
             break
         if msg[0] == "frame":
             _, name, shape = msg
-            if name != shm_name:
-                if shm is not None:
-                    shm.close()
-                shm, shm_name = _attach(name), name
+            shm = segments.get(name)
+            if shm is None:
+                while len(segments) >= MAX_SEGMENTS:  # the oldest: replaced by a bigger one
+                    segments.pop(next(iter(segments))).close()
+                shm = segments[name] = _attach(name)
             rgb = np.ndarray(shape, np.uint8, buffer=shm.buf)
             try:
                 reply = ("ok", infer(rgb))
@@ -103,7 +107,7 @@ def main(conn, factory, device, owner) -> None:
             conn.send(reply)
         else:  # "close"
             break
-    if shm is not None:
+    for shm in segments.values():
         shm.close()
     close = getattr(model, "close", None)
     if close is not None:

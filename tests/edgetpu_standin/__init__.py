@@ -14,7 +14,11 @@ Crash after N invokes (for a worker that dies mid-stream): the ``works`` library
 ``EDGETPU_STANDIN_CRASH_AFTER=N`` in the environment of the process that loads it (read when
 the delegate is created; the count is per process, so a restarted worker gets N more).
 ``EDGETPU_STANDIN_HANG_AFTER=N`` hangs instead; ``EDGETPU_STANDIN_LOG=PATH`` appends
-"<pid> create|prepare|invoke|destroy" lines.
+"<pid> create|prepare|invoke|destroy" lines. ``EDGETPU_STANDIN_INVOKE_MS=X`` makes each invoke
+sleep X ms (the device's time, no CPU used); ``EDGETPU_STANDIN_DEVICES=N`` attaches N USB
+Accelerators (a delegate for ``usb:K``, K >= N, is not created);
+``EDGETPU_STANDIN_CRASH_DEVICE=usb:1`` limits CRASH_AFTER/HANG_AFTER to the delegate opened on
+that device.
 
 Each library is ``<dir>/<mode>/libedgetpu.so.1`` so that ``LD_LIBRARY_PATH=<dir>/<mode>`` makes
 it the one ``dlopen("libedgetpu.so.1")`` finds. Use in a conftest::

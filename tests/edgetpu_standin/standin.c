@@ -33,6 +33,14 @@
  *   EDGETPU_STANDIN_SYSFS=DIR      the fake sysfs device of the stick: creating a delegate on a
  *                                  1a6e:089a device "uploads the firmware" and re-enumerates it
  *                                  as 18d1:9302 with the next device number, as the real one.
+ *   EDGETPU_STANDIN_INVOKE_MS=X    each invoke of a claimed node sleeps X ms (a fractional value is
+ *                                  fine): the Edge TPU's own time, during which the calling thread
+ *                                  waits on USB and uses no CPU (benchmarks of the device-bound case).
+ *   EDGETPU_STANDIN_DEVICES=N      N USB Accelerators are attached (default 1): edgetpu_list_devices
+ *                                  lists N, and a delegate asked for "usb:K" / ":K" with K >= N is
+ *                                  not created (NULL, as libedgetpu does for an absent device).
+ *   EDGETPU_STANDIN_CRASH_DEVICE=D CRASH_AFTER/HANG_AFTER apply only to a delegate created with the
+ *                                  option device=D (e.g. usb:1): one Coral of several fails.
  * -DRUNTIME_VERSION=<n> and -DBUILD_LABEL="..." set what edgetpu_version() reports.
  */
 #include <signal.h>
@@ -113,6 +121,7 @@ enum edgetpu_device_type { EDGETPU_APEX_PCI = 0, EDGETPU_APEX_USB = 1 };
 struct edgetpu_device { enum edgetpu_device_type type; const char* path; };
 
 static long crash_after = -1, hang_after = -1, invokes = 0;
+static long invoke_us = 0;
 static const char* log_path = NULL;
 static const char* wedge_path = NULL;
 
@@ -183,6 +192,7 @@ static TfLiteStatus kernel_invoke(TfLiteContext* context, TfLiteNode* node) {
   }
   if (hang_after >= 0 && invokes > hang_after) hang_forever();
   if (wedged()) return kTfLiteError; /* a wedged device: every transfer fails */
+  if (invoke_us > 0) usleep((useconds_t)invoke_us);
 #if STANDIN_MODE == MODE_ABORT
   /* libedgetpu's fatal log line when another process took the device over, then abort(). */
   fprintf(stderr, "F :1155] HandleQueuedBulkIn failed: Deadline exceeded: USB transfer error 5 "
@@ -236,14 +246,34 @@ __attribute__((unused)) static TfLiteStatus delegate_prepare(TfLiteContext* cont
   return status;
 }
 
+static long attached(void) {
+  long n = env_long("EDGETPU_STANDIN_DEVICES");
+  return n < 0 ? 1 : n;
+}
+
+/* The index a device option names ("usb:1", ":1" -> 1; "usb", "" -> 0). */
+static long device_index(const char* device) {
+  const char* colon = device ? strchr(device, ':') : NULL;
+  return colon ? strtol(colon + 1, NULL, 10) : 0;
+}
+
 TfLiteDelegate* tflite_plugin_create_delegate(char** keys, char** values, size_t n,
                                               void (*report_error)(const char*)) {
-  (void)keys; (void)values; (void)n; (void)report_error;
+  (void)report_error;
+  const char* device = NULL;
+  for (size_t i = 0; i < n; i++)
+    if (keys[i] && strcmp(keys[i], "device") == 0) device = values[i];
   crash_after = env_long("EDGETPU_STANDIN_CRASH_AFTER");
   hang_after = env_long("EDGETPU_STANDIN_HANG_AFTER");
+  const char* crash_device = getenv("EDGETPU_STANDIN_CRASH_DEVICE");
+  if (crash_device && *crash_device && !(device && strcmp(device, crash_device) == 0))
+    crash_after = hang_after = -1; /* another Coral fails, not this one */
+  const char* ms = getenv("EDGETPU_STANDIN_INVOKE_MS");
+  invoke_us = (ms && *ms) ? (long)(strtod(ms, NULL) * 1000.0) : 0;
   log_path = getenv("EDGETPU_STANDIN_LOG");
   wedge_path = getenv("EDGETPU_STANDIN_WEDGE");
   log_event("create");
+  if (device_index(device) >= attached()) return NULL; /* no such device */
 #if STANDIN_MODE == MODE_NULL
   return NULL; /* the real library reports nothing: Python says "Failed to load delegate" */
 #else
@@ -270,15 +300,21 @@ const char* edgetpu_version(void) {
   return "BuildLabel(" BUILD_LABEL "), RuntimeVersion(" RT_STR(RUNTIME_VERSION) ")";
 }
 
-__attribute__((unused)) static struct edgetpu_device usb0 = {EDGETPU_APEX_USB, "/sys/bus/usb/devices/2-1"};
+#define MAX_DEVICES 8
+__attribute__((unused)) static struct edgetpu_device usb_devices[MAX_DEVICES] = {
+    {EDGETPU_APEX_USB, "/sys/bus/usb/devices/2-1"}, {EDGETPU_APEX_USB, "/sys/bus/usb/devices/2-2"},
+    {EDGETPU_APEX_USB, "/sys/bus/usb/devices/2-3"}, {EDGETPU_APEX_USB, "/sys/bus/usb/devices/2-4"},
+    {EDGETPU_APEX_USB, "/sys/bus/usb/devices/2-5"}, {EDGETPU_APEX_USB, "/sys/bus/usb/devices/2-6"},
+    {EDGETPU_APEX_USB, "/sys/bus/usb/devices/2-7"}, {EDGETPU_APEX_USB, "/sys/bus/usb/devices/2-8"}};
 
 struct edgetpu_device* edgetpu_list_devices(size_t* num_devices) {
 #if STANDIN_MODE == MODE_NULL
   *num_devices = 0;
   return NULL;
 #else
-  *num_devices = 1;
-  return &usb0;
+  long n = attached();
+  *num_devices = (size_t)(n > MAX_DEVICES ? MAX_DEVICES : n);
+  return usb_devices;
 #endif
 }
 
