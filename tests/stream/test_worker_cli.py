@@ -212,3 +212,30 @@ def test_sigterm_while_the_edgetpu_open_hangs(on_coral, coral_dir, labels_path, 
     while processes_with(hung) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert processes_with(hung) == []
+
+
+def test_serve_spreads_frames_over_every_coral(tmp_path, edgetpu_standins, coral_dir,  # noqa: F811
+                                               labels_path, video_avi):  # fmt: skip
+    """`--device usb:*` on a machine with two Corals: one worker per Coral (both invoke many
+    frames), every frame delivered in frame order."""
+    root = make_sysfs(tmp_path / "root2", usb=[("2-1", "18d1", "9302", 5000),
+                                               ("2-2", "18d1", "9302", 5000)])  # fmt: skip
+    log = tmp_path / "standin.log"
+    env = {**os.environ, "EDGEKIT_LIBEDGETPU": str(edgetpu_standins["works"]),
+           "XDG_CACHE_HOME": str(tmp_path / "cache"), "EDGETPU_STANDIN_DEVICES": "2",
+           "EDGETPU_STANDIN_INVOKE_MS": "10", "EDGETPU_STANDIN_LOG": str(log)}  # fmt: skip
+    args = serve_args(coral_dir, labels_path, video_avi)
+    args[args.index("--device") + 1] = "usb:*"
+    p = subprocess.run(["unshare", "-m", "sh", "-c", MOUNT, str(root), *edgekit_cmd(), *args],
+                       capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    lines = [json.loads(line) for line in p.stdout.splitlines()]
+    assert [x["frame"] for x in lines if "event" not in x] == list(range(1, 41))
+    invokes: dict[str, int] = {}
+    for line in log.read_text().splitlines():
+        pid, what = line.split()
+        if what == "invoke":
+            invokes[pid] = invokes.get(pid, 0) + 1
+    busy = [n for n in invokes.values() if n >= 5]  # the workers (probe children invoke once)
+    assert len(busy) == 2 and sum(busy) >= 40, invokes
+    assert "Traceback" not in p.stderr
