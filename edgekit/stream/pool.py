@@ -416,60 +416,87 @@ class PooledPipeline(Pipeline):
     """:class:`~edgekit.stream.pipeline.Pipeline` over a :class:`DevicePool` (see the module
     docstring): one thread per device takes a frame from the capture slot whenever its worker
     has room (a faster device takes more) and collects the answers; the pipeline's own thread
-    watches for the end. ``infer`` (set by serve to its ResilientClassifier) lends each
-    device's own ResilientClassifier its settings (on_tpu_failure, tpu_retry_s)."""
+    watches for the end. ``infer`` (serve's ResilientClassifier, or the HotReload wrapping it)
+    lends each device's own ResilientClassifier its settings (on_tpu_failure, tpu_retry_s, the
+    healer for a single device) and says which model serves: after a hot reload switched to a
+    new pool, the device threads of the old one stop and new ones start on the new one."""
 
     def __init__(self, capture, pool: DevicePool, sinks=(), smoothing: int = 1,
                  max_frames: int = 0, stats=None):  # fmt: skip
         super().__init__(capture, lambda rgb: None, sinks, smoothing, max_frames, stats)
         self.pool = pool
         self._cv = threading.Condition()
-        self._halt = False
         self._fatal: BaseException | None = None
-        self._wake = [os.pipe() for _ in pool.lanes]  # capture -> device threads
-        for fds in self._wake:
-            for fd in fds:
-                os.set_blocking(fd, False)
-        self.slot = capture.slot = CountingSlot([w for _, w in self._wake])
+        self.slot = capture.slot = CountingSlot([])
+        self._lanes: tuple[threading.Event, list, list] | None = None  # halt, threads, pipes
+
+    def _outer(self) -> Any:
+        return getattr(self.infer, "resilient", self.infer)
 
     def _loop(self) -> None:  # watches the device threads
-        from edgekit.stream.resilient import ResilientClassifier
-
-        outer = self.infer
-        for lane in self.pool.lanes:
-            lane.resilient = ResilientClassifier(
-                lane.worker, self.pool._lane_emitter(lane),
-                getattr(outer, "on_tpu_failure", "cpu"), getattr(outer, "tpu_retry_s", 60.0),
-            )  # fmt: skip
         order = Reorder(self.deliver, self.max_frames)
-        threads = [threading.Thread(target=self._lane_loop, args=(lane, order), daemon=True,
-                                    name=f"edgekit-device-{lane.index}")
-                   for lane in self.pool.lanes]  # fmt: skip
-        for t in threads:
-            t.start()
+        self._start_lanes(order)
         try:
             self._watch(order)
         finally:
-            self._halt = True
-            for _, w in self._wake:
-                _poke(w)
-            for t in threads:
-                t.join(0.5)
-            if not any(t.is_alive() for t in threads):
-                self.slot.wake_fds = []
-                for fds in self._wake:
-                    for fd in fds:
-                        os.close(fd)
+            self._stop_lanes(order)
+
+    def _start_lanes(self, order: Reorder) -> None:
+        from edgekit.stream.resilient import ResilientClassifier
+
+        outer, lanes = self._outer(), self.pool.lanes
+        for lane in lanes:
+            lane.resilient = ResilientClassifier(
+                lane.worker, self.pool._lane_emitter(lane),
+                getattr(outer, "on_tpu_failure", "cpu"), getattr(outer, "tpu_retry_s", 60.0),
+                # serve's Healer resets the one device it was made for (config.model.device)
+                healer=getattr(outer, "healer", None) if len(lanes) == 1 else None,
+            )  # fmt: skip
+        pipes = [os.pipe() for _ in lanes]  # capture -> device threads
+        for fds in pipes:
+            for fd in fds:
+                os.set_blocking(fd, False)
+        halt = threading.Event()
+        threads = [threading.Thread(target=self._lane_loop, args=(lane, order, halt, r),
+                                    daemon=True, name=f"edgekit-device-{lane.index}")
+                   for lane, (r, _) in zip(lanes, pipes)]  # fmt: skip
+        self.slot.wake_fds = [w for _, w in pipes]
+        self._lanes = (halt, threads, pipes)
+        for t in threads:
+            t.start()
+
+    def _stop_lanes(self, order: Reorder) -> None:
+        halt, threads, pipes = self._lanes or (threading.Event(), [], [])
+        halt.set()
+        for _, w in pipes:
+            _poke(w)
+        for t in threads:
+            t.join(0.5)
+        self.slot.wake_fds = []
+        if not any(t.is_alive() for t in threads):
+            for fds in pipes:
+                for fd in fds:
+                    os.close(fd)
 
     def _watch(self, order: Reorder) -> None:
         while not self._stop.is_set():
             order.expire()
             self.pool.late_frames = order.late
             self.stats.dropped = self.slot.dropped
+            fatal = getattr(self.infer, "_fatal", "")  # HotReload could not bring a model back
+            if fatal:
+                raise FatalError(fatal)
             if self._fatal is not None:
                 raise self._fatal
             if order.full.is_set():
                 return
+            current = getattr(self._outer(), "classifier", self.pool)
+            if current is not self.pool:  # a hot reload switched models
+                if not isinstance(current, DevicePool):
+                    raise FatalError("a reload changed how the model runs; restart serve")
+                self._stop_lanes(order)
+                self.pool = current
+                self._start_lanes(order)
             if self.capture.finished and self.slot.empty and self._idle():
                 while order.waiting and not self._stop.is_set() and not order.full.is_set():
                     time.sleep(0.05)  # give up on frames lost in flight, deliver the rest
@@ -488,18 +515,25 @@ class PooledPipeline(Pipeline):
         with self._cv:
             return not any(lane.pending for lane in self.pool.lanes)
 
-    def _lane_loop(self, lane: Lane, order: Reorder) -> None:  # one thread per device
+    def _lane_loop(self, lane: Lane, order: Reorder, halt: threading.Event,
+                   wake: int) -> None:  # one thread per device  # fmt: skip
         """Keeps the device's worker fed: takes a frame whenever the worker has room (also
         while an earlier frame runs: that is the point), collects answers as they come. A frame
         that takes long (> 0.5 s) is waited for in ``collect`` (its watchdog)."""
-        w, r, wake = lane.worker, lane.resilient, self._wake[lane.index][0]
+        try:
+            self._feed(lane, order, halt, wake)
+        finally:  # stopped (end, reload, fatal): whatever it still holds is skipped
+            self._finish(lane, order, len(lane.pending), None)
+
+    def _feed(self, lane: Lane, order: Reorder, halt: threading.Event, wake: int) -> None:
+        w, r = lane.worker, lane.resilient
         head_since = 0.0
         unsent: list[tuple[int, Any]] = []  # in lane.pending but not (or no longer) in the worker
         outs: list[Any] = []  # answers collected, not yet delivered (the oldest pending frames)
 
         def refill() -> None:
             nonlocal head_since
-            while len(lane.pending) < self.pool.depth and not self._halt:
+            while len(lane.pending) < w.depth and not halt.is_set():
                 with self._cv:  # taken and pending at once: _idle() never misses a frame
                     got = self.slot.take_counted(0.0)
                     if got is None:
@@ -520,11 +554,11 @@ class PooledPipeline(Pipeline):
             while outs:
                 self._finish(lane, order, 1, outs.pop(0))
 
-        while not self._halt:
+        while not halt.is_set():
             try:
                 refill()
                 waits = [w._conn] if lane.pending else []
-                if len(lane.pending) < self.pool.depth:
+                if len(lane.pending) < w.depth:
                     waits.append(wake)  # a new frame in the slot
                 ready = _wait_readable(waits, 0.25)
                 if not lane.pending or (w._conn not in ready
@@ -541,10 +575,8 @@ class PooledPipeline(Pipeline):
                 deliver()
             except SkipFrame:  # a crash or hang (reported, worker restarted) or closing
                 deliver()
-                if w._closing.is_set():
-                    self._finish(lane, order, len(lane.pending), None)
-                    unsent = []
-                    continue
+                if w._closing.is_set():  # closed (serve stops, or a reload retired it)
+                    return
                 # The frame the worker was running is lost; those queued behind it never
                 # started: the new worker gets them.
                 self._finish(lane, order, 1, None)

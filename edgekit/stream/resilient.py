@@ -87,8 +87,9 @@ class ResilientClassifier:
     def info(self) -> dict:
         status = getattr(self.classifier, "pool_status", None)
         if status is not None:  # edgekit.stream.pool.DevicePool: its devices' own wrappers
-            return status()
-        out = {"backend": self.backend, "device": self.device, "degraded": self.degraded}
+            out = status()
+        else:
+            out = {"backend": self.backend, "device": self.device, "degraded": self.degraded}
         if hasattr(self.classifier, "restarts"):  # edgekit.stream.worker.ModelProcess
             c = self.classifier
             out["worker"] = {"pid": c.info.get("pid"), "restarts": c.restarts}
