@@ -32,6 +32,9 @@ class ZooEntry:
     params: int  # at the default settings (cached, checked by the tests)
     macs: int
     task: str = "classify"  # "detect": an edgekit-anchor-free detector (edgekit train --task)
+    # predicted ms per inference on a USB 3 Coral at the default settings, from the layer shapes
+    # (edgekit.edgetpu.latency; cached like params/macs, checked by the tests)
+    usb3_ms: float | None = None
 
     def builder(self):
         """The design's ``build`` function (imports the module, and Keras)."""
@@ -54,6 +57,7 @@ class ZooEntry:
             "default_classes": self.default_classes,
             "params": self.params,
             "macs": self.macs,
+            "predicted_usb3_ms": self.usb3_ms,
             "paper": self.paper,
             "task": self.task,
         }
@@ -71,6 +75,7 @@ REGISTRY: dict[str, ZooEntry] = {
             "Szegedy et al. 2015, Going Deeper with Convolutions, arXiv:1409.4842",
             3_335_842,
             100_439_936,
+            usb3_ms=1.57,
         ),
         ZooEntry(
             "mobilenet_v1",
@@ -81,6 +86,7 @@ REGISTRY: dict[str, ZooEntry] = {
             "Howard et al. 2017, MobileNets, arXiv:1704.04861",
             4_253_864,
             568_740_352,
+            usb3_ms=2.24,
         ),
         ZooEntry(
             "squeezenet",
@@ -91,6 +97,7 @@ REGISTRY: dict[str, ZooEntry] = {
             "Iandola et al. 2016, SqueezeNet, arXiv:1602.07360",
             1_235_496,
             387_358_720,
+            usb3_ms=2.26,
         ),
         ZooEntry(
             "densenet_lite",
@@ -101,6 +108,7 @@ REGISTRY: dict[str, ZooEntry] = {
             "Huang et al. 2017, Densely Connected Convolutional Networks, arXiv:1608.06993",
             304_296,
             45_186_240,
+            usb3_ms=1.81,
         ),
         ZooEntry(
             "dsconv",
@@ -111,6 +119,7 @@ REGISTRY: dict[str, ZooEntry] = {
             "Howard et al. 2017, MobileNets, section 3.1, arXiv:1704.04861",
             1_000_900,
             196_176_400,
+            usb3_ms=2.38,
         ),
         ZooEntry(
             "detector",
@@ -122,6 +131,7 @@ REGISTRY: dict[str, ZooEntry] = {
             93_516,
             30_515_200,
             task="detect",
+            usb3_ms=1.8,
         ),
     )
 }

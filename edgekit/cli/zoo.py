@@ -17,24 +17,30 @@ def zoo() -> None:
     """List and build Edge-TPU-friendly Keras models (edgekit.zoo)."""
 
 
-@zoo.command("list", short_help="List designs with parameters and multiply-adds.")
+@zoo.command("list", short_help="List designs: parameters, multiply-adds, predicted latency.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def list_models(as_json: bool) -> None:
-    """Designs with parameters and multiply-adds at their default settings."""
+    """Designs with parameters, multiply-adds and predicted Edge TPU latency (USB 3 Coral) at
+    their default settings."""
     from edgekit import zoo as registry
 
     rows = [e.to_dict() for e in registry.REGISTRY.values()]
     if as_json:
         echo_json({"models": rows})
         return
-    click.echo(f"{'name':<15} {'input':>5} {'classes':>7} {'params':>11} {'MACs':>13}  description")
+    click.echo(f"{'name':<15} {'input':>5} {'classes':>7} {'params':>11} {'MACs':>13} "
+               f"{'USB3 ms':>7}  description")  # fmt: skip
     for r in rows:
         classes = "-" if r["default_classes"] is None else str(r["default_classes"])
+        ms = "-" if r["predicted_usb3_ms"] is None else f"{r['predicted_usb3_ms']:.1f}"
         click.echo(
             f"{r['name']:<15} {r['default_input']:>5} {classes:>7} {r['params']:>11,} "
-            f"{r['macs']:>13,}  {r['description']}"
+            f"{r['macs']:>13,} {ms:>7}  {r['description']}"
         )
     click.echo("MACs: multiply-adds for one image (convolutions and dense layers).")
+    click.echo("USB3 ms: predicted per inference on a USB 3 Coral from the layer shapes "
+               "(edgekit inspect FILE shows USB 2 and PCIe too; zoo build --budget-ms picks a "
+               "size).")  # fmt: skip
 
 
 def _parse_value(key: str, text: str, default):
@@ -78,9 +84,12 @@ def _parse_value(key: str, text: str, default):
     metavar="KEY=VALUE",
     help="Other design parameter, e.g. -p bypass=true, -p growth_rate=12 (repeatable).",
 )
+@click.option("--budget-ms", type=Finite(0, 1e6, min_open=True),
+              help="Pick the widest --alpha / largest --input-size predicted within this many "
+              "ms per inference on a USB 3 Coral (the ones given are kept).")  # fmt: skip
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable summary.")
-def build(name, output, input_size, classes, alpha, params, force, as_json) -> None:
+def build(name, output, input_size, classes, alpha, params, budget_ms, force, as_json) -> None:
     """Build zoo model NAME (untrained weights) and save it to FILE.h5 or FILE.keras."""
     from pathlib import Path
 
@@ -111,6 +120,23 @@ def build(name, output, input_size, classes, alpha, params, force, as_json) -> N
     from edgekit.host.tfenv import load_tensorflow
 
     load_tensorflow()
+    budget = None
+    if budget_ms is not None:
+        from edgekit.host.zoo_budget import describe, pick
+
+        budget = pick(entry, budget_ms, {k: v for k, v in options.items() if k != "alpha"},
+                      options.get("alpha"), input_size)  # fmt: skip
+        p = budget["picked"]
+        input_size = p["input_size"]
+        if p["alpha"] is not None:
+            options["alpha"] = p["alpha"]
+        if not as_json:
+            click.echo(f"Budget {budget_ms:g} ms on a USB 3 Coral: picked {describe(p)}, "
+                       f"predicted {p['usb3_ms']:g} ms (USB 2: {p['latency_ms']['usb2']:g} ms)")
+            over = [r for r in budget["tried"] if r is not p]
+            if over:
+                click.echo("  over the budget: " + "; ".join(
+                    f"{describe(r)} {r['usb3_ms']:g} ms" for r in over))  # fmt: skip
     memory.check_build(entry, input_size or entry.default_input, options)  # OOM kill otherwise
     model = registry.build(entry.name, input_size=input_size, **options)
 
@@ -126,6 +152,8 @@ def build(name, output, input_size, classes, alpha, params, force, as_json) -> N
         "params": stats["params"],
         "macs": stats["macs"],
     }
+    if budget is not None:
+        summary["budget"] = budget
     if as_json:
         echo_json(summary)
     else:
