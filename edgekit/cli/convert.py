@@ -272,6 +272,10 @@ def _summary(result) -> None:
         )
     comp = m.compile or {}
     report = comp.get("report")
+    if comp.get("latency"):
+        from edgekit.edgetpu.latency import format_latency
+
+        click.echo(f"  latency {format_latency(comp['latency'])}")
     if report:
         click.echo(
             f"  edgetpu {report['ops_tpu']}/{report['ops_total']} ops on the Edge TPU, "

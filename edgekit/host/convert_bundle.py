@@ -57,6 +57,7 @@ def compile_stage(tmp: Path, stem: str, q, opts, compiler_exe, warning) -> Compi
         "report": None,
     }
     (tmp / cpu_name).write_bytes(q.data)
+    info["latency"] = _latency(q.info, q.prediction, tmp, None)
     if compiler_exe is not None:
         report = compiler.compile_model(
             compiler_exe, tmp / cpu_name, tmp, opts.min_runtime, opts.segments,
@@ -73,6 +74,7 @@ def compile_stage(tmp: Path, stem: str, q, opts, compiler_exe, warning) -> Compi
         )
         info["comparison"] = _comparison(q.info, q.prediction, tmp, report)
         models["edgetpu"], models["edgetpu_log"] = report.output, report.log
+        info["latency"] = _latency(q.info, q.prediction, tmp, report.output)
         if report.ops_cpu:
             warning(
                 f"{report.ops_cpu} of {report.ops_total} ops will run on the CPU: "
@@ -165,6 +167,22 @@ def _comparison(info, prediction, out: Path, report) -> dict[str, Any] | None:
             "predicted_off_chip_bytes": prediction.memory.get("off_chip_bytes"),
         }
     return c
+
+
+def _latency(info, prediction, out: Path, compiled_name) -> dict[str, Any] | None:
+    """Predicted ms per inference (edgekit.edgetpu.latency): from the compiled model (placed as
+    the compiler did) when there is one, else from the int8 model's predicted mapping. None
+    when nothing can be said; advice, never a reason to fail a conversion."""
+    try:
+        from edgekit.edgetpu.latency import latency_of_model
+        from edgekit.tflite import read_model
+
+        twin = read_model(out / compiled_name) if compiled_name else None
+        if twin is not None and twin.is_edgetpu_compiled:
+            return latency_of_model(twin, cpu_twin=info)
+        return latency_of_model(info, prediction)
+    except Exception:  # advice: never fail a conversion over it
+        return None
 
 
 def _sha256(path: Path) -> str:

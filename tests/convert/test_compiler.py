@@ -129,6 +129,11 @@ def test_cli_partial_mapping_warns(trained, apple_banana_dir, tmp_path, monkeypa
     assert (row["operator"], row["predicted"], row["actual"]) == ("QUANTIZE", 0, 1)
     m = json.loads((tmp_path / "o" / "edgekit.json").read_text())
     assert m["compile"]["comparison"] == c
+    # the predicted latency, from the compiled model placed as the compiler did (1 CPU op)
+    lat = m["compile"]["latency"]
+    assert lat == comp["latency"] and lat["source"] == "compiled" and lat["cpu_ops"] == 1
+    assert lat["latency_ms"]["usb2"] >= lat["latency_ms"]["usb3"] > 0
+    assert lat["parts_ms"]["usb3"]["cpu_ops"] > 0
 
 
 def test_cli_prints_the_compiler_vs_prediction_comparison(
@@ -139,6 +144,7 @@ def test_cli_prints_the_compiler_vs_prediction_comparison(
                     num_calib=30)  # fmt: skip
     assert r.exit_code == 0, r.stderr
     assert "Compiler vs prediction: prediction DISAGREES" in r.stdout
+    assert "  latency predicted " in r.stdout and "per inference on a USB 3 Coral" in r.stdout
     assert any(ln.split()[:2] == ["!!", "QUANTIZE"] for ln in r.stdout.splitlines())
 
 
@@ -202,3 +208,6 @@ def test_missing_compiler_still_writes_cpu_bundle(
 def test_no_compile_is_quiet(trained, apple_banana_dir, tmp_path, no_compiler_path):
     r = convert_cli(trained["h5"], tmp_path / "o", apple_banana_dir, "--no-compile", num_calib=120)
     assert r.exit_code == 0 and "edgetpu_compiler" not in r.stderr
+    # not compiled: the latency is predicted from the int8 model's predicted mapping
+    lat = json.loads((tmp_path / "o" / "edgekit.json").read_text())["compile"]["latency"]
+    assert lat["source"] == "tflite" and set(lat["latency_ms"]) == {"usb3", "usb2", "pci"}
