@@ -439,6 +439,7 @@ class PooledPipeline(Pipeline):
         try:
             self._watch(order)
         finally:
+            order.full.set()  # stopping: nothing more goes out (frames in flight are dropped)
             self._stop_lanes(order)
 
     def _start_lanes(self, order: Reorder) -> None:
