@@ -68,11 +68,40 @@ def _refuse_special(path: Path) -> None:
         )
 
 
+NAME_MAX = 255  # bytes per path component on Linux file systems (ext4, xfs, btrfs, tmpfs)
+PATH_MAX = 4096  # bytes of a whole path
+# The longest sibling edgekit creates beside an output: ".<name>.tmp-" plus mkdtemp's 8
+# random characters (atomic_dir, temporary_path); the lock file ".<name>.lock" is shorter.
+SIBLING_EXTRA = 14
+
+
+def _check_name_length(path: Path) -> None:
+    """A name the file system cannot hold is one line (the OSError 'File name too long' came
+    out of the first ``stat`` as a traceback), checked with room for our temporary sibling."""
+    parts = path.parts
+    for i, part in enumerate(parts):
+        n = len(os.fsencode(part))
+        limit = NAME_MAX - (SIBLING_EXTRA if i == len(parts) - 1 else 0)
+        if n > limit:
+            short = part if len(part) <= 24 else part[:20] + "..."
+            raise EdgekitError(
+                f"{short}: a name of {n} bytes; at most {limit} fit here (file systems take "
+                f"{NAME_MAX}, edgekit's temporary copy beside it adds {NAME_MAX - limit})",
+                "choose a shorter output name",
+            )
+    if len(os.fsencode(str(path.absolute()))) + SIBLING_EXTRA > PATH_MAX:
+        raise EdgekitError(
+            f"{str(path)[:40]}...: the path is longer than {PATH_MAX - SIBLING_EXTRA} bytes",
+            "choose a shorter output path",
+        )
+
+
 def check_destination(path: str | os.PathLike) -> None:
     """Raise :class:`EdgekitError` now if ``path`` could never be created because a file stands
     where one of its folders should be (``model.h5/out``), it is a device, FIFO or socket, or
     its nearest existing folder is not writable (read-only disk, no permission): lets a command
     fail before a long job rather than after it."""
+    _check_name_length(Path(path))
     _refuse_special(Path(path))
     parent = Path(path).absolute().parent
     while not parent.exists() and parent != parent.parent:

@@ -124,22 +124,40 @@ def load_images(
         pick = np.linspace(0, len(calib_paths) - 1, num_calib).round().astype(int)
         calib_paths = [calib_paths[i] for i in pick]
     total = len(calib_paths) + len(verify_paths)
+    unreadable: list[str] = []
 
     def read(paths, offset):
-        out, boxes = [], []
+        """Letterboxed pixels of the readable ``paths``, their letterboxes and indices."""
+        out, boxes, kept = [], [], []
         for k, p in enumerate(paths):
-            img, lb = images.letterbox(images.load_rgb(p), input_hw, LETTERBOX_FILL)
+            try:
+                rgb = images.load_rgb(p)
+            except EdgekitError:  # skipped and counted, as for classifiers
+                unreadable.append(str(Path(p).relative_to(folder)))
+                continue
+            img, lb = images.letterbox(rgb, input_hw, LETTERBOX_FILL)
             out.append(img)
             boxes.append(lb)
+            kept.append(k)
             if progress:
                 progress("loading images", offset + k + 1, total)
         h, w = input_hw
-        return (np.stack(out) if out else np.zeros((0, h, w, 3), np.uint8)), boxes
+        return (np.stack(out) if out else np.zeros((0, h, w, 3), np.uint8)), boxes, kept
 
-    calib, _ = read(calib_paths, 0)
-    verify, letterboxes = read(verify_paths, len(calib_paths))
+    calib, _, _ = read(calib_paths, 0)
+    verify, letterboxes, kept = read(verify_paths, len(calib_paths))
+    if not len(calib) and not len(verify) and unreadable:
+        raise EdgekitError(
+            f"{folder}: none of the {len(unreadable)} image files could be read",
+            "check the files are valid jpg/png/bmp/webp images",
+        )
     if not len(calib):
-        raise EdgekitError(f"{folder}: no calibration images", "add images")
+        raise EdgekitError(f"{folder}: no readable calibration image", "add images")
+    verify_paths = [verify_paths[k] for k in kept]
+    if truths is not None:
+        truths = [truths[k] for k in kept] or None
+    if unreadable:
+        warnings.append(f"skipped {len(unreadable)} unreadable image file(s), e.g. {unreadable[0]}")
     if len(calib) < 100:
         warnings.append(f"only {len(calib)} calibration images (100-500 recommended)")
     stats = {
@@ -147,7 +165,8 @@ def load_images(
         "found": total,
         "used": len(calib),
         "verify": len(verify),
-        "unreadable": 0,
+        "unreadable": len(unreadable),
+        "unreadable_files": unreadable[:10],
         "split": source,
         "verify_files": [str(Path(p).relative_to(folder)) for p in verify_paths],
         "resize": "letterbox",
