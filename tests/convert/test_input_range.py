@@ -10,6 +10,7 @@ and why are in the output and the bundle.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -177,3 +178,25 @@ def test_balanced_accuracy_does_not_reward_answering_one_class():
     truth = np.array([0] * 9 + [1])
     assert ir.balanced_accuracy(np.zeros(10, int), truth) == pytest.approx(0.5)
     assert ir.balanced_accuracy(truth.copy(), truth) == 1.0
+
+
+WILD_TM = (
+    Path(__file__).resolve().parents[2].parent
+    / "shared" / "data" / "keras-wild" / "tm-2021-k240-fingers" / "keras_model.h5"
+)  # fmt: skip
+
+
+@pytest.mark.skipif(not WILD_TM.is_file(), reason="../shared/data/keras-wild absent")
+def test_teachable_machine_export_gets_its_preprocessing_and_labels_in_one_line(
+    apple_banana_dir, tmp_path
+):
+    r = run_cli("convert", WILD_TM, "-o", tmp_path / "b", "--calib", apple_banana_dir,
+                "--num-calib", 8, "--num-verify", 4, "--no-compile")  # fmt: skip
+    assert r.exit_code == 0, (r.output, r.exception)
+    m = load_bundle(tmp_path / "b").manifest
+    assert (m.input.range, m.input.resize, m.input.size) == ((-1.0, 1.0), "crop", (224, 224))
+    assert m.labels == ("thumb", "index")
+    assert m.calibration["input_range"]["source"] == "model"
+    said = [line for line in r.stdout.splitlines() if "Teachable Machine export" in line]
+    assert any(line.startswith("  model   Teachable Machine export: range -1..1, crop to "
+                               "224x224, 2 labels from") for line in said), r.stdout  # fmt: skip
