@@ -1,21 +1,29 @@
 #!/usr/bin/env python3
-"""Soak test: serve a looping video for N minutes while injecting faults, then check that
-nothing crashed, memory did not grow, and every injected fault was reported.
+"""Soak test: serve for a set time with Edge TPU faults injected, account for every frame, and
+show that memory, file descriptors and shared memory stay flat.
 
-The pipeline runs in this process exactly as ``edgekit serve`` runs it (``serve.run`` with the
-JSON-lines sink writing to /dev/null and the HTTP sink on a free port, polled once a second).
-Faults are injected at the two boundaries (the fault injectors of tests/stream/stream_faults.py):
+serve runs in this process exactly as ``edgekit serve`` runs it (``serve.run``; JSON lines to
+/dev/null, the HTTP sink on a free port polled every second), on a looping video played in real
+time (a camera: newest frame wins, older ones are dropped and counted), with the model in its
+worker process on an "Edge TPU": the stand-in libedgetpu (tests/edgetpu_standin, built with cc)
+on a fake Coral (a fake sysfs/devfs/kernel-log tree, tests/runtime/usb_fakes.py). Faults:
 
-* camera lost (the source raises SourceLost, then fails to reopen twice),
-* corrupt frame (FrameDecodeError),
-* Edge TPU unplugged for a few seconds (fake libedgetpu backend: invoke raises RuntimeError, new
-  interpreters fail) -> CPU fallback -> Edge TPU restored,
-* transient Edge TPU error (one failed invoke) -> reopen.
+* worker crash / hang: every worker's libedgetpu dies by SIGSEGV after ``--crash-every``
+  invokes, or (every other worker) hangs in invoke() after as many (the watchdog kills it);
+* device vanishes and returns: every ``--vanish-every`` s the Coral leaves the bus (sysfs device
+  gone, transfers fail) for 4 s -> CPU fallback -> the periodic Edge TPU retry brings it back;
+* device wedges: every ``--wedge-every`` s every transfer fails until a USB reset -> CPU
+  fallback -> self-healing resets it (fake kernel: USBDEVFS_RESET re-enumerates it), probes it
+  and resumes on the Edge TPU;
+* hot reload: every ``--reload-every`` s (SIGHUP's path: the reload event);
+* camera: every ``--camera-every`` s the camera is lost (two reopen attempts fail) and one
+  frame is corrupt (tests/stream/stream_faults.py FlakySource).
 
-    python scripts/soak.py [--minutes 10] [--fault-every 10] [--json]
+    python scripts/soak.py [--minutes 30] [--json] [--plot soak.png]
 
-Exit status 0 when all checks pass. Memory is RSS from /proc/self/status, measured after a
-warm-up (first 10% of the run, at least 20 s) and at the end.
+Checks (exit 0 when all pass): no crash; captured == processed + dropped + failed + unprocessed
+exactly (Stats.accounting, once serve stopped); every fault reported and recovered from; RSS of
+serve and of its worker, open fds and /dev/shm flat after the warm-up; no /dev/shm segment left.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import argparse
 import collections
 import json
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -33,148 +42,365 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CORAL = ROOT / "tests" / "data" / "coral"
-sys.path.insert(0, str(ROOT / "tests" / "stream"))
+sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 
-def rss_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024.0
-    return float("nan")
+def _proc_rss_mib(pid) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return 0.0
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def children() -> list[int]:
+    me, out = os.getpid(), []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if int(d.joinpath("stat").read_text().rsplit(")", 1)[1].split()[1]) == me:
+                    out.append(int(d.name))
+            except (OSError, ValueError, IndexError):
+                pass
+    return out
+
+
+def shm_segments() -> tuple[int, float]:
+    segs = list(Path("/dev/shm").glob(f"edgekit-{os.getpid()}-*"))
+    size = 0
+    for s in segs:
+        try:
+            size += s.stat().st_size
+        except OSError:
+            pass
+    return len(segs), size / 1024.0
+
+
+def sample(t0: float, stats: dict) -> dict:
+    kids = children()
+    n, kib = shm_segments()
+    acc = stats.get("accounting", {})
+    return {"t_s": round(time.monotonic() - t0, 1), "rss_mib": round(_proc_rss_mib("self"), 1),
+            "worker_rss_mib": round(sum(_proc_rss_mib(p) for p in kids), 1),
+            "fds": len(os.listdir("/proc/self/fd")), "shm_segments": n, "shm_kib": round(kib, 1),
+            "captured": acc.get("captured", 0), "processed": acc.get("processed", 0),
+            "dropped": acc.get("dropped", 0), "failed": acc.get("failed", 0),
+            "backend": stats.get("backend", "?"), "fps": stats.get("stats", {}).get("fps")}
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--minutes", type=float, default=10.0)
-    ap.add_argument("--fault-every", type=float, default=10.0, help="seconds between faults")
-    ap.add_argument("--max-growth-mib", type=float, default=5.0)
+    ap.add_argument("--minutes", type=float, default=30.0)
+    ap.add_argument("--crash-every", type=int, default=300, help="invokes per worker")
+    ap.add_argument("--vanish-every", type=float, default=120.0, help="seconds")
+    ap.add_argument("--wedge-every", type=float, default=180.0, help="seconds")
+    ap.add_argument("--reload-every", type=float, default=150.0, help="seconds")
+    ap.add_argument("--camera-every", type=float, default=90.0, help="seconds")
+    ap.add_argument("--max-growth-mib", type=float, default=8.0)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--plot", metavar="PNG", help="RSS, fds, /dev/shm and fps over time")
+    ap.add_argument("--report", metavar="JSON", help="also write the JSON report to this file")
+    ap.add_argument("--verbose", action="store_true", help="serve's log lines on stderr")
     args = ap.parse_args(argv)
+    import faulthandler
+    import signal
 
+    faulthandler.register(signal.SIGUSR1)  # kill -USR1 <pid>: every thread's stack on stderr
+    if not args.verbose:  # the events are in the report's timeline; the workers' notices stay
+        import logging
+
+        logging.getLogger("edgekit.stream").setLevel(logging.CRITICAL)
+    if shutil.which("cc") is None and shutil.which("gcc") is None:
+        print("soak: needs a C compiler for the stand-in libedgetpu (apt-get install gcc)")
+        return 2
+    with tempfile.TemporaryDirectory(prefix="edgekit-soak-") as tmp:
+        return run(args, Path(tmp))
+
+
+def run(args, tmp: Path) -> int:
     from bench_pipeline import make_video
-    from stream_faults import FlakySource, installed_fake_tpu
 
-    from edgekit.classify import Classifier
+    from tests.edgetpu_standin import build
+    from tests.runtime.usb_fakes import FakeKernel, make_coral
+    from tests.stream.stream_faults import FlakySource
+    from tests.stream.worker_models import standin_classifier
+
+    lib = build(tmp / "standin", "works")
+    root = tmp / "root"
+    dev = make_coral(root)
+    wedge = tmp / "wedged"
+    # EDGEKIT_LOCK_DIR: the device lock of this fake Coral (port 2-1) is this run's alone
+    os.environ.update({"LD_LIBRARY_PATH": str(lib.parent), "XDG_CACHE_HOME": str(tmp / "cache"),
+                       "EDGEKIT_LOCK_DIR": str(tmp / "locks"),
+                       "EDGETPU_STANDIN_WEDGE": str(wedge), "EDGETPU_STANDIN_SYSFS": str(dev),
+                       "EDGETPU_STANDIN_DEVFS": str(root / "dev/bus/usb"),
+                       "EDGETPU_STANDIN_CRASH_AFTER": str(args.crash_every)})  # fmt: skip
+
+    import functools
+
+    from edgekit.backends.usbreset import KernelUsbReset
     from edgekit.stream import serve
     from edgekit.stream.config import from_dict
     from edgekit.stream.sinks import CallbackSink
     from edgekit.stream.sources import OpenCVSource
+    from edgekit.stream.worker import ModelProcess
 
-    duration = args.minutes * 60.0
-    warmup = max(20.0, duration * 0.1)
+    model = str(CORAL / "mobilenet_v1_0.25_128_quant_edgetpu.tflite")
+    labels = str(CORAL / "imagenet_labels.txt")
+    cfg = from_dict({
+        "model": {"path": model, "labels": labels, "device": "usb", "tpu_retry_s": 3.0},
+        "source": {"realtime": True, "loop": True},
+        "http": {"enabled": True, "listen": f"127.0.0.1:{free_port()}"},
+        "worker": {"hang_timeout_s": 2.0, "max_restarts": 1000, "restart_window_s": 60.0},
+        "health": {"check_every_s": 5.0, "max_resets_per_hour": 60, "reset_backoff_s": 1.0,
+                   "reenumerate_timeout_s": 10.0},
+    })  # fmt: skip
+
+    def load(c=cfg):
+        factory = functools.partial(standin_classifier, c.model.path, str(root),
+                                    labels=labels, top_k=3)  # fmt: skip
+        return ModelProcess(factory, backoff_s=0.05, backoff_max_s=1.0, hang_timeout_s=2.0,
+                            max_restarts=1000, restart_window_s=60.0)  # fmt: skip
+
     events: collections.Counter[str] = collections.Counter()
     injected: collections.Counter[str] = collections.Counter()
-    results = [0]
-    with tempfile.TemporaryDirectory() as tmp, installed_fake_tpu() as tpu, \
-            open(os.devnull, "w") as devnull:  # fmt: skip
-        video = make_video(Path(tmp) / "soak.avi", 120)
-        clf = Classifier(CORAL / "mobilenet_v1_0.25_128_quant_edgetpu.tflite",
-                         labels=CORAL / "imagenet_labels.txt", device="auto", top_k=3)  # fmt: skip
-        assert clf.runner.backend == "edgetpu"
-        source = FlakySource(OpenCVSource(str(video), loop=True), reopen_failures=2)
-        # Played at 30 fps with newest-frame-wins drops, like a camera (realtime pacing).
-        source.live, source.fps = False, 30.0
-        cfg = from_dict({
-            "source": {"realtime": True, "backoff_s": 0.2, "backoff_max_s": 2.0},
-            "model": {"tpu_retry_s": 2.0},
-            "http": {"enabled": True, "listen": "127.0.0.1:0"},
-        })  # fmt: skip
-        stop = threading.Event()
-        started: dict = {}
-        outcome: dict = {}
+    mode = {"hang": False}
 
-        def count(r):
-            results[0] += 1
+    timeline: list[tuple[float, str]] = []
+    fault_kinds = ("worker_", "device_", "cpu_fallback", "tpu_", "model_reloaded", "reload_failed")
 
-        def run():
-            try:
+    def on_event(e):
+        events[e.kind] += 1
+        if e.kind.startswith(fault_kinds):
+            timeline.append((round(time.monotonic() - t0, 1), e.kind))
+        if e.kind in ("worker_crashed", "worker_hung"):  # the next worker fails the other way
+            mode["hang"] = not mode["hang"]
+            key_on, key_off = (("HANG", "CRASH") if mode["hang"] else ("CRASH", "HANG"))
+            os.environ[f"EDGETPU_STANDIN_{key_on}_AFTER"] = str(args.crash_every)
+            os.environ.pop(f"EDGETPU_STANDIN_{key_off}_AFTER", None)
+
+    video = make_video(tmp / "soak.avi", 120)
+    source = FlakySource(OpenCVSource(str(video), loop=True), reopen_failures=2)
+    source.live, source.fps = False, 30.0  # played at 30 fps, newest frame wins: a camera
+    worker = load()
+    stop, reload_event, started, outcome = threading.Event(), threading.Event(), {}, {}
+    kernel = FakeKernel(root, wedge=wedge)
+
+    def on_start(info):
+        started.update(info)
+        if info.get("reload") is not None:
+            info["reload"].load = load  # reloads build the same stand-in worker
+
+    def serve_thread():
+        try:
+            with open(os.devnull, "w") as devnull:
                 outcome["stats"] = serve.run(
-                    cfg, stop=stop, stdout=devnull, classifier=clf, source=source,
-                    extra_sinks=[CallbackSink(count, lambda e: events.update([e.kind]))],
-                    on_start=started.update,
-                )  # fmt: skip
-            except BaseException as e:  # a crash is what this script looks for
-                outcome["crash"] = f"{type(e).__name__}: {e}"
+                    cfg, stop=stop, stdout=devnull, classifier=worker,
+                    source=source, on_start=on_start,
+                    extra_sinks=[CallbackSink(lambda r: None, on_event)], reload=reload_event,
+                    root=str(root), resetter=KernelUsbReset(root, ioctl=kernel,
+                                                           is_root=lambda: False))  # fmt: skip
+        except BaseException as e:  # a crash is what this script looks for
+            outcome["crash"] = f"{type(e).__name__}: {e}"
 
-        worker = threading.Thread(target=run, name="soak-serve")
-        t0 = time.monotonic()
-        worker.start()
-        rss_start = None
-        rss_series: list[float] = []  # every 10 s, to tell a plateau from a leak
-        next_fault, fault_no, http_errors = t0 + args.fault_every, 0, 0
-        kinds = ("camera", "corrupt", "tpu_unplug", "tpu_transient")
-        while time.monotonic() - t0 < duration and worker.is_alive():
-            time.sleep(1.0)
-            now = time.monotonic()
-            if rss_start is None and now - t0 >= warmup:
-                rss_start = rss_mib()
-            if int(now - t0) % 10 == 0:
-                rss_series.append(round(rss_mib(), 1))
-            if "http" in started:
-                try:
-                    urllib.request.urlopen(started["http"] + "latest", timeout=5).read()
-                except OSError:
-                    http_errors += 1
-            if now >= next_fault:
-                kind = kinds[fault_no % len(kinds)]
-                fault_no += 1
-                next_fault = now + args.fault_every
-                injected[kind] += 1
-                if kind == "camera":
-                    source.lose_at.add(source.reads + 1)
-                elif kind == "corrupt":
-                    source.corrupt_at.add(source.reads + 1)
-                elif kind == "tpu_unplug":
-                    tpu.plugged = False
-                    threading.Timer(min(4.0, args.fault_every / 2), setattr,
-                                    (tpu, "plugged", True)).start()  # fmt: skip
-                else:
-                    tpu.fail_invokes = 1
-        time.sleep(min(5.0, args.fault_every / 2))  # let the last fault be reported
-        rss_end = rss_mib()
-        stop.set()
-        worker.join(10)
+    t0 = time.monotonic()
+    duration = args.minutes * 60.0
+    warmup = min(60.0, max(15.0, duration * 0.1))
+    t0 = time.monotonic()
+    th = threading.Thread(target=serve_thread, name="soak-serve")
+    th.start()
+    series: list[dict] = []
+    http_errors = 0
+    due = {"vanish": args.vanish_every, "wedge": args.wedge_every, "reload": args.reload_every}
+    restore_at = None
+    last: dict = {}
+    pending = None  # (kind, time injected, results then, event marking recovery, its count)
+    stall = [0, 0.0, False]  # results, when they last changed, reported
+    camera_due = args.camera_every
+    recoveries: dict[str, list[float]] = {k: [] for k in due}
+    while time.monotonic() - t0 < duration and th.is_alive():
+        time.sleep(1.0)
+        now = time.monotonic() - t0
+        if "http" in started:
+            try:
+                with urllib.request.urlopen(started["http"] + "latest", timeout=5) as r:
+                    last = json.loads(r.read())
+            except OSError:
+                http_errors += 1
+        if int(now) % 5 == 0:
+            series.append(sample(t0, {**last, "accounting": last.get("stats", {}).get(
+                "accounting", {})}))  # fmt: skip
+        if restore_at is not None and now >= restore_at:  # the Coral is plugged back in
+            (tmp / "unplugged").rename(dev)
+            wedge.unlink(missing_ok=True)
+            restore_at = None
+        if now >= camera_due and now < duration - 10:  # independent of the device faults
+            camera_due = now + args.camera_every
+            injected["camera"] += 1
+            source.lose_at.add(source.reads + 1)
+            source.corrupt_at.add(source.reads + 30)
+            timeline.append((round(now, 1), "INJECT camera loss + corrupt frame"))
+        processed = last.get("stats", {}).get("frames", 0)
+        if processed != stall[0]:
+            stall[:2] = [processed, now]
+        elif now - stall[1] > 20 and not stall[2]:  # no result for 20 s: say where it hangs
+            stall[2] = True
+            timeline.append((round(now, 1), "STALL: no results for 20 s"))
+            import faulthandler
+
+            faulthandler.dump_traceback(all_threads=True)
+        normal = last.get("backend") == "edgetpu" and not last.get("degraded")
+        if pending is not None:  # one fault at a time: recovered = back on the Edge TPU
+            kind, t_inj, frames_at, marker, count_at = pending
+            if (restore_at is None and normal and processed > frames_at + 5
+                    and (marker is None or events[marker] > count_at)):  # fmt: skip
+                recoveries[kind].append(round(now - t_inj, 1))
+                timeline.append((round(now, 1), f"RECOVERED {kind}"))
+                pending = None
+            continue
+        kind = min((k for k in due if now >= due[k]), key=due.get, default=None)  # oldest due
+        if kind is None or not normal or now > duration - 20:
+            continue
+        due[kind] = now + getattr(args, f"{kind}_every")
+        injected[kind] += 1
+        timeline.append((round(now, 1), f"INJECT {kind}"))
+        marker = {"vanish": None, "wedge": "device_recovered", "reload": "model_reloaded"}[kind]
+        pending = (kind, now, processed, marker, events[marker] if marker else 0)
+        if kind == "vanish":  # the Coral leaves the bus; transfers to it fail
+            wedge.touch()
+            dev.rename(tmp / "unplugged")
+            restore_at = now + 8.0
+        elif kind == "wedge":  # every transfer fails until the device is reset
+            wedge.touch()
+        else:
+            reload_event.set()
+    time.sleep(3.0)  # let the last recovery be reported
+    end = sample(t0, {**last, "accounting": last.get("stats", {}).get("accounting", {})})
+    stop.set()
+    th.join(30)
+    current = started.get("reload").resilient.classifier if started.get("reload") else worker
+    current.close()
+    if worker is not current:
+        worker.close()
     stats = outcome.get("stats", {})
-    expected = {
-        "camera": ("source_reconnected", injected["camera"]),
-        "corrupt": ("decode_error", injected["corrupt"]),
-        "tpu_unplug": ("cpu_fallback", injected["tpu_unplug"]),
-        "tpu_transient": ("backend_reopened", injected["tpu_transient"]),
-    }
-    reported = {k: {"injected": n, "event": ev, "reported": events[ev]}
-                for k, (ev, n) in expected.items()}  # fmt: skip
-    growth = rss_end - (rss_start if rss_start is not None else rss_end)
+    acc = stats.get("accounting", {})
+    shm_after = shm_segments()[0]
+    after_warm = [s for s in series if s["t_s"] >= warmup] + [end]
+    half = len(after_warm) // 2
+
+    def growth(key):
+        """Peak of the second half after the warm-up minus the peak of the first half: a leak
+        raises every later peak; a worker restarting (RSS low while it loads) does not."""
+        if half == 0:
+            return 0.0
+        return round(max(s[key] for s in after_warm[half:])
+                     - max(s[key] for s in after_warm[:half]), 1)  # fmt: skip
+
+    crashes = events["worker_crashed"] + events["worker_hung"]
+    reported = {"worker crash/hang": (crashes, events["worker_restarted"], []),
+                "camera lost": (injected["camera"], events["source_reconnected"], []),
+                "corrupt frame": (injected["camera"], events["decode_error"], [])}
+    for k, name in (("vanish", "device vanished"), ("wedge", "device wedged"),
+                    ("reload", "hot reload")):  # fmt: skip
+        reported[name] = (injected[k], len(recoveries[k]), recoveries[k])
     checks = {
-        "no_crash": "crash" not in outcome and not worker.is_alive(),
-        "every_fault_reported": all(v["reported"] >= v["injected"] for v in reported.values()),
-        "tpu_restored_each_time": events["tpu_restored"] >= injected["tpu_unplug"],
-        "memory_growth_ok": growth <= args.max_growth_mib,
-        "results_flowing": results[0] > 0,
+        "no_crash": "crash" not in outcome and not th.is_alive(),
+        "no_stall": not stall[2],
+        "accounting_exact": bool(acc.get("final") and acc.get("balanced")),
+        "faults_injected": crashes > 0 and all(injected[k] > 0 for k in [*due, "camera"]),
+        "every_fault_recovered": all(got >= n for n, got, _ in reported.values()),
+        "rss_flat": growth("rss_mib") <= args.max_growth_mib,
+        "worker_rss_flat": growth("worker_rss_mib") <= args.max_growth_mib,
+        "fds_flat": growth("fds") <= 2,
+        "shm_flat": max(s["shm_segments"] for s in series + [end]) <= 2 and shm_after == 0,
+        "back_on_edgetpu": stats.get("backend") == "edgetpu" and not stats.get("degraded"),
     }
+    faults = {k: {"injected": n, "recovered": got, "recovery_s": secs}
+              for k, (n, got, secs) in reported.items()}  # fmt: skip
     report = {
-        "minutes": args.minutes, "results": results[0], "faults": reported,
-        "events": dict(events), "rss_start_mib": round(rss_start or float("nan"), 1),
-        "rss_end_mib": round(rss_end, 1), "rss_growth_mib": round(growth, 2),
-        "rss_every_10s_mib": rss_series,
-        "http_errors": http_errors, "crash": outcome.get("crash"),
-        "final_backend": stats.get("backend"), "dropped": stats.get("dropped"),
-        "fps": stats.get("fps"), "latency_ms": stats.get("latency_ms"),
-        "checks": checks, "ok": all(checks.values()),
+        "minutes": args.minutes, "accounting": acc, "faults": faults, "events": dict(events),
+        "growth_after_warmup": {k: growth(k) for k in ("rss_mib", "worker_rss_mib", "fds",
+                                                        "shm_segments")},
+        "warmup_s": warmup, "shm_segments_after_stop": shm_after, "http_errors": http_errors,
+        "crash": outcome.get("crash"), "series": series + [end], "timeline": timeline,
+        "latency_ms": stats.get("latency_ms"), "checks": checks, "ok": all(checks.values()),
     }  # fmt: skip
+    if args.plot:
+        report["plot"] = plot(report["series"], args.plot)
+    if args.report:
+        Path(args.report).write_text(json.dumps(report, indent=2) + "\n")
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        print(f"soak {args.minutes:g} min: {results[0]} results, crash: {report['crash']}")
-        for k, v in reported.items():
-            print(f"  {k:14s} injected {v['injected']:3d}  reported ({v['event']}) "
-                  f"{v['reported']:3d}")  # fmt: skip
-        print(f"  RSS {report['rss_start_mib']} -> {report['rss_end_mib']} MiB "
-              f"(growth {report['rss_growth_mib']} MiB), dropped {report['dropped']}, "
-              f"http errors {http_errors}")  # fmt: skip
-        print(f"  RSS every 10 s: {rss_series}")
-        print("  checks: " + ", ".join(f"{k}={'ok' if v else 'FAIL'}" for k, v in checks.items()))
+        print_table(report)
     return 0 if report["ok"] else 1
+
+
+def print_table(r: dict) -> None:
+    a = r["accounting"]
+    print(f"soak {r['minutes']:g} min, crash: {r['crash']}")
+    print(f"  frames: captured {a.get('captured')} = processed {a.get('processed')} + dropped "
+          f"{a.get('dropped')} + failed {a.get('failed')} + unprocessed "
+          f"{a.get('unprocessed')}  ({'exact' if a.get('balanced') else 'NOT BALANCED'})")
+    for k, v in r["faults"].items():
+        secs = v["recovery_s"]
+        took = f"  back on the Edge TPU after {min(secs):g}-{max(secs):g} s" if secs else ""
+        print(f"  {k:18s} injected {v['injected']:4d}  recovered {v['recovered']:4d}{took}")
+    print(f"  {'t (s)':>7} {'RSS MiB':>8} {'worker':>7} {'fds':>4} {'shm':>4} {'shm KiB':>8} "
+          f"{'captured':>9} {'processed':>9} {'dropped':>8} {'failed':>6}  backend")
+    rows = r["series"]
+    step = max(1, len(rows) // 24)
+    for s in rows[::step] + ([rows[-1]] if (len(rows) - 1) % step else []):
+        print(f"  {s['t_s']:7.0f} {s['rss_mib']:8.1f} {s['worker_rss_mib']:7.1f} {s['fds']:4d} "
+              f"{s['shm_segments']:4d} {s['shm_kib']:8.1f} {s['captured']:9d} "
+              f"{s['processed']:9d} {s['dropped']:8d} {s['failed']:6d}  {s['backend']}")
+    g = r["growth_after_warmup"]
+    print(f"  growth after the {r['warmup_s']:g} s warm-up (peak of the 2nd half - peak of the "
+          "1st half):")
+    print(f"    RSS {g['rss_mib']} MiB, worker "
+          f"{g['worker_rss_mib']} MiB, fds {g['fds']}, shm segments {g['shm_segments']}; "
+          f"/dev/shm after stop: {r['shm_segments_after_stop']}")
+    if r.get("plot"):
+        print(f"  plot: {r['plot']}")
+    print("  checks: " + ", ".join(f"{k}={'ok' if v else 'FAIL'}" for k, v in r["checks"].items()))
+
+
+def plot(series: list[dict], path: str) -> str | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    t = [s["t_s"] / 60.0 for s in series]
+    fig, axes = plt.subplots(4, 1, figsize=(8, 8), sharex=True)
+    axes[0].plot(t, [s["rss_mib"] for s in series], label="serve")
+    axes[0].plot(t, [s["worker_rss_mib"] for s in series], label="worker")
+    axes[0].set_ylabel("RSS MiB")
+    axes[0].legend()
+    axes[1].plot(t, [s["fds"] for s in series])
+    axes[1].set_ylabel("open fds")
+    axes[2].plot(t, [s["shm_kib"] for s in series])
+    axes[2].set_ylabel("/dev/shm KiB")
+    axes[3].plot(t, [s["fps"] or 0 for s in series])
+    axes[3].set_ylabel("fps")
+    axes[3].set_xlabel("minutes")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
 
 
 if __name__ == "__main__":

@@ -46,12 +46,14 @@ class FrameSlot:
         self._frame: Frame | None = None
         self._closed = False
         self.dropped = 0
+        self.discarded = 0  # frames read but not stored because serve was stopping
 
     def put(self, frame: Frame, wait: bool = False, stop: threading.Event | None = None) -> None:
         """Store ``frame``. With ``wait``, first wait until the previous one was taken."""
         with self._cond:
             while wait and self._frame is not None and not self._closed:
                 if stop is not None and stop.is_set():
+                    self.discarded += 1  # counted: every frame read is accounted for
                     return
                 self._cond.wait(0.1)
             if self._frame is not None:
@@ -133,6 +135,10 @@ class CaptureThread:
         self.slot.close()
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
 
     def take(self, timeout: float = 0.5) -> Frame | None:
         return self.slot.take(timeout)

@@ -157,8 +157,10 @@ class Healer:
         with self._lock:
             self.recovered += 1
             self.state = "recovered"
+            # the pause restarts at its first step, but is kept: a device that fails again at
+            # once (a reset that did not help) must not be reset in a tight loop
             self._wait = self.backoff_s
-            self._next_ok = 0.0
+            self._next_ok = time.monotonic() + self.backoff_s
         self.emit("device_recovered", f"Edge TPU {back.name} works again after the reset "
                   f"({time.monotonic() - t0:.1f} s); leaving the CPU",
                   {**details, "seconds": round(time.monotonic() - t0, 3)})  # fmt: skip

@@ -222,6 +222,12 @@ class HttpSink(Sink):
         metric("edgekit_frames_total", "counter", "Frames classified.", [("", s["frames"])])
         metric("edgekit_frames_dropped_total", "counter",
                "Frames replaced by a newer one.", [("", s["dropped"])])  # fmt: skip
+        acc = s["accounting"]
+        metric("edgekit_frames_captured_total", "counter", "Frames read from the source "
+               "(= classified + dropped + failed + in the pipeline).",
+               [("", acc["captured"])])  # fmt: skip
+        metric("edgekit_frames_failed_total", "counter", "Frames whose inference failed "
+               "(skipped, each reported).", [("", acc["failed"])])  # fmt: skip
         metric("edgekit_decode_errors_total", "counter", "Frames that failed to decode.",
                [("", events.get("decode_error", 0))])  # fmt: skip
         metric("edgekit_source_lost_total", "counter", "Times the camera/stream was lost.",

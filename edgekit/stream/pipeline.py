@@ -236,13 +236,26 @@ class Pipeline:
             self.error = e
         finally:
             self.capture.stop(timeout=0.5)
+            self._settle()
             self.done.set()
+
+    def _settle(self) -> None:
+        """Final frame accounting (Stats.accounting): the frame left in the slot and those
+        read while stopping are ``unprocessed``; exact once the capture thread has ended."""
+        slot = self.capture.slot
+        left = slot.take(0.0)
+        with self.stats._lock:
+            self.stats.dropped = slot.dropped
+            self.stats.captured = self.capture.frames_read
+            self.stats.unprocessed = slot.discarded + (left is not None)
+            self.stats.settled = not self.capture.alive
 
     def _loop(self) -> None:
         produced = 0
         while not self._stop.is_set():
             frame = self.capture.take(timeout=0.25)
             self.stats.dropped = self.capture.slot.dropped
+            self.stats.captured = self.capture.frames_read
             if frame is None:
                 if self.capture.finished:
                     if self.capture.error is not None:

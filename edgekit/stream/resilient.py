@@ -56,6 +56,8 @@ class ResilientClassifier:
         self.wait = wait
         self.healer = healer
         self.degraded = False
+        self._tpu_seen = False  # this model ran on the Edge TPU at least once
+        self._seen_on = classifier
         self.requested = str(getattr(classifier, "device", "auto") or "auto")
         self.failures = 0
         self._consecutive = 0
@@ -120,6 +122,18 @@ class ResilientClassifier:
 
     def succeeded(self) -> None:
         self._consecutive = 0
+        if self.classifier is not self._seen_on:  # a hot reload swapped the model
+            self._seen_on, self._tpu_seen = self.classifier, False
+        if not self.degraded:
+            backend = self.backend
+            if backend == "edgetpu":
+                self._tpu_seen = True
+            elif self._tpu_seen and backend == "cpu":
+                # A worker restarted (after a crash) while the Coral was away, and device
+                # "auto" opened the CPU: the same fallback, said and retried like any other.
+                if self.on_tpu_failure == "fail":
+                    raise FatalError("the restarted inference worker found no Edge TPU")
+                self._degrade("the restarted inference worker found no Edge TPU")
 
     def recover(self, err: Exception) -> None:
         self._recover(err)
@@ -138,8 +152,8 @@ class ResilientClassifier:
             for attempt in range(1, self.reopen_attempts + 1):
                 try:
                     self.classifier.reopen()
-                except FatalError:
-                    raise
+                except (FatalError, SkipFrame):  # SkipFrame: the worker is being closed (a
+                    raise  # hot reload switching models) or restarted: not a failed reopen
                 except Exception as e:
                     last = e
                     self.wait(0.25 * 2**attempt)  # give the USB device time to re-enumerate
@@ -155,24 +169,29 @@ class ResilientClassifier:
         if was == "edgetpu" and self.on_tpu_failure == "cpu":
             try:
                 self.classifier.reopen(device="cpu")
+            except SkipFrame:
+                raise
             except Exception as e:
                 raise FatalError(
                     f"Edge TPU failed ({last}) and the CPU fallback too ({e})"
                 ) from None
-            self.degraded = True
-            self._consecutive = 0
-            self._last_tpu_try = time.monotonic()
-            retry = f"every {self.tpu_retry_s:g} s" if self.tpu_retry_s > 0 else "never"
-            self.emit(
-                "cpu_fallback",
-                f"EDGE TPU FAILED ({last}); CONTINUING ON THE CPU, much slower. Check the Coral "
-                f"USB cable and power; edgekit retries the Edge TPU: {retry}",
-                {"backend": "cpu", "error": str(last)},
-            )
-            if self.healer is not None:
-                self.healer.request(str(last))
+            self._degrade(str(last))
             return
         raise FatalError(f"{was} inference failed and could not be reopened: {last}")
+
+    def _degrade(self, why: str) -> None:
+        self.degraded = True
+        self._consecutive = 0
+        self._last_tpu_try = time.monotonic()
+        retry = f"every {self.tpu_retry_s:g} s" if self.tpu_retry_s > 0 else "never"
+        self.emit(
+            "cpu_fallback",
+            f"EDGE TPU FAILED ({why}); CONTINUING ON THE CPU, much slower. Check the Coral "
+            f"USB cable and power; edgekit retries the Edge TPU: {retry}",
+            {"backend": "cpu", "error": why},
+        )
+        if self.healer is not None:
+            self.healer.request(why)
 
     def _heal_in_place(self, err: Exception) -> bool:
         """One blocking reset (no CPU to carry the frames meanwhile: they are counted as
@@ -181,7 +200,7 @@ class ResilientClassifier:
             return False
         try:
             self.classifier.reopen(device=self.requested)
-        except FatalError:
+        except (FatalError, SkipFrame):
             raise
         except Exception:
             return False
@@ -192,6 +211,8 @@ class ResilientClassifier:
         self._last_tpu_try = time.monotonic()
         try:
             self.classifier.reopen(device=self.requested)
+        except SkipFrame:
+            raise
         except Exception as e:
             self.emit("tpu_still_failing", f"Edge TPU still unavailable: {e}", {})
             self.classifier.reopen(device="cpu")

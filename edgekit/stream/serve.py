@@ -246,6 +246,8 @@ def run(
         current = reloader.resilient.classifier if reloader is not None else classifier
         if (owned or current is not classifier) and hasattr(current, "close"):
             current.close()  # the model serving now: the first one, or the last reloaded
+        if pipeline is not None:  # a frame still in inference ends (result, or the worker's
+            pipeline.done.wait(config.worker.hang_timeout_s + 2.0)  # watchdog): final counts
         for sink in sinks:
             try:
                 sink.close()

@@ -32,6 +32,12 @@ class Stats:
         self.errors: collections.Counter[str] = collections.Counter()  # by kind
         self.events: collections.Counter[str] = collections.Counter()  # by kind
         self.dropped = 0  # set from the capture slot
+        # Frame accounting (see accounting()): frames read from the source, and those that
+        # never reached inference because serve stopped (left in the slot, or read while
+        # stopping). None until the pipeline ended: then the counts are final.
+        self.captured = 0
+        self.unprocessed = 0
+        self.settled: bool | None = None
         self.last_result_mono: float | None = None
         self._latency_ms: collections.deque[float] = collections.deque(maxlen=window)
         self._inference_ms: collections.deque[float] = collections.deque(maxlen=window)
@@ -62,6 +68,24 @@ class Stats:
         with self._lock:
             self.events[kind] += 1
 
+    def accounting(self) -> dict:
+        """Where every captured frame went: ``processed`` (a result), ``dropped`` (replaced by
+        a newer one before inference), ``failed`` (inference failed: skipped and counted as an
+        inference error), ``unprocessed`` (still waiting when serve stopped). ``balanced``:
+        captured == the sum, exactly; checked once the pipeline ended (``final``)."""
+        with self._lock:
+            out = {"captured": self.captured, "processed": self.frames,
+                   "dropped": self.dropped, "failed": self.errors.get("inference", 0),
+                   "unprocessed": self.unprocessed}  # fmt: skip
+            final = self.settled
+        total = out["processed"] + out["dropped"] + out["failed"] + out["unprocessed"]
+        out["final"] = bool(final)
+        # While running, up to three frames are between the counters: one read but not yet
+        # stored, one waiting in the slot, one in inference.
+        out["in_pipeline"] = out["captured"] - total
+        out["balanced"] = out["in_pipeline"] == 0 if final else 0 <= out["in_pipeline"] <= 3
+        return out
+
     def fps(self) -> float:
         """Results per second over the last ``fps_window_s`` seconds (0 when stalled)."""
         now = time.monotonic()
@@ -89,6 +113,7 @@ class Stats:
                 "events": dict(self.events),
                 "uptime_s": round(time.monotonic() - self.started, 3),
             }
+        out["accounting"] = self.accounting()
         out["fps"] = round(self.fps(), 2)
         out["latency_ms"] = _percentiles(lat)
         out["inference_ms"] = _percentiles(inf)

@@ -32,7 +32,9 @@
  *                                  removes PATH, as a real reset unwedges the Coral.
  *   EDGETPU_STANDIN_SYSFS=DIR      the fake sysfs device of the stick: creating a delegate on a
  *                                  1a6e:089a device "uploads the firmware" and re-enumerates it
- *                                  as 18d1:9302 with the next device number, as the real one.
+ *                                  as 18d1:9302 with the next device number, as the real one;
+ *                                  with EDGETPU_STANDIN_DEVFS=<root>/dev/bus/usb its usbfs node
+ *                                  moves to the new number too.
  *   EDGETPU_STANDIN_INVOKE_MS=X    each invoke of a claimed node sleeps X ms (a fractional value is
  *                                  fine): the Edge TPU's own time, during which the calling thread
  *                                  waits on USB and uses no CPU (benchmarks of the device-bound case).
@@ -159,9 +161,21 @@ __attribute__((unused)) static void load_firmware(void) {
   write_attr(dir, "idVendor", "18d1");
   write_attr(dir, "idProduct", "9302");
   if (read_attr(dir, "devnum", devnum, sizeof devnum) == 0) {
-    char next[32];
-    snprintf(next, sizeof next, "%ld", strtol(devnum, NULL, 10) + 1);
+    char next[32], bus[32];
+    long old = strtol(devnum, NULL, 10);
+    snprintf(next, sizeof next, "%ld", old + 1);
     write_attr(dir, "devnum", next);
+    /* the usbfs node moves with the device number (EDGETPU_STANDIN_DEVFS=<root>/dev/bus/usb) */
+    const char* devfs = getenv("EDGETPU_STANDIN_DEVFS");
+    if (devfs && *devfs && read_attr(dir, "busnum", bus, sizeof bus) == 0) {
+      char path[4096];
+      long b = strtol(bus, NULL, 10);
+      snprintf(path, sizeof path, "%s/%03ld/%03ld", devfs, b, old);
+      unlink(path);
+      snprintf(path, sizeof path, "%s/%03ld/%03ld", devfs, b, old + 1);
+      FILE* f = fopen(path, "w");
+      if (f) fclose(f);
+    }
   }
 }
 
