@@ -189,7 +189,7 @@ def check_link_health(root: Path) -> list[Check]:
     checks = []
     for s in read_links(root):
         name = f"link {s.device}"
-        found = [f for f in link.link_findings(None, s.autosuspend, s.kernel)]
+        found = link.link_findings(None, s.autosuspend, s.kernel)
         checks += [Check(name, f.severity, f.detail, f.fix) for f in found]
         if not found:
             resets = ("kernel log not readable: resets unknown (run doctor with sudo)"
