@@ -205,7 +205,8 @@ def run(
             infer_holder["mqtt"].report = pipeline.emit
         health.emit = pipeline.emit
         hc = config.health
-        if hc.self_heal and hc.max_resets_per_hour > 0 and config.model.device != "cpu":
+        one = not any(c in config.model.device for c in ",*")  # a device list: not yet healed
+        if hc.self_heal and hc.max_resets_per_hour > 0 and config.model.device != "cpu" and one:
             from edgekit.stream.healing import Healer
 
             healer = Healer(pipeline.emit, config.model.device, root, resetter,
