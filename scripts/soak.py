@@ -17,7 +17,9 @@ on a fake Coral (a fake sysfs/devfs/kernel-log tree, tests/runtime/usb_fakes.py)
   and resumes on the Edge TPU;
 * hot reload: every ``--reload-every`` s (SIGHUP's path: the reload event);
 * camera: every ``--camera-every`` s the camera is lost (two reopen attempts fail) and one
-  frame is corrupt (tests/stream/stream_faults.py FlakySource).
+  frame is corrupt (tests/stream/stream_faults.py FlakySource);
+* rollout: every ``--rollout-every`` s (when mosquitto is installed) ``edgekit rollout`` ships
+  the other of two signed bundles to this serve over a real broker ([fleet]), alternately.
 
     python scripts/soak.py [--minutes 30] [--json] [--plot soak.png]
 
@@ -33,6 +35,7 @@ import collections
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -54,6 +57,28 @@ def _proc_rss_mib(pid) -> float:
     except OSError:
         pass
     return 0.0
+
+
+def start_broker(tmp: Path):
+    """A mosquitto on a free port for the rollout, or None when it is not installed."""
+    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    if not os.path.exists(exe):
+        return None
+    port = free_port()
+    conf = tmp / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    import socket
+
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc, port
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    return None
 
 
 def free_port() -> int:
@@ -107,6 +132,8 @@ def main(argv=None) -> int:
     ap.add_argument("--wedge-every", type=float, default=180.0, help="seconds")
     ap.add_argument("--reload-every", type=float, default=150.0, help="seconds")
     ap.add_argument("--camera-every", type=float, default=90.0, help="seconds")
+    ap.add_argument("--rollout-every", type=float, default=300.0,
+                    help="seconds (0: no rollout; needs mosquitto)")  # fmt: skip
     ap.add_argument("--max-growth-mib", type=float, default=8.0)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--plot", metavar="PNG", help="RSS, fds, /dev/shm and fps over time")
@@ -149,17 +176,26 @@ def run(args, tmp: Path) -> int:
 
     import functools
 
+    from edgekit import signing
     from edgekit.backends.usbreset import KernelUsbReset
     from edgekit.stream import serve
     from edgekit.stream.config import from_dict
     from edgekit.stream.sinks import CallbackSink
     from edgekit.stream.sources import OpenCVSource
     from edgekit.stream.worker import ModelProcess
+    from tests.stream.bundles import make_bundle
 
-    model = str(CORAL / "mobilenet_v1_0.25_128_quant_edgetpu.tflite")
-    labels = str(CORAL / "imagenet_labels.txt")
+    key, pub, _ = signing.keygen(tmp / "fleet")
+    bundles = [make_bundle(tmp / v, v, edgetpu=True) for v in "ab"]  # signed, Edge TPU + CPU
+    for b in bundles:
+        signing.sign(b, key)
+    broker = start_broker(tmp) if args.rollout_every > 0 else None
+    fleet = {"fleet": {"topic": "soak", "device": "pi", "public_key": str(pub),
+                       "state_dir": str(tmp / "fleet-state")},
+             "mqtt": {"enabled": True, "host": "127.0.0.1", "port": broker[1]}} if broker else {}
     cfg = from_dict({
-        "model": {"path": model, "labels": labels, "device": "usb", "tpu_retry_s": 3.0},
+        **fleet,
+        "model": {"path": str(bundles[0]), "device": "usb", "tpu_retry_s": 3.0},
         "source": {"realtime": True, "loop": True},
         "http": {"enabled": True, "listen": f"127.0.0.1:{free_port()}"},
         "worker": {"hang_timeout_s": 2.0, "max_restarts": 1000, "restart_window_s": 60.0},
@@ -168,8 +204,7 @@ def run(args, tmp: Path) -> int:
     })  # fmt: skip
 
     def load(c=cfg):
-        factory = functools.partial(standin_classifier, c.model.path, str(root),
-                                    labels=labels, top_k=3)  # fmt: skip
+        factory = functools.partial(standin_classifier, c.model.path, str(root), top_k=3)
         return ModelProcess(factory, backoff_s=0.05, backoff_max_s=1.0, hang_timeout_s=2.0,
                             max_restarts=1000, restart_window_s=60.0)  # fmt: skip
 
@@ -179,6 +214,14 @@ def run(args, tmp: Path) -> int:
 
     timeline: list[tuple[float, str]] = []
     fault_kinds = ("worker_", "device_", "cpu_fallback", "tpu_", "model_reloaded", "reload_failed")
+
+    gap = [0.0, 0.0]  # last result (monotonic s), longest time between two results
+
+    def on_result(r):
+        now = time.monotonic()
+        if gap[0]:
+            gap[1] = max(gap[1], now - gap[0])
+        gap[0] = now
 
     def on_event(e):
         events[e.kind] += 1
@@ -208,7 +251,7 @@ def run(args, tmp: Path) -> int:
                 outcome["stats"] = serve.run(
                     cfg, stop=stop, stdout=devnull, classifier=worker,
                     source=source, on_start=on_start,
-                    extra_sinks=[CallbackSink(lambda r: None, on_event)], reload=reload_event,
+                    extra_sinks=[CallbackSink(on_result, on_event)], reload=reload_event,
                     root=str(root), resetter=KernelUsbReset(root, ioctl=kernel,
                                                            is_root=lambda: False))  # fmt: skip
         except BaseException as e:  # a crash is what this script looks for
@@ -223,13 +266,18 @@ def run(args, tmp: Path) -> int:
     series: list[dict] = []
     http_errors = 0
     due = {"vanish": args.vanish_every, "wedge": args.wedge_every, "reload": args.reload_every}
+    if broker:
+        due["rollout"] = args.rollout_every
+    rollouts: list = []
     restore_at = None
     last: dict = {}
     pending = None  # (kind, time injected, results then, event marking recovery, its count)
     stall = [0, 0.0, False]  # results, when they last changed, reported
     camera_due = args.camera_every
     recoveries: dict[str, list[float]] = {k: [] for k in due}
-    while time.monotonic() - t0 < duration and th.is_alive():
+    # after the set time, a fault still being recovered from gets up to 45 s more
+    while th.is_alive() and (time.monotonic() - t0 < duration
+                             or (pending is not None and time.monotonic() - t0 < duration + 45)):
         time.sleep(1.0)
         now = time.monotonic() - t0
         if "http" in started:
@@ -254,28 +302,30 @@ def run(args, tmp: Path) -> int:
         processed = last.get("stats", {}).get("frames", 0)
         if processed != stall[0]:
             stall[:2] = [processed, now]
-        elif now - stall[1] > 20 and not stall[2]:  # no result for 20 s: say where it hangs
+        elif now - stall[1] > 45 and not stall[2]:  # no result for 45 s: say where it hangs
             stall[2] = True
-            timeline.append((round(now, 1), "STALL: no results for 20 s"))
+            timeline.append((round(now, 1), "STALL: no results for 45 s"))
             import faulthandler
 
             faulthandler.dump_traceback(all_threads=True)
         normal = last.get("backend") == "edgetpu" and not last.get("degraded")
         if pending is not None:  # one fault at a time: recovered = back on the Edge TPU
             kind, t_inj, frames_at, marker, count_at = pending
-            if (restore_at is None and normal and processed > frames_at + 5
+            shipped = kind != "rollout" or rollouts[-1].poll() == 0
+            if (restore_at is None and normal and processed > frames_at + 5 and shipped
                     and (marker is None or events[marker] > count_at)):  # fmt: skip
                 recoveries[kind].append(round(now - t_inj, 1))
                 timeline.append((round(now, 1), f"RECOVERED {kind}"))
                 pending = None
             continue
         kind = min((k for k in due if now >= due[k]), key=due.get, default=None)  # oldest due
-        if kind is None or not normal or now > duration - 20:
+        if kind is None or not normal or now > duration - 15:
             continue
         due[kind] = now + getattr(args, f"{kind}_every")
         injected[kind] += 1
         timeline.append((round(now, 1), f"INJECT {kind}"))
-        marker = {"vanish": None, "wedge": "device_recovered", "reload": "model_reloaded"}[kind]
+        marker = {"vanish": None, "wedge": "device_recovered", "reload": "model_reloaded",
+                  "rollout": "model_reloaded"}[kind]  # fmt: skip
         pending = (kind, now, processed, marker, events[marker] if marker else 0)
         if kind == "vanish":  # the Coral leaves the bus; transfers to it fail
             wedge.touch()
@@ -283,12 +333,31 @@ def run(args, tmp: Path) -> int:
             restore_at = now + 8.0
         elif kind == "wedge":  # every transfer fails until the device is reset
             wedge.touch()
-        else:
+        elif kind == "reload":
             reload_event.set()
+        else:  # ship the other bundle to this "fleet" of one, through the broker
+            target = bundles[injected["rollout"] % 2]
+            rollouts.append(subprocess.Popen(
+                [str(Path(sys.executable).with_name("edgekit")), "rollout", str(target),
+                 "--broker", f"127.0.0.1:{broker[1]}", "--topic", "soak", "--wait", "3",
+                 "--timeout", "90", "--json"],
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True))  # fmt: skip
     time.sleep(3.0)  # let the last recovery be reported
     end = sample(t0, {**last, "accounting": last.get("stats", {}).get("accounting", {})})
     stop.set()
     th.join(30)
+    rollout_out = []
+    for p in rollouts:
+        if p.poll() is None:
+            p.kill()
+        out = p.communicate()[0]
+        try:
+            rollout_out.append({"exit": p.returncode, **json.loads(out)})
+        except ValueError:
+            rollout_out.append({"exit": p.returncode, "output": out[-2000:]})
+    if broker:
+        broker[0].terminate()
+        broker[0].wait(10)
     current = started.get("reload").resilient.classifier if started.get("reload") else worker
     current.close()
     if worker is not current:
@@ -312,13 +381,14 @@ def run(args, tmp: Path) -> int:
                 "camera lost": (injected["camera"], events["source_reconnected"], []),
                 "corrupt frame": (injected["camera"], events["decode_error"], [])}
     for k, name in (("vanish", "device vanished"), ("wedge", "device wedged"),
-                    ("reload", "hot reload")):  # fmt: skip
+                    ("reload", "hot reload"), ("rollout", "signed rollout")):  # fmt: skip
         reported[name] = (injected[k], len(recoveries[k]), recoveries[k])
     checks = {
         "no_crash": "crash" not in outcome and not th.is_alive(),
         "no_stall": not stall[2],
         "accounting_exact": bool(acc.get("final") and acc.get("balanced")),
         "faults_injected": crashes > 0 and all(injected[k] > 0 for k in [*due, "camera"]),
+        "rollout_ran": broker is None or args.rollout_every <= 0 or injected["rollout"] > 0,
         "every_fault_recovered": all(got >= n for n, got, _ in reported.values()),
         "rss_flat": growth("rss_mib") <= args.max_growth_mib,
         "worker_rss_flat": growth("worker_rss_mib") <= args.max_growth_mib,
@@ -332,8 +402,10 @@ def run(args, tmp: Path) -> int:
         "minutes": args.minutes, "accounting": acc, "faults": faults, "events": dict(events),
         "growth_after_warmup": {k: growth(k) for k in ("rss_mib", "worker_rss_mib", "fds",
                                                         "shm_segments")},
-        "warmup_s": warmup, "shm_segments_after_stop": shm_after, "http_errors": http_errors,
+        "longest_gap_s": round(gap[1], 2), "warmup_s": warmup,
+        "shm_segments_after_stop": shm_after, "http_errors": http_errors,
         "crash": outcome.get("crash"), "series": series + [end], "timeline": timeline,
+        "rollouts": rollout_out,
         "latency_ms": stats.get("latency_ms"), "checks": checks, "ok": all(checks.values()),
     }  # fmt: skip
     if args.plot:
@@ -350,6 +422,7 @@ def run(args, tmp: Path) -> int:
 def print_table(r: dict) -> None:
     a = r["accounting"]
     print(f"soak {r['minutes']:g} min, crash: {r['crash']}")
+    print(f"  longest time without a result: {r['longest_gap_s']} s")
     print(f"  frames: captured {a.get('captured')} = processed {a.get('processed')} + dropped "
           f"{a.get('dropped')} + failed {a.get('failed')} + unprocessed "
           f"{a.get('unprocessed')}  ({'exact' if a.get('balanced') else 'NOT BALANCED'})")

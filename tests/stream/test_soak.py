@@ -1,8 +1,8 @@
-"""scripts/soak.py, short: 75 s of serve on the stand-in Edge TPU with every fault kind
+"""scripts/soak.py, short: 90 s of serve on the stand-in Edge TPU with every fault kind
 injected (worker crashes and hangs, the device vanishing and returning, a wedged device healed
-by a reset, hot reloads, camera losses and corrupt frames), run on a terminal as a user runs
-it. Every frame is accounted for exactly, every fault recovered from, and memory, fds and
-/dev/shm stay flat."""
+by a reset, hot reloads, a signed rollout over a real mosquitto, camera losses and corrupt
+frames), run on a terminal as a user runs it. Every frame is accounted for exactly, every
+fault recovered from, and memory, fds and /dev/shm stay flat."""
 
 from __future__ import annotations
 
@@ -16,10 +16,11 @@ def test_short_soak_with_faults(tmp_path):
     report, plot = tmp_path / "soak.json", tmp_path / "soak.png"
     code, out = run_in_pty(
         [sys.executable, ROOT / "scripts/soak.py",
-         "--minutes", "1.25", "--crash-every", "150", "--vanish-every", "10", "--wedge-every",
-         "10", "--reload-every", "10", "--camera-every", "20", "--report", report,
+         "--minutes", "1.5", "--crash-every", "150", "--vanish-every", "10", "--wedge-every",
+         "10", "--reload-every", "10", "--rollout-every", "10", "--camera-every", "20",
+         "--report", report,
          "--plot", plot],
-        timeout=240, cwd=ROOT)  # fmt: skip
+        timeout=300, cwd=ROOT)  # fmt: skip
     r = json.loads(report.read_text())
     assert code == 0 and r["ok"], (r["checks"], r["timeline"], out[-3000:])
     acc = r["accounting"]
@@ -28,12 +29,13 @@ def test_short_soak_with_faults(tmp_path):
     assert acc["dropped"] > 0 and acc["failed"] > 0  # real time: frames were dropped, counted
     faults = r["faults"]
     assert faults["worker crash/hang"]["injected"] >= 2
-    for kind in ("device vanished", "device wedged", "hot reload", "camera lost",
-                 "corrupt frame"):
+    for kind in ("device vanished", "device wedged", "hot reload", "signed rollout",
+                 "camera lost", "corrupt frame"):
         assert faults[kind]["injected"] >= 1, kind
         assert faults[kind]["recovered"] == faults[kind]["injected"], kind
     assert r["events"]["device_recovered"] >= 1 and r["events"]["worker_hung"] >= 1
     assert r["shm_segments_after_stop"] == 0
+    assert all(x["exit"] == 0 and x["devices"][0]["state"] == "deployed" for x in r["rollouts"])
     # what the user sees: the accounting line, the faults and the flat-resources table
     assert "(exact)" in out and "device wedged" in out and "RSS MiB" in out
     assert "checks: no_crash=ok" in out and "FAIL" not in out
