@@ -159,18 +159,20 @@ def int64_add_model() -> bytes:
     import tensorflow as tf
     from keras import layers
 
-    img = keras.Input(shape=(8, 8, 4), batch_size=1)
-    idx = keras.Input(shape=(3,), batch_size=1, dtype="int64")
+    # Named inputs, fed by name: the converter orders inputs by their generated names, which
+    # depend on how many Keras inputs the process made before (the full suite vs this module).
+    img = keras.Input(shape=(8, 8, 4), batch_size=1, name="image")
+    idx = keras.Input(shape=(3,), batch_size=1, dtype="int64", name="index")
     x = layers.Conv2D(8, 1)(img)
     y = layers.Add()([x, layers.Conv2D(8, 1)(x)])
     k = layers.Lambda(lambda t: t + 1)(idx)
     conv = tf.lite.TFLiteConverter.from_keras_model(keras.Model([img, idx], [y, k]))
     rng = np.random.default_rng(0)
 
-    def representative():  # the converted model orders its inputs: the int64 one first
+    def representative():
         for _ in range(4):
-            yield [np.arange(3, dtype=np.int64)[None],
-                   rng.uniform(0, 1, (1, 8, 8, 4)).astype(np.float32)]  # fmt: skip
+            yield {"index": np.arange(3, dtype=np.int64)[None],
+                   "image": rng.uniform(0, 1, (1, 8, 8, 4)).astype(np.float32)}  # fmt: skip
 
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.representative_dataset = representative
