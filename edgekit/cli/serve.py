@@ -91,10 +91,21 @@ from edgekit.cli.common import libedgetpu_option
     help="Run inference in a worker process restarted if it crashes or hangs: auto (unless "
     "--device cpu), process (always) or inline [default: auto].",
 )
+@click.option(
+    "--classify",
+    "classifier",
+    type=click.Path(),
+    help="Cascade: classify each detection's crop with this classifier ([cascade] classifier).",
+)
+@click.option(
+    "--crop-labels",
+    help="Cascade: comma-separated detector labels whose crops are classified [default: all].",
+)
 @libedgetpu_option
 def serve(config_path, model, labels, source, device, http_listen, max_frames, top_k,
           threshold, iou, max_detections, decoder, threads, loop, realtime, smoothing,
-          hold_s, json_lines, summary, check_only, verbose, worker):  # fmt: skip
+          hold_s, json_lines, summary, check_only, verbose, worker, classifier,
+          crop_labels):  # fmt: skip
     """Classify or detect objects in frames from a camera, stream or file; publish the results.
 
     Results are JSON lines on stdout: frame, timestamp, classes [{id, label, score}],
@@ -119,7 +130,7 @@ def serve(config_path, model, labels, source, device, http_listen, max_frames, t
         pipeline__max_frames=max_frames, pipeline__smoothing=smoothing, pipeline__hold_s=hold_s,
         output__json_lines=json_lines,
         http__enabled=True if http_listen else None, http__listen=http_listen,
-        worker__mode=worker,
+        worker__mode=worker, cascade__classifier=classifier, cascade__crop_labels=crop_labels,
     )  # fmt: skip
 
     if check_only:

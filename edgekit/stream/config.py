@@ -214,7 +214,7 @@ _RANGES = {
 _ENABLING = {"http": "listen", "mqtt": "host"}
 # Flags whose name is not --<key>, for errors that name what the user typed.
 _FLAGS = {("model", "path"): "--model", ("source", "uri"): "--source", ("http", "listen"): "--http",
-          ("pipeline", "hold_s"): "--hold"}  # fmt: skip
+          ("pipeline", "hold_s"): "--hold", ("cascade", "classifier"): "--classify"}  # fmt: skip
 
 
 def load_config(path: str | os.PathLike | None) -> ServeConfig:

@@ -124,3 +124,19 @@ def test_cascade_section_is_checked(detect_bundle, species_bundle):
                      "cascade": {"classifier": str(species_bundle), "crop_labels": "bird"}})
     with pytest.raises(EdgekitError, match="crop label bird"):
         serve.load_model(cfg)
+
+
+def test_serve_flags_make_a_cascade(detect_bundle, species_bundle, scenes_avi):
+    cmd = [*edgekit_cmd(), "serve", "--model", str(detect_bundle), "--device", "cpu",
+           "--source", str(scenes_avi), "--classify", str(species_bundle),
+           "--crop-labels", "red", "--max-frames", "15", "--worker", "inline"]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    r = [json.loads(line) for line in out.stdout.splitlines() if '"frame"' in line][14]
+    by = {d["label"]: d for d in r["detections"]}
+    assert by["red"]["classes"][0]["label"] == "cardinal" and by["green"]["classes"] == []
+    check = subprocess.run([*cmd, "--check"], capture_output=True, text=True, timeout=120)
+    assert check.returncode == 0 and "(detect, cpu)" in check.stdout, check.stderr
+    bad = subprocess.run([*cmd[:-6], "--classify", str(detect_bundle), "--check"],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert bad.returncode == 1 and "is a detector, not a classifier" in bad.stderr
