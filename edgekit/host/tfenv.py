@@ -29,6 +29,11 @@ def load_tensorflow():
         with quiet_native_output():
             import keras  # noqa: F401
             import tensorflow as tf
+
+            # Device discovery, done here so that its C++ lines ("failed call to cuInit: ...
+            # UNKNOWN ERROR (303)" on every machine without a GPU) land in the sink instead of
+            # the user's terminal at the first TensorFlow op (a model load).
+            tf.config.list_physical_devices()
     except ImportError as e:
         raise EdgekitError(
             f"this command needs TensorFlow and Keras ({e})",

@@ -303,3 +303,35 @@ def test_custom_objects_file_for_a_keras3_model(tmp_path):
         keras_io.load(tmp_path / "k3.keras")
     loaded = keras_io.load(tmp_path / "k3.keras", custom_objects=src)
     assert (loaded.loader, loaded.format) == ("keras", "keras3")
+
+
+def test_custom_function_is_named(tf_keras, tmp_path):
+    """Not a layer: a custom activation function, found only by the loader's own error."""
+    from edgekit.host import keras_io
+
+    src = tmp_path / "acts.py"
+    src.write_text("import tensorflow as tf\n\n\ndef swishy(x):\n    return x * tf.sigmoid(x)\n")
+    ns: dict = {}
+    exec(src.read_text(), ns)
+    inp = tf_keras.Input((16, 16, 3))
+    x = tf_keras.layers.Conv2D(4, 3, activation=ns["swishy"])(inp)
+    out = tf_keras.layers.Dense(2)(tf_keras.layers.GlobalAveragePooling2D()(x))
+    tf_keras.Model(inp, out).save(tmp_path / "act.h5")
+    # tf_keras 2.21 saves the function as {"class_name": "function", "config": "swishy"} and
+    # its error names "function": the refusal names the function itself.
+    with pytest.raises(EdgekitError, match="custom activation 'swishy'.*--custom-objects"):
+        keras_io.load(tmp_path / "act.h5")
+
+
+def test_tensorflow_start_up_prints_nothing(tmp_path):
+    """Device discovery's C++ lines (cuInit on GPU-less machines) stay out of the terminal."""
+    import subprocess
+    import sys
+
+    code = ("from edgekit.host.tfenv import load_tensorflow\n"
+            "tf = load_tensorflow()\nprint(int(tf.constant(2) + 1))\n")  # fmt: skip
+    env = {k: v for k, v in __import__("os").environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                       env=env)  # fmt: skip
+    assert p.returncode == 0 and p.stdout.strip() == "3", p.stderr
+    assert p.stderr.strip() == "", p.stderr

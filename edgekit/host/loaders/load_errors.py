@@ -14,10 +14,11 @@ from pathlib import Path
 from edgekit.errors import EdgekitError
 from edgekit.host.loaders.refusals import CUSTOM_HINT
 
-_UNKNOWN = re.compile(
-    r"Unknown (layer|activation(?: function)?|initializer|regularizer|constraint|loss|metric|"
-    r"object|optimizer)[^:]*:\s*'?([A-Za-z_][\w.>]*)'?"
+_UNKNOWN = re.compile(  # tf_keras: "Unknown layer: 'X'"; Keras 3: "Could not locate class 'X'"
+    r"(?:Unknown (layer|activation(?: function)?|initializer|regularizer|constraint|loss|metric|"
+    r"object|optimizer)[^:]*:|Could not locate (class|function))\s*'?([A-Za-z_][\w.>]*)'?"
 )
+_FUNCTION = re.compile(r"'class_name': 'function', 'config': '([A-Za-z_]\w*)'")
 _CONFIG_DUMP = re.compile(r"(config|with config)=\{.*?\}(?=\.\s|\s*Exception|$)", re.S)
 
 
@@ -38,7 +39,11 @@ def load_error(path: Path, e: BaseException, loader: str) -> EdgekitError:
     ...", the loader's own cause otherwise."""
     m = _UNKNOWN.search(str(e))
     if m:
-        what, name = m.group(1).split()[0], m.group(2)
+        what, name = (m.group(1) or m.group(2)).split()[0], m.group(3)
+        if name == "function":  # tf_keras saves a plain function as {"class_name": "function",
+            # "config": "<its name>"} and names the class in its error: show the function
+            f = _FUNCTION.search(str(e))
+            name = f.group(1) if f else name
         return EdgekitError(
             f"{path}: custom {what} {name!r} is not part of Keras",
             CUSTOM_HINT.format(it="it"),

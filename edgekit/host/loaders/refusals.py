@@ -10,10 +10,10 @@ from pathlib import Path
 from edgekit.errors import EdgekitError
 from edgekit.host.loaders.architecture import RECURRENT, Architecture, LayerRef, declared_io
 
-# Keras 1 config keys that Keras 2 renamed (nb_filter -> filters, output_dim -> units,
-# init -> kernel_initializer, border_mode -> padding): a file without keras_version carrying them
-# was written by Keras 1.
-KERAS1_KEYS = {"nb_filter", "output_dim", "init", "border_mode", "nb_row", "nb_col"}
+# Keras 1 config keys that Keras 2 renamed (nb_filter -> filters, init -> kernel_initializer,
+# border_mode -> padding): a file without keras_version carrying them was written by Keras 1.
+KERAS1_KEYS = {"nb_filter", "init", "border_mode", "nb_row", "nb_col"}  # not output_dim:
+# Keras 2's Embedding still has it
 KERAS1_CLASSES = {"Convolution2D", "Convolution1D", "Merge", "MaxoutDense", "Highway"}
 # tf_keras wraps raw TensorFlow ops used on Keras tensors in these: plain ops, no Python code.
 TF_OP_CLASSES = {"TFOpLambda", "SlicingOpLambda", "InstanceProperty", "InstanceMethod",
