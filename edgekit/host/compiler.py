@@ -224,7 +224,12 @@ def _read_bounded(proc: subprocess.Popen, deadline: float, log_path: Path) -> by
             if len(out) > OUTPUT_LIMIT:
                 raise _Flood("its output")
     proc.stdout.close()
-    proc.wait(max(0.0, deadline - time.monotonic()))
+    while proc.poll() is None:  # stdout closed, still running: its log is still watched
+        if time.monotonic() > deadline:
+            raise subprocess.TimeoutExpired(proc.args, deadline)
+        if _size(log_path) > OUTPUT_LIMIT:
+            raise _Flood(log_path.name)
+        time.sleep(0.05)
     return bytes(out)
 
 

@@ -253,6 +253,14 @@ def test_compiler_flood_is_cut_at_the_real_limit_and_refused(mode, where, model_
     assert peak_mib < 64, peak_mib  # the flood was never held in memory
 
 
+def test_compiler_that_closes_stdout_and_floods_its_log_is_stopped(model_copy, monkeypatch):
+    """After its stdout closes the compiler's log is still watched: it was left to grow until
+    the compile timeout (here 30 s, the default 180 s)."""
+    monkeypatch.setenv("FAKE_EDGETPU_MODE", "flood-log-late")
+    with pytest.raises(EdgekitError, match="wrote more than 16 MiB to m_int8_edgetpu.log"):
+        compiler.compile_model(FAKE, model_copy, model_copy.parent, timeout=30)
+
+
 def test_convert_with_a_flooding_compiler_writes_nothing(tiny_keras, tmp_path, monkeypatch):
     monkeypatch.setenv("FAKE_EDGETPU_MODE", "flood")
     monkeypatch.setattr(compiler, "OUTPUT_LIMIT", 1 << 20)  # cheap: the cut, not the size
