@@ -75,6 +75,7 @@ class _Fleet:
         self.health: dict[str, tuple[float, dict]] = {}
         self.cond = threading.Condition()
         self.last_status = time.monotonic()
+        self.refused = None
         self.client = wire.make_client(
             f"edgekit-rollout-{uuid.uuid4().hex[:8]}", username, password, tls, ca_file
         )

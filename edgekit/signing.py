@@ -307,7 +307,7 @@ def verify(bundle: str | os.PathLike, public_key: Any) -> Signed:
         sig = json.loads(read_text(sig_path, "signature", SIG_LIMIT))
         listed = [FileEntry(str(p), str(h), int(n)) for p, h, n in sig["files"]]
         signature = base64.b64decode(sig["signature"], validate=True)
-    except (ValueError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError, OverflowError, RecursionError) as e:
         raise EdgekitError(
             f"{sig_path}: unreadable signature file ({e})", "sign the bundle again"
         ) from None

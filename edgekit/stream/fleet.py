@@ -114,6 +114,8 @@ class FleetAgent:
             self._topic("status"), wire.encode(self._status_doc("offline")), qos=1, retain=True
         )
         self.client.on_connect = self._on_connect
+        self.client.on_connect_fail = self._on_connect_fail
+        self._warned = False
         self.client.on_message = self._on_message
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
         self.host, self.port, self.keepalive = q.host, int(q.port), int(q.keepalive_s)
@@ -161,8 +163,15 @@ class FleetAgent:
         if reason_code.is_failure:
             log.warning("fleet: broker refused the connection (%s)", reason_code)
             return
+        self._warned = False
         client.subscribe(self._topic("command"), qos=1)
         self._publish_status()  # presence: rollout learns the fleet from these retained docs
+
+    def _on_connect_fail(self, client, userdata):
+        if not self._warned:  # paho keeps retrying; say it once
+            self._warned = True
+            log.warning("fleet: cannot connect to the MQTT broker %s:%s (retrying)", self.host,
+                        self.port)  # fmt: skip
 
     def _on_message(self, client, userdata, msg):
         try:

@@ -73,6 +73,10 @@ def test_sign_then_verify_every_file(signed, tmp_path):
         # the listed hashes edited to match a changed file: the signature no longer holds
         (lambda b: _forge(b), "bad signature: not signed by the trusted key"),
         (lambda b: (b / "edgekit.sig").write_text("{"), "unreadable signature file"),
+        (
+            lambda b: (b / "edgekit.sig").write_text('{"files": [["a", "b", 1e999]]}'),
+            "unreadable signature file",
+        ),  # an infinite size
     ],
 )
 def test_tampered_bundles_are_refused_naming_what_changed(signed, tamper, message):
