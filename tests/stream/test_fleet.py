@@ -186,25 +186,38 @@ def test_foreign_key_and_hostile_commands_are_refused(fleet, bundles, keys, tmp_
     assert "edgekit.json changed since it was signed" in out.stderr and "sent" not in out.stderr
     # whoever else can publish on the broker: a tampered archive under the signed sha256, an
     # archive escaping its folder, a symlink, a bomb (cam2 takes 1 MiB), garbage
-    send = Subscriber(fleet["port"], f"{fleet['topic']}/cam2/status")  # only its status
+    send = Subscriber(fleet["port"], f"{fleet['topic']}/+/status")  # statuses only
+    # a signed bundle altered in transit (one label renamed), sent to every device
+    manifest = json.loads((bundles["d"] / "edgekit.json").read_text())
+    manifest["labels"][88] = "d:eagle"
+    tampered_archive = _archive({**_files(bundles["d"]),
+                                 "edgekit.json": json.dumps(manifest).encode()})  # fmt: skip
+    sha_d = signing.bundle_digest(bundles["d"])
     hostile = {
-        "tampered": _archive({**_files(bundles["b"]), "edgekit.json": b"{}"}),
         "escape": _archive({"../evil": b"x"}),
         "link": _archive({}, link=("model_int8.tflite", "/etc/passwd")),
         "bomb": _archive({"zeros": bytes(3 << 20)}),
     }
     try:
+        for name in DEVICES:
+            msg = {"action": "deploy", "rollout": "tampered", "sha256": sha_d,
+                   "archive": wire.b64(tampered_archive)}  # fmt: skip
+            send.client.publish(f"{fleet['topic']}/{name}/command", json.dumps(msg), qos=1)
+        for name in DEVICES:
+            send.wait_for(lambda m, n=name: _failed_status(m, n, "tampered"))
         for what, data in hostile.items():
-            msg = {"action": "deploy", "rollout": what, "sha256": signing.bundle_digest(
-                   bundles["d"]), "archive": wire.b64(data)}  # fmt: skip
+            msg = {"action": "deploy", "rollout": what, "sha256": sha_d, "archive": wire.b64(data)}
             send.client.publish(f"{fleet['topic']}/cam2/command", json.dumps(msg), qos=1)
             send.wait_for(lambda m, w=what: _failed_status(m, "cam2", w))
         send.client.publish(f"{fleet['topic']}/cam2/command", b"\xff not json", qos=1)
         time.sleep(1.0)
     finally:
         send.close()
+    for name in DEVICES:  # the tampered bundle: refused by every device
+        refusals = [e["message"] for e in devs[name].events("reload_failed", marks[name])
+                    if e.get("rollout") == "tampered"]  # fmt: skip
+        assert len(refusals) == 1 and "edgekit.json changed since it was signed" in refusals[0]
     reasons = [e["message"] for e in devs["cam2"].events("reload_failed", marks["cam2"])]
-    assert any("edgekit.json changed since it was signed" in r for r in reasons), reasons
     assert any("unsafe path" in r for r in reasons) and any("not a regular file" in r
                                                             for r in reasons)  # fmt: skip
     assert any("unpacks to more than" in r for r in reasons) and any("not JSON" in r
@@ -291,7 +304,7 @@ def test_rollout_by_url(fleet, bundles):
     gone.close()
     code, text = rollout(fleet, bundles["d"], pty=True)
     assert code == 0, text
-    table = text[text.index("DEVICE"):]
+    table = text[text.index("DEVICE") :]
     assert re.search(r"cam0\s+-\s+0{12}\s+0{12}\s+offline\s+-\s+not sent \(offline\)", table)
     assert table.count("unchanged") == 3 and "OK (1 offline, not sent)" in table
     # errors before anything is sent: one line each

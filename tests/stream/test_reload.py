@@ -363,3 +363,25 @@ def test_serve_check_knows_fleet_rules(bundles, video_avi, tmp_path):
     ok = check(from_dict({**base, "model": {"path": str(signed), "device": "cpu"},
                           "fleet": {"public_key": str(pub)}}))  # fmt: skip
     assert ok.startswith(f"model {signed} (classify, cpu)")
+
+
+def test_bundle_renamed_into_place_is_reloaded(bundles, video_avi, tmp_path):
+    """No symlink: the bundle folder itself is replaced by two renames (old away, new in)."""
+    import shutil
+
+    live = Path(shutil.copytree(bundles["a"], tmp_path / "model"))
+    s = Served({"model": {"path": str(live), "device": "cpu", "top_k": 1, "watch_s": 0.2}},
+               video_avi)  # fmt: skip
+    try:
+        s.wait(lambda: len(s.results) >= 3, what="first results")
+        staged = Path(shutil.copytree(bundles["b"], tmp_path / ".model.new"))
+        os.rename(live, tmp_path / "model.old")
+        os.rename(staged, live)
+        s.wait(lambda: s.event("model_reloaded") or s.event("reload_failed"), what="reload")
+        n = len(s.results)
+        s.wait(lambda: len(s.results) >= n + 3, what="results after the reload")
+    finally:
+        s.close()
+    ev = s.event("model_reloaded")
+    assert ev is not None and "was replaced" in ev.message and ev.details["bundle"] == str(live)
+    assert not s.event("reload_failed") and versions(s.results)[-1] == "b"
