@@ -171,8 +171,6 @@ def rollout(
 ) -> RolloutResult:
     """Run a rollout (see the module docstring). Raises EdgekitError before anything is sent
     (bundle, broker, empty fleet); failures during the rollout are in the result."""
-    from edgekit import signing
-
     topic = wire.check_topic(topic)
     sha = _check_bundle(bundle)
     archive = wire.pack(bundle)
@@ -193,7 +191,12 @@ def rollout(
         )
     else:
         payload, transport = {"archive": wire.b64(archive)}, "inline"
-    fleet = _Fleet(host, port, topic, username, password, tls, ca_file)
+    try:
+        fleet = _Fleet(host, port, topic, username, password, tls, ca_file)
+    except BaseException:
+        if server is not None:
+            server.close()
+        raise
     try:
         run = _Run(fleet, sha, payload, progress, timeout_s)
         found = fleet.discover()
@@ -205,7 +208,7 @@ def rollout(
         targets = run.plan(found)
         canaries, rest = targets[:canary], targets[canary:]
         progress(
-            f"rollout {run.id}: {signing.bundle_digest(bundle)[:12]} to {len(targets)} "
+            f"rollout {run.id}: {sha[:12]} to {len(targets)} "
             f"device(s) ({len(canaries)} canary, {len(found) - len(targets)} skipped), "
             f"{transport}, {len(archive)} bytes"
         )

@@ -257,6 +257,10 @@ class FleetAgent:
         except EdgekitError as e:
             self._refuse(rollout, f"bundle {sha[:12]} refused: {e.message}")
             return
+        except OSError as e:  # the state folder: disk full, read-only, removed
+            self._refuse(rollout, f"bundle {sha[:12]} not stored in {self.bundles}: "
+                         f"{e.strerror or e}")  # fmt: skip
+            return
         self._reload(path, rollout, sha, f"rollout {rollout}")
 
     def _rollback(self, rollout: str, sha: str) -> None:
@@ -334,9 +338,18 @@ class FleetAgent:
         }
 
     def _record(self, outcome) -> None:
-        """After a successful reload (under the reloader's lock): state, ``current``, cleanup."""
+        """After a successful reload (under the reloader's lock): state, ``current``, cleanup.
+        The new model runs whatever happens here; a state that cannot be saved is an event."""
         if not outcome.ok:
             return
+        try:
+            self._save(outcome)
+        except (EdgekitError, OSError) as e:
+            msg = e.message if isinstance(e, EdgekitError) else (e.strerror or str(e))
+            self.emit("fleet_state_not_saved", f"fleet state in {self.dir} not saved ({msg}): "
+                      "after a restart serve may start with an older bundle", {})  # fmt: skip
+
+    def _save(self, outcome) -> None:
         from edgekit.atomic import write_text
 
         if outcome.sha256 != self.state["current"]["sha256"]:
