@@ -399,7 +399,8 @@ def _task_line(report: dict[str, Any]) -> str:
         parts.append(f"boxes {d['box_units']}")
     if d.get("state_inputs"):
         parts.append(f"{d['state_inputs']} recurrent state input(s) carried between frames")
-    return "detect: " + ", ".join(parts)
+    line = "detect: " + ", ".join(parts)
+    return "\n".join([line, *(f"Warning: {n}" for n in d.get("notes", []))])
 
 
 def format_mapping(m: dict[str, Any], predicted: bool = True) -> list[str]:

@@ -108,4 +108,6 @@ def describe_task(info, manifest=None) -> dict[str, Any]:
     out["candidates"] = int(sum(n))
     if getattr(dec, "box_units", None):
         out["box_units"] = dec.box_units
+    if dec.notes:
+        out["notes"] = list(dec.notes)
     return {"task": task, "detection": out}

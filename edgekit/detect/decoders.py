@@ -21,6 +21,8 @@ Registered layouts (``--decoder`` names; params in docs/DESIGN.md "Detection"):
   YOLO boxes are in input pixels or normalized to the input size: decided from the range the
   output tensor's quantization can represent (<= 2: normalized), or from the values for a float
   head; ``box_units`` overrides.
+- ``yolo-end2end``: NMS-free heads (YOLOv10; YOLO11 / YOLO26 ``end2end`` exports): one
+  [1, N, 6] output of x0, y0, x1, y1, score, class id rows; no NMS (the model picked the boxes).
 - ``edgekit-anchor-free``: edgekit's own detector head [1, N, 4 + nc] (docs/DESIGN.md "edgekit
   detector head"): N = sum over ``strides`` of (H / s) * (W / s) cells (strides ascending, each
   grid row-major), columns l, t, r, b from the cell centre ((x + 0.5) s, (y + 0.5) s) as
@@ -33,6 +35,7 @@ Quantized scores are thresholded in the integer domain ((q - zp) * scale >= t <=
 from __future__ import annotations
 
 from edgekit.detect.anchor_free import AnchorFree
+from edgekit.detect.end2end import YoloEnd2End
 from edgekit.detect.heads import (
     COMMON_PARAMS,
     MAX_DETECTIONS,
@@ -48,7 +51,8 @@ from edgekit.errors import EdgekitError
 
 __all__ = [
     "COMMON_PARAMS", "MAX_DETECTIONS", "POSTPROCESS_OP", "AnchorFree", "Decoder", "HeadIO",
-    "OutputTensor", "SsdPostprocess", "YoloV5", "YoloV8", "available_decoders", "check_params",
+    "OutputTensor", "SsdPostprocess", "YoloEnd2End", "YoloV5", "YoloV8",
+    "available_decoders", "check_params",
     "get_decoder", "guess_decoder", "register_decoder",
 ]  # fmt: skip
 
@@ -60,7 +64,7 @@ def register_decoder(cls: type[Decoder]) -> type[Decoder]:
     return cls
 
 
-for _cls in (SsdPostprocess, YoloV8, YoloV5, AnchorFree):
+for _cls in (SsdPostprocess, YoloV8, YoloV5, YoloEnd2End, AnchorFree):
     register_decoder(_cls)
 
 
@@ -94,7 +98,29 @@ def guess_decoder(model_info, state_outputs: frozenset[int] = frozenset()) -> st
         from edgekit.detect.detector import embedded_labels
 
         names = embedded_labels(model_info)
+        if len(outs) == 1 and outs[0].shape[2] == 6 and _end2end(model_info, outs[0], names):
+            return "yolo-end2end"
         if names and outs[0].shape[2] == 4 + len(names):
             return "yolov8"
         return "yolov5" if outs[0].shape[2] > 5 else None
     return None
+
+
+def _end2end(model_info, out, names: dict[int, str]) -> bool:
+    """Whether a single [1, N, 6] head is an NMS-free one (x0, y0, x1, y1, score, class) rather
+    than a one-class YOLOv5 head (cx, cy, w, h, objectness, score): the export says so
+    (Ultralytics metadata ``end2end: True`` or a YOLOv10 description), it names more than one
+    class (a v5 head's 6 columns hold one class), or N is not a v5 anchor grid (3 anchors on
+    strides 8, 16, 32; end-to-end exports keep 300 rows)."""
+    from edgekit.detect.detector import embedded_metadata
+
+    meta = embedded_metadata(model_info)
+    if meta.get("end2end") is True or "yolov10" in str(meta.get("description", "")).lower():
+        return True
+    if len(names) > 1:
+        return meta.get("end2end") is not False
+    if names:
+        return False
+    h, w = next(((t.shape[1], t.shape[2]) for t in model_info.inputs if len(t.shape) == 4), (0, 0))
+    grid = 3 * sum((h // s) * (w // s) for s in (8, 16, 32))
+    return out.shape[1] != grid

@@ -15,6 +15,7 @@ next call; the state starts at zero and :meth:`Detector.reset` restarts it (a ne
 from __future__ import annotations
 
 import ast
+import logging
 import os
 import time
 from pathlib import Path
@@ -117,7 +118,8 @@ class Detector(TaskModel):
             shapes = [_shape(o) for o in outs if o["index"] not in state_outs]
             raise EdgekitError(
                 f"{Path(r.model_path).name}: edgekit cannot tell how to decode outputs {shapes}",
-                "pass --decoder (ssd-postprocess, yolov8, yolov5, edgekit-anchor-free)",
+                "pass --decoder (ssd-postprocess, yolov8, yolov5, yolo-end2end, yolov3, "
+                "edgekit-anchor-free)",
             )
         self.decoder_name = name
         post = next((op.outputs for op in info.main.operators if op.opcode == POSTPROCESS_OP), None)
@@ -128,6 +130,11 @@ class Detector(TaskModel):
         )
         cls = get_decoder(name)
         self.decoder: Decoder = cls(io, self._params)
+        for note in self.decoder.notes:  # once per model opened (said by detect/bench/serve)
+            if self._on_warning is not None:
+                self._on_warning(note)
+            else:  # serve: its log handler prints "Warning: ..."
+                logging.getLogger("edgekit.detect").warning(note)
         spec = self.bundle.manifest.input if self.bundle else None
         if spec is not None and tuple(spec.shape) != tuple(_shape(image)):
             raise EdgekitError(
@@ -201,10 +208,10 @@ def _tensor(d: dict[str, Any]) -> OutputTensor:
                         np.dtype(d["dtype"]).name, float(scale), int(zp))  # fmt: skip
 
 
-def embedded_labels(info) -> dict[int, str]:
-    """Class names an Ultralytics export embeds (a Python dict literal with ``'names'`` in an
-    associated file of the TFLite metadata), else {}. Never evaluates code: literal_eval only,
-    and a malformed or oversized file is ignored."""
+def embedded_metadata(info) -> dict:
+    """The metadata dict an Ultralytics export embeds (a Python dict literal with ``'names'`` in
+    an associated file of the TFLite metadata: description, names, imgsz, end2end...), else {}.
+    Never evaluates code: literal_eval only, and a malformed or oversized file is ignored."""
     try:
         files = info.associated_files()
     except Exception:  # malformed metadata is no reason to refuse the model
@@ -214,12 +221,20 @@ def embedded_labels(info) -> dict[int, str]:
             continue
         try:
             meta = ast.literal_eval(data.decode("utf-8"))
-            names = meta["names"]
-            return {int(k): str(v) for k, v in names.items()}
-        except (ValueError, SyntaxError, TypeError, KeyError, AttributeError, UnicodeDecodeError,
-                MemoryError, RecursionError):  # fmt: skip
+        except (ValueError, SyntaxError, TypeError, UnicodeDecodeError, MemoryError,
+                RecursionError):  # fmt: skip
             continue
+        if isinstance(meta, dict):
+            return meta
     return {}
+
+
+def embedded_labels(info) -> dict[int, str]:
+    """Class names an Ultralytics export embeds (:func:`embedded_metadata`), else {}."""
+    try:
+        return {int(k): str(v) for k, v in embedded_metadata(info)["names"].items()}
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return {}
 
 
 def _shape(d: dict) -> list[int]:

@@ -18,7 +18,10 @@ from edgekit.errors import EdgekitError
 POSTPROCESS_OP = "TFLite_Detection_PostProcess"
 MAX_DETECTIONS = 10_000
 _NUMERIC = ("int8", "uint8", "int16", "uint16", "int32", "float16", "float32", "float64")
-_HINT = "pass --decoder (ssd-postprocess, yolov8, yolov5, edgekit-anchor-free) if you know the head"
+_HINT = (
+    "pass --decoder (ssd-postprocess, yolov8, yolov5, yolo-end2end, yolov3, edgekit-anchor-free)"
+    " if you know the head"
+)
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,7 @@ class Decoder:
     PARAMS: dict[str, Callable[[str, Any], Any]] = {}
     letterbox = True  # how the input is fitted unless params say otherwise
     value_range: tuple[float, float] | None = (0.0, 1.0)  # None: read off the input tensor
+    notes: tuple[str, ...] = ()  # one-line warnings about this head (said once by the caller)
 
     def __init__(self, io: HeadIO, params: dict[str, Any] | None = None):
         self.io = io
@@ -139,9 +143,25 @@ class Decoder:
         self, raw: dict[int, np.ndarray], threshold: float, iou: float, max_detections: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(boxes (K, 4) input pixels, scores (K,), class ids (K,)), best first. NaN/inf in a
-        float head are dropped silently (no numpy warnings on stderr)."""
+        float head are dropped silently (no numpy warnings on stderr).
+
+        Every decoder's scores are checked here: a score outside 0..1 is never reported, the
+        head is refused in one line (a model guessed as the wrong layout reads logits, class ids
+        or coordinates as scores: ``person 8.651`` on a parrot)."""
         with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-            return self._decode(raw, threshold, iou, max_detections)
+            boxes, scores, classes = self._decode(raw, threshold, iou, max_detections)
+        if scores.size and not (scores.min() >= 0.0 and scores.max() <= 1.0):
+            # within one quantization step of 0..1 is rounding (a coarse output scale): clipped
+            step = max((o.scale for o in self.io.outputs if np.dtype(o.dtype).kind != "f"),
+                       default=0.0)  # fmt: skip
+            if -step - 1e-6 <= scores.min() and scores.max() <= 1.0 + step + 1e-6:
+                return boxes, np.clip(scores, 0.0, 1.0), classes
+            bad = scores[np.argmax(np.abs(scores - 0.5))]
+            raise self.refuse(
+                f"a score of {bad:.4g} is not 0..1: outputs {_shapes(self.io)} are not a "
+                f"{self.name} head"
+            )
+        return boxes, scores, classes
 
     def _decode(self, raw, threshold, iou, max_detections):
         raise NotImplementedError
