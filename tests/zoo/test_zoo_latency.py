@@ -65,3 +65,15 @@ def test_budget_below_the_usb_round_trip_is_refused(tmp_path):
     line = res.output.strip()
     assert line.startswith("Error: no squeezenet setting fits 0.5 ms on a USB 3 Coral")
     assert "input 96x96" in line and not out.exists()
+
+
+def test_inspect_on_a_keras_file_shows_the_prediction(tmp_path):
+    out = tmp_path / "m.h5"
+    assert run("zoo", "build", "mobilenet_v1", "--alpha", "0.25", "--input-size", "96",
+               "--classes", "3", "-o", str(out)).exit_code == 0  # fmt: skip
+    text = run("inspect", str(out)).output
+    line = next(x for x in text.splitlines() if x.startswith("Latency"))
+    assert "per inference on a USB 3 Coral; USB 2:" in line
+    e = json.loads(run("inspect", "--json", str(out)).output)["edgetpu"]
+    assert e["latency"]["source"] == "keras" and e["latency_ms"]["usb3"] > 0
+    assert e["latency"]["notes"] == ["Keras design: assumes every layer maps to the Edge TPU"]
