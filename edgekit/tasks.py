@@ -24,7 +24,10 @@ _ONLY = {"classify": {"top_k", "value_range"}, "detect": {"iou", "max_detections
 
 def model_task(model: str | os.PathLike) -> str:
     """``classify`` or ``detect`` for a bundle or a .tflite (see module docstring)."""
-    files = resolve_model(model)
+    from edgekit.backends.segments import segment_set
+
+    segments = segment_set(model)  # compiled segments: the head is in the last one
+    files = resolve_model(segments[-1] if segments else model)
     if files.bundle is not None:
         return files.bundle.manifest.task
     from edgekit.detect.decoders import guess_decoder

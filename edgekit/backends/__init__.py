@@ -224,6 +224,11 @@ def open_model(
     warn = on_warning or log.warning
     threads = limits.threads(threads)  # 10^9 threads segfaults the interpreter: refuse first
     device = (device or "auto").strip().lower()
+    from edgekit.backends.segments import open_segments, segment_set
+
+    segments = segment_set(path)  # edgetpu_compiler --num_segments N: one model, N files
+    if segments is not None:
+        return open_segments(segments, device, threads, _BACKENDS, warn)
     files = resolve_model(path)
     name = Path(path).name
     backend = device.split(":", 1)[0]

@@ -555,7 +555,7 @@ class PooledPipeline(Pipeline):
             while outs:
                 self._finish(lane, order, 1, outs.pop(0))
 
-        while not halt.is_set():
+        while not halt.is_set() and not w._closing.is_set():
             try:
                 refill()
                 waits = [w._conn] if lane.pending else []
@@ -574,32 +574,39 @@ class PooledPipeline(Pipeline):
                 head_since = time.monotonic()
                 refill()
                 deliver()
-            except SkipFrame:  # a crash or hang (reported, worker restarted) or closing
+            except Exception as e:
                 deliver()
-                if w._closing.is_set():  # closed (serve stops, or a reload retired it)
+                if w._closing.is_set():  # closed (serve stops, or a reload retired the pool):
+                    return  # whatever failed, it failed because of that; no reopen
+                if not self._handle(lane, order, w, r, e):
                     return
-                # The frame the worker was running is lost; those queued behind it never
-                # started: the new worker gets them.
-                self._finish(lane, order, 1, None)
-                unsent = [(seq, frame) for seq, frame, _ in lane.pending]
-                head_since = time.monotonic()
-            except FatalError as e:
-                deliver()
-                self._fatal = e
-                self._finish(lane, order, len(lane.pending), None)
-                return
-            except Exception as e:  # the model failed on a frame: reopen / fall back
-                deliver()
-                self._drop_in_flight(lane, order)
-                unsent = []
-                try:
-                    r.recover(e)
-                except FatalError as f:
-                    self._fatal = f
-                    return
-                except Exception as f:  # reopen failed in an unexpected way
-                    self._fatal = FatalError(f"{lane.device or 'the model'} failed: {f}")
-                    return
+                if isinstance(e, SkipFrame):
+                    unsent = [(seq, frame) for seq, frame, _ in lane.pending]
+                    head_since = time.monotonic()
+                else:
+                    unsent = []
+
+    def _handle(self, lane: Lane, order: Reorder, w, r, e: Exception) -> bool:
+        """A failed frame (False: the pipeline must stop, ``_fatal`` says why)."""
+        if isinstance(e, SkipFrame):  # a crash or hang (reported, worker restarted)
+            # The frame the worker was running is lost; those queued behind it never
+            # started: the new worker gets them (the caller resends them).
+            self._finish(lane, order, 1, None)
+            return True
+        if isinstance(e, FatalError):
+            self._fatal = e
+            self._finish(lane, order, len(lane.pending), None)
+            return False
+        self._drop_in_flight(lane, order)  # the model failed on a frame: reopen / fall back
+        try:
+            r.recover(e)
+        except FatalError as f:
+            self._fatal = f
+            return False
+        except Exception as f:  # reopen failed in an unexpected way
+            self._fatal = FatalError(f"{lane.device or 'the model'} failed: {f}")
+            return False
+        return True
 
     def _drop_in_flight(self, lane: Lane, order: Reorder) -> None:
         """After a model error: collect (and skip) whatever else is in flight, so the worker is

@@ -72,10 +72,9 @@ def uses_worker(config: ServeConfig) -> bool:
 
 
 def load_model(config: ServeConfig, stop: threading.Event | None = None):
-    """The model as serve runs it: in a worker process (:class:`~.worker.ModelProcess`; several
-    Edge TPUs: a :class:`~edgekit.stream.pool.DevicePool`, one worker per device) or
-    in-process (see :func:`uses_worker`). ``stop`` interrupts a worker's model load
-    (:class:`~edgekit.stream.worker.Stopped`)."""
+    """The model as serve runs it: in worker processes (:class:`~edgekit.stream.pool.DevicePool`:
+    one per Edge TPU, two frames in flight each) or in-process (see :func:`uses_worker`).
+    ``stop`` interrupts a worker's model load (:class:`~edgekit.stream.worker.Stopped`)."""
     from edgekit.stream.pool import DevicePool, expand_devices
 
     devices = expand_devices(config.model.device)  # "usb:*", "usb:0,usb:1": one worker each
@@ -84,11 +83,9 @@ def load_model(config: ServeConfig, stop: threading.Event | None = None):
     w = config.worker
     kw = dict(hang_timeout_s=w.hang_timeout_s, start_timeout_s=w.start_timeout_s,
               max_restarts=w.max_restarts, restart_window_s=w.restart_window_s, stop=stop)
-    if devices is None:
-        from edgekit.stream.worker import ModelProcess
-
-        return ModelProcess(model_factory(config), **kw)
+    # One device too: a pool of one keeps two frames in the worker (edgekit.stream.pool).
     return DevicePool(model_factory(config), devices, **kw)
+
 
 def run(
     config: ServeConfig,
