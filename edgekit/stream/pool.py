@@ -336,8 +336,9 @@ class Reorder:
     dropped (``late``). ``max_frames`` > 0 stops delivering after that many results."""
 
     def __init__(self, deliver: Callable[[Any, Any], None], max_frames: int = 0,
-                 max_wait_s: float = 1.0, max_ahead: int = 64):  # fmt: skip
-        self.deliver, self.max_frames = deliver, int(max_frames or 0)
+                 max_wait_s: float = 1.0, max_ahead: int = 64,
+                 lost: Callable[[str], None] = lambda why: None):  # fmt: skip
+        self.deliver, self.max_frames, self.lost = deliver, int(max_frames or 0), lost
         self.max_wait_s, self.max_ahead = max_wait_s, max_ahead
         self.next = 1
         self.delivered = self.late = 0
@@ -349,6 +350,8 @@ class Reorder:
         with self._lock:
             if seq < self.next:
                 self.late += 1
+                if out is not None:  # a result given up on: failed (a skip was counted)
+                    self.lost("late")
                 return
             self._ready[seq] = (frame, out, time.monotonic())
             self._flush()
@@ -372,6 +375,8 @@ class Reorder:
                     self.delivered += 1
                     if self.max_frames and self.delivered >= self.max_frames:
                         self.full.set()
+                elif out is not None:  # stopping (or max_frames reached): not a result
+                    self.lost("unprocessed")
                 continue
             if not self._ready:
                 return
@@ -429,12 +434,28 @@ class PooledPipeline(Pipeline):
         self._fatal: BaseException | None = None
         self.slot = capture.slot = CountingSlot([])
         self._lanes: tuple[threading.Event, list, list] | None = None  # halt, threads, pipes
+        self._unprocessed = 0  # frames taken but never run or delivered because serve stopped
+        self._retired: list[tuple[list, list]] = []  # stopped device threads and their pipes
+
+    def _lost(self, why: str) -> None:
+        """Frame accounting (Stats.accounting) for a frame that gives no result."""
+        if why == "unprocessed":
+            with self.stats._lock:
+                self._unprocessed += 1
+                self.stats.unprocessed += 1
+        else:  # a failed inference: skipped (crash, hang, model error) or given up (late)
+            self.stats.count_error("inference")
+
+    def _settle(self) -> None:
+        super()._settle()  # the slot's frames; then those the device threads held
+        with self.stats._lock:
+            self.stats.unprocessed += self._unprocessed
 
     def _outer(self) -> Any:
         return getattr(self.infer, "resilient", self.infer)
 
     def _loop(self) -> None:  # watches the device threads
-        order = Reorder(self.deliver, self.max_frames)
+        order = Reorder(self.deliver, self.max_frames, lost=self._lost)
         self._start_lanes(order)
         try:
             self._watch(order)
@@ -468,22 +489,37 @@ class PooledPipeline(Pipeline):
 
     def _stop_lanes(self, order: Reorder) -> None:
         halt, threads, pipes = self._lanes or (threading.Event(), [], [])
+        self._lanes = None
         halt.set()
+        self.slot.wake_fds = []
         for _, w in pipes:
             _poke(w)
         for t in threads:
             t.join(0.5)
-        self.slot.wake_fds = []
-        if not any(t.is_alive() for t in threads):
+        self._retired.append((threads, pipes))
+        self._reap()
+
+    def _reap(self) -> None:
+        """Close the wake-up pipes of device threads that have ended (one may still be inside
+        a worker's watchdog wait when told to stop)."""
+        keep = []
+        for threads, pipes in self._retired:
+            if any(t.is_alive() for t in threads):
+                keep.append((threads, pipes))
+                continue
             for fds in pipes:
                 for fd in fds:
                     os.close(fd)
+        self._retired = keep
 
     def _watch(self, order: Reorder) -> None:
         while not self._stop.is_set():
             order.expire()
             self.pool.late_frames = order.late
             self.stats.dropped = self.slot.dropped
+            self.stats.captured = self.capture.frames_read
+            if self._retired:
+                self._reap()
             fatal = getattr(self.infer, "_fatal", "")  # HotReload could not bring a model back
             if fatal:
                 raise FatalError(fatal)
@@ -523,8 +559,8 @@ class PooledPipeline(Pipeline):
         that takes long (> 0.5 s) is waited for in ``collect`` (its watchdog)."""
         try:
             self._feed(lane, order, halt, wake)
-        finally:  # stopped (end, reload, fatal): whatever it still holds is skipped
-            self._finish(lane, order, len(lane.pending), None)
+        finally:  # stopped (end, reload, fatal): whatever it still holds gives no result
+            self._finish(lane, order, len(lane.pending), None, why="unprocessed")
 
     def _feed(self, lane: Lane, order: Reorder, halt: threading.Event, wake: int) -> None:
         w, r = lane.worker, lane.resilient
@@ -622,8 +658,10 @@ class PooledPipeline(Pipeline):
             self._finish(lane, order, 1, None)
         self._finish(lane, order, len(lane.pending), None)
 
-    def _finish(self, lane: Lane, order: Reorder, n: int, out: Any) -> None:
-        """The oldest ``n`` frames of ``lane`` are done (``out`` for one, None: skipped)."""
+    def _finish(self, lane: Lane, order: Reorder, n: int, out: Any,
+                why: str = "failed") -> None:  # fmt: skip
+        """The oldest ``n`` frames of ``lane`` are done (``out`` for one; None: no result,
+        ``why`` failed or unprocessed)."""
         if n <= 0:
             return
         with self._cv:
@@ -632,7 +670,7 @@ class PooledPipeline(Pipeline):
         for seq, frame, submitted in done:
             if out is None:
                 lane.skipped += 1
-                self.stats.count_error("inference")
+                self._lost(why)
             else:
                 lane.record(submitted, out)
             order.put(seq, frame, out)
