@@ -436,6 +436,9 @@ class PooledPipeline(Pipeline):
         self._lanes: tuple[threading.Event, list, list] | None = None  # halt, threads, pipes
         self._unprocessed = 0  # frames taken but never run or delivered because serve stopped
         self._retired: list[tuple[list, list]] = []  # stopped device threads and their pipes
+        # frames between the counters while running: depth per device, plus results waiting
+        # in the reorder buffer for a slower device's frame (one more per device)
+        self.stats.in_flight = (pool.depth + 1) * len(pool.lanes) - 1
 
     def _lost(self, why: str) -> None:
         """Frame accounting (Stats.accounting) for a frame that gives no result."""

@@ -32,6 +32,7 @@ class Stats:
         self.errors: collections.Counter[str] = collections.Counter()  # by kind
         self.events: collections.Counter[str] = collections.Counter()  # by kind
         self.dropped = 0  # set from the capture slot
+        self.in_flight = 0  # frames a pool of workers holds beyond one (edgekit.stream.pool)
         # Frame accounting (see accounting()): frames read from the source, and those that
         # never reached inference because serve stopped (left in the slot, or read while
         # stopping). None until the pipeline ended: then the counts are final.
@@ -83,7 +84,8 @@ class Stats:
         # While running, up to three frames are between the counters: one read but not yet
         # stored, one waiting in the slot, one in inference.
         out["in_pipeline"] = out["captured"] - total
-        out["balanced"] = out["in_pipeline"] == 0 if final else 0 <= out["in_pipeline"] <= 3
+        slack = 3 + self.in_flight  # read, in the slot, in inference (+ a pool's extra frames)
+        out["balanced"] = out["in_pipeline"] == 0 if final else 0 <= out["in_pipeline"] <= slack
         return out
 
     def fps(self) -> float:

@@ -109,6 +109,8 @@ def test_two_corals_share_the_frames_in_frame_order_and_show_on_metrics_and_the_
         assert f'edgekit_device_up{{device="{dev}",state="running"}} 1' in metrics
     assert [d["device"] for d in latest["devices"]] == ["usb:0", "usb:1"]
     assert latest["device"] == "usb:0,usb:1" and latest["backend"] == "edgetpu"
+    acc = latest["stats"]["accounting"]  # frames in flight on both devices are within bounds
+    assert acc["balanced"] and not acc["final"], acc
     # the status page's script drew one row per device
     assert page.returncode == 0, page.stderr[-2000:]
     table = re.search(r'<table id="devices">(.*?)</table>', page.stdout, re.S).group(1)
