@@ -312,6 +312,10 @@ def run(args, tmp: Path) -> int:
         if pending is not None:  # one fault at a time: recovered = back on the Edge TPU
             kind, t_inj, frames_at, marker, count_at = pending
             shipped = kind != "rollout" or rollouts[-1].poll() == 0
+            if kind == "rollout" and rollouts[-1].poll() not in (None, 0):  # it stopped
+                timeline.append((round(now, 1), "FAILED rollout (see rollouts)"))
+                pending = None
+                continue
             if (restore_at is None and normal and processed > frames_at + 5 and shipped
                     and (marker is None or events[marker] > count_at)):  # fmt: skip
                 recoveries[kind].append(round(now - t_inj, 1))
@@ -341,7 +345,7 @@ def run(args, tmp: Path) -> int:
                 [str(Path(sys.executable).with_name("edgekit")), "rollout", str(target),
                  "--broker", f"127.0.0.1:{broker[1]}", "--topic", "soak", "--wait", "3",
                  "--timeout", "90", "--json"],
-                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True))  # fmt: skip
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))  # fmt: skip
     time.sleep(3.0)  # let the last recovery be reported
     end = sample(t0, {**last, "accounting": last.get("stats", {}).get("accounting", {})})
     stop.set()
@@ -350,11 +354,12 @@ def run(args, tmp: Path) -> int:
     for p in rollouts:
         if p.poll() is None:
             p.kill()
-        out = p.communicate()[0]
+        out, err = p.communicate()
         try:
             rollout_out.append({"exit": p.returncode, **json.loads(out)})
         except ValueError:
             rollout_out.append({"exit": p.returncode, "output": out[-2000:]})
+        rollout_out[-1]["stderr"] = err[-2000:]
     if broker:
         broker[0].terminate()
         broker[0].wait(10)
@@ -389,7 +394,10 @@ def run(args, tmp: Path) -> int:
         "accounting_exact": bool(acc.get("final") and acc.get("balanced")),
         "faults_injected": crashes > 0 and all(injected[k] > 0 for k in [*due, "camera"]),
         "rollout_ran": broker is None or args.rollout_every <= 0 or injected["rollout"] > 0,
-        "every_fault_recovered": all(got >= n for n, got, _ in reported.values()),
+        "every_fault_recovered": all(got >= n for k, (n, got, _) in reported.items()
+                                     if k != "signed rollout"),
+        # a rollout that stopped says why (rollouts[].stderr); counted apart from the faults
+        "rollouts_ok": all(x["exit"] == 0 for x in rollout_out),
         "rss_flat": growth("rss_mib") <= args.max_growth_mib,
         "worker_rss_flat": growth("worker_rss_mib") <= args.max_growth_mib,
         "fds_flat": growth("fds") <= 2,
