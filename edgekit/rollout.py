@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import signal
 import threading
 import time
 import uuid
@@ -54,6 +55,7 @@ class RolloutResult:
     devices: tuple[DeviceRow, ...]
     stopped: str = ""  # why the rollout stopped ("" when it completed)
     transport: str = "inline"  # inline | url
+    interrupted: int = 0  # the signal (SIGINT: Ctrl-C, SIGTERM) that stopped it, 0 if none
 
     def to_dict(self) -> dict:
         return {
@@ -61,6 +63,7 @@ class RolloutResult:
             "sha256": self.sha256,
             "ok": self.ok,
             "stopped": self.stopped,
+            "interrupted": signal.Signals(self.interrupted).name if self.interrupted else "",
             "transport": self.transport,
             "devices": [d.to_dict() for d in self.devices],
         }
@@ -213,16 +216,20 @@ def rollout(
             f"{transport}, {len(archive)} bytes"
         )
         stopped = ""
-        if canaries:
-            stopped = run.deploy(canaries, "canary") or run.watch(canaries, wait_s)
-        if not stopped and rest:
-            stopped = run.deploy(rest, "rest")
+        try:
+            if canaries:
+                stopped = run.deploy(canaries, "canary") or run.watch(canaries, wait_s)
+            if not stopped and rest:
+                stopped = run.deploy(rest, "rest")
+        except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM/SIGHUP raised like it by the CLI
+            run.interrupted = getattr(e, "signum", signal.SIGINT)
+            stopped = f"interrupted by {signal.Signals(run.interrupted).name}"
         if stopped:
             progress(f"rollout stopped: {stopped}; rolling back")
             run.roll_back()
         rows = tuple(sorted(run.rows.values(), key=lambda r: r.device))
         ok = not stopped and all(r.state in ("deployed", "unchanged") for r in rows if r.group)
-        return RolloutResult(str(bundle), sha, ok, rows, stopped, transport)
+        return RolloutResult(str(bundle), sha, ok, rows, stopped, transport, run.interrupted)
     finally:
         fleet.close()
         if server is not None:
@@ -255,6 +262,7 @@ class _Run:
         self.progress, self.timeout_s = progress, timeout_s
         self.id = uuid.uuid4().hex[:12]
         self.rows: dict[str, DeviceRow] = {}
+        self.interrupted = 0  # the signal that stopped the run (its rollback too, if repeated)
 
     def plan(self, found: dict[str, dict]) -> list[str]:
         targets = []
@@ -377,39 +385,58 @@ class _Run:
         return ""
 
     def roll_back(self) -> None:
-        """Every device of this run that runs the new bundle goes back to its previous one."""
+        """Every device of this run that runs the new bundle goes back to its previous one;
+        after an interruption also those sent it that have not reported yet (a device handles
+        its commands in order: the rollback follows the deploy). A signal during the rollback
+        stops waiting: each row then says what the device reported last (``after``)."""
+        maybe = ("sent",) if self.interrupted else ()
         back = [
             r
             for r in self.rows.values()
-            if r.group and r.after == self.sha and r.before and r.before != self.sha
-        ]
+            if r.group and (r.after == self.sha or r.state in maybe)
+            and r.before and r.before != self.sha
+        ]  # fmt: skip
         t0 = time.monotonic()
+        try:
+            self._send_back(back)
+        except KeyboardInterrupt as e:
+            self.interrupted = self.interrupted or getattr(e, "signum", signal.SIGINT)
+            self.progress("rollback interrupted: not waiting for the devices")
+        for r in back:
+            self._report_back(r, t0)
+
+    def _send_back(self, back: list[DeviceRow]) -> None:
         for r in back:
             self.fleet.send(
                 r.device, {"action": "rollback", "rollout": self.id, "sha256": r.before}
             )
+            r.state = "rolling back"
             self.progress(f"{r.device}: rolling back to {r.before[:12]}")
+        self.fleet.wait(lambda: all(self._returned(r) for r in back), self.timeout_s)
 
-        def returned(r):
-            st = self.fleet.status.get(r.device, {})
-            return (
-                st.get("rollout") == self.id
-                and st.get("sha256") == r.before
-                and st.get("state") == "deployed"
-                and st.get("action") == "rollback"
-            )
+    def _returned(self, r: DeviceRow) -> bool:
+        st = self.fleet.status.get(r.device, {})
+        return (
+            st.get("rollout") == self.id
+            and st.get("sha256") == r.before
+            and st.get("state") == "deployed"
+            and st.get("action") == "rollback"
+        )
 
-        self.fleet.wait(lambda: all(returned(r) for r in back), self.timeout_s)
-        for r in back:
-            if returned(r):
-                r.after, r.state = r.before, "rolled back"
-                r.message = r.message or "rolled back after the failure"
+    def _report_back(self, r: DeviceRow, t0: float) -> None:
+        st = self.fleet.status.get(r.device, {})
+        if self._returned(r):
+            r.after, r.state = r.before, "rolled back"
+            r.message = r.message or "rolled back after the failure"
+        else:  # what it reported last: the bundle it runs, and deploying/failed/offline
+            r.after = str(st.get("sha256", r.after))
+            if r.state != "rolling back":
+                r.state = "not rolled back"  # interrupted before its rollback was sent
             else:
-                st = self.fleet.status.get(r.device, {})
-                r.after = str(st.get("sha256", r.after))
-                r.state, r.message = "rollback failed", str(st.get("reason", "no report"))
-            r.seconds = round(time.monotonic() - t0, 2)
-            self.progress(f"{r.device}: {r.state} ({r.after[:12]})")
+                r.state = "rollback unconfirmed" if self.interrupted else "rollback failed"
+            r.message = str(st.get("reason") or f"last report: {st.get('state', 'none')}")
+        r.seconds = round(time.monotonic() - t0, 2)
+        self.progress(f"{r.device}: {r.state} ({r.after[:12]})")
 
 
 class _ArchiveServer:

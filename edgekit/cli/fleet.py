@@ -185,12 +185,28 @@ def rollout(
         echo_json(result.to_dict())
     else:
         click.echo(_table(result))
+    if result.interrupted:  # after the table, which says what each device runs now
+        click.echo(f"Error: {_interrupted(result)}", err=True)
+        click.get_current_context().exit(128 + result.interrupted)
     if not result.ok:
         why = result.stopped or "not every device deployed it"
         raise EdgekitError(
             f"rollout of {result.sha256[:12]} stopped: {why}",
             "see the table; devices that took it were rolled back",
         )
+
+
+def _interrupted(result) -> str:
+    """One line: what an interrupted rollout left behind (the table has every device)."""
+    unsure = ("not rolled back", "rollback unconfirmed", "rollback failed")
+    back = [d.device for d in result.devices if d.state == "rolled back"]
+    left = [f"{d.device} runs {d.after[:12] or '?'}" for d in result.devices
+            if d.state in unsure or (d.group and d.after == result.sha256)]  # fmt: skip
+    said = [f"rolled back {', '.join(back)}"] if back else []
+    if left:
+        said.append(f"NOT rolled back: {', '.join(left)}")
+    return f"rollout of {result.sha256[:12]} {result.stopped}: " + (
+        "; ".join(said) or "no device had switched")
 
 
 def _table(result) -> str:

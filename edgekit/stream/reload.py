@@ -46,6 +46,7 @@ import numpy as np
 
 from edgekit.errors import EdgekitError
 from edgekit.stream.pipeline import FatalError
+from edgekit.stream.worker import Stopped
 
 log = logging.getLogger("edgekit.stream")
 EventFn = Callable[[str, str, dict], None]
@@ -76,8 +77,9 @@ def path_signature(path: str | os.PathLike) -> tuple | None:
 
 
 def startup_config(config):
-    """The config serve starts with: ``[fleet] public_key`` set means the bundle is checked
-    before it is loaded (an unsigned or altered bundle is refused at startup too); with
+    """The config serve starts with: ``[fleet] public_key`` set means the bundle (and a
+    ``[cascade]`` classifier) is checked before it is loaded (an unsigned or altered bundle is
+    refused at startup too); with
     ``[fleet] topic``, the bundle the fleet deployed last is the one loaded
     (:func:`edgekit.stream.fleet.startup_config`)."""
     if config.fleet.topic:
@@ -95,6 +97,9 @@ def startup_config(config):
                 "point [model] path at a signed bundle directory",
             )
         signing.verify(path, key)
+        classifier = config.cascade.classifier  # loaded with the detector: the same rule
+        if classifier:
+            signing.verify(classifier, key)
     return config
 
 
@@ -140,9 +145,13 @@ class HotReload:
         self.watch_path = str(config.model.path)
         self.path = str(path or config.model.path)
         self.sha256 = _digest_or_empty(self.path)
+        # [cascade] classifier: built with the detector (one worker), so reloaded with it; its
+        # path is watched too (a replaced classifier bundle is a reload of both)
+        self.classifier_path = str(getattr(getattr(config, "cascade", None), "classifier", ""))
+        self.classifier = self.classifier_path
         self.reloads = 0
         self._fatal = ""  # set when an Edge TPU reload could not bring any model back
-        self._seen = path_signature(self.watch_path)
+        self._seen = self._signature()
 
     # -- the pipeline side ----------------------------------------------------------------------
     def __call__(self, rgb: np.ndarray):
@@ -192,14 +201,22 @@ class HotReload:
 
     def _poll(self) -> None:
         with self._reloading:
-            sig = path_signature(self.watch_path)
+            sig = self._signature()
             if sig is None or sig == self._seen:
                 return
             time.sleep(min(0.5, self.config.model.watch_s))  # let a two-step swap finish
-            if path_signature(self.watch_path) != sig:
+            if self._signature() != sig:
                 return  # still changing: look again at the next poll
+            first = self._seen[0] if self._seen else None
+            changed = self.watch_path if sig[0] != first else self.classifier_path
             self._seen = sig
-            self._reload_locked(None, f"{self.watch_path} was replaced", "")
+            self._reload_locked(None, f"{changed} was replaced", "")
+
+    def _signature(self) -> tuple | None:
+        """The watched paths' signatures (:func:`path_signature`): the bundle, and the
+        ``[cascade]`` classifier; None while one is missing (mid-swap)."""
+        sigs = [path_signature(p) for p in (self.watch_path, self.classifier_path) if p]
+        return None if None in sigs else tuple(sigs)
 
     # -- the reload itself ----------------------------------------------------------------------
     def reload(
@@ -222,13 +239,17 @@ class HotReload:
         """Watch (and reload on SIGHUP) ``watch_path`` from now on, as it is now: call from
         ``after`` (the fleet agent points it at its ``current`` symlink)."""
         self.watch_path = str(watch_path)
-        self._seen = path_signature(self.watch_path)
+        self._seen = self._signature()
 
     def _reload_locked(self, path: str | None, why: str, expect_sha256: str) -> Outcome:
         target = str(path or self.watch_path)
+        if path is None:  # what is loaded now: the watcher must not reload it a second time
+            self._seen = self._signature()
         try:
             return self._reload(target, why, expect_sha256)
         except Exception as e:  # EdgekitError, or a model that raised anything at all
+            if isinstance(e, Stopped) or self._stop.is_set():  # serve stops meanwhile
+                return Outcome(False, f"{target}: not loaded (serve is stopping)", target)
             msg = e.message if isinstance(e, EdgekitError) else f"{type(e).__name__}: {e}"
             outcome = Outcome(False, f"{target}: {msg}; the running model is kept", target)
             self.emit("reload_failed", outcome.message, {"bundle": target})
@@ -248,13 +269,12 @@ class HotReload:
             digest = _digest_or_empty(real)
         if expect and digest != expect:
             raise EdgekitError(f"sha256 {digest[:12]} is not the expected {expect[:12]}")
+        clf = self._classifier_version()
         current = self.resilient.classifier
         on_tpu = str(getattr(getattr(current, "runner", None), "backend", "")) == "edgetpu"
-        cfg = dataclasses.replace(
-            self.config, model=dataclasses.replace(self.config.model, path=real)
-        )
+        cfg = self._config_for(real, clf)
         if on_tpu:
-            return self._reload_exclusive(cfg, real, digest, why)
+            return self._reload_exclusive(cfg, real, digest, why, clf)
         t0 = time.monotonic()
         model = self.load(cfg)
         try:
@@ -264,11 +284,11 @@ class HotReload:
             raise
         load_s = time.monotonic() - t0
         with self.lock:  # between two frames
-            old = self._switch(model, real, digest)
+            old = self._switch(model, real, digest, clf)
         self._retire(old)
         return self._done(real, digest, why, load_s, "")
 
-    def _reload_exclusive(self, cfg, real: str, digest: str, why: str) -> Outcome:
+    def _reload_exclusive(self, cfg, real: str, digest: str, why: str, clf: str) -> Outcome:
         """The Edge TPU case (see module docstring): stop the old worker first."""
         t0 = time.monotonic()
         with self.lock:  # the pipeline waits here: no frame goes to a closed model
@@ -280,28 +300,54 @@ class HotReload:
             except BaseException as e:
                 if "model" in locals():
                     _close(model)
-                back = dataclasses.replace(
-                    self.config, model=dataclasses.replace(self.config.model, path=self.path)
-                )
                 try:
-                    restored = self.load(back)
+                    restored = self.load(self._config_for(self.path, self.classifier))
                 except Exception as again:  # the device is gone too: serve must restart
                     self._fatal = f"reload failed ({e}) and the previous model too ({again})"
                     raise EdgekitError(self._fatal) from None
                 self.resilient.replace(restored)
                 self._set_prepare(restored)
                 raise EdgekitError(f"{e}; the previous model was loaded again") from None
-            self._switch(model, real, digest)
+            self._switch(model, real, digest, clf)
         gap = f" (Edge TPU: results paused {time.monotonic() - t0:.1f} s for the load)"
         return self._done(real, digest, why, time.monotonic() - t0, gap)
+
+    def _classifier_version(self) -> str:
+        """The ``[cascade]`` classifier to load with the detector, pinned (a symlink followed
+        once) and, with ``[fleet] public_key``, verified like the bundle; '' without one."""
+        if not self.classifier_path:
+            return ""
+        real = os.path.realpath(self.classifier_path)
+        if not os.path.exists(real):
+            raise EdgekitError(f"[cascade] classifier {self.classifier_path}: no such bundle")
+        if self.public_key is not None:
+            from edgekit import signing
+
+            signing.verify(real, self.public_key)  # raises: "<path>: not signed" etc.
+        return real
+
+    def _config_for(self, path: str, classifier: str):
+        """serve's config with ``[model] path`` (and the ``[cascade]`` classifier) replaced."""
+        cfg = dataclasses.replace(
+            self.config, model=dataclasses.replace(self.config.model, path=path)
+        )
+        if classifier:
+            cfg = dataclasses.replace(
+                cfg, cascade=dataclasses.replace(cfg.cascade, classifier=classifier)
+            )
+        return cfg
 
     def _done(self, real: str, digest: str, why: str, load_s: float, note: str) -> Outcome:
         self.reloads += 1
         because = f" ({why})" if why else ""
-        msg = f"model reloaded from {real}{because}, sha256 {digest[:12]}{note}"
-        self.emit(
-            "model_reloaded", msg, {"bundle": real, "sha256": digest, "load_s": round(load_s, 3)}
-        )
+        details = {"bundle": real, "sha256": digest, "load_s": round(load_s, 3)}
+        clf = ""
+        if self.classifier:  # [cascade]: the classifier loaded with it
+            details["classifier"] = self.classifier
+            details["classifier_sha256"] = _digest_or_empty(self.classifier)
+            clf = f", classifier {self.classifier}"
+        msg = f"model reloaded from {real}{clf}{because}, sha256 {digest[:12]}{note}"
+        self.emit("model_reloaded", msg, details)
         return Outcome(True, msg, real, digest)
 
     def _check(self, model, current) -> None:
@@ -325,7 +371,7 @@ class HotReload:
                 "check the conversion (edgekit convert verifies the int8 model)",
             )
 
-    def _switch(self, model, real: str, digest: str):
+    def _switch(self, model, real: str, digest: str, clf: str = ""):
         """Under :attr:`lock`: the next frame goes to ``model``. Returns the old model."""
         old = self.resilient.classifier
         if hasattr(model, "on_event"):  # a worker process reports crashes and restarts
@@ -333,6 +379,7 @@ class HotReload:
         self.resilient.replace(model)
         self._set_prepare(model)
         self.path, self.sha256 = real, digest
+        self.classifier = clf or self.classifier
         return old
 
     def _set_prepare(self, model) -> None:

@@ -325,3 +325,55 @@ def test_rollout_by_url(fleet, bundles):
     devs["cam3"] = Device("cam3", fleet["dir"] / "cam3.toml")
     devs["cam3"].wait(lambda lines: any("frame" in x for x in lines), what="first result")
     assert version_of(devs["cam3"].results()[0]) == "d"
+
+
+def _interrupt(fleet, bundle, args, after: str, signum) -> tuple[int, str, str]:
+    """`edgekit rollout` sent ``signum`` once its progress printed ``after``."""
+    cmd = [*edgekit_cmd(), "rollout", str(bundle), "--broker", f"127.0.0.1:{fleet['port']}",
+           "--topic", fleet["topic"], *args]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    err: list[str] = []
+    try:
+        for line in proc.stderr:
+            err.append(line)
+            if after in line:
+                proc.send_signal(signum)
+                break
+        out, rest = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, out, "".join(err) + rest
+
+
+@pytest.mark.parametrize("signame,after", [("SIGINT", "watching cam1, cam2"),
+                                           ("SIGTERM", "cam2: sent (canary)")])
+def test_interrupted_rollout_rolls_back_and_says_so(fleet, bundles, signame, after):
+    """Ctrl-C while the canaries are watched, or SIGTERM as soon as they were sent the bundle
+    (before they report): both go back to the bundle they ran before; the table says what each
+    device runs, one error line, exit 128 + the signal."""
+    import signal
+
+    devs = fleet["devices"]
+    sha_b, sha_d = (signing.bundle_digest(bundles[v]) for v in "bd")
+    marks = {n: d.mark() for n, d in devs.items()}
+    signum = getattr(signal, signame)
+    code, out, err = _interrupt(fleet, bundles["b"], ["--canary", "2", "--wait", "60"],
+                                after, signum)  # fmt: skip
+    assert code == 128 + signum, err
+    assert f"cam1: rolling back to {sha_d[:12]}" in err and "cam2: rolled back" in err, err
+    last = err.strip().splitlines()[-1]
+    assert last == (f"Error: rollout of {sha_b[:12]} interrupted by {signame}: "
+                    "rolled back cam1, cam2"), err  # fmt: skip
+    assert "Traceback" not in err
+    row = {line.split()[0]: line for line in out.splitlines() if line.startswith("cam")}
+    assert "rolled back" in row["cam1"] and "rolled back" in row["cam2"], out
+    assert "not sent" in row["cam3"] and "STOPPED" in out
+    for name in ("cam1", "cam2"):
+        reloads = [e["sha256"] for e in devs[name].events("model_reloaded", marks[name])]
+        assert reloads == [sha_b, sha_d], (name, reloads)
+    assert not devs["cam3"].events("model_reloaded", marks["cam3"])
+    for dev in devs.values():
+        n = dev.mark()
+        dev.wait(lambda lines, n=n: sum("frame" in x for x in lines[n:]) >= 3, what="results")
+        assert version_of(dev.results(n)[-1]) == "d"
