@@ -150,6 +150,7 @@ def bench(
     on_warning: Callable[[str], None] | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     image: str | os.PathLike | None = None,
+    anchors: str | os.PathLike | None = None,
 ) -> BenchResult:
     """Open ``model`` on ``device`` and :func:`measure` it. ``image``: feed this image (through
     the task's own preprocessing) instead of random pixels. A detector (bundle task or guessed
@@ -163,7 +164,8 @@ def bench(
     from edgekit.images import load_rgb
 
     rgb = load_rgb(image) if image is not None else None
-    m = open_task_model(model, task, device=device, threads=threads, on_warning=on_warning)
+    kw = {"anchors": anchors} if anchors else {}
+    m = open_task_model(model, task, device=device, threads=threads, on_warning=on_warning, **kw)
     try:
         if rgb is not None:
             m.run(rgb)  # writes the preprocessed image into the input tensor

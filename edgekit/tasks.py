@@ -19,7 +19,10 @@ from edgekit.errors import EdgekitError
 TASKS = ("classify", "detect")
 # Options that only one task understands; the other task ignores them (a serve config may set
 # both top_k and iou, whatever model it is pointed at).
-_ONLY = {"classify": {"top_k", "value_range"}, "detect": {"iou", "max_detections", "decoder"}}
+_ONLY = {
+    "classify": {"top_k", "value_range"},
+    "detect": {"iou", "max_detections", "decoder", "anchors"},
+}
 
 
 def model_task(model: str | os.PathLike) -> str:
@@ -108,6 +111,8 @@ def describe_task(info, manifest=None) -> dict[str, Any]:
     if hasattr(dec, "num_classes"):
         out["classes"] = dec.num_classes
     n = [o.shape[2] if name == "yolov8" else o.shape[1] for o in outputs]
+    if name == "yolov3":  # one candidate per cell and anchor
+        n = [gh * gw * dec.per_level for _o, _r, gh, gw, _s in dec.levels]
     out["candidates"] = int(sum(n))
     if getattr(dec, "box_units", None):
         out["box_units"] = dec.box_units

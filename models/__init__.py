@@ -35,6 +35,7 @@ class ZooEntry:
     # predicted ms per inference on a USB 3 Coral at the default settings, from the layer shapes
     # (edgekit.edgetpu.latency; cached like params/macs, checked by the tests)
     usb3_ms: float | None = None
+    decoder: str | None = None  # a detector's head (edgekit.detect.decoders name)
 
     def builder(self):
         """The design's ``build`` function (imports the module, and Keras)."""
@@ -60,6 +61,7 @@ class ZooEntry:
             "predicted_usb3_ms": self.usb3_ms,
             "paper": self.paper,
             "task": self.task,
+            "decoder": self.decoder,
         }
 
 
@@ -132,6 +134,20 @@ REGISTRY: dict[str, ZooEntry] = {
             30_515_200,
             task="detect",
             usb3_ms=1.8,
+            decoder="edgekit-anchor-free",
+        ),
+        ZooEntry(
+            "yolov3_tiny",
+            "yolov3_tiny",
+            "YOLOv3-Tiny, ReLU (Edge TPU ports): anchor heads at strides 32, 16; darknet anchors",
+            416,
+            80,
+            "Redmon & Farhadi 2018, YOLOv3: An Incremental Improvement, arXiv:1804.02767",
+            8_858_734,
+            2_782_480_896,
+            task="detect",
+            usb3_ms=6.72,
+            decoder="yolov3",
         ),
     )
 }

@@ -48,6 +48,12 @@ def _finite(ctx, param, value):
     type=click.Choice(available_decoders()),
     help="How to read the model's outputs [default: the bundle's, else guessed].",
 )
+@click.option(
+    "--anchors",
+    type=click.Path(dir_okay=False),
+    help="Anchors file of an anchor head (yolov3; darknet's 10,14, 23,27, ...) "
+    "[default: the bundle's, else darknet's].",
+)
 @click.option("--labels", type=click.Path(), help="Label file (overrides the bundle's labels).")
 @click.option(
     "--annotate",
@@ -85,7 +91,8 @@ def _finite(ctx, param, value):
 )
 @libedgetpu_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")  # fmt: skip
-def detect(model, images, threshold, iou, max_detections, decoder, labels, annotate, classifier,
+def detect(model, images, threshold, iou, max_detections, decoder, anchors, labels, annotate,
+           classifier,
            classify_labels, crop_labels, classify_top_k, device, threads, as_json):  # fmt: skip
     """Detect objects in IMAGES with MODEL (a bundle directory, .tflite or _edgetpu.tflite).
 
@@ -106,7 +113,7 @@ def detect(model, images, threshold, iou, max_detections, decoder, labels, annot
         raise click.UsageError("--classify-labels and --crop-labels need --classify CLASSIFIER")
     kw = dict(labels=labels, device=device, threshold=threshold, iou=iou,
               max_detections=max_detections, decoder=decoder, threads=threads,
-              on_warning=warn)  # fmt: skip
+              on_warning=warn, anchors=anchors)  # fmt: skip
     if classifier is not None:
         from edgekit.detect.cascade import open_cascade
 

@@ -80,7 +80,10 @@ def _name(c) -> str:
               help="Cascade: time MODEL (a detector) plus this classifier on each crop, per "
               "frame and per model (use --image with objects the detector finds).")
 @click.option("--crop-labels", help="Cascade: comma-separated detector labels to classify.")
-def bench(model, device, runs, warmup, threads, as_json, plot, image, classifier, crop_labels):
+@click.option("--anchors", type=click.Path(dir_okay=False),
+              help="Anchors file of a yolov3 head (darknet's 10,14, 23,27, ...).")  # fmt: skip
+def bench(model, device, runs, warmup, threads, as_json, plot, image, classifier, crop_labels,
+          anchors):  # fmt: skip
     """Measure inference latency of MODEL on a device.
 
     The first inference (which loads the model onto the Edge TPU) is reported apart from the
@@ -108,7 +111,7 @@ def bench(model, device, runs, warmup, threads, as_json, plot, image, classifier
     bar = StageProgress(enabled=not as_json and sys.stderr.isatty())
     try:
         res = lib.bench(model, device, runs, warmup, threads, on_warning=warn, progress=bar,
-                        image=image)  # fmt: skip
+                        image=image, anchors=anchors)  # fmt: skip
     finally:
         bar.close()
     if plot:

@@ -98,6 +98,11 @@ from edgekit.cli.common import libedgetpu_option
     help="Cascade: classify each detection's crop with this classifier ([cascade] classifier).",
 )
 @click.option(
+    "--anchors",
+    type=click.Path(dir_okay=False),
+    help="Anchors file of a yolov3 head (darknet's 10,14, 23,27, ...) [default: the bundle's].",
+)
+@click.option(
     "--crop-labels",
     help="Cascade: comma-separated detector labels whose crops are classified [default: all].",
 )
@@ -105,7 +110,7 @@ from edgekit.cli.common import libedgetpu_option
 def serve(config_path, model, labels, source, device, http_listen, max_frames, top_k,
           threshold, iou, max_detections, decoder, threads, loop, realtime, smoothing,
           hold_s, json_lines, summary, check_only, verbose, worker, classifier,
-          crop_labels):  # fmt: skip
+          anchors, crop_labels):  # fmt: skip
     """Classify or detect objects in frames from a camera, stream or file; publish the results.
 
     Results are JSON lines on stdout: frame, timestamp, classes [{id, label, score}],
@@ -126,6 +131,7 @@ def serve(config_path, model, labels, source, device, http_listen, max_frames, t
         model__path=model, model__labels=labels, model__device=device,
         model__top_k=top_k, model__threshold=threshold, model__threads=threads,
         model__iou=iou, model__max_detections=max_detections, model__decoder=decoder,
+        model__anchors=anchors,
         source__uri=source, source__loop=loop, source__realtime=realtime,
         pipeline__max_frames=max_frames, pipeline__smoothing=smoothing, pipeline__hold_s=hold_s,
         output__json_lines=json_lines,

@@ -23,6 +23,8 @@ Registered layouts (``--decoder`` names; params in docs/DESIGN.md "Detection"):
   head; ``box_units`` overrides.
 - ``yolo-end2end``: NMS-free heads (YOLOv10; YOLO11 / YOLO26 ``end2end`` exports): one
   [1, N, 6] output of x0, y0, x1, y1, score, class id rows; no NMS (the model picked the boxes).
+- ``yolov3``: darknet YOLOv3 / YOLOv3-Tiny anchor heads, one [1, H, W, A * (5 + nc)] output
+  per stride (raw logits; ``anchors`` param, darknet's defaults otherwise), see yolov3.py.
 - ``edgekit-anchor-free``: edgekit's own detector head [1, N, 4 + nc] (docs/DESIGN.md "edgekit
   detector head"): N = sum over ``strides`` of (H / s) * (W / s) cells (strides ascending, each
   grid row-major), columns l, t, r, b from the cell centre ((x + 0.5) s, (y + 0.5) s) as
@@ -47,11 +49,12 @@ from edgekit.detect.heads import (
 )
 from edgekit.detect.ssd import SsdPostprocess
 from edgekit.detect.yolo import YoloV5, YoloV8
+from edgekit.detect.yolov3 import YoloV3
 from edgekit.errors import EdgekitError
 
 __all__ = [
     "COMMON_PARAMS", "MAX_DETECTIONS", "POSTPROCESS_OP", "AnchorFree", "Decoder", "HeadIO",
-    "OutputTensor", "SsdPostprocess", "YoloEnd2End", "YoloV5", "YoloV8",
+    "OutputTensor", "SsdPostprocess", "YoloEnd2End", "YoloV3", "YoloV5", "YoloV8",
     "available_decoders", "check_params",
     "get_decoder", "guess_decoder", "register_decoder",
 ]  # fmt: skip
@@ -64,7 +67,7 @@ def register_decoder(cls: type[Decoder]) -> type[Decoder]:
     return cls
 
 
-for _cls in (SsdPostprocess, YoloV8, YoloV5, YoloEnd2End, AnchorFree):
+for _cls in (SsdPostprocess, YoloV8, YoloV5, YoloEnd2End, YoloV3, AnchorFree):
     register_decoder(_cls)
 
 
@@ -88,6 +91,8 @@ def guess_decoder(model_info, state_outputs: frozenset[int] = frozenset()) -> st
     if any(op.opcode == POSTPROCESS_OP for op in model_info.main.operators):
         return "ssd-postprocess"
     outs = [t for t in model_info.outputs if t.index not in state_outputs]
+    if outs and _anchor_grids(model_info, outs):
+        return "yolov3"
     if not outs or any(len(t.shape) != 3 or t.shape[0] != 1 for t in outs):
         return None
     if len({t.shape[1] for t in outs}) == 1 and all(t.shape[1] < t.shape[2] for t in outs):
@@ -124,3 +129,19 @@ def _end2end(model_info, out, names: dict[int, str]) -> bool:
     h, w = next(((t.shape[1], t.shape[2]) for t in model_info.inputs if len(t.shape) == 4), (0, 0))
     grid = 3 * sum((h // s) * (w // s) for s in (8, 16, 32))
     return out.shape[1] != grid
+
+
+def _anchor_grids(model_info, outs) -> bool:
+    """darknet-style heads: every output [1, H, W, C] with one C = 3 * (5 + nc) and a grid at
+    stride 8, 16, 32 or 64 of the image input (a segmentation map is at stride 1)."""
+    h, w = next(((t.shape[1], t.shape[2]) for t in model_info.inputs if len(t.shape) == 4), (0, 0))
+    if any(len(t.shape) != 4 or t.shape[0] != 1 or not t.shape[1] for t in outs):
+        return False
+    if len({t.shape[3] for t in outs}) != 1 or outs[0].shape[3] % 3 or outs[0].shape[3] <= 18:
+        return False
+    return all(
+        h % t.shape[1] == 0
+        and h // t.shape[1] in (8, 16, 32, 64)
+        and t.shape[2] * (h // t.shape[1]) == w
+        for t in outs
+    )

@@ -53,6 +53,8 @@ class Detector(TaskModel):
             per image; None takes the bundle's params, else 0.25 / 0.45 / 100.
         decoder: a decoder name (overrides the bundle's and the guess).
         threads: CPU interpreter threads.
+        anchors: a darknet anchors file or [[w, h], ...] in input pixels for an anchor head
+            (``yolov3``); overrides the bundle's.
         on_warning: receives one-line notices (emulation, CPU twin).
     """
 
@@ -68,6 +70,7 @@ class Detector(TaskModel):
         max_detections: int | None = None,
         decoder: str | None = None,
         threads: int | None = None,
+        anchors: str | os.PathLike | list | None = None,
         *,
         on_warning: Callable[[str], None] | None = None,
     ):
@@ -83,6 +86,12 @@ class Detector(TaskModel):
         self._params = (
             dict(det.get("params") or {}) if det.get("decoder") == (self._decoder_name) else {}
         )
+        if anchors is not None and anchors != "":
+            from edgekit.detect.yolov3 import read_anchors
+
+            if isinstance(anchors, (str, os.PathLike)):
+                anchors = read_anchors(anchors)
+            self._params["anchors"] = anchors
         given = {"score_threshold": threshold, "iou": iou, "max_detections": max_detections}
         over = {k: v for k, v in given.items() if v is not None}
         # Range checks for the arguments too (one line, never a NaN threshold).

@@ -196,8 +196,11 @@ def verify(
     iou: float,
     labels: list[str] | None,
     progress: Progress = None,
+    decoder=None,
+    channels: int | None = None,
 ) -> dict[str, Any]:
-    """Float vs int8 detections on the held-out images (see the module docstring)."""
+    """Float vs int8 detections on the held-out images (see the module docstring).
+    ``decoder``/``channels``: another head's (the zoo YOLOv3-Tiny's, convert_yolov3.py)."""
     from edgekit.host.verify import float_outputs, run_int8
 
     n = len(imgs.verify)
@@ -205,10 +208,10 @@ def verify(
         return {"task": "detect", "images": 0, "map50_int8": None, "skipped": "no held-out images"}
     x = prep.to_float(imgs.verify)
     rows = sum((input_hw[0] // s) * (input_hw[1] // s) for s in strides)
-    shape = (n, rows, 4 + num_classes)
+    shape = (n, rows, channels or 4 + num_classes)
     ref = float_outputs(float_fn, x).reshape(shape)
     got = run_int8(data, x, progress).reshape(shape)
-    decoder = decoder_for(input_hw, num_classes, strides)
+    decoder = decoder or decoder_for(input_hw, num_classes, strides)
     float_all = _decode_all(ref, imgs.letterboxes, decoder, MAP_SCORE_THRESHOLD, iou)
     int8_all = _decode_all(got, imgs.letterboxes, decoder, MAP_SCORE_THRESHOLD, iou)
     float_kept = [
@@ -288,10 +291,16 @@ class DetectTask:
 
     @classmethod
     def matches(cls, model) -> bool:
-        return is_detector(model)
+        from edgekit.host.convert_yolov3 import is_yolov3
+
+        return is_detector(model) or is_yolov3(model)
 
     @classmethod
     def for_model(cls, loaded, options, model_path) -> DetectTask:
+        from edgekit.host.convert_yolov3 import YoloV3Task, is_yolov3
+
+        if cls is DetectTask and is_yolov3(loaded.model):
+            return YoloV3Task.for_model(loaded, options, model_path)
         if not is_detector(loaded.model):
             raise EdgekitError(
                 f"{model_path}: --task detect, but the model does not end in edgekit's detector "

@@ -207,6 +207,11 @@ def train_detector(
             "--task detect needs a detector: "
             + ", ".join(n for n, e in zoo.REGISTRY.items() if e.task == "detect"),
         )
+    if entry.decoder != "edgekit-anchor-free":
+        raise EdgekitError(
+            f"zoo model {model!r} ({entry.decoder} head) cannot be trained by edgekit yet",
+            "train the zoo model detector, or train it elsewhere and `edgekit convert` it",
+        )
     if not 1 <= epochs <= 10_000 or not 1 <= batch_size <= 4096:
         raise EdgekitError("--epochs and --batch-size must be at least 1 (and sane)")
     if not (np.isfinite(learning_rate) and 0 < learning_rate < 1):

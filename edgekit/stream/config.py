@@ -35,6 +35,7 @@ class ModelConfig:
     iou: float = 0.0  # detection NMS IoU (0 = the bundle's, else 0.45)
     max_detections: int = 0  # detection: boxes kept per frame (0 = the bundle's, else 100)
     decoder: str = ""  # detection head decoder (default: the bundle's, or guessed)
+    anchors: str = ""  # darknet anchors file for a yolov3 head (default: the bundle's)
     threads: int = 0  # CPU interpreter threads (0 = runtime default)
     on_tpu_failure: str = "cpu"  # after reopening failed: "cpu" (continue, degraded) | "fail"
     tpu_retry_s: float = 60.0  # on the CPU fallback, try the Edge TPU again this often (0 = never)
@@ -160,13 +161,14 @@ class ServeConfig:
 MAX_CONFIG_BYTES = 1024 * 1024  # a real config is a few KiB
 
 _CHOICES = {
-    ("model", "decoder"): ("", "ssd-postprocess", "yolov8", "yolov5", "edgekit-anchor-free"),
+    ("model", "decoder"): ("", "ssd-postprocess", "yolov8", "yolov5", "yolo-end2end", "yolov3",
+                          "edgekit-anchor-free"),
     ("model", "on_tpu_failure"): ("cpu", "fail"),
     ("mqtt", "publish"): ("change", "every"),
     ("worker", "mode"): ("auto", "process", "inline"),
 }
-_PATHS = {("model", "path"), ("model", "labels"), ("fleet", "state_dir"), ("mqtt", "ca_file"),
-          ("cascade", "classifier"), ("cascade", "labels")}  # fmt: skip
+_PATHS = {("model", "path"), ("model", "labels"), ("model", "anchors"), ("fleet", "state_dir"),
+          ("mqtt", "ca_file"), ("cascade", "classifier"), ("cascade", "labels")}  # fmt: skip
 DAY_S = 86400.0
 # Inclusive bounds beyond "not negative": scores are probabilities, a result needs one class,
 # ports are 16 bits, MQTT has QoS 0-2; the rest are far beyond any sensible setting but keep

@@ -57,6 +57,7 @@ def model_factory(config: ServeConfig) -> Callable[[], Any]:
         max_detections=m.max_detections or None,
         decoder=m.decoder or None,
         threads=m.threads or None,
+        **({"anchors": m.anchors} if m.anchors else {}),
     )
 
 
