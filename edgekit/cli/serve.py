@@ -51,8 +51,8 @@ from edgekit.cli.common import libedgetpu_option
 )
 @click.option(
     "--decoder",
-    help="Detection head decoder: ssd-postprocess, yolov8, yolov5, edgekit-anchor-free "
-    "[default: the bundle's, else guessed].",
+    help="Detection head decoder: ssd-postprocess, yolov8, yolov5, yolo-end2end, yolov3, "
+    "edgekit-anchor-free [default: the bundle's, else guessed].",
 )
 @click.option("--threads", type=int, help="CPU interpreter threads [default: the runtime's].")
 @click.option("--loop/--no-loop", default=None, help="Restart a video file or folder at its end.")
