@@ -124,11 +124,12 @@ def test_without_labels_the_range_and_why_are_in_the_output_and_the_bundle(
 def test_a_rescaling_layer_means_raw_pixels(apple_banana_dir, tmp_path):
     import keras
 
-    inp = keras.Input((SIZE, SIZE, 3))
-    x = keras.layers.Rescaling(1 / 255.0)(inp)
-    x = keras.layers.Conv2D(4, 3, strides=2, activation="relu")(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    keras.Model(inp, keras.layers.Dense(2, activation="softmax")(x)).save(tmp_path / "r.h5")
+    inp = keras.Input((SIZE, SIZE, 3), name="r_image")  # names explicit: see test_convert_inputs
+    x = keras.layers.Rescaling(1 / 255.0, name="r_rescale")(inp)
+    x = keras.layers.Conv2D(4, 3, strides=2, activation="relu", name="r_conv")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="r_pool")(x)
+    out = keras.layers.Dense(2, activation="softmax", name="r_dense")(x)
+    keras.Model(inp, out, name="r").save(tmp_path / "r.h5")
     r = run_cli("convert", tmp_path / "r.h5", "-o", tmp_path / "b", "--calib", apple_banana_dir,
                 "--num-calib", 20, "--num-verify", 0, "--no-compile")  # fmt: skip
     assert r.exit_code == 0, r.output

@@ -39,10 +39,11 @@ def test_output_name_at_the_limit_converts(tiny_keras, tmp_path):
 def test_input_of_many_gigabytes_is_refused_before_any_image_is_decoded(tmp_path):
     import keras
 
-    inp = keras.Input((30000, 30000, 3))  # 2.7 G floats per image: MemoryError on main
-    x = keras.layers.Conv2D(4, 3, strides=4)(inp)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    keras.Model(inp, keras.layers.Dense(2, activation="softmax")(x)).save(tmp_path / "big.h5")
+    inp = keras.Input((30000, 30000, 3), name="big_image")  # 2.7 G floats per image
+    x = keras.layers.Conv2D(4, 3, strides=4, name="big_conv")(inp)
+    x = keras.layers.GlobalAveragePooling2D(name="big_pool")(x)
+    out = keras.layers.Dense(2, activation="softmax", name="big_dense")(x)
+    keras.Model(inp, out, name="big").save(tmp_path / "big.h5")
     calib = tmp_path / "calib"
     calib.mkdir()
     (calib / "a.png").write_bytes(b"not decoded: the estimate comes first")
@@ -60,10 +61,12 @@ def test_conversion_estimate_is_modest_for_an_ordinary_model():
 
     from edgekit.host.memory import GiB, activations, conversion_bytes
 
-    inp = keras.Input((224, 224, 3))
-    x = keras.layers.Conv2D(32, 3, strides=2, padding="same")(inp)  # 112 x 112 x 32
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    model = keras.Model(inp, keras.layers.Dense(2)(x))
+    # Every name explicit: a default name takes a number from Keras' global counters, and
+    # tests/tflite's session fixture converts wrongly (CONV_2D fed a 2-D input) after that.
+    inp = keras.Input((224, 224, 3), name="est_image")
+    x = keras.layers.Conv2D(32, 3, strides=2, padding="same", name="est_conv")(inp)  # 112x112x32
+    x = keras.layers.GlobalAveragePooling2D(name="est_pool")(x)
+    model = keras.Model(inp, keras.layers.Dense(2, name="est_dense")(x), name="est")
     total, largest = activations(model)
     assert largest == 112 * 112 * 32 and total == 224 * 224 * 3 + 112 * 112 * 32 + 32 + 2
     assert conversion_bytes(model, (224, 224), 3, 400) < 2 * GiB
