@@ -124,7 +124,7 @@ def test_without_labels_the_range_and_why_are_in_the_output_and_the_bundle(
 def test_a_rescaling_layer_means_raw_pixels(apple_banana_dir, tmp_path):
     import keras
 
-    inp = keras.Input((SIZE, SIZE, 3), name="r_image")  # names explicit: see test_convert_inputs
+    inp = keras.Input((SIZE, SIZE, 3), name="r_image")  # explicit names
     x = keras.layers.Rescaling(1 / 255.0, name="r_rescale")(inp)
     x = keras.layers.Conv2D(4, 3, strides=2, activation="relu", name="r_conv")(x)
     x = keras.layers.GlobalAveragePooling2D(name="r_pool")(x)

@@ -61,8 +61,7 @@ def test_conversion_estimate_is_modest_for_an_ordinary_model():
 
     from edgekit.host.memory import GiB, activations, conversion_bytes
 
-    # Every name explicit: a default name takes a number from Keras' global counters, and
-    # tests/tflite's session fixture converts wrongly (CONV_2D fed a 2-D input) after that.
+    # Every name explicit: default names take numbers from Keras' process-wide counters.
     inp = keras.Input((224, 224, 3), name="est_image")
     x = keras.layers.Conv2D(32, 3, strides=2, padding="same", name="est_conv")(inp)  # 112x112x32
     x = keras.layers.GlobalAveragePooling2D(name="est_pool")(x)
