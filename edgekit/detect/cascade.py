@@ -212,6 +212,7 @@ def open_cascade(
     iou: float | None = None,
     max_detections: int | None = None,
     decoder: str | None = None,
+    anchors: Any = None,
     classify_labels: Any = None,
     top_k: int = 3,
     classify_threshold: float = 0.0,
@@ -239,7 +240,7 @@ def open_cascade(
                     min_size, max_crops)  # fmt: skip
     det = Detector(detector, labels=labels, device=device, threshold=threshold, iou=iou,
                    max_detections=max_detections, decoder=decoder, threads=threads,
-                   on_warning=on_warning)  # fmt: skip
+                   on_warning=on_warning, anchors=anchors)  # fmt: skip
     try:
         if rule.labels is not None and det.labels:
             unknown = sorted(rule.labels - set(det.labels.values()))
@@ -283,6 +284,7 @@ def cascade_factory(config) -> Callable[..., Cascade]:
         open_cascade, m.path, c.classifier, device=m.device, threads=m.threads or None,
         labels=m.labels or None, threshold=m.threshold or None, iou=m.iou or None,
         max_detections=m.max_detections or None, decoder=m.decoder or None,
+        anchors=m.anchors or None,
         classify_labels=c.labels or None, top_k=c.top_k, classify_threshold=c.threshold,
         crop_labels=names, margin=c.margin, min_size=c.min_size, max_crops=c.max_crops,
     )  # fmt: skip
