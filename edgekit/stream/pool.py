@@ -435,7 +435,8 @@ class PooledPipeline(Pipeline):
         self.slot = capture.slot = CountingSlot([])
         self._lanes: tuple[threading.Event, list, list] | None = None  # halt, threads, pipes
         self._unprocessed = 0  # frames taken but never run or delivered because serve stopped
-        self._retired: list[tuple[list, list]] = []  # stopped device threads and their pipes
+        self._retired: list[threading.Thread] = []  # stopped device threads still ending
+        self._pipes: list[tuple[int, int]] = []  # one wake-up pipe per device thread
         # frames between the counters while running: depth per device, plus results waiting
         # in the reorder buffer for a slower device's frame (one more per device)
         self.stats.in_flight = (pool.depth + 1) * len(pool.lanes) - 1
@@ -465,6 +466,7 @@ class PooledPipeline(Pipeline):
         finally:
             order.full.set()  # stopping: nothing more goes out (frames in flight are dropped)
             self._stop_lanes(order)
+            self._close_pipes()
 
     def _start_lanes(self, order: Reorder) -> None:
         from edgekit.stream.resilient import ResilientClassifier
@@ -477,10 +479,12 @@ class PooledPipeline(Pipeline):
                 # serve's Healer resets the one device it was made for (config.model.device)
                 healer=getattr(outer, "healer", None) if len(lanes) == 1 else None,
             )  # fmt: skip
-        pipes = [os.pipe() for _ in lanes]  # capture -> device threads
-        for fds in pipes:
+        while len(self._pipes) < len(lanes):  # capture -> device threads; kept across
+            fds = os.pipe()  # reloads, so that a reload costs no file descriptors
             for fd in fds:
                 os.set_blocking(fd, False)
+            self._pipes.append(fds)
+        pipes = self._pipes[: len(lanes)]
         halt = threading.Event()
         threads = [threading.Thread(target=self._lane_loop, args=(lane, order, halt, r),
                                     daemon=True, name=f"edgekit-device-{lane.index}")
@@ -499,21 +503,16 @@ class PooledPipeline(Pipeline):
             _poke(w)
         for t in threads:
             t.join(0.5)
-        self._retired.append((threads, pipes))
-        self._reap()
+        self._retired = [t for t in self._retired + threads if t.is_alive()]
 
-    def _reap(self) -> None:
-        """Close the wake-up pipes of device threads that have ended (one may still be inside
-        a worker's watchdog wait when told to stop)."""
-        keep = []
-        for threads, pipes in self._retired:
-            if any(t.is_alive() for t in threads):
-                keep.append((threads, pipes))
-                continue
-            for fds in pipes:
+    def _close_pipes(self) -> None:
+        """At the end, once no device thread (one may still be inside a worker's watchdog
+        wait when told to stop) can use them."""
+        if not any(t.is_alive() for t in self._retired):
+            for fds in self._pipes:
                 for fd in fds:
                     os.close(fd)
-        self._retired = keep
+            self._pipes = []
 
     def _watch(self, order: Reorder) -> None:
         while not self._stop.is_set():
@@ -521,8 +520,6 @@ class PooledPipeline(Pipeline):
             self.pool.late_frames = order.late
             self.stats.dropped = self.slot.dropped
             self.stats.captured = self.capture.frames_read
-            if self._retired:
-                self._reap()
             fatal = getattr(self.infer, "_fatal", "")  # HotReload could not bring a model back
             if fatal:
                 raise FatalError(fatal)

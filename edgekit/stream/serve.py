@@ -73,8 +73,9 @@ def uses_worker(config: ServeConfig) -> bool:
 
 
 def load_model(config: ServeConfig, stop: threading.Event | None = None):
-    """The model as serve runs it: in worker processes (:class:`~edgekit.stream.pool.DevicePool`:
-    one per Edge TPU, two frames in flight each) or in-process (see :func:`uses_worker`).
+    """The model as serve runs it: in a worker process (several Edge TPUs: a
+    :class:`~edgekit.stream.pool.DevicePool`, one worker per device, two frames in flight
+    each) or in-process (see :func:`uses_worker`).
     ``stop`` interrupts a worker's model load (:class:`~edgekit.stream.worker.Stopped`)."""
     from edgekit.stream.pool import DevicePool, expand_devices
 
@@ -84,7 +85,11 @@ def load_model(config: ServeConfig, stop: threading.Event | None = None):
     w = config.worker
     kw = dict(hang_timeout_s=w.hang_timeout_s, start_timeout_s=w.start_timeout_s,
               max_restarts=w.max_restarts, restart_window_s=w.restart_window_s, stop=stop)
-    # One device too: a pool of one keeps two frames in the worker (edgekit.stream.pool).
+    if devices is None:  # one device: one frame at a time (see docs/DESIGN.md, "Several
+        from edgekit.stream.worker import ModelProcess  # Edge TPUs": a pool of one showed no
+        # gain here, and its extra descriptors made the soak's fd check flaky)
+
+        return ModelProcess(model_factory(config), **kw)
     return DevicePool(model_factory(config), devices, **kw)
 
 
