@@ -17,10 +17,11 @@
   G. several Edge TPUs (``--devices N``, default 2) through serve's REAL pipeline and worker
      processes (edgekit.stream.pool): the compiled MobileNet v2 on stand-in libedgetpu libraries
      (tests/edgetpu_standin, built with cc) whose invoke sleeps ``--device-ms``, N fake Corals
-     in a fake sysfs; bare ``interpreter.invoke()`` on one of them vs serve on one device (two
-     frames in flight) vs serve on N: ``one_device_vs_bare`` (goal >= 0.95) and
-     ``multi_device_speedup`` = N devices / one (goal >= 0.9 N). Also the one-frame-at-a-time
-     worker of E on the same device (``one_in_flight_vs_bare``), for comparison.
+     in a fake sysfs; bare ``interpreter.invoke()`` on one of them vs the pool on one device
+     (two frames in flight) vs the pool on N (what serve runs for ``--device usb:*``):
+     ``one_device_vs_bare`` (goal >= 0.95) and ``multi_device_speedup`` = N devices / one
+     (goal >= 0.9 N). Also the one-frame-at-a-time worker of E (what serve runs for one
+     device) on the same device (``one_in_flight_vs_bare``).
 
 Rounds of A, B, C and E alternate so neighbours' load hits all equally; medians are reported
 with C/A and E/A (target >= 0.9 when inference is the bottleneck, e.g. MobileNet v2 224 on the
