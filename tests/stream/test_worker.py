@@ -8,6 +8,7 @@ import functools
 import glob
 import json
 import os
+import re
 import signal
 import time
 
@@ -227,7 +228,11 @@ def test_worker_crash_is_reported_on_every_channel(standin, coral_dir, coral_roo
         sub.wait_for(lambda m: m[0] == "wk/event" and '"worker_crashed"' in m[1])
         base = f"http://127.0.0.1:{port}"
         metrics = urllib.request.urlopen(base + "/metrics", timeout=10).read().decode()
-        assert 'edgekit_worker_failures_total{reason="crash"} 1' in metrics
+        # The stand-in crashes every 4 invokes, so the restarted worker may already have crashed
+        # again by now on a loaded machine: at least one crash, and the counter never lies low.
+        crash_line = r'^edgekit_worker_failures_total\{reason="crash"\} (\d+)$'
+        crashes = re.search(crash_line, metrics, re.M)
+        assert crashes and int(crashes.group(1)) >= 1, metrics
         events = json.loads(urllib.request.urlopen(base + "/events.json", timeout=10).read())
         assert "worker_crashed" in json.dumps(events)
         deadline = time.monotonic() + 30
