@@ -11,44 +11,29 @@ loaded, checked on the current frame, switched between two frames). On success `
 (a symlink in the state folder) points at it, ``state.json`` records it and the bundle before
 it (``previous``), and older bundles are deleted: a device keeps exactly the two it may need.
 Any failure: the old model keeps running, one ``reload_failed`` event, status ``failed`` with
-the reason. A restarted serve starts from ``current``.
+the reason. A restarted serve starts from ``current``. The state folder:
+:mod:`edgekit.stream.fleet_store`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import logging
 import os
 import queue
 import re
-import shutil
 import threading
 import time
-import uuid
-from pathlib import Path
 from typing import Any, Callable
 
 from edgekit.errors import EdgekitError
 from edgekit.stream import fleet_wire as wire
+from edgekit.stream.fleet_store import BundleStore, state_dir
 
 log = logging.getLogger("edgekit.stream")
 SHA_RE = re.compile(r"[0-9a-f]{64}")
-STATE_NAME = "state.json"
 HEALTH_EVERY_S = 1.0
-
-
-def state_dir(config) -> Path:
-    """``[fleet] state_dir``, else ``$STATE_DIRECTORY/fleet`` (systemd's StateDirectory=, i.e.
-    /var/lib/edgekit), else ``$XDG_CACHE_HOME/edgekit/fleet`` (``~/.cache``)."""
-    if config.fleet.state_dir:
-        return Path(config.fleet.state_dir)
-    sd = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
-    if sd:
-        return Path(sd) / "fleet"
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(cache) / "edgekit" / "fleet"
 
 
 def startup_config(config):
@@ -89,16 +74,9 @@ class FleetAgent:
         self.reloader, self.health, self.emit = reloader, health, emit
         self.max_bytes = int(f.max_bundle_mb * 1024 * 1024)
         self.fetch_timeout_s = f.fetch_timeout_s
-        self.dir = state_dir(config)
-        self.bundles = self.dir / "bundles"
-        try:
-            self.bundles.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise EdgekitError(
-                f"fleet state folder {self.dir}: {e.strerror or e}",
-                "set [fleet] state_dir to a writable folder",
-            ) from None
-        self.state = self._load_state()
+        self.store = BundleStore(state_dir(config), reloader.public_key, self.max_bytes,
+                                 reloader.path, reloader.sha256)  # fmt: skip
+        self.dir, self.bundles = self.store.dir, self.store.bundles
         self._status: dict[str, Any] = {"state": "online"}
         self._commands: queue.Queue = queue.Queue(maxsize=8)
         self._stop = threading.Event()
@@ -185,7 +163,7 @@ class FleetAgent:
             "state": state,
             "sha256": self.reloader.sha256,
             "bundle": self.reloader.path,
-            "previous": self.state["previous"]["sha256"],
+            "previous": self.store.state["previous"]["sha256"],
             "time": round(time.time(), 3),
             **extra,
         }
@@ -253,7 +231,7 @@ class FleetAgent:
             return
         self._set_status("deploying", rollout=rollout, target=sha)
         try:
-            path = self._store(self._archive(msg), sha)
+            path = self.store.store(self._archive(msg), sha)
         except EdgekitError as e:
             self._refuse(rollout, f"bundle {sha[:12]} refused: {e.message}")
             return
@@ -267,8 +245,7 @@ class FleetAgent:
         if sha == self.reloader.sha256:
             self._set_status("deployed", rollout=rollout, action="rollback")
             return
-        prev = self.state["previous"]
-        path = prev["path"] if prev["sha256"] == sha else str(self.bundles / sha)
+        path = self.store.path_of(sha)
         if not os.path.isdir(path):
             self._refuse(rollout, f"rollback: bundle {sha[:12]} is not on this device")
             return
@@ -280,7 +257,7 @@ class FleetAgent:
             self._set_status("deployed", rollout=rollout, **extra)
         else:
             self._set_status("failed", rollout=rollout, reason=outcome.message, **extra)
-            self._collect()
+            self.store.collect()
 
     # -- bundles on disk ------------------------------------------------------------------------
     def _archive(self, msg: dict) -> bytes:
@@ -302,76 +279,16 @@ class FleetAgent:
             raise EdgekitError(f"{url}: the download's sha256 is not the announced one")
         return data
 
-    def _store(self, data: bytes, sha: str) -> str:
-        """Unpack, verify, and keep as ``bundles/<sha>``; returns its path."""
-        from edgekit import signing
-
-        final = self.bundles / sha
-        tmp = self.bundles / f".incoming-{uuid.uuid4().hex}"
-        wire.unpack(data, tmp, self.max_bytes)
-        try:
-            digest = signing.verify(tmp, self.reloader.public_key).digest
-            if digest != sha:
-                raise EdgekitError(f"its sha256 is {digest[:12]}, not the announced one")
-            if final.exists():
-                shutil.rmtree(tmp)
-                signing.verify(final, self.reloader.public_key)  # a copy kept from before
-            else:
-                os.rename(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return str(final)
-
-    def _load_state(self) -> dict:
-        empty = {"path": "", "sha256": ""}
-        try:
-            data = json.loads((self.dir / STATE_NAME).read_text())
-            cur, prev = data["current"], data["previous"]
-            if cur.get("sha256") == self.reloader.sha256:
-                return {"current": cur, "previous": prev}
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            pass
-        return {
-            "current": {"path": self.reloader.path, "sha256": self.reloader.sha256},
-            "previous": empty,
-        }
-
     def _record(self, outcome) -> None:
         """After a successful reload (under the reloader's lock): state, ``current``, cleanup.
         The new model runs whatever happens here; a state that cannot be saved is an event."""
         if not outcome.ok:
             return
         try:
-            self._save(outcome)
+            link = self.store.save(outcome.bundle, outcome.sha256)
+            self.reloader.retarget(str(link))
+            self.store.collect()
         except (EdgekitError, OSError) as e:
             msg = e.message if isinstance(e, EdgekitError) else (e.strerror or str(e))
             self.emit("fleet_state_not_saved", f"fleet state in {self.dir} not saved ({msg}): "
                       "after a restart serve may start with an older bundle", {})  # fmt: skip
-
-    def _save(self, outcome) -> None:
-        from edgekit.atomic import write_text
-
-        if outcome.sha256 != self.state["current"]["sha256"]:
-            self.state = {
-                "current": {"path": outcome.bundle, "sha256": outcome.sha256},
-                "previous": self.state["current"],
-            }
-        write_text(self.dir / STATE_NAME, json.dumps(self.state, indent=1) + "\n")
-        link = self.dir / "current"
-        tmp = self.dir / f".current-{uuid.uuid4().hex}"
-        os.symlink(outcome.bundle, tmp)
-        os.replace(tmp, link)
-        self.reloader.retarget(str(link))
-        self._collect()
-
-    def _collect(self) -> None:
-        """Delete stored bundles other than current and previous (and stale incoming folders)."""
-        keep = {
-            os.path.realpath(self.state[k]["path"])
-            for k in ("current", "previous")
-            if self.state[k]["path"]
-        }
-        for p in self.bundles.iterdir():
-            if os.path.realpath(p) not in keep:
-                shutil.rmtree(p, ignore_errors=True)

@@ -34,73 +34,26 @@ again: the gap is one model load (about a second with a warm page cache), said i
 from __future__ import annotations
 
 import dataclasses
-import logging
-import math
 import os
 import threading
 import time
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 from edgekit.errors import EdgekitError
 from edgekit.stream.pipeline import FatalError
+from edgekit.stream.reload_checks import (  # noqa: F401 - startup_config: serve's entry point
+    Outcome,
+    check_model,
+    close_quietly,
+    digest_or_empty,
+    path_signature,
+    startup_config,
+)
 from edgekit.stream.worker import Stopped
 
-log = logging.getLogger("edgekit.stream")
 EventFn = Callable[[str, str, dict], None]
-
-
-@dataclasses.dataclass(frozen=True)
-class Outcome:
-    ok: bool
-    message: str
-    bundle: str = ""
-    sha256: str = ""
-
-
-def path_signature(path: str | os.PathLike) -> tuple | None:
-    """What changes when ``path`` is replaced: (dev, inode, mtime) of the path (followed) and of
-    its ``edgekit.json``; None while it does not exist (mid-swap)."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    sig: tuple = (st.st_dev, st.st_ino, st.st_mtime_ns, os.path.realpath(path))
-    try:
-        m = os.stat(Path(path) / "edgekit.json")
-        sig += (m.st_ino, m.st_mtime_ns, m.st_size)
-    except OSError:
-        pass
-    return sig
-
-
-def startup_config(config):
-    """The config serve starts with: ``[fleet] public_key`` set means the bundle (and a
-    ``[cascade]`` classifier) is checked before it is loaded (an unsigned or altered bundle is
-    refused at startup too); with
-    ``[fleet] topic``, the bundle the fleet deployed last is the one loaded
-    (:func:`edgekit.stream.fleet.startup_config`)."""
-    if config.fleet.topic:
-        from edgekit.stream.fleet import startup_config as fleet_startup
-
-        config = fleet_startup(config)
-    key = config.fleet.public_key
-    if key and config.model.path:
-        from edgekit import signing
-
-        path = config.model.path
-        if not os.path.isdir(path):
-            raise EdgekitError(
-                f"{path}: [fleet] public_key is set: only signed bundles are accepted",
-                "point [model] path at a signed bundle directory",
-            )
-        signing.verify(path, key)
-        classifier = config.cascade.classifier  # loaded with the detector: the same rule
-        if classifier:
-            signing.verify(classifier, key)
-    return config
 
 
 class HotReload:
@@ -144,7 +97,7 @@ class HotReload:
         self._retired: list[threading.Thread] = []
         self.watch_path = str(config.model.path)
         self.path = str(path or config.model.path)
-        self.sha256 = _digest_or_empty(self.path)
+        self.sha256 = digest_or_empty(self.path)
         # [cascade] classifier: built with the detector (one worker), so reloaded with it; its
         # path is watched too (a replaced classifier bundle is a reload of both)
         self.classifier_path = str(getattr(getattr(config, "cascade", None), "classifier", ""))
@@ -266,7 +219,7 @@ class HotReload:
 
             digest = signing.verify(real, self.public_key).digest
         else:
-            digest = _digest_or_empty(real)
+            digest = digest_or_empty(real)
         if expect and digest != expect:
             raise EdgekitError(f"sha256 {digest[:12]} is not the expected {expect[:12]}")
         clf = self._classifier_version()
@@ -278,9 +231,9 @@ class HotReload:
         t0 = time.monotonic()
         model = self.load(cfg)
         try:
-            self._check(model, current)
+            check_model(model, current, self._last)
         except BaseException:
-            _close(model)
+            close_quietly(model)
             raise
         load_s = time.monotonic() - t0
         with self.lock:  # between two frames
@@ -293,13 +246,13 @@ class HotReload:
         t0 = time.monotonic()
         with self.lock:  # the pipeline waits here: no frame goes to a closed model
             old = self.resilient.classifier
-            _close(old)
+            close_quietly(old)
             try:
                 model = self.load(cfg)
-                self._check(model, old)
+                check_model(model, old, self._last)
             except BaseException as e:
                 if "model" in locals():
-                    _close(model)
+                    close_quietly(model)
                 try:
                     restored = self.load(self._config_for(self.path, self.classifier))
                 except Exception as again:  # the device is gone too: serve must restart
@@ -344,32 +297,11 @@ class HotReload:
         clf = ""
         if self.classifier:  # [cascade]: the classifier loaded with it
             details["classifier"] = self.classifier
-            details["classifier_sha256"] = _digest_or_empty(self.classifier)
+            details["classifier_sha256"] = digest_or_empty(self.classifier)
             clf = f", classifier {self.classifier}"
         msg = f"model reloaded from {real}{clf}{because}, sha256 {digest[:12]}{note}"
         self.emit("model_reloaded", msg, details)
         return Outcome(True, msg, real, digest)
-
-    def _check(self, model, current) -> None:
-        task, want = getattr(model, "task", "classify"), getattr(current, "task", "classify")
-        if task != want:
-            raise EdgekitError(
-                f"it is a {task} model but serve runs a {want} model",
-                "restart serve to change the task",
-            )
-        rgb = self._last
-        if rgb is None:
-            size = getattr(model, "input_size", None) or (224, 224)
-            rgb = np.zeros((*size, 3), np.uint8)
-        run = getattr(model, "run", None) or model.classify
-        out = run(rgb)
-        bad = _non_finite(out.to_dict() if hasattr(out, "to_dict") else {})
-        ms = float(getattr(out, "inference_ms", 0.0))
-        if bad or not math.isfinite(ms):
-            raise EdgekitError(
-                f"its output is not finite ({bad or 'inference_ms'})",
-                "check the conversion (edgekit convert verifies the int8 model)",
-            )
 
     def _switch(self, model, real: str, digest: str, clf: str = ""):
         """Under :attr:`lock`: the next frame goes to ``model``. Returns the old model."""
@@ -388,40 +320,6 @@ class HotReload:
 
     def _retire(self, old) -> None:
         """Close the old model off the pipeline's thread (a worker takes up to 2 s to stop)."""
-        t = threading.Thread(target=_close, args=(old,), name="edgekit-retire", daemon=True)
+        t = threading.Thread(target=close_quietly, args=(old,), name="edgekit-retire", daemon=True)
         t.start()
         self._retired = [x for x in self._retired if x.is_alive()] + [t]
-
-
-def _close(model) -> None:
-    try:
-        if hasattr(model, "close"):
-            model.close()
-    except Exception as e:  # a model that fails to close must not stop serve
-        log.warning("closing the previous model failed: %s", e)
-
-
-def _digest_or_empty(path: str) -> str:
-    from edgekit import signing
-
-    try:
-        return signing.model_digest(path)
-    except (EdgekitError, OSError):
-        return ""
-
-
-def _non_finite(value, where: str = "") -> str:
-    """The first non-finite number in a result dict (its key path), or ''."""
-    if isinstance(value, float):
-        return "" if math.isfinite(value) else (where or "value")
-    if isinstance(value, dict):
-        for k, v in value.items():
-            bad = _non_finite(v, f"{where}.{k}" if where else str(k))
-            if bad:
-                return bad
-    elif isinstance(value, (list, tuple)):
-        for i, v in enumerate(value):
-            bad = _non_finite(v, f"{where}[{i}]")
-            if bad:
-                return bad
-    return ""
