@@ -197,8 +197,28 @@ def _time_decode(det: Any, runs: int, fed: str) -> dict[str, Any] | None:
     }  # fmt: skip
 
 
+PLOT_FORMATS = ("png", "svg", "pdf")
+
+
+def plot_format(path: str | os.PathLike) -> str:
+    """The image format ``--plot PATH`` asks for, from its suffix (none: PNG); anything else is
+    refused, so a plot never lands in a file whose name promises text."""
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if not suffix:
+        return "png"
+    if suffix not in PLOT_FORMATS:
+        raise EdgekitError(
+            f"--plot {path}: a plot is an image, not .{suffix}",
+            "name it .png, .svg or .pdf",
+            exit_code=2,
+        )
+    return suffix
+
+
 def plot(result: BenchResult, path: str | os.PathLike) -> Path:
-    """Draw the latency distribution (histogram + per-run trace) to a PNG, atomically."""
+    """Draw the latency distribution (histogram + per-run trace) atomically, as PNG, SVG or PDF
+    by the path's suffix (:func:`plot_format`)."""
+    fmt = plot_format(path)
     try:
         import matplotlib
 
@@ -224,6 +244,6 @@ def plot(result: BenchResult, path: str | os.PathLike) -> Path:
     fig.suptitle(f"{Path(result.model).name} on {result.device} ({result.provider})", fontsize=9)
     fig.tight_layout()
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
+    fig.savefig(buf, format=fmt, dpi=100)
     plt.close(fig)
     return write_bytes(path, buf.getvalue())

@@ -40,8 +40,9 @@ def kind_of(mode: int) -> str:
 
 
 def _not_regular(path: Path, what: str, mode: int) -> EdgekitError:
+    article = "an" if what[:1] in "aeiou" else "a"
     return EdgekitError(
-        f"{path}: is {kind_of(mode)}, not a {what} file", f"pass a regular {what} file"
+        f"{path}: is {kind_of(mode)}, not {article} {what} file", f"pass a regular {what} file"
     )
 
 

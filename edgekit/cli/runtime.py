@@ -72,7 +72,8 @@ def _name(c) -> str:
               help="CPU interpreter threads [default: the runtime's].")  # fmt: skip
 @libedgetpu_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-@click.option("--plot", type=click.Path(dir_okay=False), help="Write a latency plot (PNG).")
+@click.option("--plot", type=click.Path(dir_okay=False),
+              help="Write a latency plot (.png, .svg or .pdf).")
 @click.option("--image", type=click.Path(dir_okay=False),
               help="Feed this image instead of random pixels (a detector's decode + NMS, timed "
                    "apart, then run on its real objects).")  # fmt: skip
@@ -98,6 +99,7 @@ def bench(model, device, runs, warmup, threads, as_json, plot, image, classifier
     if crop_labels is not None:
         raise click.UsageError("--crop-labels needs --classify CLASSIFIER")
     if plot:  # fail before a long run, not after it
+        lib.plot_format(plot)
         try:
             import matplotlib  # noqa: F401
         except ImportError:

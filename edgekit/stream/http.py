@@ -132,7 +132,8 @@ class HttpSink(Sink):
             self.server = _Server((host, port), _handler(self, idle_timeout_s), max_connections)
         except (OSError, OverflowError) as e:
             raise EdgekitError(
-                f"cannot listen on {host}:{port} ({e})", "pick another --http"
+                f"cannot listen on {host}:{port} ({e})",
+                "pick a free address: --http HOST:PORT, or [http] listen in the config",
             ) from None
         self.host, self.port = self.server.server_address[:2]
         self._thread = threading.Thread(

@@ -71,3 +71,15 @@ def test_atomic_write_through_a_symlink_keeps_the_link(tmp_path):
     link.symlink_to(target)
     atomic.write_text(link, "new")
     assert link.is_symlink() and target.read_text() == "new"
+
+
+def test_the_article_before_a_vowel(tmp_path):
+    """'is a folder, not an image file', not 'not a image file'."""
+    from edgekit.errors import EdgekitError
+    from edgekit.images import load_rgb
+
+    fifo = tmp_path / "photo.jpg"
+    os.mkfifo(fifo)
+    with pytest.raises(EdgekitError) as e:
+        load_rgb(fifo)
+    assert "is a FIFO (named pipe), not an image file" in e.value.message, e.value.message

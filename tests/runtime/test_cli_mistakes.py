@@ -51,3 +51,27 @@ def test_label_file_of_another_model_is_warned_about(coral_dir, tmp_path):
     r = CliRunner().invoke(main, ["classify", str(model), str(image), "-d", "cpu", "--labels",
                                   str(right)])  # fmt: skip
     assert r.exit_code == 0 and r.stderr == ""
+
+
+def test_bench_plot_named_as_text_is_refused_before_running(coral_dir, tmp_path):
+    model = coral_dir / "mobilenet_v1_0.25_128_quant.tflite"
+    r = CliRunner().invoke(
+        main, ["bench", str(model), "--device", "cpu", "-n", "1", "--plot", str(tmp_path / "x.txt")]
+    )
+    assert r.exit_code == 2, r.output
+    assert r.stderr.splitlines() == [
+        f"Error: --plot {tmp_path / 'x.txt'}: a plot is an image, not .txt; "
+        "name it .png, .svg or .pdf"
+    ]
+    assert r.stdout == "" and list(tmp_path.iterdir()) == []  # refused before measuring
+
+
+def test_bench_plot_format_follows_the_suffix(coral_dir, tmp_path):
+    model = coral_dir / "mobilenet_v1_0.25_128_quant.tflite"
+    for name, magic in (("lat.svg", b"<?xml"), ("lat.PDF", b"%PDF"), ("lat", b"\x89PNG")):
+        out = tmp_path / name
+        r = CliRunner().invoke(
+            main, ["bench", str(model), "--device", "cpu", "-n", "3", "--plot", str(out)]
+        )
+        assert r.exit_code == 0, r.output
+        assert out.read_bytes()[: len(magic)] == magic, name

@@ -104,3 +104,15 @@ def test_ipv6_listen():
 def test_bad_listen_addresses(text):
     with pytest.raises(EdgekitError, match="HTTP address"):
         parse_listen(text)
+
+
+def test_a_port_in_use_names_both_ways_to_choose_another():
+    """The address can come from --http or from [http] listen: the hint names both."""
+    first = HttpSink("127.0.0.1", 0)
+    try:
+        with pytest.raises(EdgekitError) as e:
+            HttpSink("127.0.0.1", first.port)
+        assert f"cannot listen on 127.0.0.1:{first.port}" in e.value.message
+        assert "--http" in e.value.hint and "[http] listen" in e.value.hint
+    finally:
+        first.close()
