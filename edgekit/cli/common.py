@@ -64,6 +64,30 @@ def libedgetpu_option(f):
     )(f)
 
 
+def compiler_options(timeout_flag: str):
+    """``--compiler PATH``, ``TIMEOUT_FLAG SECONDS`` and ``--min-runtime N``: how to run
+    edgetpu_compiler, the same for ``convert`` (``--compile-timeout``) and ``compile``
+    (``--timeout``)."""
+    from edgekit.cli.params import Finite
+    from edgekit.limits import MAX_TIMEOUT_S
+
+    def add(f):
+        for option in reversed((
+            click.option("--compiler", type=click.Path(),
+                         help="Path of edgetpu_compiler [default: search PATH]."),
+            click.option(timeout_flag, default=180.0,
+                         type=Finite(min=0, max=MAX_TIMEOUT_S, min_open=True),
+                         show_default=True, help="Seconds before the compiler is stopped."),
+            click.option("--min-runtime", type=click.IntRange(1, 100),
+                         help="Passed to edgetpu_compiler -m (oldest Edge TPU runtime to "
+                         "support)."),
+        )):  # fmt: skip
+            f = option(f)
+        return f
+
+    return add
+
+
 def warn(message: str) -> None:
     """One-line warning on stderr."""
     click.echo(f"Warning: {message}", err=True)

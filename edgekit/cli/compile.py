@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import click
 
-from edgekit.cli.common import echo_json, warn
-from edgekit.cli.params import Finite
-from edgekit.limits import MAX_TIMEOUT_S
+from edgekit.cli.common import compiler_options, echo_json, warn
 
 
 @click.command("compile")
@@ -20,21 +18,7 @@ from edgekit.limits import MAX_TIMEOUT_S
     help="Folder for the compiled .tflite files [default: beside the first model]; bundles "
     "get theirs written into the bundle.",
 )
-@click.option(
-    "--compiler", type=click.Path(), help="Path of edgetpu_compiler [default: search PATH]."
-)
-@click.option(
-    "--timeout",
-    default=180.0,
-    type=Finite(min=0, max=MAX_TIMEOUT_S, min_open=True),
-    show_default=True,
-    help="Seconds before the compiler is stopped.",
-)
-@click.option(
-    "--min-runtime",
-    type=click.IntRange(1, 100),
-    help="Passed to edgetpu_compiler -m (oldest Edge TPU runtime to support).",
-)
+@compiler_options("--timeout")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def compile_(models, out_dir, compiler, timeout, min_runtime, as_json):
     """Compile MODELS (int8 .tflite files or bundles) together for one Edge TPU.

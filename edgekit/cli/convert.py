@@ -8,9 +8,8 @@ import sys
 
 import click
 
-from edgekit.cli.common import StageProgress, echo_json, warn
-from edgekit.cli.params import PROBABILITY, Finite, count
-from edgekit.limits import MAX_TIMEOUT_S
+from edgekit.cli.common import StageProgress, compiler_options, echo_json, warn
+from edgekit.cli.params import PROBABILITY, count
 
 
 def _pair(kind):
@@ -134,21 +133,7 @@ def _pair(kind):
     help="Detectors: boxes kept per image after NMS.",
 )
 @click.option("--no-compile", is_flag=True, help="Skip edgetpu_compiler.")
-@click.option(
-    "--compiler", type=click.Path(), help="Path of edgetpu_compiler [default: search PATH]."
-)
-@click.option(
-    "--compile-timeout",
-    default=180.0,
-    type=Finite(min=0, max=MAX_TIMEOUT_S, min_open=True),
-    show_default=True,
-    help="Seconds before the compiler is stopped.",
-)
-@click.option(
-    "--min-runtime",
-    type=click.IntRange(1, 100),
-    help="Passed to edgetpu_compiler -m (oldest Edge TPU runtime to support).",
-)
+@compiler_options("--compile-timeout")
 @click.option(
     "--segments",
     type=click.IntRange(1, 64),

@@ -40,7 +40,7 @@ import numpy as np
 from edgekit.errors import EdgekitError
 from edgekit.stream.capture import FrameSlot
 from edgekit.stream.pipeline import FatalError, Pipeline, SkipFrame
-from edgekit.stream.worker import _SEGMENTS, ModelProcess, _rebuild
+from edgekit.stream.worker import _SEGMENTS, ModelProcess, _rebuild, free_shm
 
 DEPTH = 2  # frames in flight per worker
 
@@ -139,7 +139,7 @@ class PipelinedProcess(ModelProcess):
         shm = self._slots[k]
         if shm is None or shm.size < nbytes:
             if shm is not None:
-                _free(shm)
+                free_shm(shm)
             name = f"edgekit-{os.getpid()}-{next(_SEGMENTS)}"
             shm = self._slots[k] = shared_memory.SharedMemory(name=name, create=True,
                                                               size=nbytes)  # fmt: skip
@@ -150,18 +150,7 @@ class PipelinedProcess(ModelProcess):
         slots, self._slots = self._slots, [None] * self.depth
         for shm in slots:
             if shm is not None:
-                _free(shm)
-
-
-def _free(shm: shared_memory.SharedMemory) -> None:
-    try:
-        shm.unlink()
-    except FileNotFoundError:
-        pass
-    try:
-        shm.close()
-    except BufferError:  # a view is still alive in another thread: the unlink is what counts
-        pass
+                free_shm(shm)
 
 
 class Lane:

@@ -340,16 +340,20 @@ class ModelProcess:
 
     def _free_shm(self) -> None:
         shm, self._shm = self._shm, None
-        if shm is None:
-            return
-        try:
-            shm.unlink()
-        except FileNotFoundError:
-            pass
-        try:
-            shm.close()
-        except BufferError:  # a view is still alive in another thread: the unlink is what counts
-            pass
+        if shm is not None:
+            free_shm(shm)
+
+
+def free_shm(shm: shared_memory.SharedMemory) -> None:
+    """Unlink and close a frame slot (the pool's slots too); safe to call twice."""
+    try:
+        shm.unlink()
+    except FileNotFoundError:
+        pass
+    try:
+        shm.close()
+    except BufferError:  # a view is still alive in another thread: the unlink is what counts
+        pass
 
 
 def _rebuild(reply: tuple) -> Exception:
