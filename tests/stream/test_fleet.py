@@ -369,7 +369,9 @@ def test_interrupted_rollout_rolls_back_and_says_so(fleet, bundles, signame, aft
     row = {line.split()[0]: line for line in out.splitlines() if line.startswith("cam")}
     assert "rolled back" in row["cam1"] and "rolled back" in row["cam2"], out
     assert "not sent" in row["cam3"] and "STOPPED" in out
-    for name in ("cam1", "cam2"):
+    for name in ("cam1", "cam2"):  # its status came first: its event line may still be on the way
+        devs[name].wait(lambda lines, m=marks[name]: len([x for x in lines[m:] if x.get("event")
+                        == "model_reloaded"]) >= 2, timeout=30, what="the rollback's reload")
         reloads = [e["sha256"] for e in devs[name].events("model_reloaded", marks[name])]
         assert reloads == [sha_b, sha_d], (name, reloads)
     assert not devs["cam3"].events("model_reloaded", marks["cam3"])
