@@ -15,23 +15,16 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from edgekit.errors import EdgekitError
 from edgekit.host.compiler import (
-    GRACE_S,
-    INSTALL_HINT,
     OUTPUT_LIMIT,
-    _failure,
-    _Flood,
-    _kill,
-    _read_bounded,
     check_compiled,
+    run_compiler,
 )
 
 
@@ -136,7 +129,11 @@ def compile_together(
         if min_runtime is not None:
             cmd += ["-m", str(int(min_runtime))]
         cmd += ["-t", str(max(1, int(round(timeout)))), *map(str, names)]
-        stdout, wall = _run(cmd, timeout, names[0], tmp / "out" / f"{names[0].stem}_edgetpu.log")
+        stdout, wall = run_compiler(
+            cmd, timeout, tmp / "out" / f"{names[0].stem}_edgetpu.log", names[0], on="",
+            timeout_hint="raise --timeout, or compile fewer models together",
+            fix="reinstall the compiler",
+        )  # fmt: skip
         logs = {}
         for n in names:
             log = tmp / "out" / f"{n.stem}_edgetpu.log"
@@ -188,38 +185,6 @@ def compile_together(
         if m.bundle is not None:
             _update_bundle(m, [p for p in partners if p != m.source.stem], min_runtime, result)
     return result
-
-
-def _run(cmd: list[str], timeout: float, first: Path, first_log: Path) -> tuple[str, float]:
-    """Run the compiler; its stdout (bounded, like a single compile: host/compiler.py)."""
-    t0 = time.monotonic()
-    try:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # fmt: skip
-    except OSError as e:
-        raise EdgekitError(f"cannot run {cmd[0]}: {e.strerror or e}", INSTALL_HINT) from None
-    try:
-        raw = _read_bounded(proc, t0 + timeout + GRACE_S, first_log)
-    except subprocess.TimeoutExpired:
-        _kill(proc)
-        raise EdgekitError(
-            f"edgetpu_compiler timed out after {timeout:g} s",
-            "raise --timeout, or compile fewer models together",
-        ) from None
-    except _Flood as e:
-        _kill(proc)
-        raise EdgekitError(
-            f"edgetpu_compiler wrote more than {OUTPUT_LIMIT // 2**20} MiB to {e.where} (a "
-            "working one writes a few KB): stopped it",
-            "reinstall the compiler",
-        ) from None
-    except BaseException:
-        _kill(proc)
-        raise
-    stdout = (raw or b"").decode("utf-8", errors="replace")
-    if proc.returncode != 0 or "Compilation failed" in stdout:
-        raise _failure(stdout, proc.returncode, first)
-    return stdout, time.monotonic() - t0
 
 
 def _update_bundle(m: CompiledModel, partners: list[str], min_runtime: int | None,

@@ -96,6 +96,44 @@ def _failure(stdout: str, returncode: int, model: Path) -> EdgekitError:
     )
 
 
+def run_compiler(cmd: list[str], timeout: float, log_path: Path, model: Path, *, on: str,
+                 timeout_hint: str, fix: str) -> tuple[str, float]:
+    """Run ``cmd`` (an edgetpu_compiler call) in its own session: stdout and ``log_path`` read
+    up to OUTPUT_LIMIT, the deadline ``timeout`` + GRACE_S enforced on the whole process group,
+    Ctrl-C/SIGTERM passed on as a kill. Returns (stdout text, wall seconds) of a successful run;
+    anything else is one EdgekitError (``on`` names the model(s) in it, ``model`` the first)."""
+    t0 = time.monotonic()
+    try:
+        # Bytes, not text: a compiler that prints invalid UTF-8 must not crash the decoding.
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    except OSError as e:
+        raise EdgekitError(f"cannot run {cmd[0]}: {e.strerror or e}", INSTALL_HINT) from None
+    try:
+        raw = _read_bounded(proc, t0 + timeout + GRACE_S, log_path)
+    except subprocess.TimeoutExpired:
+        _kill(proc)
+        raise EdgekitError(
+            f"edgetpu_compiler timed out after {timeout:g} s{on}", timeout_hint
+        ) from None
+    except _Flood as e:
+        _kill(proc)
+        raise EdgekitError(
+            f"edgetpu_compiler wrote more than {OUTPUT_LIMIT // 2**20} MiB to {e.where}{on} (a "
+            "working one writes a few KB): stopped it",
+            fix,
+        ) from None
+    except BaseException:
+        # Ctrl-C / SIGTERM: in its own session the compiler does not get the signal; stop it.
+        _kill(proc)
+        raise
+    stdout = (raw or b"").decode("utf-8", errors="replace")
+    if proc.returncode != 0 or "Compilation failed" in stdout:
+        raise _failure(stdout, proc.returncode, model)
+    return stdout, time.monotonic() - t0
+
+
 def compile_model(
     compiler: str | os.PathLike,
     model: str | os.PathLike,
@@ -117,37 +155,12 @@ def compile_model(
         cmd += ["-n", str(int(segments))]
     cmd += ["-t", str(max(1, int(round(timeout)))), str(model)]
     log_path = out_dir / f"{model.stem}_edgetpu.log"
-    t0 = time.monotonic()
-    try:
-        # Bytes, not text: a compiler that prints invalid UTF-8 must not crash the decoding.
-        proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    except OSError as e:
-        raise EdgekitError(f"cannot run {compiler}: {e.strerror or e}", INSTALL_HINT) from None
-    try:
-        raw = _read_bounded(proc, t0 + timeout + GRACE_S, log_path)
-    except subprocess.TimeoutExpired:
-        _kill(proc)
-        raise EdgekitError(
-            f"edgetpu_compiler timed out after {timeout:g} s on {model.name}",
-            "raise --compile-timeout, or pass --no-compile to keep the CPU bundle",
-        ) from None
-    except _Flood as e:
-        _kill(proc)
-        raise EdgekitError(
-            f"edgetpu_compiler wrote more than {OUTPUT_LIMIT // 2**20} MiB to {e.where} on "
-            f"{model.name} (a working one writes a few KB): stopped it",
-            "reinstall the compiler, or pass --no-compile to keep the CPU bundle",
-        ) from None
-    except BaseException:
-        # Ctrl-C / SIGTERM: in its own session the compiler does not get the signal; stop it.
-        _kill(proc)
-        raise
-    wall = time.monotonic() - t0
-    stdout = (raw or b"").decode("utf-8", errors="replace")
-    if proc.returncode != 0 or "Compilation failed" in stdout:
-        raise _failure(stdout, proc.returncode, model)
+    stdout, wall = run_compiler(
+        cmd, timeout, log_path, model,
+        on=f" on {model.name}",
+        timeout_hint="raise --compile-timeout, or pass --no-compile to keep the CPU bundle",
+        fix="reinstall the compiler, or pass --no-compile to keep the CPU bundle",
+    )  # fmt: skip
     log_text = ""
     if log_path.is_file():
         if log_path.stat().st_size > OUTPUT_LIMIT:
