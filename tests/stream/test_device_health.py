@@ -5,7 +5,6 @@ log that the test changes while serve runs."""
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 import time
 import urllib.request
@@ -20,7 +19,7 @@ from tests.runtime.test_link_health import RESET, troubled_pi
 from tests.runtime.usb_fakes import kernel_log
 
 from .conftest import free_port
-from .test_http import chromium
+from .test_http import render_page
 from .test_mqtt import Subscriber, broker  # noqa: F401 - the fixture (a real mosquitto)
 
 
@@ -93,12 +92,7 @@ def test_device_panel_metrics_mqtt_and_events(tmp_path, video_avi, classifier, b
         last = [json.loads(p) for tp, p, _ in sub.messages if tp == "dh/health"][-1]
         assert last["devices"][0]["port"] == "2-1" and last["power"]["hwmon_alarm"] is True
         # the status page in a real browser: the device panel with the findings' fixes
-        out = subprocess.run(
-            [chromium(), "--headless", "--no-sandbox", "--disable-gpu",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-             "--virtual-time-budget=3000", "--dump-dom", base + "/"],
-            capture_output=True, text=True, timeout=90)  # fmt: skip
+        out = render_page(base + "/", tmp_path)
         dom = out.stdout
         assert '<div class="card" id="devcard">' in dom, dom[:3000]  # no longer hidden
         assert "usb:0 2-1 18d1:9302: </b>480 Mb/s, 3 USB resets since boot, autosuspend auto" in dom

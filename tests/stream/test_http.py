@@ -119,15 +119,21 @@ def chromium() -> str:
     return path
 
 
-def test_status_page_in_a_real_browser(running, tmp_path):
-    base, _, results = running
-    out = subprocess.run(
+def render_page(url: str, tmp_path) -> subprocess.CompletedProcess:
+    """The page at ``url`` as headless Chromium renders it after 3 s of its scripts
+    (``.stdout`` is the DOM); no network but loopback, a fresh profile under ``tmp_path``."""
+    return subprocess.run(
         [chromium(), "--headless", "--no-sandbox", "--disable-gpu",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-         "--virtual-time-budget=3000", "--dump-dom", base + "/"],
+         "--virtual-time-budget=3000", "--dump-dom", url],
         capture_output=True, text=True, timeout=90,
     )  # fmt: skip
+
+
+def test_status_page_in_a_real_browser(running, tmp_path):
+    base, _, results = running
+    out = render_page(base + "/", tmp_path)
     dom = out.stdout
     assert out.returncode == 0, out.stderr[-2000:]
     labels = {r.label for r in results}

@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import json
 import re
-import subprocess
 import threading
 import urllib.request
 
@@ -28,7 +27,7 @@ from tests.runtime.runtime_fakes import make_sysfs
 
 from .conftest import free_port
 from .stream_faults import compiled_model
-from .test_http import chromium
+from .test_http import render_page
 from .test_worker import FRAMES, my_segments, serve_video, standin  # noqa: F401 - fixture
 from .worker_models import standin_classifier
 
@@ -83,13 +82,7 @@ def test_two_corals_share_the_frames_in_frame_order_and_show_on_metrics_and_the_
         assert some.wait(60)
         metrics = get(base + "/metrics")
         latest = json.loads(get(base + "/latest"))
-        page = subprocess.run(
-            [chromium(), "--headless", "--no-sandbox", "--disable-gpu",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-             "--virtual-time-budget=3000", "--dump-dom", base + "/"],
-            capture_output=True, text=True, timeout=90,
-        )  # fmt: skip
+        page = render_page(base + "/", tmp_path)
     finally:
         stop.set()
         t.join(20)

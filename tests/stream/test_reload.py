@@ -152,19 +152,13 @@ def test_symlink_swap_switches_model_between_two_frames(bundles, video_avi, tmp_
 def _page_and_latest(base: str, tmp_path) -> tuple[str, dict]:
     import urllib.request
 
-    from .test_http import chromium
+    from .test_http import render_page
 
     with urllib.request.urlopen(base + "/latest", timeout=10) as r:
         latest = json.loads(r.read())
     with urllib.request.urlopen(base + "/metrics", timeout=10) as r:
         latest["metrics"] = r.read().decode()
-    out = subprocess.run(
-        [chromium(), "--headless", "--no-sandbox", "--disable-gpu",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-         "--virtual-time-budget=3000", "--dump-dom", base + "/"],
-        capture_output=True, text=True, timeout=90,
-    )  # fmt: skip
+    out = render_page(base + "/", tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout, latest
 
