@@ -243,8 +243,10 @@ def test_status_page_draws_the_boxes_and_charts(page_server, tmp_path):
     def pixels_of(color):
         return int((np.abs(right - rgb_of(color)).sum(axis=1) < 40).sum())
 
-    # A service up for a few seconds covers a sliver of the 5-minute axis: a few pixels.
-    assert pixels_of("#3fb950") >= 4, "fps chart line"
+    # A service up for a few seconds covers a sliver of the 5-minute axis: a few pixels (3 in
+    # one CI run, 4+ in others, by how long the page had been up); the DOM check below asserts
+    # the line itself.
+    assert pixels_of("#3fb950") >= 1, "fps chart line"
     assert pixels_of(label_color("red")) > 30 and pixels_of(label_color("blue")) > 30
 
     dom = browser(tmp_path, base + "/", "--dump-dom").stdout
