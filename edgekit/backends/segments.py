@@ -12,8 +12,10 @@ intermediate tensor to the segment that reads it), wrapped in an ordinary
 
 - Edge TPUs: segment K on the Kth attached Edge TPU (or the Kth of a ``usb:0,usb:1`` list),
   each under its own device lock, in this one process (libedgetpu serves several devices to
-  one process); the segments run one after the other per frame (no frame pipelining across
-  the devices yet).
+  one process), as a :class:`~edgekit.backends.segment_pipeline.PipelineInterpreter`: one
+  frame at a time it is the chain; callers that run several frames at once (serve's worker,
+  classify/detect over many images, bench) get segment K on frame n while segment K-1 runs
+  frame n+1 (``edgekit.backends.segment_pipeline``).
 - CPU: the uncompiled whole model ``BASE.tflite`` beside the segments (the CPU twin), else the
   segments in sequence when none contains an ``edgetpu-custom-op`` (segments split from an
   uncompiled model); compiled segments without a twin are refused in one line: the CPU
@@ -134,8 +136,16 @@ def open_segments(files: list[Path], device: str, threads: int | None,
     n, name = len(files), files[0].name
     devices = _edge_tpus(device, n, backends)
     if devices:
-        return _chain([backends["edgetpu"](str(f), d, threads) for f, d in zip(files, devices)],
-                      files, "+".join(devices), "edgetpu")  # fmt: skip
+        runners = []
+        try:
+            for f, d in zip(files, devices):
+                runners.append(backends["edgetpu"](str(f), d, threads))
+        except BaseException:
+            for r in runners:  # the devices opened so far are released (their locks too)
+                r.close()
+            raise
+        return _chain(runners, files, "+".join(r.device for r in runners), "edgetpu",
+                      pipelined=True)  # fmt: skip
     twin = cpu_twin(files)
     if device != "cpu":
         warn(f"{n} Edge TPUs needed for {n} segments, fewer attached: running on the CPU "
@@ -154,11 +164,17 @@ def open_segments(files: list[Path], device: str, threads: int | None,
     return _chain([backends["cpu"](str(f), "cpu", threads) for f in files], files, "cpu", "cpu")
 
 
-def _chain(runners: list, files: list[Path], device: str, backend: str):
+def _chain(runners: list, files: list[Path], device: str, backend: str,
+           pipelined: bool = False):  # fmt: skip
     from edgekit.backends.runner import Runner
+    from edgekit.backends.segment_pipeline import PipelineInterpreter
 
     try:
-        chain = ChainInterpreter([r.interpreter for r in runners], [f.name for f in files])
+        interps, names = [r.interpreter for r in runners], [f.name for f in files]
+        if pipelined:
+            chain = PipelineInterpreter(interps, names, [r.device for r in runners])
+        else:
+            chain = ChainInterpreter(interps, names)
     except BaseException:
         for r in runners:
             r.close()

@@ -46,7 +46,16 @@ def _model_info(model) -> dict:
         "input_size": list(size) if size else None,
         "resize": getattr(model, "resize", None),
         "task": getattr(model, "task", "classify"),
+        **_pipeline_info(model),
     }
+
+
+def _pipeline_info(model) -> dict:
+    """Compiled segments pipelined over several Edge TPUs (edgekit.stream.segment_worker)."""
+    from edgekit.backends.segment_pipeline import describe, frames_in_flight
+
+    text = describe(getattr(model, "runner", None))
+    return {"pipeline": text, "frames_in_flight": frames_in_flight(model)} if text else {}
 
 
 def main(conn, factory, device, owner) -> None:
@@ -76,6 +85,17 @@ def main(conn, factory, device, owner) -> None:
         return
     conn.send(("ready", _model_info(model)))
     infer = getattr(model, "run", None) or model.classify
+    from edgekit.backends.segment_pipeline import frames_in_flight
+
+    depth = frames_in_flight(model)
+    if depth > 1:  # compiled segments pipelined over several Edge TPUs: frames side by side
+        from edgekit.stream.segment_worker import serve_frames
+
+        try:
+            serve_frames(conn, model, infer, depth, _error_reply, _attach, MAX_SEGMENTS)
+        finally:
+            model.close()
+        return
     # Attached segments by name: with two frames in flight (edgekit.stream.pool) the parent
     # alternates between two slots, and attaching costs a resource-tracker message each time.
     segments: dict[str, shared_memory.SharedMemory] = {}

@@ -43,6 +43,8 @@
  *                                  not created (NULL, as libedgetpu does for an absent device).
  *   EDGETPU_STANDIN_CRASH_DEVICE=D CRASH_AFTER/HANG_AFTER apply only to a delegate created with the
  *                                  option device=D (e.g. usb:1): one Coral of several fails.
+ *   EDGETPU_STANDIN_TRACE=PATH     append "<pid> <device> begin|end <CLOCK_MONOTONIC ns>" around each
+ *                                  invoke of a claimed node (tests see two devices busy at once).
  * -DRUNTIME_VERSION=<n> and -DBUILD_LABEL="..." set what edgetpu_version() reports.
  */
 #include <signal.h>
@@ -51,6 +53,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MODE_WORKS 0
@@ -77,7 +80,13 @@
  * current layout (TF 2.15+: up to inplace_operator). ---- */
 typedef enum { kTfLiteOk = 0, kTfLiteError = 1 } TfLiteStatus;
 typedef struct TfLiteIntArray { int size; int data[]; } TfLiteIntArray;
-typedef struct TfLiteNode TfLiteNode;
+typedef struct TfLiteNode {
+  TfLiteIntArray* inputs;
+  TfLiteIntArray* outputs;
+  TfLiteIntArray* intermediates;
+  TfLiteIntArray* temporaries;
+  void* user_data; /* what the kernel's init returned */
+} TfLiteNode;
 struct TfLiteRegistration;
 struct TfLiteDelegate;
 typedef struct TfLiteContext {
@@ -125,6 +134,23 @@ struct edgetpu_device { enum edgetpu_device_type type; const char* path; };
 static long crash_after = -1, hang_after = -1, invokes = 0;
 static long invoke_us = 0;
 static const char* log_path = NULL;
+static const char* trace_path = NULL;
+
+/* TfLiteDelegateParams, what a delegate kernel's init receives: the delegate (its data_ holds the
+ * device option it was created with). */
+typedef struct { struct TfLiteDelegate* delegate; } DelegateParams;
+
+static void trace(const TfLiteNode* node, const char* what) {
+  if (!trace_path || !*trace_path) return;
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  FILE* f = fopen(trace_path, "a");
+  if (!f) return;
+  const char* device = node && node->user_data ? (const char*)node->user_data : "?";
+  fprintf(f, "%d %s %s %lld\n", (int)getpid(), device, what,
+          (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
+  fclose(f);
+}
 static const char* wedge_path = NULL;
 
 __attribute__((unused)) static int wedged(void) {
@@ -197,9 +223,10 @@ static void hang_forever(void) {
 }
 
 static TfLiteStatus kernel_invoke(TfLiteContext* context, TfLiteNode* node) {
-  (void)context; (void)node;
+  (void)context;
   invokes++;
   log_event("invoke");
+  trace(node, "begin");
   if (crash_after >= 0 && invokes > crash_after) {
     volatile int* nowhere = NULL;
     *nowhere = 1; /* a real SIGSEGV, as an ABI mismatch or a driver bug gives */
@@ -207,6 +234,7 @@ static TfLiteStatus kernel_invoke(TfLiteContext* context, TfLiteNode* node) {
   if (hang_after >= 0 && invokes > hang_after) hang_forever();
   if (wedged()) return kTfLiteError; /* a wedged device: every transfer fails */
   if (invoke_us > 0) usleep((useconds_t)invoke_us);
+  trace(node, "end");
 #if STANDIN_MODE == MODE_ABORT
   /* libedgetpu's fatal log line when another process took the device over, then abort(). */
   fprintf(stderr, "F :1155] HandleQueuedBulkIn failed: Deadline exceeded: USB transfer error 5 "
@@ -215,6 +243,12 @@ static TfLiteStatus kernel_invoke(TfLiteContext* context, TfLiteNode* node) {
   abort();
 #endif
   return kTfLiteOk;
+}
+
+static void* kernel_init(TfLiteContext* context, const char* buffer, size_t length) {
+  (void)context; (void)length;
+  const DelegateParams* params = (const DelegateParams*)buffer;
+  return params && params->delegate ? params->delegate->data_ : NULL;
 }
 
 static TfLiteStatus kernel_prepare(TfLiteContext* context, TfLiteNode* node) {
@@ -249,6 +283,7 @@ __attribute__((unused)) static TfLiteStatus delegate_prepare(TfLiteContext* cont
   if (claim->size > 0) {
     TfLiteRegistration kernel;
     memset(&kernel, 0, sizeof kernel);
+    kernel.init = kernel_init;
     kernel.prepare = kernel_prepare;
     kernel.invoke = kernel_invoke;
     kernel.builtin_code = 32; /* BuiltinOperator_DELEGATE */
@@ -285,6 +320,7 @@ TfLiteDelegate* tflite_plugin_create_delegate(char** keys, char** values, size_t
   const char* ms = getenv("EDGETPU_STANDIN_INVOKE_MS");
   invoke_us = (ms && *ms) ? (long)(strtod(ms, NULL) * 1000.0) : 0;
   log_path = getenv("EDGETPU_STANDIN_LOG");
+  trace_path = getenv("EDGETPU_STANDIN_TRACE");
   wedge_path = getenv("EDGETPU_STANDIN_WEDGE");
   log_event("create");
   if (device_index(device) >= attached()) return NULL; /* no such device */
@@ -295,6 +331,7 @@ TfLiteDelegate* tflite_plugin_create_delegate(char** keys, char** values, size_t
   load_firmware();
   TfLiteDelegate* d = calloc(1, sizeof(TfLiteDelegate));
   if (d) {
+    d->data_ = strdup(device && *device ? device : "usb:0"); /* named in the trace */
     d->Prepare = delegate_prepare;
     /* kTfLiteDelegateFlagsAllowDynamicTensors: without it TFLite prepares every node before
      * calling Prepare (to look for dynamic tensors) and the unclaimed edgetpu-custom-op fails
@@ -307,6 +344,7 @@ TfLiteDelegate* tflite_plugin_create_delegate(char** keys, char** values, size_t
 
 void tflite_plugin_destroy_delegate(TfLiteDelegate* delegate) {
   log_event("destroy");
+  if (delegate) free(delegate->data_);
   free(delegate);
 }
 
