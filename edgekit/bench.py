@@ -54,11 +54,16 @@ class BenchResult:
     task: str = "classify"
     # detectors: decode + NMS of the model's output, timed apart from invoke (see bench())
     decode: dict[str, Any] | None = None
+    # compiled segments pipelined over several Edge TPUs: frames/s with every device busy
+    # (edgekit.backends.segment_pipeline.measure_pipelined), beside the one-at-a-time ``fps``
+    pipeline: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in _JSON_KEYS}
         if self.decode is not None:
             d["decode"] = self.decode
+        if self.pipeline is not None:
+            d["pipeline"] = self.pipeline
         return d
 
 
@@ -119,13 +124,21 @@ def measure(
     ms = t / 1e6
     p50, p90, p99 = np.percentile(ms, [50, 90, 99])
     mean = float(ms.mean())
+    from edgekit.backends.segment_pipeline import measure_pipelined, pipeline_of
+
+    pipeline = None
+    if pipeline_of(runner) is not None:  # the same input as the timed runs
+        x = runner.interpreter.tensor(runner.input_details["index"])().copy()
+        pipeline = measure_pipelined(runner, runs, x)
+        if pipeline["fps"] and mean > 0:
+            pipeline["vs_one_at_a_time"] = round(pipeline["fps"] * mean / 1000.0, 3)
     return BenchResult(
         model=runner.model_path, device=runner.device, backend=runner.backend,
         provider=runner.provider, threads=runner.threads, runs=runs, warmup=warmup,
         first_ms=first_ns / 1e6 if first else float("nan"), min_ms=float(ms.min()),
         mean_ms=mean, p50_ms=float(p50), p90_ms=float(p90), p99_ms=float(p99),
         max_ms=float(ms.max()), fps=1000.0 / mean if mean > 0 else float("inf"),
-        versions=versions(runner), latencies_ms=tuple(ms.tolist()),
+        versions=versions(runner), latencies_ms=tuple(ms.tolist()), pipeline=pipeline,
     )  # fmt: skip
 
 

@@ -22,6 +22,7 @@ running :func:`frames_in_flight` frames at once and giving the results back in f
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
@@ -154,6 +155,49 @@ def describe(runner: Any) -> str | None:
     """``pipelined over usb:0,usb:1`` for a pipelined segment set, else None."""
     pipe = pipeline_of(runner)
     return f"pipelined over {','.join(pipe.devices)}" if pipe is not None else None
+
+
+def measure_pipelined(runner: Any, runs: int, x: np.ndarray) -> dict | None:
+    """Frames/s of a pipelined segment set (``bench``): ``frames_in_flight`` threads each
+    invoking on input ``x`` (runs in all, after one untimed invoke each), timed from the first
+    to the last. None for any other runner."""
+    pipe = pipeline_of(runner)
+    if pipe is None:
+        return None
+    depth = pipe.segments + 1
+    per = max(1, -(-int(runs) // depth))
+    start = threading.Barrier(depth + 1)
+    errors: list[BaseException] = []
+
+    def lane() -> None:
+        try:
+            pipe.set_tensor(runner.input_details["index"], x)
+            pipe.invoke()  # this lane's buffers allocated, the devices warm
+            start.wait()
+            for _ in range(per):
+                pipe.invoke()
+        except threading.BrokenBarrierError:
+            pass
+        except Exception as e:
+            errors.append(e)
+            start.abort()
+
+    threads = [threading.Thread(target=lane, name=f"edgekit-bench-{i}") for i in range(depth)]
+    for t in threads:
+        t.start()
+    try:
+        start.wait()
+    except threading.BrokenBarrierError:
+        pass
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    if errors:
+        raise runner.fault(errors[0])
+    return {"over": ",".join(pipe.devices), "segments": pipe.segments,
+            "frames_in_flight": depth, "runs": per * depth,
+            "fps": round(per * depth / elapsed, 2) if elapsed > 0 else None}  # fmt: skip
 
 
 def map_ordered(fn: Callable[[Any], Any], items: Iterable[Any], depth: int) -> Iterator[Any]:

@@ -124,11 +124,19 @@ def detect(model, images, threshold, iou, max_detections, decoder, anchors, labe
         from edgekit.detect.detector import Detector
 
         det = Detector(model, **kw)
+    from edgekit.backends.segment_pipeline import frames_in_flight, map_ordered
+
+    def load_and_detect(path: str):
+        rgb = _load(path)
+        return rgb, det.detect(rgb)
+
     results, failed, written = [], 0, set()
-    for path in images:
+    # compiled segments on their Edge TPUs: several images in flight, results in this order
+    for path, got in zip(images, map_ordered(load_and_detect, images, frames_in_flight(det))):
         try:
-            rgb = _load(path)
-            res = det.detect(rgb)
+            if isinstance(got, BaseException):
+                raise got
+            rgb, res = got
             if annotate:
                 out = _annotated_path(Path(annotate), Path(path), written)
                 _write_annotated(rgb, res, out)

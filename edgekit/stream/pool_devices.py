@@ -157,4 +157,6 @@ class DevicePool:
             "devices": devices,
             "frames_in_flight": self.depth,
             "late_frames": self.late_frames,
+            # compiled segments: "pipelined over usb:0,usb:1" (edgekit.stream.segment_worker)
+            **({"pipeline": first.info["pipeline"]} if first.info.get("pipeline") else {}),
         }  # fmt: skip

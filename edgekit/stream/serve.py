@@ -80,14 +80,15 @@ def load_model(config: ServeConfig, stop: threading.Event | None = None):
     from edgekit.stream.pool import DevicePool, expand_devices
     from edgekit.stream.segment_worker import segment_depth
 
-    devices = expand_devices(config.model.device)  # "usb:*", "usb:0,usb:1": one worker each
+    depth = segment_depth(config)  # compiled segments: ONE worker opens all their devices
+    # "usb:*", "usb:0,usb:1": one worker each (for segments: the devices of that one worker)
+    devices = expand_devices(config.model.device) if depth is None else None
     if devices is None and not uses_worker(config):
         return load_classifier(config)
     w = config.worker
     kw = dict(hang_timeout_s=w.hang_timeout_s, start_timeout_s=w.start_timeout_s,
               max_restarts=w.max_restarts, restart_window_s=w.restart_window_s, stop=stop)
-    depth = segment_depth(config)  # compiled segments: ONE worker opens every device and
-    if depth is not None:  # pipelines the frames over them (edgekit.stream.segment_worker)
+    if depth is not None:  # frames pipelined over the devices (edgekit.stream.segment_worker)
         return DevicePool(model_factory(config), [None], depth=depth, **kw)
     if devices is None:  # one device: one frame at a time (see docs/DESIGN.md, "Several
         from edgekit.stream.worker import ModelProcess  # Edge TPUs": a pool of one showed no
