@@ -19,8 +19,10 @@ from edgekit.cli.common import compiler_options, echo_json, warn
     "get theirs written into the bundle.",
 )
 @compiler_options("--timeout")
+@click.option("--force", is_flag=True,
+              help="Replace existing <model>_edgetpu.tflite files (never replaced without it).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def compile_(models, out_dir, compiler, timeout, min_runtime, as_json):
+def compile_(models, out_dir, compiler, timeout, min_runtime, force, as_json):
     """Compile MODELS (int8 .tflite files or bundles) together for one Edge TPU.
 
     Several models passed to edgetpu_compiler in one call are co-compiled: their parameters
@@ -42,7 +44,7 @@ def compile_(models, out_dir, compiler, timeout, min_runtime, as_json):
         from pathlib import Path
 
         Path(out_dir).mkdir(parents=True, exist_ok=True)
-    result = compile_together(exe, list(models), out_dir, min_runtime, timeout)
+    result = compile_together(exe, list(models), out_dir, min_runtime, timeout, force=force)
     for w in result.warnings:
         warn(w)
     if as_json:

@@ -103,10 +103,14 @@ def compile_together(
     out_dir: str | os.PathLike | None = None,
     min_runtime: int | None = None,
     timeout: float = 180.0,
+    force: bool = False,
 ) -> CoCompileResult:
     """Co-compile ``models`` (in this order: the compiler allots the cache in it) with one
     compiler call. Bare models' outputs go to ``out_dir`` (default: beside the first); bundles
-    get theirs written into the bundle. Raises EdgekitError with the compiler's reason."""
+    get theirs written into the bundle. An existing ``<stem>_edgetpu.tflite`` of a bare model
+    (often the compiled twin it came with) is replaced only with ``force``; nothing is written
+    before every compiled model passed its check. Raises EdgekitError with the compiler's
+    reason."""
     from edgekit.atomic import write_bytes, write_text
     from edgekit.edgetpu.cocompile import caching, parse_reports
     from edgekit.flatbuffer import Corrupt
@@ -116,6 +120,12 @@ def compile_together(
     if not inputs:
         raise EdgekitError("no model given", "pass one or more int8 .tflite files or bundles")
     final = Path(out_dir) if out_dir is not None else inputs[0][0].parent
+    for src, bundle in inputs:
+        dest = final / f"{src.stem}_edgetpu.tflite"
+        if bundle is None and not force and (dest.exists() or dest.is_symlink()):
+            raise EdgekitError(
+                f"{dest} already exists", "pass --force to replace it, or -o DIR for another folder"
+            )
     with tempfile.TemporaryDirectory(prefix="edgekit-compile-") as tmp_s:
         tmp = Path(tmp_s)
         # Symlinks named as the inputs: the compiler names its outputs after them.
@@ -152,7 +162,7 @@ def compile_together(
                 f"edgetpu_compiler reported success but its output is not understood ({e})",
                 "check the compiler version (edgekit reads v16's output)",
             ) from None
-        results, partners = [], [src.stem for src, _ in inputs]
+        checked, partners = [], [src.stem for src, _ in inputs]
         for (src, bundle), link in zip(inputs, names):
             compiled = tmp / "out" / f"{link.stem}_edgetpu.tflite"
             report = reports.get(link.stem)
@@ -170,6 +180,9 @@ def compile_together(
                 cache = caching(read_model(compiled))
             except (Corrupt, EdgekitError):
                 cache = None  # a package layout this reader does not know: the report stands
+            checked.append((src, bundle, link, compiled, report, cache))
+        results = []
+        for src, bundle, link, compiled, report, cache in checked:  # all checked: write them
             dest = bundle if bundle is not None else final
             out = write_bytes(dest / compiled.name, compiled.read_bytes())
             log_out = (write_text(dest / f"{link.stem}_edgetpu.log", logs[link.stem])

@@ -113,3 +113,26 @@ def test_refusals_are_one_line(models, tmp_path):
     r = CliRunner().invoke(main, ["compile"])
     assert r.exit_code == 2
     assert os.listdir(models[0].parent) == os.listdir(models[0].parent)  # inputs untouched
+
+
+def test_an_existing_compiled_twin_is_never_replaced_without_force(models, tmp_path):
+    """Coral ships X.tflite beside X_edgetpu.tflite: `compile X.tflite Y.tflite` (output beside
+    the first by default) replaced Google's compiled twin with its own, read-only file or not."""
+    twin = models[1].with_name("species_edgetpu.tflite")
+    shutil.copy(CORAL / "mobilenet_v1_0.25_128_quant_edgetpu.tflite", twin)
+    twin.chmod(0o444)
+    before = twin.read_bytes()
+    r = _cli(models[0], models[1])
+    assert r.exit_code == 1, r.output
+    assert r.stderr.splitlines() == [
+        f"Error: {twin} already exists; pass --force to replace it, or -o DIR for another folder"
+    ]
+    assert twin.read_bytes() == before
+    assert not models[0].with_name("detector_edgetpu.tflite").exists()  # nothing written
+    r = _cli(models[0], models[1], "-o", tmp_path / "out")  # another folder: fine
+    assert r.exit_code == 0, r.output
+    r = _cli(models[0], models[1], "-o", tmp_path / "out")  # again: refused
+    assert r.exit_code == 1 and "already exists" in r.stderr
+    r = _cli(models[0], models[1], "--force")
+    assert r.exit_code == 0, r.output
+    assert twin.read_bytes() != before and (tmp_path / "in" / "detector_edgetpu.tflite").is_file()
