@@ -82,3 +82,15 @@ def standin_segments(model: str, root: str, device: str = "usb:*", **kwargs):
 
     backends.register_backend("edgetpu", backends.EdgeTpuBackend(SystemStack(root=root)))
     return open_task_model(model, device=device, **kwargs)
+
+
+def standin_chained(model: str, root: str, device: str = "usb:*", **kwargs):
+    """:func:`standin_segments` run the way edgekit ran segments before the pipeline: the same
+    interpreters on the same devices as a ChainInterpreter, one frame at a time (the
+    comparison of scripts/bench_segments.py)."""
+    from edgekit.backends.segments import ChainInterpreter
+
+    m = standin_segments(model, root, device, **kwargs)
+    parts = m.runner.interpreter.parts
+    m.runner.interpreter = ChainInterpreter(parts, [f"segment {k}" for k in range(len(parts))])
+    return m
