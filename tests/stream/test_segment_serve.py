@@ -136,3 +136,29 @@ def test_serve_pipelines_the_segments_over_both_devices_in_frame_order(
     assert out["stats"]["pipeline"] == "pipelined over usb:0,usb:1"
     assert busy_at_once(trace, pid) == 2  # segment 0 on frame n+1 while segment 1 runs frame n
     assert my_segments() == []
+
+
+def test_a_crash_in_the_pipelined_worker_is_restarted_by_the_watchdog(tiny, corals,
+                                                                      monkeypatch, video_avi):
+    """libedgetpu segfaults inside segment 1's device (usb:1) at its 7th invoke in each worker:
+    the watchdog restarts the worker (both devices reopened: the dead one released its locks),
+    the frames in flight are lost, the rest arrive in frame order, still pipelined."""
+    from .test_worker import FRAMES, serve_video
+
+    root, _ = corals
+    monkeypatch.setenv("EDGETPU_STANDIN_INVOKE_MS", "5")
+    monkeypatch.setenv("EDGETPU_STANDIN_CRASH_DEVICE", "usb:1")
+    monkeypatch.setenv("EDGETPU_STANDIN_CRASH_AFTER", "6")
+    factory = functools.partial(standin_segments, str(tiny["compiled"][0]), str(root))
+    pool = DevicePool(factory, [None], depth=3, backoff_s=0.05, max_restarts=50)
+    results, events, stats = serve_video(pool, video_avi)
+    crashes = [e for e in events if e.kind == "worker_crashed"]
+    assert crashes and all("killed by SIGSEGV" in e.message for e in crashes)
+    assert [e.kind for e in events].count("worker_restarted") == len(crashes)
+    frames = [r.frame for r in results]
+    assert frames == sorted(set(frames))  # in order, none twice
+    # the frame at the head of the crashed worker is lost; those behind it go to the new one
+    assert len(frames) + len(crashes) + stats["late_frames"] >= FRAMES
+    assert stats["pipeline"] == "pipelined over usb:0,usb:1"
+    assert stats["devices"][0]["restarts"] == len(crashes) and not stats["degraded"]
+    assert my_segments() == []
