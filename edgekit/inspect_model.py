@@ -55,7 +55,12 @@ def inspect_model(
     if is_bundle(p):  # a bundle from `edgekit convert`: its compiled model if any, else int8
         bundle = load_bundle(p)
         report = inspect_model(bundle.edgetpu_model or bundle.cpu_model)
-        return {**report, **_task(read_model(bundle.cpu_model), bundle.manifest)}
+        report.update(_task(read_model(bundle.cpu_model), bundle.manifest))
+        if bundle.manifest.cascade:  # convert --classify: the crop classifier it carries
+            from edgekit.detect.cascade_bundle import describe
+
+            report["cascade"] = describe(bundle)
+        return report
     if p.is_dir():
         if not (p / "saved_model.pb").exists():
             raise EdgekitError(f"{p}: a directory but not a SavedModel (no saved_model.pb)", _HINT)
@@ -352,6 +357,10 @@ def format_report(report: dict[str, Any], tensors: bool = False) -> str:
             lines.append(f"{kind[:-1].capitalize():<8} {_tensor_line(t)}")
     if report.get("task"):
         lines.append(f"Task     {_task_line(report)}")
+    if report.get("cascade"):
+        from edgekit.detect.cascade_bundle import format_description
+
+        lines += format_description(report["cascade"])
     lines += ["", "Ops by type"]
     lines += [f"  {op:<28} {n:>5}" for op, n in report["op_counts"].items()]
     lines += [

@@ -8,6 +8,8 @@ A bundle is a directory written by ``edgekit convert``::
       <stem>_int8_edgetpu.tflite   the same after edgetpu_compiler (only when compiled)
       <stem>_int8_edgetpu.log      the compiler's operation log (only when compiled)
       labels.txt                   one label per line (only when labels were given)
+      classifier/                  a cascade's crop classifier, itself a bundle (only with
+                                   ``convert --classify``; ``cascade`` in the manifest names it)
 
 Preprocessing contract (shared by calibration on the host and classification on the device):
 load the image as RGB uint8, resize to ``input.shape[1:3]`` with ``input.resize``, reorder channels
@@ -86,11 +88,18 @@ class Manifest:
     format_version: int = FORMAT_VERSION
     task: str = "classify"
     detection: dict[str, Any] | None = None
+    # A cascade bundle (convert --classify): {"classifier": folder, "crop_labels": [...] or
+    # None, "top_k": int or None}; the folder is the crop classifier's own bundle.
+    cascade: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         if self.detection is None:
             del d["detection"]
+        if self.cascade is None:
+            del d["cascade"]
+        elif d["cascade"].get("crop_labels") is not None:
+            d["cascade"]["crop_labels"] = list(d["cascade"]["crop_labels"])
         d["input"]["shape"] = list(self.input.shape)
         d["input"]["range"] = list(self.input.range)
         d["output"]["shape"] = list(self.output.shape)
@@ -144,6 +153,7 @@ class Manifest:
             format_version=d.get("format_version", 0),
             task=_task(d.get("task", "classify"), where),
             detection=_detection(d.get("detection"), d.get("task", "classify"), where),
+            cascade=_cascade(d.get("cascade"), d.get("task", "classify"), where),
         )
 
 
@@ -194,6 +204,14 @@ def _detection(det: Any, task: Any, where: str) -> dict[str, Any] | None:
     return {"decoder": det["decoder"], "params": dict(params)}
 
 
+def _cascade(block: dict[str, Any] | None, task: Any, where: str) -> dict[str, Any] | None:
+    """Only a detector carries a crop classifier."""
+    if block is not None and task != "detect":
+        raise EdgekitError(f'{where}: "cascade" in a {task} bundle (only detectors have one)',
+                           "re-create the bundle with `edgekit convert`")  # fmt: skip
+    return dict(block) if block is not None else None
+
+
 def _check_finite(value: Any, where: str) -> None:
     """Reject NaN/inf (json.loads accepts them) anywhere inside ``value``."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -225,6 +243,12 @@ class Bundle:
     @property
     def edgetpu_model(self) -> Path | None:
         return self.model_path("edgetpu")
+
+    @property
+    def cascade_classifier(self) -> Path | None:
+        """The crop classifier's bundle folder of a cascade bundle, else None."""
+        c = self.manifest.cascade
+        return self.dir / c["classifier"] if c else None
 
 
 def is_bundle(path: str | os.PathLike) -> bool:
@@ -269,4 +293,8 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
                     raise EdgekitError(
                         f"{path}: bundle's {kind} model: {e.message}", "re-create the bundle"
                     ) from None
+    clf = bundle.cascade_classifier
+    if clf is not None and not (clf / MANIFEST_NAME).is_file():
+        raise EdgekitError(f"{path}: cascade bundle is missing its classifier {clf}",
+                           "re-create the bundle with `edgekit convert --classify`")  # fmt: skip
     return bundle

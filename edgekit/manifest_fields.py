@@ -181,6 +181,40 @@ def _record(fields, prefix: str):
     return check
 
 
+def crop_labels(v: Any) -> tuple[str, ...] | None:
+    if v is None:
+        return None
+    if (not isinstance(v, list) or not v or len(v) > MAX_LABELS
+            or not all(isinstance(x, str) and x for x in v)):  # fmt: skip
+        raise Bad("must be a non-empty list of detector labels, or null (all)")
+    return tuple(v)
+
+
+CASCADE_FIELDS: dict[str, tuple[bool, Callable[[Any], Any]]] = {
+    "classifier": (True, bundle_path),  # the classifier's bundle folder inside this bundle
+    "crop_labels": (False, crop_labels),
+    "top_k": (False, optional(integer(1, 1000))),
+}
+
+
+def cascade(v: Any) -> dict[str, Any] | None:
+    """A detector bundle that carries its crop classifier (``edgekit convert --classify``)."""
+    if v is None:
+        return None
+    if not isinstance(v, dict):
+        raise Bad(f"cascade: must be an object, got {_show(v)}")
+    unknown = sorted(set(v) - set(CASCADE_FIELDS))
+    if unknown:
+        raise Bad(f"cascade: unknown key(s) {', '.join(unknown)}")
+    out = _check_fields(v, CASCADE_FIELDS, "cascade.")
+    if out["classifier"] in (".", "./"):
+        raise Bad("cascade.classifier: must be a folder inside the bundle, not the bundle itself")
+    return out
+
+
+cascade.names_itself = True  # type: ignore[attr-defined]
+
+
 TOP_FIELDS: dict[str, tuple[bool, Callable[[Any], Any]]] = {
     "format_version": (False, integer(0, 1_000_000)),
     "name": (True, text(1000)),
@@ -194,6 +228,7 @@ TOP_FIELDS: dict[str, tuple[bool, Callable[[Any], Any]]] = {
     "verification": (False, mapping),
     "compile": (False, optional(mapping)),
     "created": (False, optional(text(100))),
+    "cascade": (False, cascade),
 }
 
 _INT_RANGES = {"uint8": (0, 255), "int8": (-128, 127)}

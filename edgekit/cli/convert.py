@@ -132,6 +132,26 @@ def _pair(kind):
     show_default=True,
     help="Detectors: boxes kept per image after NMS.",
 )
+@click.option(
+    "--classify",
+    "classify",
+    type=click.Path(path_type=str),
+    help="Detectors: a cascade. This crop classifier (a bundle, an int8 .tflite or a Coral "
+    "model) is co-compiled with the detector in one edgetpu_compiler call and carried in the "
+    "bundle, so `detect` and `serve` classify each detection's crop with it.",
+)
+@click.option(
+    "--classify-labels", type=click.Path(path_type=str),
+    help="The classifier's label file (when it is not a bundle).",
+)
+@click.option(
+    "--crop-labels",
+    help="Comma-separated detector labels whose crops are classified [default: all].",
+)
+@click.option(
+    "--classify-top-k", type=click.IntRange(1, 1000),
+    help="Classes kept per crop, stored in the bundle [default: 3].",
+)
 @click.option("--no-compile", is_flag=True, help="Skip edgetpu_compiler.")
 @compiler_options("--compile-timeout")
 @click.option(
@@ -163,6 +183,10 @@ def convert(
     score_threshold,
     iou,
     max_detections,
+    classify,
+    classify_labels,
+    crop_labels,
+    classify_top_k,
     no_compile,
     compiler,
     compile_timeout,
@@ -204,6 +228,10 @@ def convert(
             score_threshold=score_threshold,
             iou=iou,
             max_detections=max_detections,
+            classify=classify,
+            classify_labels=classify_labels,
+            crop_labels=tuple(crop_labels.split(",")) if crop_labels is not None else None,
+            classify_top_k=classify_top_k,
             compile=not no_compile,
             compiler_path=compiler,
             compile_timeout=compile_timeout,
@@ -227,6 +255,8 @@ def _summary(result) -> None:
         f for f in (m.models.get("cpu"), m.models.get("edgetpu"), m.models.get("edgetpu_log")) if f
     ]
     files += (["labels.txt"] if m.labels else []) + ["edgekit.json"]
+    if m.cascade:
+        files.append(f"{m.cascade['classifier']}/")
     click.echo(
         f"Wrote {result.out_dir}/ ({', '.join(files)}) in {result.timings_s.get('total', 0):.1f} s"
     )
@@ -295,6 +325,32 @@ def _summary(result) -> None:
                 f"          note: parameters {_mib(mem['parameters_bytes'])} nearly fill the "
                 "on-chip cache; part may stream"
             )
+    if result.cascade:
+        _cascade_summary(result.cascade, m)
+
+
+def _cascade_summary(c: dict, m) -> None:
+    """The carried classifier and, when co-compiled, each model's share of the on-chip cache."""
+    crops = ", ".join(c["crop_labels"]) if c.get("crop_labels") else "every label"
+    click.echo(f"  cascade {c['classifier']} ({c['classifier_name']}, "
+               f"{c['classifier_labels'] or 'no'} labels) classifies the crops of {crops}"
+               + (f", top {c['top_k']}" if c.get("top_k") else ""))  # fmt: skip
+    if not c.get("cocompiled"):
+        click.echo("          not co-compiled (no compiler run): each model alone on the Edge TPU")
+        return
+    click.echo("          co-compiled in one edgetpu_compiler call, detector first:")
+    streamed = []
+    for who, r in (("detector", c.get("detector_report")),
+                   ("classifier", c.get("classifier_report"))):  # fmt: skip
+        r = r or {}
+        click.echo(f"          {who:<10} {r.get('output')}: on-chip {_mib(r.get('on_chip_bytes'))}"
+                   f", off-chip {_mib(r.get('off_chip_bytes'))}")  # fmt: skip
+        if r.get("off_chip_bytes"):
+            streamed.append(who)
+    left = (c.get("classifier_report") or {}).get("on_chip_remaining_bytes")
+    click.echo(f"          on-chip cache left {_mib(left)}; "
+               + (f"streamed every inference: {', '.join(streamed)}" if streamed
+                  else "both models' parameters stay on-chip"))  # fmt: skip
 
 
 def _range_summary(decision: dict, m) -> None:

@@ -65,7 +65,13 @@ def _finite(ctx, param, value):
     "classifier",
     type=click.Path(dir_okay=True),
     help="Cascade: classify the crop of each detection with this classifier (a bundle, "
-    ".tflite or _edgetpu.tflite), e.g. a species classifier behind a bird detector.",
+    ".tflite or _edgetpu.tflite), e.g. a species classifier behind a bird detector "
+    "[default: the classifier a cascade bundle carries].",
+)
+@click.option(
+    "--no-classify",
+    is_flag=True,
+    help="Run only the detector of a cascade bundle (`convert --classify`).",
 )
 @click.option(
     "--classify-labels",
@@ -79,9 +85,7 @@ def _finite(ctx, param, value):
 @click.option(
     "--classify-top-k",
     type=click.IntRange(1, 1000),
-    default=3,
-    show_default=True,
-    help="Classes kept per crop.",
+    help="Classes kept per crop [default: the cascade bundle's, else 3].",
 )
 @click.option("--device", "-d", default="auto", show_default=True, help=DEVICE_HELP)
 @click.option(
@@ -92,7 +96,7 @@ def _finite(ctx, param, value):
 @libedgetpu_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")  # fmt: skip
 def detect(model, images, threshold, iou, max_detections, decoder, anchors, labels, annotate,
-           classifier,
+           classifier, no_classify,
            classify_labels, crop_labels, classify_top_k, device, threads, as_json):  # fmt: skip
     """Detect objects in IMAGES with MODEL (a bundle directory, .tflite or _edgetpu.tflite).
 
@@ -101,25 +105,32 @@ def detect(model, images, threshold, iou, max_detections, decoder, anchors, labe
     to the next). An unreadable image gets an error line, the others are still processed, and
     the exit status is 1 at the end.
 
-    With --classify, each detection's crop (the box plus 10 % each side; boxes under 16 px and
-    beyond the best 8 of an image are skipped) also goes through the classifier, with the
-    classifier's own preprocessing, and gets its "classes". Both models run on the same device.
+    With --classify, or with a cascade bundle (`convert --classify`), each detection's crop
+    (the box plus 10 % each side; boxes under 16 px and beyond the best 8 of an image are
+    skipped) also goes through the classifier, with the classifier's own preprocessing, and
+    gets its "classes". Both models run on the same device.
     """
     if annotate:
         from edgekit.atomic import check_destination
 
         check_destination(Path(annotate) / "x.png")
-    if classifier is None and (classify_labels or crop_labels):
-        raise click.UsageError("--classify-labels and --crop-labels need --classify CLASSIFIER")
+    from edgekit.detect.cascade_bundle import choose
+
+    if no_classify and classifier is not None:
+        raise click.UsageError("--no-classify and --classify CLASSIFIER: choose one")
+    names = _crop_labels(crop_labels)
+    pick = None if no_classify else choose(model, classifier, names, classify_top_k)
+    if pick is None and (classify_labels or crop_labels or classify_top_k):
+        raise click.UsageError("--classify-labels, --crop-labels and --classify-top-k need "
+                               "--classify CLASSIFIER (or a cascade bundle)")  # fmt: skip
     kw = dict(labels=labels, device=device, threshold=threshold, iou=iou,
               max_detections=max_detections, decoder=decoder, threads=threads,
               on_warning=warn, anchors=anchors)  # fmt: skip
-    if classifier is not None:
+    if pick is not None:
         from edgekit.detect.cascade import open_cascade
 
-        names = _crop_labels(crop_labels)
-        det = open_cascade(model, classifier, classify_labels=classify_labels,
-                           top_k=classify_top_k, crop_labels=names, **kw)  # fmt: skip
+        det = open_cascade(model, pick.classifier, classify_labels=classify_labels,
+                           top_k=pick.top_k, crop_labels=pick.crop_labels, **kw)  # fmt: skip
     else:
         from edgekit.detect.detector import Detector
 

@@ -96,7 +96,13 @@ def bench(model, device, runs, warmup, threads, as_json, plot, image, classifier
     decode + NMS of its output is timed too, beside invoke.
     """
     from edgekit import bench as lib
+    from edgekit.detect.cascade_bundle import carried
 
+    found = carried(model) if classifier is None else None
+    if found is not None:  # a cascade bundle (convert --classify): its cascade is what runs
+        classifier = str(found[0])
+        if crop_labels is None and found[1].get("crop_labels"):
+            crop_labels = ",".join(found[1]["crop_labels"])
     if classifier is not None:
         return _bench_cascade(model, classifier, device, runs, warmup, threads, as_json, plot,
                               image, crop_labels)  # fmt: skip

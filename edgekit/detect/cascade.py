@@ -273,18 +273,26 @@ def _once(fn: Callable[[str], None] | None) -> Callable[[str], None]:
     return once
 
 
-def cascade_factory(config) -> Callable[..., Cascade]:
+def cascade_factory(config) -> Callable[..., Cascade] | None:
     """serve's picklable factory for ``[model]`` + ``[cascade]`` of a ServeConfig (both models
-    built in the worker process: one process, one Edge TPU lock)."""
+    built in the worker process: one process, one Edge TPU lock); a cascade bundle's carried
+    classifier when ``[cascade] classifier`` is empty (:mod:`edgekit.detect.cascade_bundle`).
+    None when there is no classifier at all."""
     import functools
+
+    from edgekit.detect.cascade_bundle import choose
 
     m, c = config.model, config.cascade
     names = [n.strip() for n in c.crop_labels.split(",") if n.strip()] or None
+    pick = choose(m.path, c.classifier or None, names, c.top_k or None)
+    if pick is None:
+        return None
     return functools.partial(
-        open_cascade, m.path, c.classifier, device=m.device, threads=m.threads or None,
+        open_cascade, m.path, pick.classifier, device=m.device, threads=m.threads or None,
         labels=m.labels or None, threshold=m.threshold or None, iou=m.iou or None,
         max_detections=m.max_detections or None, decoder=m.decoder or None,
         anchors=m.anchors or None,
-        classify_labels=c.labels or None, top_k=c.top_k, classify_threshold=c.threshold,
-        crop_labels=names, margin=c.margin, min_size=c.min_size, max_crops=c.max_crops,
+        classify_labels=c.labels or None, top_k=pick.top_k, classify_threshold=c.threshold,
+        crop_labels=pick.crop_labels, margin=c.margin, min_size=c.min_size,
+        max_crops=c.max_crops,
     )  # fmt: skip

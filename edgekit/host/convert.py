@@ -47,9 +47,11 @@ class ConvertResult:
     warnings: list[str] = field(default_factory=list)
     timings_s: dict[str, float] = field(default_factory=dict)
     input_range: dict[str, Any] = field(default_factory=dict)
+    cascade: dict[str, Any] | None = None  # convert --classify: host/convert_cascade.summary
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            **({"cascade": self.cascade} if self.cascade else {}),
             "bundle": str(self.out_dir),
             "manifest_path": str(self.out_dir / MANIFEST_NAME),
             "compiled": self.compiled,
@@ -110,6 +112,9 @@ def run(
     from edgekit.groups import read_split, split_file_for
 
     train_split = read_split(split_file_for(model_path)) if opts.calib is not None else None
+    from edgekit.host import convert_cascade as cc
+
+    crop_classifier = cc.classifier_stage(opts)  # --classify: refused now, not after minutes
     compiler_exe = compiler.find_compiler(opts.compiler_path) if opts.compile else None
     compiler_missing = opts.compile and compiler_exe is None
 
@@ -117,6 +122,7 @@ def run(
 
     load_tensorflow()
     model = st.load_stage(model_path, opts, label_map, warning)
+    cc.check_detector(crop_classifier, opts, model, warning)
     framing = st.preprocessing_stage(model_path, opts, model, warning)
     calib = st.calibration_stage(opts, model, framing, train_split, progress, warning)
     prepared = st.range_stage(opts, model, framing, calib, warning)
@@ -134,7 +140,7 @@ def run(
         warning(f"edgetpu_compiler not found; wrote the CPU bundle only ({compiler.INSTALL_HINT})")
     stem = model_path.name if model_path.is_dir() else model_path.stem
     out = bundle.write_bundle(
-        out_dir, stem, stages, opts, compiler_exe, warning, timings, t_start
+        out_dir, stem, stages, opts, compiler_exe, warning, timings, t_start, crop_classifier
     )
     return ConvertResult(
         out_dir,
@@ -144,4 +150,5 @@ def run(
         warnings,
         {k: round(v, 3) for k, v in timings.items()},
         prepared.decision.to_dict(),
+        cc.summary(out_dir) if crop_classifier is not None else None,
     )

@@ -44,8 +44,11 @@ class Bundle:
     compiled: Compiled
 
 
-def compile_stage(tmp: Path, stem: str, q, opts, compiler_exe, warning) -> Compiled:
-    """Write ``<stem>_int8.tflite`` into ``tmp`` and compile it there when a compiler is given."""
+def compile_stage(tmp: Path, stem: str, q, opts, compiler_exe, warning,
+                  compile_fn=None) -> Compiled:  # fmt: skip
+    """Write ``<stem>_int8.tflite`` into ``tmp`` and compile it there when a compiler is given.
+    ``compile_fn(exe, model, out_dir, opts) -> CompileReport`` replaces the single-model call
+    (a cascade co-compiles: :mod:`edgekit.host.convert_cascade`)."""
     t = time.perf_counter()
     cpu_name = f"{stem}_int8.tflite"
     models: dict[str, Optional[str]] = {"cpu": cpu_name, "edgetpu": None, "edgetpu_log": None}
@@ -59,10 +62,7 @@ def compile_stage(tmp: Path, stem: str, q, opts, compiler_exe, warning) -> Compi
     (tmp / cpu_name).write_bytes(q.data)
     info["latency"] = _latency(q.info, q.prediction, tmp, None)
     if compiler_exe is not None:
-        report = compiler.compile_model(
-            compiler_exe, tmp / cpu_name, tmp, opts.min_runtime, opts.segments,
-            opts.compile_timeout,
-        )  # fmt: skip
+        report = (compile_fn or _compile_alone)(compiler_exe, tmp / cpu_name, tmp, opts)
         # What the Pi needs: a runtime at least this new (edgetpu_compiler 16 -> 14
         # unless -m 13); doctor and the runtime compare it with libedgetpu's.
         info.update(
@@ -83,23 +83,39 @@ def compile_stage(tmp: Path, stem: str, q, opts, compiler_exe, warning) -> Compi
     return Compiled(models, info, time.perf_counter() - t)
 
 
+def _compile_alone(compiler_exe, model: Path, out: Path, opts):
+    return compiler.compile_model(compiler_exe, model, out, opts.min_runtime, opts.segments,
+                                  opts.compile_timeout)  # fmt: skip
+
+
 def write_bundle(out_dir: Path, stem: str, stages: Stages, opts, compiler_exe, warning,
-                 timings: dict, t_start: float) -> Bundle:  # fmt: skip
-    """Compile and write the whole bundle atomically from the earlier stages' results."""
+                 timings: dict, t_start: float, cascade=None) -> Bundle:  # fmt: skip
+    """Compile and write the whole bundle atomically from the earlier stages' results.
+    ``cascade``: the crop classifier to carry and co-compile
+    (:class:`edgekit.host.convert_cascade.CropClassifier`), or None."""
     labels = stages.model.labels
+    block = None
     with atomic_dir(out_dir, force=opts.force) as tmp:
-        compiled = compile_stage(tmp, stem, stages.quantized, opts, compiler_exe, warning)
+        if cascade is not None:
+            from edgekit.host.convert_cascade import cascade_compile_stage
+
+            compiled, block = cascade_compile_stage(tmp, stem, stages.quantized, cascade, opts,
+                                                    compiler_exe, warning)  # fmt: skip
+        else:
+            compiled = compile_stage(tmp, stem, stages.quantized, opts, compiler_exe, warning)
         if labels is not None:
             (tmp / "labels.txt").write_text("\n".join(labels) + "\n", encoding="utf-8")
         timings["compile"] = compiled.seconds
         timings["total"] = time.perf_counter() - t_start
-        manifest = build_manifest(stem, stages, compiled, opts, timings)
+        manifest = build_manifest(stem, stages, compiled, opts, timings, block)
         (tmp / MANIFEST_NAME).write_text(manifest.to_json(), encoding="utf-8")
     return Bundle(manifest, compiled)
 
 
-def build_manifest(stem: str, stages: Stages, compiled: Compiled, opts, timings: dict) -> Manifest:
-    """The bundle's ``edgekit.json`` from the stages' results."""
+def build_manifest(stem: str, stages: Stages, compiled: Compiled, opts, timings: dict,
+                   cascade: dict | None = None) -> Manifest:  # fmt: skip
+    """The bundle's ``edgekit.json`` from the stages' results (``cascade``: the block naming
+    the carried crop classifier, see :mod:`edgekit.host.convert_cascade`)."""
     from edgekit.host.quantize import _tensor_spec
 
     model, prepared = stages.model, stages.prepared
@@ -141,6 +157,7 @@ def build_manifest(stem: str, stages: Stages, compiled: Compiled, opts, timings:
         verification=stages.verified.result,
         compile=compiled.info,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        cascade=cascade,
         **model.task.manifest_fields(opts),
     )
 

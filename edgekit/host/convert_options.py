@@ -54,6 +54,11 @@ class ConvertOptions:
     min_runtime: Optional[int] = None
     segments: Optional[int] = None
     force: bool = False
+    # A cascade (host/convert_cascade.py): the crop classifier co-compiled and carried along.
+    classify: Optional[Path] = None  # a classifier bundle, int8 .tflite or Coral model
+    classify_labels: Optional[Path] = None  # its label file (a bare .tflite's)
+    crop_labels: Optional[tuple[str, ...]] = None  # detector labels whose crops are classified
+    classify_top_k: Optional[int] = None  # classes kept per crop (None: the runtime's 3)
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> ConvertOptions:
@@ -70,7 +75,7 @@ class ConvertOptions:
 
     def __post_init__(self) -> None:
         # Normalise types first (paths, float pairs), then check every value.
-        for name in ("calib", "labels"):
+        for name in ("calib", "labels", "classify", "classify_labels"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, Path):
                 object.__setattr__(self, name, Path(value))
@@ -85,6 +90,32 @@ class ConvertOptions:
             object.__setattr__(self, "input_size", tuple(int(v) for v in self.input_size))
         self._check_choices()
         self._check_numbers()
+        self._check_cascade()
+
+    def _check_cascade(self) -> None:
+        if self.crop_labels is not None:
+            names = tuple(str(n).strip() for n in self.crop_labels if str(n).strip())
+            if not names:
+                raise EdgekitError("--crop-labels: give one or more detector labels, e.g. bird",
+                                  exit_code=2)  # fmt: skip
+            object.__setattr__(self, "crop_labels", names)
+        if self.classify is None:
+            given = [n for n, v in (("--classify-labels", self.classify_labels),
+                                    ("--crop-labels", self.crop_labels),
+                                    ("--classify-top-k", self.classify_top_k)) if v is not None]
+            if given:
+                raise EdgekitError(f"{given[0]} needs --classify CLASSIFIER", exit_code=2)
+            return
+        k = self.classify_top_k
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 1000):
+            raise EdgekitError(f"--classify-top-k {k!r}: must be an integer in 1..1000",
+                               exit_code=2)  # fmt: skip
+        if self.segments is not None:
+            raise EdgekitError("--segments and --classify: a co-compiled cascade is not split "
+                               "into segments", "drop --segments", exit_code=2)  # fmt: skip
+        if self.task == "classify":
+            raise EdgekitError("--classify needs a detector: --task classify was given",
+                               "convert the detector with --task detect", exit_code=2)  # fmt: skip
 
     def _check_choices(self) -> None:
         if self.io not in ("uint8", "int8"):

@@ -137,7 +137,7 @@ class CascadeConfig:
     classifier: str = ""  # classifier bundle/.tflite for the crops ("" = no cascade)
     labels: str = ""  # its label file (default: the bundle's)
     crop_labels: str = ""  # comma-separated detector labels whose crops are classified ("" = all)
-    top_k: int = 3  # classes kept per crop
+    top_k: int = 0  # classes kept per crop (0 = a cascade bundle's, else 3)
     threshold: float = 0.0  # classifier score threshold
     margin: float = 0.1  # crop = box + this fraction of its size on each side
     min_size: int = 16  # px: smaller boxes are not classified
@@ -205,7 +205,7 @@ _RANGES = {
     ("model", "watch_s"): (0.0, DAY_S),
     ("fleet", "max_bundle_mb"): (0.001, 4096.0),
     ("fleet", "fetch_timeout_s"): (1.0, DAY_S),
-    ("cascade", "top_k"): (1, 1000),
+    ("cascade", "top_k"): (0, 1000),
     ("cascade", "threshold"): (0.0, 1.0),
     ("cascade", "margin"): (0.0, 2.0),
     ("cascade", "min_size"): (0, 16384),

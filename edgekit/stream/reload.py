@@ -115,7 +115,24 @@ class HotReload:
             return self.resilient(rgb)
 
     def info(self) -> dict:
-        return {"bundle": self.path, "sha256": self.sha256, "reloads": self.reloads}
+        """What runs now (the status page's and /status' ``model``): the bundle, its digest,
+        reloads, and a cascade's classifier (``[cascade]``'s, or the one a cascade bundle
+        carries, whose files the bundle's digest covers)."""
+        out = {"bundle": self.path, "sha256": self.sha256, "reloads": self.reloads}
+        key = (self.path, self.classifier)
+        if getattr(self, "_cascade_key", None) != key:  # once per version, not per request
+            self._cascade_key, self._cascade = key, {}
+            if self.classifier:
+                self._cascade = {"classifier": self.classifier,
+                                 "classifier_sha256": digest_or_empty(self.classifier)}  # fmt: skip
+            else:
+                from edgekit.detect.cascade_bundle import carried
+
+                found = carried(self.path)
+                if found is not None:
+                    self._cascade = {"classifier": str(found[0]), "classifier_carried": True}
+        out.update(self._cascade)
+        return out
 
     # -- triggers -------------------------------------------------------------------------------
     def request(self, path: str | None = None, why: str = "SIGHUP") -> None:

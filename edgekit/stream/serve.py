@@ -42,10 +42,11 @@ def model_factory(config: ServeConfig) -> Callable[[], Any]:
     m = config.model
     if not m.path:
         raise EdgekitError("no model given", "pass --model or set [model] path in the config")
-    if config.cascade.classifier:
-        from edgekit.detect.cascade import cascade_factory
+    from edgekit.detect.cascade import cascade_factory
 
-        return cascade_factory(config)
+    cascade = cascade_factory(config)  # [cascade], or the classifier a cascade bundle carries
+    if cascade is not None:
+        return cascade
     return functools.partial(
         open_task_model,
         m.path,

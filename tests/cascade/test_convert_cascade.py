@@ -1,0 +1,269 @@
+"""`edgekit convert DETECTOR --classify CLASSIFIER`: a real Keras detector (coloured squares,
+built here) quantized and co-compiled with a real classifier bundle in ONE call of the compiler
+stand-in (tests/convert/fake_edgetpu_compiler); the written bundle carries the classifier, so
+`detect BUNDLE`, `serve` with only `[model] path`, `bench` and `inspect` run or show the cascade;
+fleet packing and signing cover the classifier; bad combinations are one line and write
+nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from edgekit import signing
+from edgekit.cli import main
+from edgekit.errors import EdgekitError
+from edgekit.manifest import load_bundle
+from edgekit.stream import fleet_wire as wire
+from tests.detect.conftest import LABELS, scene
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = Path(__file__).resolve().parents[2]
+FAKE = ROOT / "tests" / "convert" / "fake_edgetpu_compiler"
+COLOURS = ("red", "green", "blue")
+
+
+def _cli(*args, env=None):
+    return CliRunner(env=env).invoke(main, [str(a) for a in args], catch_exceptions=True)
+
+
+def one_line_error(r, *needles, code=2):
+    assert r.exit_code == code, (r.output, r.exception)
+    err = r.stderr.strip().splitlines()[-1]
+    assert err.startswith("Error:") and r.stderr.count("Error:") == 1, r.stderr
+    assert "Traceback" not in r.output
+    for n in needles:
+        assert n in err, err
+
+
+def build_detector(keras, path: Path) -> Path:
+    """A real Keras model with the zoo detector's head (strides 8 and 16, one output
+    ``detections`` (1, 16 + 4, 4 + 3), sigmoid): a 32x32 input is a 4x4 grid of 8-px cells and a
+    red/green/blue cell is one detection of its colour, box = the cell (as
+    tests/detect/make_tiny_detectors.py); the stride-16 rows never fire."""
+    inp = keras.Input((32, 32, 3), batch_size=1, name="image")
+    heads = []
+    for stride, box, cls_bias in ((8, 0.125, -12.0), (16, 0.25, -40.0)):
+        conv = keras.layers.Conv2D(7, 1, name=f"head{stride}")
+        x = keras.layers.AveragePooling2D(stride)(inp)
+        x = keras.layers.Activation("sigmoid")(conv(x))
+        heads.append((keras.layers.Reshape(((32 // stride) ** 2, 7))(x), conv, box, cls_bias))
+    out = keras.layers.Concatenate(axis=1, name="detections")([h[0] for h in heads])
+    model = keras.Model(inp, out)
+    for _, conv, box, cls_bias in heads:
+        kernel = np.zeros((1, 1, 3, 7), np.float32)
+        kernel[0, 0, :, 4:] = 20.0 * np.eye(3)
+        logit = float(np.log(box / (1 - box)))
+        conv.set_weights([kernel, np.array([logit] * 4 + [cls_bias] * 3, np.float32)])
+    model.save(path)
+    (path.parent / "labels.txt").write_text("".join(f"{n}\n" for n in LABELS))
+    return path
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    """The Keras detector, its calibration scenes (320x320, 80-px squares: one cell each), a
+    float (not int8) classifier .tflite, and a photo with a red and a blue square."""
+    import keras
+    import tensorflow as tf
+
+    d = tmp_path_factory.mktemp("cascade_convert")
+    det = build_detector(keras, d / "det.h5")
+    rng = np.random.default_rng(0)
+    calib = d / "scenes"
+    calib.mkdir()
+    for i in range(40):
+        cells = [(COLOURS[rng.integers(3)], 80 * c, 80 * r, 80 * c + 80, 80 * r + 80)
+                 for r in range(4) for c in range(4) if rng.random() < 0.3]  # fmt: skip
+        Image.fromarray(scene(320, 320, cells)).save(calib / f"scene_{i:02d}.png")
+    inp = keras.Input((16, 16, 3), batch_size=1)
+    flat = keras.Model(inp, keras.layers.Dense(3, activation="softmax")(
+        keras.layers.GlobalAveragePooling2D()(inp)))  # fmt: skip
+    float_tflite = d / "float_clf.tflite"
+    float_tflite.write_bytes(tf.lite.TFLiteConverter.from_keras_model(flat).convert())
+    photo = d / "two.png"
+    Image.fromarray(scene(128, 128, [("red", 64, 0, 96, 32), ("blue", 0, 64, 32, 96)])).save(photo)
+    return {"det": det, "labels": d / "labels.txt", "calib": calib, "float": float_tflite,
+            "photo": photo, "dir": d}  # fmt: skip
+
+
+def convert_args(made, out, classifier, *extra):
+    return ["convert", made["det"], "--task", "detect", "--calib", made["calib"], "--labels",
+            made["labels"], "--num-calib", 30, "-o", out, "--classify", classifier,
+            "--compiler", FAKE, *extra]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def cascade(made, species_bundle):
+    """The cascade bundle, converted once; the compiler's argv and convert's outputs kept."""
+    out = made["dir"] / "feeder"
+    argv = made["dir"] / "argv.txt"
+    r = _cli(*convert_args(made, out, species_bundle, "--crop-labels", "red,green",
+                           "--classify-top-k", 2),
+             env={"FAKE_EDGETPU_ARGS_FILE": str(argv)})  # fmt: skip
+    assert r.exit_code == 0, (r.output, r.exception)
+    return {"bundle": out, "argv": argv.read_text().split(), "text": r.stdout}
+
+
+def test_one_compiler_call_compiles_both_and_the_bundle_carries_the_classifier(cascade):
+    out = cascade["bundle"]
+    models = [Path(a).name for a in cascade["argv"] if a.endswith(".tflite")]
+    assert models == ["det_int8.tflite", "u8_01_int8.tflite"]  # detector first, one call
+    b = load_bundle(out)
+    m = b.manifest
+    assert m.task == "detect" and m.labels == LABELS
+    assert m.cascade == {"classifier": "classifier", "crop_labels": ("red", "green"), "top_k": 2}
+    assert m.models["edgetpu"] == "det_int8_edgetpu.tflite" and b.edgetpu_model.is_file()
+    assert m.compile["cocompiled_with"] == ["u8_01_int8"]
+    c = load_bundle(out / "classifier")
+    assert c.manifest.task == "classify"
+    assert c.manifest.labels == ("cardinal", "parakeet", "bluejay")
+    assert c.manifest.input.range == (0.0, 1.0)  # the classifier's own preprocessing, kept
+    assert c.edgetpu_model.name == "u8_01_int8_edgetpu.tflite" and c.edgetpu_model.is_file()
+    assert c.manifest.compile["cocompiled_with"] == ["det_int8"]
+    assert (out / "classifier" / "labels.txt").read_text() == "cardinal\nparakeet\nbluejay\n"
+    for man in (m, c.manifest):  # each model's share of the cache, from the compiler's blocks
+        rep = man.compile["report"]
+        assert rep["on_chip_bytes"] > 0 and rep["off_chip_bytes"] == 0
+    text = cascade["text"]
+    assert "classifier/" in text.splitlines()[0]
+    assert "co-compiled in one edgetpu_compiler call, detector first" in text
+    assert "detector   det_int8_edgetpu.tflite: on-chip" in text
+    assert "classifier u8_01_int8_edgetpu.tflite: on-chip" in text
+    assert "both models' parameters stay on-chip" in text
+
+
+def test_detect_on_the_bundle_alone_runs_the_cascade(cascade, made):
+    r = _cli("detect", cascade["bundle"], made["photo"], "-d", "cpu", "--json")
+    assert r.exit_code == 0, r.output
+    by = {d["label"]: d for d in json.loads(r.stdout)["detections"]}
+    assert set(by) == {"red", "blue"}
+    assert [c["label"] for c in by["red"]["classes"]] == ["cardinal", "parakeet"]  # top_k 2
+    assert by["blue"]["classes"] == []  # not one of the bundle's crop labels
+    # the user's options still win: every label, top 1; an explicit classifier replaces it
+    r = _cli("detect", cascade["bundle"], made["photo"], "-d", "cpu", "--json",
+             "--crop-labels", "blue", "--classify-top-k", "1")  # fmt: skip
+    by = {d["label"]: d for d in json.loads(r.stdout)["detections"]}
+    assert by["red"]["classes"] == [] and [c["label"] for c in by["blue"]["classes"]] == [
+        "bluejay"]  # fmt: skip
+    r = _cli("detect", cascade["bundle"], made["photo"], "-d", "cpu", "--json", "--no-classify")
+    assert all("classes" not in d for d in json.loads(r.stdout)["detections"])
+    text = _cli("detect", cascade["bundle"], made["photo"], "-d", "cpu")
+    assert "-> cardinal (0)" in text.stdout and "1 crop classified" in text.stdout
+
+
+def test_inspect_and_bench_show_both_models(cascade, made):
+    r = _cli("inspect", cascade["bundle"], "--json")
+    assert r.exit_code == 0, r.output
+    c = json.loads(r.stdout)["cascade"]
+    assert c["name"] == "u8_01" and c["labels"] == 3 and c["crop_labels"] == ["red", "green"]
+    assert c["cocompiled_with"] == ["det_int8"] and c["together"]["fits"]
+    text = _cli("inspect", cascade["bundle"]).stdout
+    assert "Cascade  crops of red, green -> " in text and "co-compiled with det_int8" in text
+    r = _cli("bench", cascade["bundle"], "-d", "cpu", "--runs", 3, "--warmup", 1, "--image",
+             made["photo"], "--json")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    b = json.loads(r.stdout)
+    assert b["task"] == "cascade" and b["per_frame"]["crops_per_frame"] == 1  # red only
+
+
+def get(url):
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def test_serve_with_only_the_bundle_carries_classes(cascade, tmp_path):
+    from edgekit.stream import serve
+    from edgekit.stream.config import from_dict
+    from edgekit.stream.sinks import CallbackSink
+    from edgekit.stream.sources import OpenCVSource
+    from tests.stream.conftest import free_port
+    from tests.stream.test_serve_detect import cell, write_video
+
+    avi = write_video(tmp_path / "feeder.avi", [[cell("red", 1, 1), cell("blue", 2, 2)]],
+                      frames_per_scene=20)  # fmt: skip
+    port, stop, enough, results = free_port(), threading.Event(), threading.Event(), []
+
+    def on_result(r):
+        results.append(r)
+        if len(results) >= 5:
+            enough.set()
+
+    cfg = from_dict({"model": {"path": str(cascade["bundle"]), "device": "cpu"},
+                     "output": {"json_lines": False},
+                     "http": {"listen": f"127.0.0.1:{port}"}})  # fmt: skip
+    t = threading.Thread(target=serve.run, args=(cfg,), daemon=True,
+                         kwargs={"stop": stop, "source": OpenCVSource(str(avi), loop=True),
+                                 "extra_sinks": [CallbackSink(on_result)]})  # fmt: skip
+    t.start()
+    try:
+        assert enough.wait(60)
+        latest = get(f"http://127.0.0.1:{port}/latest")
+        by = {d["label"]: d for d in latest["result"]["detections"]}
+        assert [c["label"] for c in by["red"]["classes"]] == ["cardinal", "parakeet"]
+        assert by["blue"]["classes"] == []
+        assert latest["in_view"] == {"blue": 1, "cardinal": 1}
+        model = latest["model"]  # HotReload.info(): the classifier the bundle carries
+        assert model["classifier"].endswith("classifier") and model["classifier_carried"]
+    finally:
+        stop.set()
+        t.join(10)
+    assert not t.is_alive()
+
+
+def test_reload_info_names_the_cascade_classifier(detect_bundle, species_bundle):
+    from edgekit.stream.config import from_dict
+    from edgekit.stream.reload import HotReload
+
+    cfg = from_dict({"model": {"path": str(detect_bundle), "device": "cpu"},
+                     "cascade": {"classifier": str(species_bundle)}})  # fmt: skip
+    info = HotReload(cfg, resilient=None, emit=lambda *a: None, load=lambda c: None).info()
+    assert info["classifier"] == str(species_bundle)
+    assert info["classifier_sha256"] == signing.bundle_digest(species_bundle)
+
+
+def test_signing_and_the_fleet_archive_cover_the_classifier(cascade, tmp_path):
+    b = tmp_path / "b"
+    shutil.copytree(cascade["bundle"], b)
+    key, _, _ = signing.keygen(tmp_path / "k")
+    signing.sign(b, key)
+    files = {e.path for e in signing.bundle_files(b)}
+    assert {"classifier/edgekit.json", "classifier/u8_01_int8.tflite",
+            "classifier/u8_01_int8_edgetpu.tflite"} <= files  # fmt: skip
+    out = tmp_path / "unpacked"
+    wire.unpack(wire.pack(b), out, 64 << 20)  # what `edgekit rollout` ships
+    assert signing.verify(out, str(tmp_path / "k.pub")).digest == signing.bundle_digest(b)
+    assert load_bundle(out).cascade_classifier == (out / "classifier").resolve()
+    # a changed classifier breaks the bundle's signature
+    (b / "classifier" / "labels.txt").write_text("x\ny\nz\n")
+    with pytest.raises(EdgekitError, match="since it was signed"):
+        signing.verify(b, str(tmp_path / "k.pub"))
+
+
+def test_bad_combinations_are_one_line_and_write_nothing(made, species_bundle, detect_bundle,
+                                                         tiny_detector, tmp_path):  # fmt: skip
+    out = tmp_path / "out"
+    one_line_error(_cli(*convert_args(made, out, made["float"])), "not an int8 model")
+    one_line_error(_cli(*convert_args(made, out, detect_bundle)), "a detector bundle")
+    one_line_error(_cli(*convert_args(made, out, tiny_detector)), "a detector, not a classifier")
+    one_line_error(_cli(*convert_args(made, out, tmp_path / "nope")), "no such classifier")
+    one_line_error(_cli(*convert_args(made, out, made["labels"])), "not a TFLite model")
+    one_line_error(_cli(*convert_args(made, out, species_bundle, "--crop-labels", "bird")),
+                   "--crop-labels bird: not a label of the detector")  # fmt: skip
+    one_line_error(_cli(*convert_args(made, out, species_bundle, "--segments", 2)), "--segments")
+    one_line_error(_cli("convert", made["det"], "-o", out, "--calib", made["calib"],
+                        "--crop-labels", "red"), "--crop-labels needs --classify")  # fmt: skip
+    # the compiler fails: nothing half-written
+    r = _cli(*convert_args(made, out, species_bundle),
+             env={"FAKE_EDGETPU_MODE": "internal-error"})  # fmt: skip
+    one_line_error(r, "edgetpu_compiler", code=1)
+    assert not out.exists() and not list(tmp_path.glob(".out*"))
