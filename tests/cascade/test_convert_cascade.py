@@ -267,3 +267,50 @@ def test_bad_combinations_are_one_line_and_write_nothing(made, species_bundle, d
              env={"FAKE_EDGETPU_MODE": "internal-error"})  # fmt: skip
     one_line_error(r, "edgetpu_compiler", code=1)
     assert not out.exists() and not list(tmp_path.glob(".out*"))
+
+
+def test_a_coral_model_is_carried_through_its_int8_twin(made, tmp_path):
+    """Coral's download: mobilenet_v1_0.25_128_quant_edgetpu.tflite beside the int8 .tflite
+    it was compiled from; the labels come from --classify-labels."""
+    coral = ROOT / "tests" / "data" / "coral"
+    out = tmp_path / "feeder"
+    r = _cli(*convert_args(made, out, coral / "mobilenet_v1_0.25_128_quant_edgetpu.tflite",
+                           "--classify-labels", coral / "imagenet_labels.txt", "--json"))
+    assert r.exit_code == 0, (r.output, r.exception)
+    summary = json.loads(r.stdout)["cascade"]
+    assert summary["cocompiled"] and summary["classifier_labels"] == 1001
+    c = load_bundle(out / "classifier")
+    assert c.cpu_model.name == "mobilenet_v1_0.25_128_quant.tflite"
+    assert c.edgetpu_model.name == "mobilenet_v1_0.25_128_quant_edgetpu.tflite"
+    assert c.manifest.compile["cocompiled_with"] == ["det_int8"]
+    assert c.manifest.input.range == pytest.approx((-1.0, 127 / 128))  # its tensor's range
+    assert c.manifest.labels[0] == "background"
+    r = _cli("detect", out, made["photo"], "-d", "cpu", "--json")
+    assert r.exit_code == 0, r.output
+    dets = json.loads(r.stdout)["detections"]
+    assert len(dets) == 2 and all(len(d["classes"]) == 3 for d in dets)
+    # the compiled file alone (no int8 twin beside it) cannot be co-compiled
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    shutil.copy(coral / "mobilenet_v1_0.25_128_quant_edgetpu.tflite", lone)
+    one_line_error(_cli(*convert_args(made, tmp_path / "x", lone /
+                                      "mobilenet_v1_0.25_128_quant_edgetpu.tflite")),
+                   "compiled for the Edge TPU")  # fmt: skip
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d["cascade"].update(classifier="../elsewhere"), "cascade.classifier"),
+    (lambda d: d["cascade"].update(top_k=0), "cascade.top_k"),
+    (lambda d: d["cascade"].update(crop_labels=[]), "cascade.crop_labels"),
+    (lambda d: d["cascade"].update(extra=1), "unknown key(s) extra"),
+    (lambda d: d["cascade"].update(classifier="gone"), "missing its classifier"),
+    (lambda d: d.update(task="classify", detection=None), '"cascade" in a classify bundle'),
+])  # fmt: skip
+def test_a_damaged_cascade_manifest_is_one_line(cascade, tmp_path, edit, message):
+    from tests.detect.conftest import edit_manifest
+
+    b = edit_manifest(cascade["bundle"], tmp_path / "b", edit)
+    with pytest.raises(EdgekitError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_bundle(b)
+    r = _cli("detect", b, tmp_path / "none.png", "-d", "cpu")
+    assert r.exit_code == 1 and "Traceback" not in r.output and message.split()[0] in r.stderr
