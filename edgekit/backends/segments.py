@@ -15,7 +15,10 @@ intermediate tensor to the segment that reads it), wrapped in an ordinary
   one process), as a :class:`~edgekit.backends.segment_pipeline.PipelineInterpreter`: one
   frame at a time it is the chain; callers that run several frames at once (serve's worker,
   classify/detect over many images, bench) get segment K on frame n while segment K-1 runs
-  frame n+1 (``edgekit.backends.segment_pipeline``).
+  frame n+1 (``edgekit.backends.segment_pipeline``). Fewer Edge TPUs than segments (at least
+  one): segment K on device K mod M (this process's device lock is re-entrant; libedgetpu
+  serves several models on one device, swapping their parameters in), chained one frame at a
+  time, said in one notice.
 - CPU: the uncompiled whole model ``BASE.tflite`` beside the segments (the CPU twin), else the
   segments in sequence when none contains an ``edgetpu-custom-op`` (segments split from an
   uncompiled model); compiled segments without a twin are refused in one line: the CPU
@@ -136,20 +139,23 @@ def open_segments(files: list[Path], device: str, threads: int | None,
     n, name = len(files), files[0].name
     devices = _edge_tpus(device, n, backends)
     if devices:
+        m = len(devices)
+        if m < n:  # segment K on device K mod M (this process's device lock is re-entrant)
+            warn(f"{n} segments on {m} Edge TPU{'s' if m > 1 else ''}: chained on "
+                 f"{','.join(devices)}, one frame at a time (the pipeline needs {n})")  # fmt: skip
         runners = []
         try:
-            for f, d in zip(files, devices):
-                runners.append(backends["edgetpu"](str(f), d, threads))
+            for k, f in enumerate(files):
+                runners.append(backends["edgetpu"](str(f), devices[k % m], threads))
         except BaseException:
             for r in runners:  # the devices opened so far are released (their locks too)
                 r.close()
             raise
-        return _chain(runners, files, "+".join(r.device for r in runners), "edgetpu",
-                      pipelined=True)  # fmt: skip
+        names = "+".join(dict.fromkeys(r.device for r in runners))
+        return _chain(runners, files, names, "edgetpu", pipelined=m >= n)
     twin = cpu_twin(files)
     if device != "cpu":
-        warn(f"{n} Edge TPUs needed for {n} segments, fewer attached: running on the CPU "
-             "(emulation)")  # fmt: skip
+        warn(f"no Edge TPU for the {n} segments: running on the CPU (emulation)")
     if twin is not None:
         warn(f"running the CPU twin {twin.name} of the {n} segments (emulation)")
         r = backends["cpu"](str(twin), "cpu", threads)
@@ -158,7 +164,7 @@ def open_segments(files: list[Path], device: str, threads: int | None,
     if compiled(files):
         raise EdgekitError(
             f"{name}: compiled segments (edgetpu-custom-op) cannot run on the CPU interpreter",
-            f"attach {n} Edge TPUs, or put the uncompiled model "
+            f"attach an Edge TPU ({n} to pipeline them), or put the uncompiled model "
             f"{SEGMENT_RE.match(name).group('base')}.tflite beside the segments",
         )
     return _chain([backends["cpu"](str(f), "cpu", threads) for f in files], files, "cpu", "cpu")
@@ -186,8 +192,8 @@ def _chain(runners: list, files: list[Path], device: str, backend: str,
 
 def _edge_tpus(device: str, n: int, backends: dict) -> list[str] | None:
     """The devices the N segments go to, or None for the CPU. ``auto``: the first N attached
-    (CPU when fewer); ``usb``/``pci``/``usb:*``: the first N of that kind (an error when fewer);
-    a list ``usb:0,usb:1``: those, one per segment."""
+    (fewer: those, the segments chained over them; none: the CPU); ``usb``/``pci``/``usb:*``:
+    the same of that kind (none: an error); a list ``usb:0,usb:1``: those, one per segment."""
     device = (device or "auto").strip().lower()
     if device == "cpu":
         return None
@@ -205,9 +211,9 @@ def _edge_tpus(device: str, n: int, backends: dict) -> list[str] | None:
         return names
     kind = device.split(":")[0] if device not in ("auto", "*", ":*") else None
     pool = [d.name for d in attached if kind is None or d.type == kind]
-    if len(pool) >= n:
-        return pool[:n]
+    if pool:
+        return pool[:n]  # fewer than n: the segments are chained over them
     if device == "auto":
         return None
-    raise EdgekitError(f"{n} segments need {n} Edge TPUs; attached: {len(pool)}",
-                       "attach more Edge TPUs, or run the CPU twin with --device cpu")  # fmt: skip
+    raise EdgekitError(f"{n} segments need an Edge TPU ({n} to pipeline them); attached: 0",
+                       "attach an Edge TPU, or run the CPU twin with --device cpu")  # fmt: skip

@@ -220,3 +220,25 @@ def test_real_ssd_segments_pipelined_give_the_chains_detections(ssd_segments, tw
     assert res.exit_code == 0, res.output
     assert [r["image"] for r in json.loads(res.stdout)] == [str(CORAL / "cat.bmp"),
                                                               str(CORAL / "bird.bmp")]  # fmt: skip
+
+
+def test_fewer_corals_than_segments_chain_them_and_say_so_once(tiny, two_corals, tmp_path):
+    trace = two_corals(DEVICES=1)  # one Coral attached
+    one = make_sysfs(tmp_path / "one", usb=[("2-1", "18d1", "9302", 5000)])
+    backends.register_backend("edgetpu", backends.EdgeTpuBackend(SystemStack(root=one)))
+    notes: list[str] = []
+    r = backends.open_model(tiny["compiled"][0], device="auto", on_warning=notes.append)
+    try:
+        assert isinstance(r.interpreter, ChainInterpreter) and r.device == "usb:0"
+        assert notes == ["2 segments on 1 Edge TPU: chained on usb:0, one frame at a time "
+                         "(the pipeline needs 2)"]  # fmt: skip
+        r.run(np.zeros(r.input_shape, r.input_dtype))
+        assert [s.split()[1:3] for s in traced(trace)] == [["usb:0", "begin"], ["usb:0", "end"],
+                                                           ["usb:0", "begin"], ["usb:0", "end"]]
+    finally:
+        r.close()
+    from edgekit.classify import Classifier
+
+    clf = Classifier(tiny["compiled"][0], device="usb:*", on_warning=notes.append)
+    assert frames_in_flight(clf) == 1 and len(notes) == 2  # one frame at a time, said once
+    clf.close()
