@@ -40,11 +40,22 @@ def check_model(config: ServeConfig) -> str:
         runner = getattr(model, "runner", None)
         backend = getattr(runner, "backend", None) or getattr(model, "backend", None) or "?"
         task = getattr(model, "task", "classify")
-        return f"{config.model.path} ({task}, {backend})"
+        return f"{config.model.path} ({task}, {backend})" + _cascade(config)
     finally:
         close = getattr(model, "close", None)
         if close is not None:
             close()
+
+
+def _cascade(config: ServeConfig) -> str:
+    """' + classifier PATH' ([cascade]'s, or the one a cascade bundle carries), or ''."""
+    from edgekit.detect.cascade_bundle import choose
+
+    c = config.cascade
+    pick = choose(config.model.path, c.classifier or None)
+    if pick is None:
+        return ""
+    return f" + classifier {pick.classifier}" + (" (carried by the bundle)" if pick.carried else "")
 
 
 def check_source(config: ServeConfig) -> str:

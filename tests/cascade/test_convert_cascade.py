@@ -314,3 +314,26 @@ def test_a_damaged_cascade_manifest_is_one_line(cascade, tmp_path, edit, message
         load_bundle(b)
     r = _cli("detect", b, tmp_path / "none.png", "-d", "cpu")
     assert r.exit_code == 1 and "Traceback" not in r.output and message.split()[0] in r.stderr
+
+
+def test_on_a_terminal_with_the_users_umask(made, species_bundle, tmp_path):
+    """As a user runs it (a pseudo-terminal: progress bars), umask 022: the service user of
+    serve must be able to read the classifier folder too."""
+    import stat
+
+    from tests.tty import EDGEKIT, run_in_pty
+
+    out = tmp_path / "feeder"
+    old = os.umask(0o022)
+    try:
+        code, text = run_in_pty([*EDGEKIT, *convert_args(made, out, species_bundle)], timeout=300)
+    finally:
+        os.umask(old)
+    assert code == 0, text[-3000:]
+    assert "Traceback" not in text and "Error" not in text, text[-3000:]
+    assert "co-compiled in one edgetpu_compiler call" in text and "[#" in text
+    for p in [out / "classifier", *(out / "classifier").iterdir()]:
+        assert stat.S_IMODE(p.stat().st_mode) & 0o044 == 0o044, (p, oct(p.stat().st_mode))
+    r = _cli("serve", "--model", out, "--source", made["photo"], "--device", "cpu", "--check")
+    assert r.exit_code == 0, r.output
+    assert f"(detect, cpu) + classifier {out / 'classifier'} (carried by the bundle)" in r.stdout
