@@ -22,7 +22,7 @@ from edgekit.stream.config import ServeConfig
 from edgekit.stream.devicehealth import DeviceHealth
 from edgekit.stream.notify import Notifier
 from edgekit.stream.pipeline import FatalError, Pipeline
-from edgekit.stream.pool import make_pipeline
+from edgekit.stream.pool import PooledPipeline, make_pipeline
 from edgekit.stream.presence import Presence, PresenceSink
 from edgekit.stream.resilient import ResilientClassifier
 from edgekit.stream.sinks import JsonLinesSink
@@ -73,11 +73,13 @@ def uses_worker(config: ServeConfig) -> bool:
     return mode == "process" or (mode == "auto" and config.model.device.strip().lower() != "cpu")
 
 
-def load_model(config: ServeConfig, stop: threading.Event | None = None):
+def load_model(config: ServeConfig, stop: threading.Event | None = None, pooled: bool = False):
     """The model as serve runs it: in a worker process (several Edge TPUs: a
     :class:`~edgekit.stream.pool.DevicePool`, one worker per device, two frames in flight
     each) or in-process (see :func:`uses_worker`).
-    ``stop`` interrupts a worker's model load (:class:`~edgekit.stream.worker.Stopped`)."""
+    ``stop`` interrupts a worker's model load (:class:`~edgekit.stream.worker.Stopped`);
+    ``pooled`` (a hot reload while a pool's pipeline runs, e.g. compiled segments): one device
+    as a pool of one, which that pipeline can switch to."""
     from edgekit.stream.pool import DevicePool, expand_devices
     from edgekit.stream.segment_worker import segment_depth
 
@@ -91,12 +93,12 @@ def load_model(config: ServeConfig, stop: threading.Event | None = None):
               max_restarts=w.max_restarts, restart_window_s=w.restart_window_s, stop=stop)
     if depth is not None:  # frames pipelined over the devices (edgekit.stream.segment_worker)
         return DevicePool(model_factory(config), [None], depth=depth, **kw)
-    if devices is None:  # one device: one frame at a time (see docs/DESIGN.md, "Several
+    if devices is None and not pooled:  # one device: one frame at a time (see DESIGN, "Several
         from edgekit.stream.worker import ModelProcess  # Edge TPUs": a pool of one showed no
         # gain here, and its extra descriptors made the soak's fd check flaky)
 
         return ModelProcess(model_factory(config), **kw)
-    return DevicePool(model_factory(config), devices, **kw)
+    return DevicePool(model_factory(config), devices or [None], **kw)
 
 
 def run(
@@ -226,8 +228,10 @@ def run(
             healer=healer,
         )
         infer_holder["r"] = resilient
-        reloader = HotReload(config, resilient, pipeline.emit, lambda c: load_model(c, stop),
-                             _resizer, capture, public_key=config.fleet.public_key or None,
+        pooled = isinstance(pipeline, PooledPipeline)  # a reload must give it a DevicePool
+        reloader = HotReload(config, resilient, pipeline.emit,
+                             lambda c: load_model(c, stop, pooled), _resizer, capture,
+                             public_key=config.fleet.public_key or None,
                              trigger=reload)  # fmt: skip
         infer_holder["reload"] = pipeline.infer = reloader
         started["reload"] = reloader  # library callers: reloader.reload(path) / .request()

@@ -162,3 +162,35 @@ def test_a_crash_in_the_pipelined_worker_is_restarted_by_the_watchdog(tiny, cora
     assert stats["pipeline"] == "pipelined over usb:0,usb:1"
     assert stats["devices"][0]["restarts"] == len(crashes) and not stats["degraded"]
     assert my_segments() == []
+
+
+def test_a_hot_reload_from_segments_to_a_one_device_model_keeps_serving(
+    tiny, corals, monkeypatch, video_avi, coral_dir
+):
+    """serve on segments runs a pool's pipeline; reloading a model for one Edge TPU gives it a
+    pool of one (a one-frame-at-a-time worker would stop serve: "a reload changed how the model
+    runs")."""
+    from .test_reload import Served
+
+    root, _ = corals
+    monkeypatch.setenv("EDGETPU_STANDIN_INVOKE_MS", "2")
+    monkeypatch.setattr(serve, "model_factory", lambda config: functools.partial(
+        standin_segments, config.model.path, str(root), device=config.model.device))
+    s = Served({"model": {"path": str(tiny["compiled"][0]), "device": "auto", "watch_s": 0}},
+               video_avi)  # fmt: skip
+    try:
+        s.wait(lambda: len(s.results) >= 5, what="first results")
+        first = s.started["reload"].resilient.classifier
+        assert first.pool_status()["pipeline"] == "pipelined over usb:0,usb:1"
+        out = s.started["reload"].reload(str(coral_dir / "mobilenet_v1_0.25_128_quant_edgetpu"
+                                             ".tflite"), "test")  # fmt: skip
+        assert out.ok, out.message
+        n = len(s.results)
+        s.wait(lambda: len(s.results) >= n + 5, what="results after the reload")
+        now = s.started["reload"].resilient.classifier
+        status = now.pool_status()
+        assert isinstance(now, DevicePool) and now is not first and "pipeline" not in status
+        assert status["device"] == "usb:0" and status["backend"] == "edgetpu"
+    finally:
+        s.close()
+    assert s.error is None, s.error
