@@ -7,15 +7,17 @@ mapping), two anchor heads at strides 32 and 16::
     conv 1x1 256 (-> route) -> conv 512 -> conv 1x1 3 * (5 + nc)         head "yolo_s32"
     route -> conv 1x1 128 -> nearest 2x -> concat(stride-16 route) -> conv 256
           -> conv 1x1 3 * (5 + nc)                                       head "yolo_s16"
-    output "yolo": both grids' rows, stride 16 first, each row-major:
-          (batch, (H/16)(W/16) + (H/32)(W/32), 3 * (5 + nc))
+    outputs: [yolo_s32 (batch, H/32, W/32, 3 * (5 + nc)), yolo_s16 (batch, H/16, W/16, same)]
 
 Every conv but the two output convs is conv (no bias) -> BN -> ReLU (BN folds into the conv).
-One output (``edgekit convert`` and bundles carry one; ``grids=True`` keeps darknet's two
-[1, H/s, W/s, 3 * (5 + nc)] outputs, as third-party ports have them), raw logits: the
-``yolov3`` decoder (edgekit.detect.yolov3) takes sigmoid x, y plus the cell, exp w, h times
-the anchors, sigmoid objectness times sigmoid class score. 8.86 M parameters at 416 x 416 and
-80 classes (the seed paper: "about 8.5 million").
+Two outputs, as darknet and the Coral ports have them: ``edgekit convert`` quantizes each with
+its own (scale, zero point) and records both heads in the bundle (docs/DESIGN.md "Several
+output heads"). ``grids=False`` builds the older one-output form instead, output ``yolo``
+(batch, (H/16)(W/16) + (H/32)(W/32), 3 * (5 + nc)): both grids' rows, stride 16 first, each
+row-major, sharing one int8 scale. Raw logits: the ``yolov3`` decoder (edgekit.detect.yolov3)
+takes sigmoid x, y plus the cell, exp w, h times the anchors, sigmoid objectness times sigmoid
+class score. 8.86 M parameters at 416 x 416 and 80 classes (the seed paper: "about 8.5
+million").
 """
 
 from __future__ import annotations
@@ -39,17 +41,17 @@ def _conv(x, filters: int, size: int, activation: str, name: str):
 
 
 def build(
-    input_size=DEFAULT_INPUT, classes: int = 80, activation: str = "relu", grids: bool = False
+    input_size=DEFAULT_INPUT, classes: int = 80, activation: str = "relu", grids: bool = True
 ):
-    """Build YOLOv3-Tiny. Input (batch, H, W, 3) float; output ``yolo`` (batch, N, 3 * (5 +
-    classes)) raw logits, N = (H/16)(W/16) + (H/32)(W/32) rows (stride 16 first).
+    """Build YOLOv3-Tiny. Input (batch, H, W, 3) float; outputs ``yolo_s32`` (batch, H/32, W/32,
+    3 * (5 + classes)) and ``yolo_s16`` (batch, H/16, W/16, same), raw logits.
 
     Args:
         input_size: S or (H, W), multiples of 32, at least 64 (416 by default).
         classes: number of object classes.
         activation: ``relu`` (default, as Edge TPU ports) or ``relu6``.
-        grids: two outputs ``yolo_s32`` (batch, H/32, W/32, 3 * (5 + classes)) and ``yolo_s16``
-            (batch, H/16, W/16, same) instead of the rows.
+        grids: False for one output ``yolo`` (batch, N, 3 * (5 + classes)) instead, N =
+            (H/16)(W/16) + (H/32)(W/32) rows, stride 16 first (one int8 scale for both heads).
     """
     classes = check_classes(classes)
     activation = check_activation(activation)

@@ -152,6 +152,12 @@ def _pair(kind):
     "--classify-top-k", type=click.IntRange(1, 1000),
     help="Classes kept per crop, stored in the bundle [default: 3].",
 )
+@click.option(
+    "--anchors",
+    type=click.Path(dir_okay=False),
+    help="Detectors with YOLOv3 grid heads: darknet anchors file (10,14, 23,27, ...) recorded "
+    "in the bundle [default: darknet's yolov3-tiny / yolov3 anchors for 2 / 3 heads].",
+)
 @click.option("--no-compile", is_flag=True, help="Skip edgetpu_compiler.")
 @compiler_options("--compile-timeout")
 @click.option(
@@ -187,6 +193,7 @@ def convert(
     classify_labels,
     crop_labels,
     classify_top_k,
+    anchors,
     no_compile,
     compiler,
     compile_timeout,
@@ -232,6 +239,7 @@ def convert(
             classify_labels=classify_labels,
             crop_labels=tuple(crop_labels.split(",")) if crop_labels is not None else None,
             classify_top_k=classify_top_k,
+            anchors=anchors,
             compile=not no_compile,
             compiler_path=compiler,
             compile_timeout=compile_timeout,

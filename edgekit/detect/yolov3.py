@@ -72,13 +72,37 @@ def read_anchors(path: str | Path) -> list[list[float]]:
     return [list(a) for a in pairs]
 
 
+def check_heads(name: str, v: Any) -> tuple[dict[str, Any], ...]:
+    """The bundle's grid heads: [{"stride": s, "grid": [rows, cols], "anchors": [[w, h], ...]},
+    ...], smallest stride first, at most 8."""
+    ok = isinstance(v, (list, tuple)) and 0 < len(v) <= 8
+    heads = []
+    for h in v if ok else ():
+        ok = ok and isinstance(h, dict) and set(h) == {"stride", "grid", "anchors"}
+        if not ok:
+            break
+        s, g = h["stride"], h["grid"]
+        ok = isinstance(s, int) and not isinstance(s, bool) and 1 <= s <= 1024
+        ok = ok and isinstance(g, (list, tuple)) and len(g) == 2
+        ok = ok and all(type(x) is int and 0 < x <= 65536 for x in g)
+        if ok:
+            heads.append({"stride": s, "grid": (g[0], g[1]),
+                          "anchors": check_anchors(f"{name}.anchors", h["anchors"])})  # fmt: skip
+    if not ok or [h["stride"] for h in heads] != sorted({h["stride"] for h in heads}):
+        raise EdgekitError(
+            f"detection param {name} is not a list of heads by ascending stride",
+            'e.g. "heads": [{"stride": 16, "grid": [26, 26], "anchors": [[10, 14], ...]}, ...]',
+        )
+    return tuple(heads)
+
+
 class YoloV3(Decoder):
     """Per-stride grid outputs [1, H, W, A * (5 + nc)] (darknet, Edge TPU ports), or one
     [1, N, A * (5 + nc)] output of the grids' rows concatenated (the zoo's ``yolov3_tiny``:
     ``strides`` param, ascending, each grid row-major)."""
 
     name = "yolov3"
-    PARAMS = {"anchors": check_anchors, "strides": _strides}
+    PARAMS = {"anchors": check_anchors, "strides": _strides, "heads": check_heads}
 
     def __init__(self, io: HeadIO, params: dict[str, Any] | None = None):
         super().__init__(io, params)
@@ -113,6 +137,9 @@ class YoloV3(Decoder):
             chans = {o.shape[3] for o in outs}
         self.levels = levels
         anchors = self.params.get("anchors") or _DEFAULTS.get(len(levels))
+        heads = self.params.get("heads")
+        if heads is not None:
+            self._check_heads(heads, anchors)
         if anchors is None or len(anchors) % len(levels):
             n = "no" if anchors is None else len(anchors)
             raise self.refuse(
@@ -130,6 +157,26 @@ class YoloV3(Decoder):
         for _o, _row, gh, gw, _s in levels:
             gy, gx = np.mgrid[0:gh, 0:gw]
             self.grids.append(np.stack([gx, gy], axis=-1).astype(np.float64)[:, :, None, :])
+
+    def _check_heads(self, heads, anchors) -> None:
+        """The bundle's heads (what convert saw) against the model's outputs and the anchors
+        in use (the bundle's, or ``--anchors``): same grids, A anchors for each head."""
+        grids = [(gh, gw) for _o, _row, gh, gw, _s in self.levels]
+        if [tuple(h["grid"]) for h in heads] != grids:
+            raise EdgekitError(
+                f"yolov3 decoder: the bundle records heads of grids "
+                f"{[list(h['grid']) for h in heads]}, its model's outputs are "
+                f"{[list(g) for g in grids]}",
+                "re-create the bundle with `edgekit convert`",
+            )
+        per = len(heads[0]["anchors"])
+        if anchors is not None and len(anchors) != per * len(heads):
+            raise EdgekitError(
+                f"yolov3 decoder: {len(anchors)} anchors for this model's {len(heads)} heads "
+                f"of {per} anchors each",
+                f"give {per * len(heads)} (--anchors FILE: darknet's 10,14, 23,27, ..., "
+                "the ones the model was trained with)",
+            )
 
     def _decode(self, raw, threshold, iou, max_detections):
         boxes, scores, classes = [], [], []

@@ -33,6 +33,14 @@ class ClassifyTask:
     def for_model(cls, loaded, options, model_path) -> ClassifyTask:
         if options.min_map is not None:
             raise EdgekitError("--min-map is for detectors", "use --min-agreement for classifiers")
+        if options.anchors is not None:
+            raise EdgekitError("--anchors is for YOLO detectors", "drop it for a classifier")
+        if len(getattr(loaded, "output_shapes", ())) > 1:
+            raise EdgekitError(
+                f"{model_path}: a classifier has one output, this model has "
+                f"{len(loaded.output_shapes)} (a detector's grid heads)",
+                "convert it with --task detect",
+            )
         return cls(num_classes=int(loaded.output_shape[-1]))
 
     def resize(self, requested: str | None) -> str | None:

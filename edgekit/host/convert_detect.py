@@ -176,10 +176,12 @@ def load_images(
     return DetectionImages(calib, verify, letterboxes, truths, stats, warnings)
 
 
-def _decode_all(outputs, letterboxes, decoder, threshold, iou):
+def _decode_all(raws, letterboxes, decoder, threshold, iou):
+    """Each image's detections in original pixels; ``raws``: one decoder input per image
+    ({output index: (1, ...) array})."""
     out = []
-    for raw, lb in zip(outputs, letterboxes):
-        boxes, scores, classes = decoder.decode({0: raw[None]}, threshold, iou, 100)
+    for raw, lb in zip(raws, letterboxes):
+        boxes, scores, classes = decoder.decode(raw, threshold, iou, 100)
         out.append(ImageBoxes.make(lb.to_original(boxes), classes, scores))
     return out
 
@@ -212,24 +214,33 @@ def verify(
     ref = float_outputs(float_fn, x).reshape(shape)
     got = run_int8(data, x, progress).reshape(shape)
     decoder = decoder or decoder_for(input_hw, num_classes, strides)
-    float_all = _decode_all(ref, imgs.letterboxes, decoder, MAP_SCORE_THRESHOLD, iou)
-    int8_all = _decode_all(got, imgs.letterboxes, decoder, MAP_SCORE_THRESHOLD, iou)
+    result = compare_detections([{0: r[None]} for r in ref], [{0: g[None]} for g in got],
+                                imgs, decoder, score_threshold, iou, labels)  # fmt: skip
+    err = np.abs(ref - got)
+    result.update(mean_abs_error=float(err.mean()), max_abs_error=float(err.max()))
+    return result
+
+
+def compare_detections(ref_raws, got_raws, imgs: DetectionImages, decoder,
+                       score_threshold: float, iou: float, labels) -> dict[str, Any]:  # fmt: skip
+    """mAP@0.5 of the int8 detections against the float ones (above ``score_threshold``) and,
+    when the held-out images are labelled, of both against the labels. ``ref_raws`` /
+    ``got_raws``: the float / int8 outputs, one decoder input per held-out image."""
+    float_all = _decode_all(ref_raws, imgs.letterboxes, decoder, MAP_SCORE_THRESHOLD, iou)
+    int8_all = _decode_all(got_raws, imgs.letterboxes, decoder, MAP_SCORE_THRESHOLD, iou)
     float_kept = [
         ImageBoxes.make(f.boxes[f.scores >= score_threshold], f.labels[f.scores >= score_threshold])
         for f in float_all
     ]
     vs_float = mean_average_precision(int8_all, float_kept, 0.5)
-    err = np.abs(ref - got)
     result: dict[str, Any] = {
         "task": "detect",
-        "images": n,
+        "images": len(ref_raws),
         "labelled": imgs.truths is not None,
         "map_score_threshold": MAP_SCORE_THRESHOLD,
         "map50_int8_vs_float": vs_float.map,
         "float_detections": int(sum(len(f.boxes) for f in float_kept)),
         "score_threshold": score_threshold,
-        "mean_abs_error": float(err.mean()),
-        "max_abs_error": float(err.max()),
     }
     if imgs.truths is not None:
         f = mean_average_precision(float_all, imgs.truths, 0.5)
@@ -309,6 +320,10 @@ class DetectTask:
             )
         if options.min_agreement is not None:
             raise EdgekitError("--min-agreement is for classifiers", "use --min-map for detectors")
+        if options.anchors is not None:
+            raise EdgekitError(
+                "--anchors is for YOLO anchor heads; edgekit's detector has none", "drop it"
+            )
         hw = (int(loaded.input_shape[1]), int(loaded.input_shape[2]))
         return cls(
             num_classes=int(loaded.output_shape[-1]) - 4,

@@ -48,6 +48,7 @@ class ConvertOptions:
     score_threshold: float = 0.5
     iou: float = 0.45
     max_detections: int = 100
+    anchors: Optional[Path] = None  # darknet anchors file for YOLOv3 grid heads
     compile: bool = True
     compiler_path: Optional[PathLike] = None
     compile_timeout: float = 180.0
@@ -75,7 +76,7 @@ class ConvertOptions:
 
     def __post_init__(self) -> None:
         # Normalise types first (paths, float pairs), then check every value.
-        for name in ("calib", "labels", "classify", "classify_labels"):
+        for name in ("calib", "labels", "classify", "classify_labels", "anchors"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, Path):
                 object.__setattr__(self, name, Path(value))
@@ -166,6 +167,10 @@ class ConvertOptions:
             raise EdgekitError(f"--calib {self.calib}: no such folder", "check the path")
         if self.synthetic_calib and self.calib is None and self.min_agreement is not None:
             raise EdgekitError("--min-agreement needs real held-out images", "pass --calib DIR")
+        if self.anchors is not None:  # a bad anchors file is reported before TensorFlow
+            from edgekit.detect.yolov3 import read_anchors
+
+            read_anchors(self.anchors)
         from edgekit.groups import compile_pattern
 
         compile_pattern(self.group_pattern)  # a bad regex is reported now, not after TensorFlow

@@ -154,6 +154,8 @@ def check_model(data: bytes, layer_names: list[str] | None = None):
         "output": _tensor_spec(out),
         "problems": problems,
     }
+    if len(info.outputs) > 1:  # a detector's heads, each with its own scale (convert_heads)
+        report["outputs"] = [dict(_tensor_spec(t), name=t.name) for t in info.outputs]
     return info, report
 
 

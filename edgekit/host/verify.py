@@ -61,6 +61,36 @@ def run_int8(data: bytes, x: np.ndarray, progress: Progress = None, threads: int
     return np.concatenate(results).reshape(len(q), -1)
 
 
+def run_int8_outputs(data: bytes, x: np.ndarray, progress: Progress = None):
+    """Like :func:`run_int8` for a model with several outputs: ``(arrays, details)``, one
+    dequantized float32 (N, *shape[1:]) array and one interpreter detail dict (``name``,
+    ``shape``, ``quantization``) per output, in the .tflite file's output order (which the
+    converter sets by its own tensor names, not by the Keras model's order)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgekit.host.tfenv import quiet_native_output
+
+    with quiet_native_output():
+        interp = Interpreter(model_content=data)
+        interp.allocate_tensors()
+    inp, outs = interp.get_input_details()[0], interp.get_output_details()
+    in_scale, in_zp = inp["quantization"]
+    q = quantize_input(x, in_scale, in_zp, np.dtype(inp["dtype"]).name)
+    results: list[list[np.ndarray]] = [[] for _ in outs]
+    for i in range(len(q)):
+        interp.set_tensor(inp["index"], q[i : i + 1])
+        interp.invoke()
+        for k, out in enumerate(outs):
+            raw = interp.get_tensor(out["index"]).astype(np.float32)
+            scale, zp = out["quantization"]
+            results[k].append((raw - zp) * scale if scale else raw)
+        if progress:
+            progress("verifying", i + 1, len(q))
+    arrays = [np.concatenate(r) if r else np.zeros((0, *o["shape"][1:]), np.float32)
+              for r, o in zip(results, outs)]  # fmt: skip
+    return arrays, outs
+
+
 def verify(
     data: bytes,
     float_fn: Callable[[np.ndarray], np.ndarray],

@@ -59,6 +59,9 @@ class LoadedModel:
     ``fixups``: what was patched while loading, one line each.
     ``preprocessing``: what the model's structure or origin says about its input, or None.
     ``labels``: class names the file came with (Teachable Machine's labels.txt, index removed).
+    ``output_shapes``: every output's shape in the model's order (several only for a
+    detector's grid heads, :func:`edgekit.host.loaders.batch1.check_grid_heads`; ``batched``
+    then returns one array per output); ``output_shape`` is the first.
     """
 
     model: Any
@@ -72,3 +75,4 @@ class LoadedModel:
     loader: str = "keras"
     preprocessing: Optional[PreprocessingHint] = None
     labels: Optional[list[str]] = None
+    output_shapes: tuple[tuple[int, ...], ...] = ()

@@ -88,13 +88,12 @@ def finish(model, path: Path, input_size, **record: Any) -> LoadedModel:
             "export a single-input classifier",
         )
     outputs = list(getattr(model, "outputs", None) or [])
-    if len(outputs) != 1:
-        raise EdgekitError(
-            f"{path}: model has {len(outputs)} outputs; edgekit converts single-output classifiers",
-            "export the classification head only",
-        )
     h, w, c = image_hw(inputs[0].shape, path, input_size)
+    if not outputs:
+        raise EdgekitError(f"{path}: model has no outputs", "export the model with its head")
     clone = batch1_clone(model, (h, w, c))
+    if len(outputs) != 1:  # checked on the clone: its shapes are static
+        check_grid_heads(clone.outputs, path, (h, w))
     dynamic_batch = inputs[0].shape[0] is None
 
     import tensorflow as tf
@@ -105,22 +104,45 @@ def finish(model, path: Path, input_size, **record: Any) -> LoadedModel:
         lambda b: model(b, training=False), autograph=False, reduce_retracing=True
     )
 
-    def batched(batch: np.ndarray) -> np.ndarray:
+    several = len(outputs) > 1
+
+    def batched(batch: np.ndarray):
         with warnings.catch_warnings():
             # Keras 2 files store inputs as a nested list; Keras 3 warns that a bare tensor
             # "doesn't match the expected structure" yet handles it identically.
             warnings.simplefilter("ignore", UserWarning)
-            if dynamic_batch:
-                return np.asarray(forward(batch))
-            return np.concatenate(
-                [np.asarray(forward(batch[i : i + 1])) for i in range(len(batch))]
-            )
+            parts = [batch] if dynamic_batch else [batch[i : i + 1] for i in range(len(batch))]
+            got = [forward(p) for p in parts]
+            if several:  # one array per output, in the model's output order
+                return tuple(np.concatenate([np.asarray(g[k]) for g in got])
+                             for k in range(len(outputs)))  # fmt: skip
+            return np.concatenate([np.asarray(g) for g in got])
 
+    shapes = tuple(tuple(int(d) for d in o.shape) for o in clone.outputs)
     return LoadedModel(
         model=clone,
         batched=batched,
         path=path,
         input_shape=(1, h, w, c),
-        output_shape=tuple(int(d) for d in clone.outputs[0].shape),
+        output_shape=shapes[0],
+        output_shapes=shapes,
         **record,
     )
+
+
+def check_grid_heads(outputs, path: Path, input_hw: tuple[int, int]) -> None:
+    """Several outputs are converted only as a detector's grid heads (YOLOv3 and its Edge TPU
+    ports: one (batch, H/s, W/s, C) map per stride s, the same C for all, distinct strides);
+    anything else is refused in one line."""
+    h, w = input_hw
+    shapes = [tuple(o.shape) for o in outputs]
+    ok = 2 <= len(shapes) <= 4 and all(len(s) == 4 and s[1] and s[2] for s in shapes)
+    ok = ok and len({s[3] for s in shapes}) == 1 and len({s[1] for s in shapes}) == len(shapes)
+    ok = ok and all(h % s[1] == 0 and w % s[2] == 0 and h // s[1] == w // s[2] for s in shapes)
+    if not ok:
+        shown = ", ".join(fmt_shape(s) for s in shapes)
+        raise EdgekitError(
+            f"{path}: model has {len(shapes)} outputs ({shown}); edgekit converts one output, or "
+            "a detector's grid heads (batch, H/stride, W/stride, anchors * (5 + classes))",
+            "export the classification head only, or the YOLO heads without post-processing",
+        )

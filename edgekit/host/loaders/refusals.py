@@ -50,7 +50,7 @@ def refuse_early(path: Path, arch: Architecture, custom_names: frozenset = froze
             "edgekit converts models with one image input",
             "export a single-input image classifier",
         )
-    if len(outs) > 1:
+    if len(outs) > 4:  # 2-4: a detector's grid heads, checked by shape once loaded (batch1)
         raise EdgekitError(
             f"{path}: model has {len(outs)} outputs ({', '.join(outs)}); "
             "edgekit converts single-output classifiers",
