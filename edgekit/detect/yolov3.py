@@ -53,11 +53,10 @@ def check_anchors(name: str, v: Any) -> tuple[tuple[float, float], ...]:
 def read_anchors(path: str | Path) -> list[list[float]]:
     """Anchors from a file in darknet's format (``10,14, 23,27, 37,58`` on one or more lines,
     ``#`` comments; an ``anchors = ...`` line of a .cfg works too) as [[w, h], ...]."""
+    from edgekit.safeio import read_text
+
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8", errors="strict")
-    except (OSError, UnicodeDecodeError) as e:
-        raise EdgekitError(f"{p}: cannot read the anchors file ({e})", "give a text file") from None
+    text = read_text(p, "anchors", limit=1 << 20)  # regular files only (a FIFO hung), BOM dropped
     lines = [ln.split("#", 1)[0] for ln in text.splitlines()]
     cfg = [ln.split("=", 1)[1] for ln in lines if re.match(r"\s*anchors\s*=", ln)]
     body = cfg[-1] if cfg else " ".join(ln for ln in lines if "=" not in ln and "[" not in ln)
@@ -68,6 +67,12 @@ def read_anchors(path: str | Path) -> list[list[float]]:
         raise EdgekitError(
             f"{p}: not darknet anchors", "write them as: 10,14, 23,27, 37,58, 81,82, ..."
         ) from None
+    if not (0 < len(values) <= 128 and len(values) % 2 == 0
+            and all(0 < v < 1e5 for v in values)):  # fmt: skip  (NaN fails too)
+        raise EdgekitError(
+            f"{p}: {len(values)} numbers, not 1 to 64 anchor pairs (w, h) of positive pixels",
+            "write them as: 10,14, 23,27, 37,58, 81,82, ...",
+        )
     pairs = check_anchors(f"anchors ({p.name})", values)
     return [list(a) for a in pairs]
 

@@ -36,7 +36,7 @@ def expand_devices(spec: str | None, root: str | os.PathLike = "/") -> list[str]
                 raise EdgekitError(f"{name!r} cannot be part of a device list ({spec!r})",
                                    "list Edge TPUs only, e.g. usb:0,usb:1")  # fmt: skip
             parse_device(name)
-        if len(set(names)) != len(names):
+        if len({(k, i or 0) for k, i in map(parse_device, names)}) != len(names):  # usb = usb:00
             raise EdgekitError(f"device list {spec!r} names a device twice",
                                "each Edge TPU runs one worker: list it once")  # fmt: skip
         return names
