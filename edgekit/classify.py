@@ -167,6 +167,7 @@ class Classifier(TaskModel):
         self._quantize, self.input_kind = make_quantizer(r.input_dtype, scale, zp, rng)
         out_scale, out_zp = r.output_details["quantization"]
         self._out_scale, self._out_zp = float(out_scale), int(out_zp)
+        self._check_output(tuple(int(d) for d in r.output_details["shape"]))
         classes = int(np.prod(r.output_details["shape"]))
         problem = mismatch(self.labels, classes) if self.labels else None
         if problem:
@@ -174,6 +175,28 @@ class Classifier(TaskModel):
             (self._on_warning or logging.getLogger("edgekit").warning)(
                 f"{problem}: is it the label file of this model?"
             )
+
+    def _check_output(self, shape: tuple[int, ...]) -> None:
+        """Refuse an output that is not one score per class: a map ([1, H, W(, C)], a
+        segmentation model), rows of boxes (a detector) or unquantized integers (class ids, an
+        ARG_MAX); their values read as scores gave "score 3.000". Warn once when the quantized
+        output reaches past 0..1 (logits or an embedding, no softmax): scores are raw values."""
+        r = self.runner
+        dtype = np.dtype(r.output_details["dtype"])
+        if sum(d > 1 for d in shape) > 1 or (dtype.kind in "iu" and not self._out_scale):
+            what = "a map or rows" if sum(d > 1 for d in shape) > 1 else f"unquantized {dtype}"
+            raise EdgekitError(
+                f"{r.model_path}: output {list(shape)} ({what}) is not one score per class",
+                "edgekit classifies with a model whose output is [1, classes]; use `edgekit "
+                "detect` for a detector",
+            )
+        if dtype.kind in "iu" and self._out_scale:
+            lo, hi = tensor_range(dtype, self._out_scale, self._out_zp)
+            if hi > 1.01 or lo < -0.01:
+                (self._on_warning or logging.getLogger("edgekit").warning)(
+                    f"{r.model_path}: its output spans {lo:.3g}..{hi:.3g}, not 0..1 (no softmax: "
+                    "logits or an embedding?): the scores shown are raw output values"
+                )
 
     def scores(self, raw: np.ndarray) -> np.ndarray:
         """Dequantize an output tensor to float32 scores: ``(q - zero_point) * scale``."""

@@ -58,3 +58,36 @@ def test_json_output_stays_json_with_a_nan_scale(tmp_path):
 
     report = json.loads(r.stdout if r.exit_code == 0 else "{}", parse_constant=strict)
     assert r.exit_code == 0 and report["inputs"][0]["quantization"]["scale"] == [None]
+
+
+def _output_at(shape_rank: int):
+    """The graph's output moved to the last 4-d intermediate tensor with more than one
+    dimension above 1 (``shape_rank`` 2: the [1, 4, 4, 256] feature map, what a segmentation
+    model hands back) or with one (1: the [1, 1, 1, 1001] logits before the softmax)."""
+
+    def edit(model, S):
+        sg = model.subgraphs[0]
+        shapes = {op.outputs[0]: [int(d) for d in sg.tensors[op.outputs[0]].shape]
+                  for op in sg.operators}  # fmt: skip
+        picked = [t for t, s in shapes.items()
+                  if len(s) == 4 and (sum(d > 1 for d in s) > 1) == (shape_rank > 1)]  # fmt: skip
+        sg.outputs = [picked[-1]]
+
+    return edit
+
+
+def test_a_model_whose_output_is_not_class_scores(tmp_path, photo):
+    """deeplabv3 on parrot.jpg gave `84368 (84368) 3.000` (scores > 1) in classify and in
+    detect --classify: a map is refused in one line; logits are reported with a warning."""
+    seg = tmp_path / "map.tflite"
+    seg.write_bytes(rewrite_tflite(TINY.read_bytes(), _output_at(2)))
+    r = cli("classify", seg, photo, "-d", "cpu")
+    assert r.exit_code == 1, r.output
+    assert "output [1, 4, 4, 256] (a map or rows) is not one score per class" in r.output
+    emb = tmp_path / "embedding.tflite"
+    emb.write_bytes(rewrite_tflite(TINY.read_bytes(), _output_at(1)))
+    r = cli("classify", emb, photo, "-d", "cpu", "--json")
+    assert r.exit_code == 0, r.output
+    assert "not 0..1 (no softmax" in r.stderr and "raw output values" in r.stderr
+    r = cli("classify", TINY, photo, "-d", "cpu")  # a softmax output: no warning
+    assert r.exit_code == 0 and "spans" not in r.stderr
