@@ -138,6 +138,12 @@ def serve(config_path, model, labels, source, device, http_listen, max_frames, t
         http__enabled=True if http_listen else None, http__listen=http_listen,
         worker__mode=worker, cascade__classifier=classifier, cascade__crop_labels=crop_labels,
     )  # fmt: skip
+    if crop_labels is not None and not config.cascade.classifier:
+        from edgekit.detect.cascade_bundle import choose
+
+        if choose(config.model.path or "", None) is None:  # nor a cascade bundle's own
+            raise click.UsageError("--crop-labels needs --classify CLASSIFIER ([cascade] "
+                                   "classifier) or a cascade bundle")  # fmt: skip
 
     if check_only:
         from edgekit.stream.check import check

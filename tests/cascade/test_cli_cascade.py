@@ -94,6 +94,8 @@ def test_mistakes_are_one_line(detect_bundle, species_bundle, photo):
     assert "crop label bird: not a label of the detector" in r.stderr
     r = _cli(detect_bundle, photo, "--crop-labels", "red")
     assert r.exit_code == 2 and "need --classify" in r.stderr
+    r = _cli(detect_bundle, photo, "--classify-top-k", "3")  # was ignored without a word
+    assert r.exit_code == 2 and "--classify-top-k need --classify CLASSIFIER" in r.stderr
     r = _cli(detect_bundle, photo, "--classify", photo)
     assert r.exit_code == 1 and "not a TFLite model" in r.stderr
     r = _cli(detect_bundle, photo, "--classify", detect_bundle)  # a detector is no classifier

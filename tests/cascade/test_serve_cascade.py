@@ -126,6 +126,23 @@ def test_cascade_section_is_checked(detect_bundle, species_bundle):
         serve.load_model(cfg)
 
 
+def test_serve_check_names_the_crop_classifier_and_crop_labels_need_one(
+    detect_bundle, species_bundle, scenes_avi
+):
+    """--crop-labels without a classifier ran a plain detector without a word."""
+    from click.testing import CliRunner
+
+    from edgekit.cli import main
+
+    base = ["serve", "--model", str(detect_bundle), "--device", "cpu", "--source",
+            str(scenes_avi), "--check"]  # fmt: skip
+    r = CliRunner().invoke(main, [*base, "--crop-labels", "red"])
+    assert r.exit_code == 2 and "--crop-labels needs --classify CLASSIFIER" in r.stderr
+    r = CliRunner().invoke(main, [*base, "--classify", str(species_bundle)])
+    assert r.exit_code == 0, r.output
+    assert f"(detect, cpu) + classifier {species_bundle};" in r.stdout
+
+
 def test_serve_flags_make_a_cascade(detect_bundle, species_bundle, scenes_avi):
     cmd = [*edgekit_cmd(), "serve", "--model", str(detect_bundle), "--device", "cpu",
            "--source", str(scenes_avi), "--classify", str(species_bundle),
