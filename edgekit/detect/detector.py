@@ -86,7 +86,8 @@ class Detector(TaskModel):
         self._params = (
             dict(det.get("params") or {}) if det.get("decoder") == (self._decoder_name) else {}
         )
-        if anchors is not None and anchors != "":
+        self._anchors_given = anchors is not None and anchors != ""
+        if self._anchors_given:
             from edgekit.detect.yolov3 import read_anchors
 
             if isinstance(anchors, (str, os.PathLike)):
@@ -125,10 +126,20 @@ class Detector(TaskModel):
         name = self._decoder_name or guess_decoder(info, frozenset(state_outs))
         if name is None:
             shapes = [_shape(o) for o in outs if o["index"] not in state_outs]
+            scores = len(shapes) == 1 and sum(d > 1 for d in shapes[0]) == 1
             raise EdgekitError(
-                f"{Path(r.model_path).name}: edgekit cannot tell how to decode outputs {shapes}",
-                "pass --decoder (ssd-postprocess, yolov8, yolov5, yolo-end2end, yolov3, "
-                "edgekit-anchor-free)",
+                f"{Path(r.model_path).name}: edgekit cannot tell how to decode outputs {shapes}"
+                + (" (one score per class: a classifier?)" if scores else ""),
+                ("run a classifier with `edgekit classify` (or as --classify of a detector); "
+                 if scores else "")
+                + "pass --decoder (ssd-postprocess, yolov8, yolov5, yolo-end2end, yolov3, "
+                "edgekit-anchor-free) if it is a detector",
+            )
+        if self._anchors_given and name != "yolov3":
+            raise EdgekitError(
+                f"{Path(r.model_path).name}: --anchors is for a yolov3 head (anchor grids); "
+                f"this model decodes as {name}",
+                "leave --anchors out (or pass --decoder yolov3 if the model is one)",
             )
         self.decoder_name = name
         post = next((op.outputs for op in info.main.operators if op.opcode == POSTPROCESS_OP), None)

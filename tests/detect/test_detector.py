@@ -95,8 +95,24 @@ def test_bad_input_image(detect_bundle):
 def test_a_classifier_is_not_guessed_to_be_a_detector():
     model = CORAL / "mobilenet_v1_0.25_128_quant.tflite"
     assert model_task(model) == "classify"
-    with pytest.raises(EdgekitError, match=r"cannot tell how to decode outputs \[\[1, 1001\]\]"):
+    with pytest.raises(EdgekitError, match=r"decode outputs \[\[1, 1001\]\]") as e:
         Detector(model, device="cpu")
+    # serve [cascade] / bench --classify with the classifier as the detector said only
+    # "pass --decoder": name the likely mix-up
+    assert "a classifier?" in str(e.value) and "`edgekit classify`" in str(e.value)
+
+
+def test_anchors_for_a_head_without_anchors_say_so(detect_bundle, tmp_path):
+    """--anchors on a YOLOv8 export said "unknown yolov8 detection param(s): anchors; known:
+    box_units, fill, ..." (names the user never typed)."""
+    f = tmp_path / "anchors.txt"
+    f.write_text("10,14, 23,27, 37,58, 81,82, 135,169, 344,319")
+    with pytest.raises(EdgekitError) as e:
+        Detector(detect_bundle, device="cpu", anchors=f)
+    assert str(e.value).endswith(
+        "--anchors is for a yolov3 head (anchor grids); this model decodes as "
+        "edgekit-anchor-free; leave --anchors out (or pass --decoder yolov3 if the model is one)"
+    )
 
 
 def test_open_task_model_picks_the_task(detect_bundle):
@@ -109,8 +125,9 @@ def test_open_task_model_picks_the_task(detect_bundle):
     assert isinstance(clf, Classifier) and clf.task == "classify"
     rec = clf.run(np.zeros((128, 128, 3), np.uint8))
     assert len(rec.to_dict()["classes"]) == 3 and rec.inference_ms > 0
-    forced = open_task_model(detect_bundle, task="classify", device="cpu")
-    assert forced.task == "classify"
+    # forced to classify, a detector's rows are not class scores: refused, never reported
+    with pytest.raises(EdgekitError, match=r"output \[1, 16, 7\] .* not one score per class"):
+        open_task_model(detect_bundle, task="classify", device="cpu")
     with pytest.raises(EdgekitError, match="unknown task"):
         open_task_model(detect_bundle, task="segment")
 
