@@ -25,6 +25,7 @@ from edgekit.errors import EdgekitError
 from edgekit.manifest import load_bundle
 from edgekit.stream import fleet_wire as wire
 from tests.detect.conftest import LABELS, scene
+from tests.stream.test_mqtt import broker  # noqa: F401  (fixture: a real mosquitto)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[2]
@@ -337,3 +338,83 @@ def test_on_a_terminal_with_the_users_umask(made, species_bundle, tmp_path):
     r = _cli("serve", "--model", out, "--source", made["photo"], "--device", "cpu", "--check")
     assert r.exit_code == 0, r.output
     assert f"(detect, cpu) + classifier {out / 'classifier'} (carried by the bundle)" in r.stdout
+
+
+def test_a_rollout_ships_the_cascade_whole(cascade, detect_bundle, broker, tmp_path):  # noqa: F811
+    """`edgekit rollout` of the signed cascade bundle to a real `edgekit serve` (real mosquitto)
+    that runs the plain detector: after the switch its results carry the species."""
+    import subprocess
+    import uuid
+
+    from tests.stream.conftest import edgekit_cmd
+    from tests.stream.test_fleet import Device
+    from tests.stream.test_mqtt import Subscriber
+    from tests.stream.test_serve_detect import cell, write_video
+
+    key, pub, _ = signing.keygen(tmp_path / "fleet")
+    start, feeder = tmp_path / "det", tmp_path / "feeder"
+    shutil.copytree(detect_bundle, start)
+    shutil.copytree(cascade["bundle"], feeder)
+    for b in (start, feeder):
+        signing.sign(b, key)
+    avi = write_video(tmp_path / "red.avi", [[cell("red", 1, 1)]], frames_per_scene=20)
+    topic = f"fleet-{uuid.uuid4().hex[:6]}"
+    cfg = tmp_path / "cam.toml"
+    cfg.write_text(
+        f'[model]\npath = "{start}"\ndevice = "cpu"\n'
+        f'[source]\nuri = "{avi}"\nloop = true\nrealtime = true\n'
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {broker}\n'
+        f'[fleet]\ntopic = "{topic}"\ndevice = "cam"\npublic_key = "{pub}"\n'
+        f'state_dir = "{tmp_path / "state"}"\n'
+    )
+    watcher = Subscriber(broker, f"{topic}/+/status")
+    dev = Device("cam", cfg)
+    try:
+        dev.wait(lambda lines: any("frame" in x for x in lines), what="first result")
+        watcher.wait_for(lambda m: m[0] == f"{topic}/cam/status" and '"online"' in m[1])
+        before = dev.results()[-1]["detections"]
+        assert before and "classes" not in before[0]
+        mark = dev.mark()
+        out = subprocess.run([*edgekit_cmd(), "rollout", str(feeder), "--broker",
+                              f"127.0.0.1:{broker}", "--topic", topic, "--wait", "1", "--json"],
+                             capture_output=True, text=True, timeout=180)  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["sha256"] == signing.bundle_digest(feeder)
+        dev.wait(lambda lines: any(x.get("detections") and "classes" in x["detections"][0]
+                                   for x in lines[mark:] if "frame" in x),
+                 what="results of the cascade")  # fmt: skip
+        after = [x for x in dev.results(mark) if x["detections"] and "classes" in
+                 x["detections"][0]][-1]  # fmt: skip
+        assert [c["label"] for c in after["detections"][0]["classes"]] == ["cardinal", "parakeet"]
+        assert after["counts"] == {"cardinal": 1}
+        current = Path(os.path.realpath(tmp_path / "state" / "current"))
+        assert (current / "classifier" / "edgekit.json").is_file()  # shipped with the detector
+    finally:
+        watcher.close()
+        dev.proc.terminate()
+        try:
+            dev.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            dev.proc.kill()
+    assert "Traceback" not in "".join(dev.err), "".join(dev.err)
+
+
+def test_without_a_compiler_the_cascade_is_still_written(made, tmp_path):
+    """No edgetpu_compiler on PATH: both models carried uncompiled, except the compiled twin a
+    Coral classifier came with (compiled alone: said once), and detect still runs the cascade."""
+    import sys
+
+    coral = ROOT / "tests" / "data" / "coral"
+    out = tmp_path / "feeder"
+    args = [a for a in convert_args(made, out, coral / "mobilenet_v1_0.25_128_quant.tflite",
+                                    "--classify-labels", coral / "imagenet_labels.txt")
+            if a not in ("--compiler", FAKE)]  # fmt: skip
+    r = _cli(*args, env={"PATH": os.path.dirname(sys.executable) + os.pathsep + "/usr/bin:/bin"})
+    assert r.exit_code == 0, (r.output, r.exception)
+    assert "edgetpu_compiler not found" in r.stderr and "compiled alone" in r.stderr
+    assert "not co-compiled" in r.stdout
+    b, c = load_bundle(out), load_bundle(out / "classifier")
+    assert b.edgetpu_model is None and "cocompiled_with" not in b.manifest.compile
+    assert c.edgetpu_model.name == "mobilenet_v1_0.25_128_quant_edgetpu.tflite"
+    r = _cli("detect", out, made["photo"], "-d", "cpu", "--json")
+    assert r.exit_code == 0 and all(d["classes"] for d in json.loads(r.stdout)["detections"])
