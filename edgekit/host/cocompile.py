@@ -1,7 +1,8 @@
 """``edgekit compile``: several models through ONE ``edgetpu_compiler`` call (co-compilation),
 so that they share the Edge TPU's on-chip parameter cache as the compiler allots it.
 
-Inputs are int8 ``.tflite`` files or bundles (their CPU model). The compiler writes
+Inputs are int8 ``.tflite`` files or bundles (their CPU model; a cascade bundle's carried
+classifier, ``classifier/``, is compiled with it, right after it). The compiler writes
 ``<stem>_edgetpu.tflite`` and ``<stem>_edgetpu.log`` per model into the output folder; its
 stdout has one ``Input model:`` block per model (parsed by
 :func:`edgekit.edgetpu.cocompile.parse_reports`). Each compiled model must parse and hold an
@@ -66,6 +67,7 @@ def _inputs(paths: list[str | os.PathLike]) -> list[tuple[Path, Path | None]]:
     from edgekit.manifest import is_bundle, load_bundle
 
     out: list[tuple[Path, Path | None]] = []
+    given = {Path(p).resolve() for p in paths}
     for p in map(Path, paths):
         if p.is_dir() and is_bundle(p):
             b = load_bundle(p)
@@ -73,6 +75,9 @@ def _inputs(paths: list[str | os.PathLike]) -> list[tuple[Path, Path | None]]:
                 raise EdgekitError(f"{p}: the bundle has no int8 CPU model to compile",
                                    "re-create it with `edgekit convert`")  # fmt: skip
             out.append((b.cpu_model, p))
+            clf = b.cascade_classifier  # a cascade bundle: its classifier comes along, next
+            if clf is not None and clf.resolve() not in given:
+                out.append((load_bundle(clf).cpu_model, clf))
             continue
         if not p.is_file():
             raise EdgekitError(f"{p}: no such model file or bundle", "check the path")

@@ -418,3 +418,12 @@ def test_without_a_compiler_the_cascade_is_still_written(made, tmp_path):
     assert c.edgetpu_model.name == "mobilenet_v1_0.25_128_quant_edgetpu.tflite"
     r = _cli("detect", out, made["photo"], "-d", "cpu", "--json")
     assert r.exit_code == 0 and all(d["classes"] for d in json.loads(r.stdout)["detections"])
+    # compiled later, on a machine with the compiler: `edgekit compile BUNDLE` co-compiles both
+    argv = tmp_path / "argv.txt"
+    r = _cli("compile", out, "--compiler", FAKE, env={"FAKE_EDGETPU_ARGS_FILE": str(argv)})
+    assert r.exit_code == 0, r.output
+    assert [Path(a).name for a in argv.read_text().split() if a.endswith(".tflite")] == [
+        "det_int8.tflite", "mobilenet_v1_0.25_128_quant.tflite"]  # fmt: skip
+    b, c = load_bundle(out), load_bundle(out / "classifier")
+    assert b.manifest.compile["cocompiled_with"] == ["mobilenet_v1_0.25_128_quant"]
+    assert c.manifest.compile["cocompiled_with"] == ["det_int8"] and b.edgetpu_model.is_file()
