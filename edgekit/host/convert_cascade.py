@@ -108,6 +108,11 @@ def _check_model(given: Path, model: Path) -> Any:
     if len(info.inputs) != 1 or len(shape) != 4 or shape[0] != 1 or shape[3] not in (1, 3):
         raise _refuse(given, f"input {list(shape)} is not one image (1, H, W, 1 or 3)",
                       "pass an image classifier")  # fmt: skip
+    out = [list(t.shape) for t in info.outputs]
+    if len(out) != 1 or sum(d > 1 for d in out[0]) > 1:  # the Classifier's own rule
+        raise _refuse(given, f"output {out[0] if len(out) == 1 else out} is not one score per "
+                      "class (a map, rows or several outputs)",
+                      "pass an image classifier: output [1, classes]")  # fmt: skip
     return info
 
 

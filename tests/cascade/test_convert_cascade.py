@@ -91,10 +91,19 @@ def made(tmp_path_factory):
         keras.layers.GlobalAveragePooling2D()(inp)))  # fmt: skip
     float_tflite = d / "float_clf.tflite"
     float_tflite.write_bytes(tf.lite.TFLiteConverter.from_keras_model(flat).convert())
+    seg = keras.Model(inp, keras.layers.Conv2D(2, 1)(inp))  # a map, not one score per class
+    conv = tf.lite.TFLiteConverter.from_keras_model(seg)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: ([np.random.rand(1, 16, 16, 3).astype("float32")]
+                                           for _ in range(8))  # fmt: skip
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = conv.inference_output_type = tf.uint8
+    segmenter = d / "segmenter.tflite"
+    segmenter.write_bytes(conv.convert())
     photo = d / "two.png"
     Image.fromarray(scene(128, 128, [("red", 64, 0, 96, 32), ("blue", 0, 64, 32, 96)])).save(photo)
     return {"det": det, "labels": d / "labels.txt", "calib": calib, "float": float_tflite,
-            "photo": photo, "dir": d}  # fmt: skip
+            "photo": photo, "dir": d, "segmenter": segmenter}  # fmt: skip
 
 
 def convert_args(made, out, classifier, *extra):
@@ -254,6 +263,8 @@ def test_bad_combinations_are_one_line_and_write_nothing(made, species_bundle, d
                                                          tiny_detector, tmp_path):  # fmt: skip
     out = tmp_path / "out"
     one_line_error(_cli(*convert_args(made, out, made["float"])), "not an int8 model")
+    one_line_error(_cli(*convert_args(made, out, made["segmenter"])),
+                   "output [1, 16, 16, 2] is not one score per class")  # fmt: skip
     one_line_error(_cli(*convert_args(made, out, detect_bundle)), "a detector bundle")
     one_line_error(_cli(*convert_args(made, out, tiny_detector)), "a detector, not a classifier")
     one_line_error(_cli(*convert_args(made, out, tmp_path / "nope")), "no such classifier")
