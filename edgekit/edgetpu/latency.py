@@ -8,7 +8,8 @@ a USB 3 Coral, a USB 2 Coral and a PCIe Coral (M.2 / Mini PCIe), with the parts 
   (4 TOPS peak = 2e12 MAC/s), channels padded to the array's 64 lanes, depthwise convolutions
   at a calibrated extra cost, plus a fixed cost per op (instruction dispatch);
 * ``parameters_streamed``: parameters beyond the ~7.7 MiB on-chip cache cross the link on EVERY
-  inference (:mod:`edgekit.edgetpu.memory`);
+  inference, as the compiled executable stores them (:mod:`edgekit.edgetpu.memory`: the cache
+  holds them padded, the link carries the blob; a compiled model: its EXECUTION_ONLY part);
 * ``io_transfer``: the input and output tensors crossing the link, plus a fixed cost per
   inference (a USB/PCIe round trip and the runtime's dispatch);
 * ``cpu_ops``: ops left on the CPU, on a Raspberry Pi 4's cores.
@@ -26,7 +27,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from edgekit.edgetpu.memory import ON_CHIP_BYTES
+from edgekit.edgetpu.memory import BLOB_BYTES_PER_CHANNEL, ON_CHIP_BYTES
 
 # ---- published hardware figures ----------------------------------------------------------------
 TPU_PEAK_MACS_PER_S = 2e12  # 4 TOPS int8 (Coral), 2 ops (multiply + add) per MAC
@@ -40,14 +41,14 @@ LINK_NAMES = {"usb3": "USB 3 Coral", "usb2": "USB 2 Coral", "pci": "PCIe Coral"}
 
 # ---- calibrated on Coral's table 1 (calibration rows only; scripts/bench_latency.py --fit) -----
 CALIBRATION = {
-    "tpu_efficiency": 0.999,  # fraction of the padded peak the array sustains
-    "depthwise_cost": 3.312,  # a depthwise MAC costs this many padded conv MACs
-    "op_overhead_us": 5.493,  # per mapped op
-    "invoke_overhead_us": 1429.108,  # per inference (link round trips, runtime dispatch)
+    "tpu_efficiency": 0.575,  # fraction of the padded peak the array sustains
+    "depthwise_cost": 54.486,  # a depthwise MAC costs this many padded conv MACs (of 64 lanes)
+    "op_overhead_us": 0.0,  # per mapped op (the fit puts it at its lower bound)
+    "invoke_overhead_us": 1060.719,  # per inference (link round trips, runtime dispatch)
     "link_efficiency": 1.0,  # fraction of the link payload rate achieved when streaming
     # an activation (op output) larger than this does not stay in the on-chip memory: it
     # crosses the link out and back (what the compiler's "large activation tensors" refers to)
-    "activation_budget_mib": 3.705,
+    "activation_budget_mib": 2.513,
 }
 # PCIe has no USB transaction round trip: Coral's Dev Board (Edge TPU on PCIe) runs MobileNet v1
 # in the same 2.4 ms as the USB 3 Accelerator, so the same overhead is kept (not fitted).
@@ -84,11 +85,29 @@ class Work:
     """What one inference does. Bytes are int8 (1 byte per element)."""
 
     ops: tuple[OpWork, ...]
-    parameter_bytes: int  # of the mapped ops, padded as the compiler stores them
+    parameter_bytes: int  # of the mapped ops, padded as they sit in the on-chip cache
     input_bytes: int
     output_bytes: int
     source: str = "tflite"  # tflite | compiled | keras
     notes: tuple[str, ...] = field(default=())
+    # the same parameters as the executable's blob (input channels unpadded): what crosses the
+    # link for the part that does not fit; None = parameter_bytes
+    parameter_blob_bytes: int | None = None
+    # known bytes streamed per inference (a compiled model's EXECUTION_ONLY parameters): used
+    # as they are instead of the cache estimate
+    streamed_bytes: int | None = None
+
+
+def streamed_parameter_bytes(work: Work) -> int:
+    """Parameter bytes crossing the link on every inference: the blob of the share of the
+    padded parameters beyond the on-chip cache (:mod:`edgekit.edgetpu.memory`)."""
+    if work.streamed_bytes is not None:
+        return max(0, int(work.streamed_bytes))
+    excess = max(0, work.parameter_bytes - ON_CHIP_BYTES)
+    if not excess:
+        return 0
+    blob = work.parameter_blob_bytes
+    return int(excess * (blob / work.parameter_bytes)) if blob else excess
 
 
 def _up(n: int, k: int = LANES) -> int:
@@ -146,7 +165,7 @@ def latency(work: Work, host: str = "pi4", calibration: dict | None = None) -> d
             cpu += (o.macs / h["macs_per_s"] + o.elements / h["elements_per_s"]
                     + h["op_overhead_us"] * 1e-6)  # fmt: skip
     tpu_ops = sum(o.on_tpu for o in work.ops)
-    streamed = max(0, work.parameter_bytes - ON_CHIP_BYTES) if tpu_ops else 0
+    streamed = streamed_parameter_bytes(work) if tpu_ops else 0
     out_ms: dict[str, float] = {}
     parts: dict[str, dict[str, float]] = {}
     for link in LINKS:
@@ -214,6 +233,7 @@ def work_from_tflite(model, mapping) -> Work:
         _io_bytes(ts[i] for i in into),
         _io_bytes(ts[i] for i in out_of),
         "tflite",
+        parameter_blob_bytes=mapping.memory.get("parameters_blob_bytes"),
     )
 
 
@@ -303,18 +323,54 @@ def _work_from_compiled(model) -> Work:
         "compiled",
         ("compiled model: Edge TPU compute estimated from the executable's size; predict from "
          "the int8 model before compiling for a per-op estimate",),
+        streamed_bytes=compiled_streamed_bytes(model),
     )  # fmt: skip
 
 
-# Median padded MACs per padded parameter byte over the 7 calibration models (113 to 2,523;
-# scripts/bench_latency.py), at 224x224: a compiled model's compute is estimated from its
-# executable's size, scaled by its input area.
-MACS_PER_PARAMETER_BYTE = 160.0
+def compiled_streamed_bytes(model) -> int | None:
+    """The parameters a compiled model streams on every inference, as the compiler decided:
+    its EXECUTION_ONLY executables' parameters (:func:`edgekit.edgetpu.cocompile.caching`).
+    None when the package cannot be read (then the cache estimate applies)."""
+    from edgekit.edgetpu.cocompile import caching
+    from edgekit.flatbuffer import Corrupt
+
+    try:
+        c = caching(model)
+    except (Corrupt, IndexError, ValueError, TypeError):
+        return None
+    return None if c is None else int(c["off_chip_bytes"])
+
+
+# Median padded MACs per padded parameter byte over the 12 calibration models, each scaled to a
+# 224x224 input (100 to 481; scripts/bench_latency.py): a compiled model's compute is estimated
+# from its executable's size, scaled by its input area.
+MACS_PER_PARAMETER_BYTE = 183.8
 
 _KERAS_FREE = {  # layers the converter folds away or that cost nothing on the Edge TPU
     "BatchNormalization", "Dropout", "SpatialDropout2D", "GaussianNoise", "Activation",
     "ReLU", "Flatten", "Reshape", "InputLayer", "Rescaling", "Normalization", "Identity",
 }  # fmt: skip
+# What the TFLite converter (TF 2.21) folds a BatchNormalization / ReLU into: a BN right after
+# a weighted layer becomes its weights and bias; anywhere else (after a Concatenate, an Add, a
+# pool: DenseNet's and the ResNet V2s' pre-activation BN) it stays as MUL + ADD, the ReLU
+# after it fused into the ADD. A ReLU after a Concatenate or a pool stays a RELU op. Checked on
+# converted models (docs/DESIGN.md, "Latency model").
+_FOLDS_BN = {"Conv1D", "Conv2D", "DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D",
+             "SeparableConv2D", "Conv2DTranspose", "Dense"}  # fmt: skip
+_FOLDS_RELU = _FOLDS_BN | {"BatchNormalization", "Add"}
+_PER_CHANNEL = BLOB_BYTES_PER_CHANNEL
+
+
+def _unfolded(kind: str, source: str | None) -> tuple[str, ...]:
+    """The element-wise ops a BN / activation layer stays as, given the layer feeding it
+    (unknown: assume it folds)."""
+    if not source:
+        return ()
+    if kind == "BatchNormalization" and source not in _FOLDS_BN:
+        return ("MUL", "ADD")
+    if kind in ("ReLU", "Activation") and source not in _FOLDS_RELU:
+        return ("RELU",)
+    return ()
 
 
 def work_from_keras_layers(layers: list[dict], input_shapes: list, output_shapes: list) -> Work:
@@ -322,28 +378,32 @@ def work_from_keras_layers(layers: list[dict], input_shapes: list, output_shapes
     ``input_shape``, ``output_shape``, ``kernel``, ``groups``, ``depth_multiplier``), assuming
     every layer maps (convert and inspect the .tflite to know). Batch-1 shapes without batch."""
     ops: list[OpWork] = []
-    params = 0
+    params = blob = 0
     for r in layers:
         kind = r["type"]
-        if kind in _KERAS_FREE:
-            continue
         out = r.get("output_shape")
         if not out or isinstance(out[0], list):
             out = out[0] if out else []
         out = [d for d in out[1:]] if out and out[0] is None else list(out or [])
         inp = r.get("input_shape") or []
         elements = math.prod(d or 1 for d in out) if out else 0
+        if kind in _KERAS_FREE:
+            ops.extend(OpWork(op, True, 0, 0, elements)
+                       for op in _unfolded(kind, r.get("input_from")))  # fmt: skip
+            continue
         k = r.get("kernel")
         if kind in ("Conv2D", "Conv1D") and k and inp:
             hw, cin, cout = elements // max(out[-1], 1), inp[-1], out[-1]
             kh, kw = (k[0], k[1]) if len(k) > 1 else (k[0], 1)
             ops.append(conv_work("CONV_2D", hw, kh, kw, cin, cout, r.get("groups", 1)))
             params += _up(cout) * kh * kw * _up(cin // r.get("groups", 1)) + _up(cout) * 4
+            blob += _up(cout) * (kh * kw * (cin // r.get("groups", 1)) + _PER_CHANNEL)
         elif kind in ("DepthwiseConv2D", "DepthwiseConv1D") and k and inp:
             ch = out[-1]
             kh, kw = (k[0], k[1]) if len(k) > 1 else (k[0], 1)
             ops.append(depthwise_work("DEPTHWISE_CONV_2D", elements // max(ch, 1), kh, kw, ch))
             params += kh * kw * _up(ch) + _up(ch) * 4
+            blob += _up(ch) * (kh * kw + _PER_CHANNEL)
         elif kind in ("SeparableConv2D", "SeparableConv1D") and k and inp:
             mid = inp[-1] * r.get("depth_multiplier", 1)
             hw = elements // max(out[-1], 1)
@@ -352,20 +412,23 @@ def work_from_keras_layers(layers: list[dict], input_shapes: list, output_shapes
             ops.append(conv_work("CONV_2D", hw, 1, 1, mid, out[-1]))
             params += kh * kw * _up(mid) + _up(mid) * 4 + _up(out[-1]) * _up(mid)
             params += _up(out[-1]) * 4
+            blob += _up(mid) * (kh * kw + _PER_CHANNEL) + _up(out[-1]) * (mid + _PER_CHANNEL)
         elif kind == "Conv2DTranspose" and k and inp:
             hw = math.prod(d or 1 for d in inp[:-1])
             ops.append(conv_work("TRANSPOSE_CONV", hw, k[0], k[1], inp[-1], out[-1]))
             params += _up(out[-1]) * k[0] * k[1] * _up(inp[-1]) + _up(out[-1]) * 4
+            blob += _up(out[-1]) * (k[0] * k[1] * inp[-1] + _PER_CHANNEL)
         elif kind == "Dense" and inp:
             rows = max(1, elements // max(out[-1], 1))
             ops.append(dense_work("FULLY_CONNECTED", inp[-1], out[-1], rows))
             params += _up(inp[-1]) * _up(out[-1]) + _up(out[-1]) * 4
+            blob += _up(out[-1]) * (inp[-1] + _PER_CHANNEL)
         else:
             ops.append(OpWork(kind, True, 0, 0, elements))
     io_in = sum(math.prod(d or 1 for d in s) for s in input_shapes)
     io_out = sum(math.prod(d or 1 for d in s) for s in output_shapes)
     return Work(tuple(ops), params, io_in, io_out, "keras",
-                ("Keras design: assumes every layer maps to the Edge TPU",))  # fmt: skip
+                ("Keras design: assumes every layer maps to the Edge TPU",), blob)  # fmt: skip
 
 
 def latency_of_keras_stats(stats: dict, host: str = "pi4") -> dict:
@@ -398,7 +461,9 @@ def latency_of_model(model, mapping=None, cpu_twin=None, host: str = "pi4") -> d
         work = Work(placed, max(int(p.memory.get("parameters_bytes", 0)), 0),
                     _io_bytes(ts[i] for i in into), _io_bytes(ts[i] for i in out_of),
                     "compiled", (f"placement as compiled; compiled code and parameters "
-                                 f"{compiled_bytes:,} bytes",))  # fmt: skip
+                                 f"{compiled_bytes:,} bytes",),
+                    p.memory.get("parameters_blob_bytes"),
+                    compiled_streamed_bytes(model))  # fmt: skip
         return latency(work, host)
     if mapping is None:
         from edgekit.edgetpu.mapping import predict

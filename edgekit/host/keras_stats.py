@@ -111,7 +111,8 @@ def _walk(model, prefix: str, rows: list[dict[str, Any]]) -> None:
 
 def _geometry(layer) -> dict[str, Any]:
     """What the latency model needs beyond MACs: ``input_shape`` (without batch; a single-input
-    layer's) and, for convolutions, ``kernel``, ``groups``, ``depth_multiplier``."""
+    layer's), ``input_from`` (the class of the layer producing it) and, for convolutions,
+    ``kernel``, ``groups``, ``depth_multiplier``."""
     out: dict[str, Any] = {}
     try:
         inp = layer.input
@@ -119,6 +120,11 @@ def _geometry(layer) -> dict[str, Any]:
         return out
     if not isinstance(inp, (list, tuple)):
         out["input_shape"] = _shape_list(inp.shape)[1:]
+        # the layer that produced the input: a BatchNormalization folds into a convolution
+        # before it, not into a Concatenate or an Add (the converter then emits MUL + ADD)
+        history = getattr(inp, "_keras_history", None)
+        if history:
+            out["input_from"] = history[0].__class__.__name__
     cfg = layer.get_config() if "Conv" in layer.__class__.__name__ else {}
     if "kernel_size" in cfg:
         out["kernel"] = [int(k) for k in cfg["kernel_size"]]
