@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from edgekit.edgetpu.latency import CALIBRATION
 from edgekit.errors import EdgekitError
 
 ALPHAS = (1.0, 0.75, 0.5, 0.25)  # MobileNet's published width multipliers
@@ -73,8 +74,9 @@ def pick(entry, budget_ms: float, options: dict, alpha: float | None = None,
         fastest = min(tried, key=lambda r: r["usb3_ms"])
         raise EdgekitError(
             f"no {entry.name} setting fits {budget_ms:g} ms on a USB 3 Coral: the fastest tried, "
-            f"{describe(fastest)}, is predicted {fastest['usb3_ms']:g} ms (about 1.4 ms of any "
-            "inference is the USB round trip)",
+            f"{describe(fastest)}, is predicted {fastest['usb3_ms']:g} ms (about "
+            f"{CALIBRATION['invoke_overhead_us'] / 1000:.1f} ms of any inference is the USB round "
+            "trip)",
             "raise --budget-ms, or pick a smaller design",
         )
     return {"picked": picked, "tried": tried, "budget_ms": budget_ms}
