@@ -146,7 +146,7 @@ REGISTRY: dict[str, ZooEntry] = {
             8_858_734,
             2_782_480_896,
             task="detect",
-            usb3_ms=18.73,
+            usb3_ms=18.72,
             decoder="yolov3",
         ),
     )
