@@ -235,6 +235,12 @@ def open_model(
     if backend not in ("auto", "cpu", "usb", "pci", "") and backend in _BACKENDS:
         return _BACKENDS[backend](str(_require_cpu_model(files, name)), device, threads)
     if device not in ("auto", "cpu"):
+        if "," in device or "*" in device:  # serve's device lists; segments took theirs above
+            raise EdgekitError(
+                f"{name}: several Edge TPUs ({device!r}) are for `edgekit serve` (one worker per "
+                "Coral) and compiled segments",
+                "name one device here, e.g. usb:0",
+            )
         parse_device(device)  # EdgekitError for a bad string
         if files.edgetpu is None:
             tpu = _BACKENDS["edgetpu"]

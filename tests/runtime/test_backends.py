@@ -42,6 +42,18 @@ def test_open_model_rejects_bad_device_string(coral_dir):
         open_model(coral_dir / f"{V1}_edgetpu.tflite", "usb:x")
 
 
+@pytest.mark.parametrize("device", ["usb:*", "usb:0,usb:1", "usb:0,,usb:1", "*"])
+def test_a_device_list_outside_serve_says_where_it_belongs(coral_dir, device):
+    """classify/detect/bench -d usb:* said only "invalid device 'usb:*'; use auto, cpu, ..."
+    though the README offers usb:* and lists (for serve, and compiled segments)."""
+    with pytest.raises(EdgekitError) as e:
+        open_model(coral_dir / f"{V1}_edgetpu.tflite", device)
+    assert str(e.value) == (
+        f"{V1}_edgetpu.tflite: several Edge TPUs ({device!r}) are for `edgekit serve` (one "
+        "worker per Coral) and compiled segments; name one device here, e.g. usb:0"
+    )
+
+
 def test_sysfs_enumeration_finds_both_usb_ids_and_apex(tmp_path):
     root = make_sysfs(tmp_path, usb=[("1-1", "046d", "c52b", 12),  # a mouse
                                      ("2-1", "18d1", "9302", 5000),
