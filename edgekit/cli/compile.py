@@ -40,10 +40,12 @@ def compile_(models, out_dir, compiler, timeout, min_runtime, force, as_json):
         from edgekit.errors import EdgekitError
 
         raise EdgekitError("edgetpu_compiler not found", INSTALL_HINT)
-    if out_dir is not None:
+    if out_dir is not None:  # created when the first file is written, checked now
         from pathlib import Path
 
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        from edgekit.atomic import check_destination
+
+        check_destination(Path(out_dir) / f"{Path(models[0]).stem}_edgetpu.tflite")
     result = compile_together(exe, list(models), out_dir, min_runtime, timeout, force=force)
     for w in result.warnings:
         warn(w)

@@ -136,3 +136,18 @@ def test_an_existing_compiled_twin_is_never_replaced_without_force(models, tmp_p
     r = _cli(models[0], models[1], "--force")
     assert r.exit_code == 0, r.output
     assert twin.read_bytes() != before and (tmp_path / "in" / "detector_edgetpu.tflite").is_file()
+
+
+def test_an_output_folder_that_cannot_be_made_is_one_line(models, tmp_path):
+    """-o below a file, or where nothing can be created, was a FileNotFoundError /
+    NotADirectoryError traceback from mkdir."""
+    (tmp_path / "file").write_text("x")
+    for out, says in [(tmp_path / "file" / "sub", "is a file, not a folder"),
+                      ("/proc/edgekit-no/sub", "cannot write in /proc")]:  # fmt: skip
+        r = _cli(models[0], "-o", out)
+        assert r.exit_code == 1 and isinstance(r.exception, SystemExit), r.output
+        lines = r.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"Error: {out}/detector_edgetpu.tflite: ")
+        assert says in lines[0], lines
+    r = _cli(models[0], "-o", tmp_path / "new" / "deeper")  # a folder that can be made: made
+    assert r.exit_code == 0 and (tmp_path / "new" / "deeper" / "detector_edgetpu.tflite").is_file()
