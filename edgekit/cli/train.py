@@ -29,7 +29,7 @@ def _parse_range(text: str) -> tuple[float, float]:
     default="classify",
     show_default=True,
     help="detect: DATA_DIR is a YOLO txt (images/, labels/) or COCO json (annotations/) "
-    "dataset with train and val splits; --model detector.",
+    "dataset with train and val splits; --model detector or yolov3_tiny.",
 )
 @click.option("--model", "model_name", required=True, help="Zoo model (see `edgekit zoo list`).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="FILE.h5")

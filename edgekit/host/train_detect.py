@@ -1,4 +1,5 @@
-"""``edgekit train --task detect``: train the zoo's anchor-free detector on a YOLO/COCO dataset.
+"""``edgekit train --task detect``: train the zoo's anchor-free detector (or its YOLOv3-Tiny,
+:mod:`edgekit.host.train_yolov3`) on a YOLO/COCO dataset.
 
 Pixels take the device's path: each image is letterboxed (:func:`edgekit.images.letterbox`,
 grey 114) to the model input and mapped to floats in ``input_range``; boxes go through the same
@@ -164,12 +165,15 @@ def head_params(strides) -> dict:
     return {"strides": list(strides)}
 
 
-def evaluate(outputs, letterboxes, scenes: list[Scene], decoder, threshold=MAP_SCORE_THRESHOLD):
+def evaluate(outputs, letterboxes, scenes: list[Scene], decoder, threshold=MAP_SCORE_THRESHOLD,
+             evaluate_out=None):  # fmt: skip
     """mAP@0.5 of raw head ``outputs`` (N, cells, 4 + nc) against the scenes' labels, boxes
-    mapped back to original pixels."""
+    mapped back to original pixels. ``evaluate_out(outputs)``: one decoder input per image
+    for another head's outputs (YOLOv3's per-head arrays)."""
     preds, truths = [], []
-    for out, lb, scene in zip(outputs, letterboxes, scenes):
-        boxes, scores, classes = decoder.decode({0: out[None]}, threshold, NMS_IOU, 100)
+    raws = evaluate_out(outputs) if evaluate_out else [{0: out[None]} for out in outputs]
+    for raw, lb, scene in zip(raws, letterboxes, scenes):
+        boxes, scores, classes = decoder.decode(raw, threshold, NMS_IOU, 100)
         preds.append(ImageBoxes.make(lb.to_original(boxes), classes, scores))
         truths.append(ImageBoxes.make(scene.boxes, scene.labels))
     return mean_average_precision(preds, truths, 0.5)
@@ -207,7 +211,7 @@ def train_detector(
             "--task detect needs a detector: "
             + ", ".join(n for n, e in zoo.REGISTRY.items() if e.task == "detect"),
         )
-    if entry.decoder != "edgekit-anchor-free":
+    if entry.decoder not in ("edgekit-anchor-free", "yolov3"):
         raise EdgekitError(
             f"zoo model {model!r} ({entry.decoder} head) cannot be trained by edgekit yet",
             "train the zoo model detector, or train it elsewhere and `edgekit convert` it",
@@ -244,27 +248,46 @@ def train_detector(
 
     keras.utils.set_random_seed(seed)
     net = zoo.build(model, input_size=size, **options)
-    centres, cell_strides = entry.module_attr("cells")(hw, strides)
     x_train, lb_train = letterbox_scenes(train_scenes, hw, say)
     # The held-out images too, now: an unreadable one refused after training wasted the run.
     x_val, lb_val = letterbox_scenes(val_scenes, hw) if val_scenes else (None, None)
-    y_train = np.stack(
-        [
-            make_targets(
-                lb.to_input(s.boxes), s.labels, centres, cell_strides, hw, len(names), strides
-            )
-            for s, lb in zip(train_scenes, lb_train)
-        ]
-    )
-    perm = tf.constant(flip_permutation(hw, strides))
-    swap = tf.constant([2, 1, 0, 3] + list(range(4, 4 + len(names))))
+    if entry.decoder == "yolov3":
+        from edgekit.host.train_yolov3 import YoloV3Head
+
+        head = YoloV3Head.for_model(net, hw, len(names), entry.module_attr("ANCHORS"))
+        y_train, flip_y, loss = head.keras_targets(
+            [lb.to_input(s.boxes) for s, lb in zip(train_scenes, lb_train)],
+            [s.labels for s in train_scenes],
+        )
+        decoder, evaluate_out = head.decoder(), head.evaluate_outputs
+        detection = head.detection_block()
+    else:
+        centres, cell_strides = entry.module_attr("cells")(hw, strides)
+        y_train = np.stack(
+            [
+                make_targets(
+                    lb.to_input(s.boxes), s.labels, centres, cell_strides, hw, len(names), strides
+                )
+                for s, lb in zip(train_scenes, lb_train)
+            ]
+        )
+        perm = tf.constant(flip_permutation(hw, strides))
+        swap = tf.constant([2, 1, 0, 3] + list(range(4, 4 + len(names))))
+
+        def flip_y(y):
+            return tf.gather(tf.gather(y, perm), swap, axis=1)
+
+        loss = detection_loss(hw)
+        decoder = decoder_for(hw, len(names), strides)
+        evaluate_out = None
+        detection = {"decoder": "edgekit-anchor-free", "params": head_params(strides)}
     span = np.float32((hi - lo) / 255.0)
 
     def augment(x, y):
         x = tf.cast(x, tf.float32)
         flip = tf.random.uniform(()) < 0.5
         x = tf.cond(flip, lambda: x[:, ::-1, :], lambda: x)
-        y = tf.cond(flip, lambda: tf.gather(tf.gather(y, perm), swap, axis=1), lambda: y)
+        y = tf.cond(flip, lambda: flip_y(y), lambda: y)
         gain, bias = tf.random.uniform((), 0.75, 1.25), tf.random.uniform((), -20.0, 20.0)
         x = tf.clip_by_value(x * gain + bias, 0.0, 255.0)
         return x * span + lo, y
@@ -279,9 +302,7 @@ def train_detector(
     steps = epochs * int(np.ceil(len(x_train) / batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.02)
     # No XLA: on a 2-core CPU it compiles for minutes and then runs slower than plain kernels.
-    net.compile(
-        optimizer=keras.optimizers.Adam(schedule), loss=detection_loss(hw), jit_compile=False
-    )
+    net.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, jit_compile=False)
     # shuffle=False: the dataset shuffles itself (and Keras warns about the flag otherwise).
     epoch_lines = EpochLines(say, epochs, keys=("loss",))
     history = net.fit(ds, epochs=epochs, verbose=0, shuffle=False, callbacks=[epoch_lines]).history
@@ -291,7 +312,7 @@ def train_detector(
     if val_scenes:
         say(f"measuring mAP@0.5 on {len(val_scenes)} held-out images")
         out = net.predict(images.to_float(x_val, (lo, hi)), batch_size=32, verbose=0)
-        result = evaluate(out, lb_val, val_scenes, decoder_for(hw, len(names), strides))
+        result = evaluate(out, lb_val, val_scenes, decoder, evaluate_out=evaluate_out)
 
     summary_path = output.with_name(f"{output.stem}_train.json")
     curves_path = output.with_name(f"{output.stem}_curves.png")
@@ -313,7 +334,7 @@ def train_detector(
         "epochs_run": len(hist["loss"]),
         "val_map50": result.map if result else None,
         "val_ap50_per_class": result.to_dict(names)["ap_per_class"] if result else {},
-        "detection": {"decoder": "edgekit-anchor-free", "params": head_params(strides)},
+        "detection": detection,
         "history": hist,
         "seconds": round(time.monotonic() - started, 1),
         "outputs": {
