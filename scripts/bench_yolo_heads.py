@@ -10,10 +10,12 @@ scale and what it means for a decoded box: the largest centre step ``scale / 4 *
 pixels (sigmoid' <= 1/4) and the size step ``exp(scale) - 1`` (relative), plus the float vs
 int8 detection agreement (mAP@0.5 of int8 against float).
 
-Weights are Keras' initialisation (no trained YOLOv3-Tiny ships with edgekit): the heads'
-logit ranges are smaller than a trained model's, the ratio between the two forms is the point.
+Weights: Keras' initialisation by default (the heads' logit ranges are far smaller than a
+trained model's), or ``--model FILE``, a trained two-output yolov3_tiny (``edgekit train --task
+detect --model yolov3_tiny``; its labels.txt beside it), with ``--calib`` its dataset.
 
     python scripts/bench_yolo_heads.py [--size 416] [--classes 80] [--calib DIR] [--json]
+    python scripts/bench_yolo_heads.py --model det/y3.h5 --calib scenes/ --num-calib 200
 """
 
 from __future__ import annotations
@@ -50,15 +52,23 @@ def scenes(folder: Path, n: int) -> Path:
     return folder
 
 
-def build(size: int, classes: int, out: Path) -> tuple[Path, Path]:
-    """The zoo model with two outputs, and the same weights as one concatenated output."""
+def build(size: int, classes: int, out: Path, model: Path | None) -> tuple[Path, Path]:
+    """The zoo model with two outputs (``model``, or built with random weights), and the same
+    weights as one concatenated output."""
+    import shutil
+
     from edgekit import zoo
     from edgekit.host.tfenv import load_tensorflow
 
     load_tensorflow()
     import keras
 
-    grids = zoo.build("yolov3_tiny", input_size=size, classes=classes)
+    if model is not None:
+        grids = keras.models.load_model(model, compile=False)
+        if (model.parent / "labels.txt").is_file():
+            shutil.copy(model.parent / "labels.txt", out / "labels.txt")
+    else:
+        grids = zoo.build("yolov3_tiny", input_size=size, classes=classes)
     s32, s16 = grids.outputs
     rows = [keras.layers.Reshape((-1, s.shape[-1]), name=f"rows_s{st}")(s)
             for st, s in ((16, s16), (32, s32))]  # fmt: skip
@@ -74,6 +84,7 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=416)
     ap.add_argument("--classes", type=int, default=80)
     ap.add_argument("--calib", type=Path, help="calibration images [default: generated scenes]")
+    ap.add_argument("--model", type=Path, help="a trained two-output yolov3_tiny .h5")
     ap.add_argument("--num-calib", type=int, default=64)
     ap.add_argument("--num-verify", type=int, default=16)
     ap.add_argument("--score-threshold", type=float, default=0.2)
@@ -84,7 +95,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         calib = args.calib or scenes(tmp / "calib", args.num_calib + args.num_verify)
-        paths = build(args.size, args.classes, tmp)
+        paths = build(args.size, args.classes, tmp, args.model)
         forms = {}
         for name, path in zip(("grids", "rows"), paths):
             t = time.perf_counter()
@@ -95,6 +106,8 @@ def main() -> int:
             forms[name] = {
                 "seconds": round(time.perf_counter() - t, 1),
                 "map50_int8_vs_float": v.get("map50_int8_vs_float"),
+                "map50_float": v.get("map50_float"),
+                "map50_int8": v.get("map50_int8"),
                 "float_detections": v.get("float_detections"),
                 "mean_abs_error": v.get("mean_abs_error"),
                 "heads": {h["stride"]: {k: h[k] for k in ("scale", "zero_point", "logit_range",
@@ -103,14 +116,16 @@ def main() -> int:
             }
     ratio = {s: forms["rows"]["heads"][s]["scale"] / forms["grids"]["heads"][s]["scale"]
              for s in forms["grids"]["heads"]}  # fmt: skip
-    report = {"size": args.size, "classes": args.classes, "forms": forms,
+    report = {"model": str(args.model or f"zoo yolov3_tiny {args.size}, {args.classes} classes, "
+                                           "random init"), "forms": forms,
               "shared_scale_over_own_scale": ratio}  # fmt: skip
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    print(f"yolov3_tiny {args.size}x{args.size}, {args.classes} classes (random init)")
+    print(report["model"])
     for name, f in forms.items():
-        print(f"  {name:5s}  int8-vs-float mAP@0.5 {f['map50_int8_vs_float']}  "
+        labelled = f"; int8 mAP@0.5 {f['map50_int8']:.3f}" if f["map50_int8"] is not None else ""
+        print(f"  {name:5s}  int8-vs-float mAP@0.5 {f['map50_int8_vs_float']}{labelled}  "
               f"({f['float_detections']} float boxes), mean |err| {f['mean_abs_error']:.5f}")
         for s, h in f["heads"].items():
             print(f"         stride {s:2d}: scale {h['scale']:.6f}, centre step "
