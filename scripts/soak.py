@@ -204,7 +204,6 @@ def run(args, tmp: Path) -> int:
     from edgekit.stream.config import from_dict
     from edgekit.stream.sinks import CallbackSink
     from edgekit.stream.sources import OpenCVSource
-    from edgekit.stream.worker import ModelProcess
     from tests.stream.bundles import make_bundle
 
     key, pub, _ = signing.keygen(tmp / "fleet")
@@ -225,10 +224,9 @@ def run(args, tmp: Path) -> int:
                    "reenumerate_timeout_s": 10.0},
     })  # fmt: skip
 
-    def load(c=cfg):
+    def load(c=cfg):  # what serve runs for the device (serve.start_workers), on the stand-in
         factory = functools.partial(standin_classifier, c.model.path, str(root), top_k=3)
-        return ModelProcess(factory, backoff_s=0.05, backoff_max_s=1.0, hang_timeout_s=2.0,
-                            max_restarts=1000, restart_window_s=60.0)  # fmt: skip
+        return serve.start_workers(factory, c, backoff_s=0.05, backoff_max_s=1.0)
 
     events: collections.Counter[str] = collections.Counter()
     injected: collections.Counter[str] = collections.Counter()

@@ -73,17 +73,20 @@ class Reorder:
 class CountingSlot(FrameSlot):
     """The capture thread's one-frame mailbox, shared by the device threads: ``take_counted``
     numbers frames in the order they are taken (1, 2, ...: the reorder buffer's sequence, no
-    gaps), and every ``put`` wakes the device threads through their pipes."""
+    gaps), and every ``put`` wakes the device threads through their :class:`WakePipe`."""
 
-    def __init__(self, wake_fds: list[int]):
+    def __init__(self, wakes: list[WakePipe] | None = None):
         super().__init__()
-        self.wake_fds = wake_fds
+        self.wakes: list[WakePipe] = list(wakes or [])
         self.taken = 0
 
     def put(self, frame, wait: bool = False, stop=None) -> None:
         super().put(frame, wait, stop)
-        for fd in self.wake_fds:
-            poke(fd)
+        self.wake_all()
+
+    def wake_all(self) -> None:
+        for wake in list(self.wakes):
+            wake.poke()
 
     def take_counted(self, timeout: float) -> tuple[int, Any] | None:
         with self._cond:
@@ -101,9 +104,39 @@ class CountingSlot(FrameSlot):
         return self._frame is None
 
 
-def poke(fd: int) -> None:
-    """Wake the thread reading ``fd`` (a wake-up pipe)."""
-    try:
-        os.write(fd, b"\0")
-    except OSError:  # full (already woken) or closed
-        pass
+class WakePipe:
+    """A device thread's wake-up pipe (two descriptors, non-blocking): ``poke()`` from any
+    thread, ``select`` on it (``fileno``), ``drain()``, ``close()`` by its thread as it ends.
+    A poke after the close does nothing (never a write to a reused descriptor number)."""
+
+    def __init__(self):
+        self._r, self._w = os.pipe()
+        for fd in (self._r, self._w):
+            os.set_blocking(fd, False)
+        self._lock = threading.Lock()
+        self.closed = False
+
+    def fileno(self) -> int:
+        return self._r
+
+    def poke(self) -> None:
+        with self._lock:
+            if not self.closed:
+                try:
+                    os.write(self._w, b"\0")
+                except OSError:  # full: already woken
+                    pass
+
+    def drain(self) -> None:
+        try:
+            while os.read(self._r, 512):
+                pass
+        except OSError:  # empty (BlockingIOError)
+            pass
+
+    def close(self) -> None:
+        with self._lock:
+            if not self.closed:
+                self.closed = True
+                os.close(self._r)
+                os.close(self._w)

@@ -5,7 +5,6 @@ and :func:`make_pipeline` (the pipeline serve runs for a model).
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 from edgekit.stream.pipeline import FatalError, Pipeline, SkipFrame
 from edgekit.stream.pool_devices import DevicePool
 from edgekit.stream.pool_lane import Lane
-from edgekit.stream.pool_order import CountingSlot, Reorder, poke
+from edgekit.stream.pool_order import CountingSlot, Reorder, WakePipe
 
 
 class PooledPipeline(Pipeline):
@@ -31,11 +30,10 @@ class PooledPipeline(Pipeline):
         self.pool = pool
         self._cv = threading.Condition()
         self._fatal: BaseException | None = None
-        self.slot = capture.slot = CountingSlot([])
-        self._lanes: tuple[threading.Event, list, list] | None = None  # halt, threads, pipes
+        self.slot = capture.slot = CountingSlot()
+        self._lanes: tuple[threading.Event, list] | None = None  # halt, threads
         self._unprocessed = 0  # frames taken but never run or delivered because serve stopped
         self._retired: list[threading.Thread] = []  # stopped device threads still ending
-        self._pipes: list[tuple[int, int]] = []  # one wake-up pipe per device thread
         # frames between the counters while running: depth per device, plus results waiting
         # in the reorder buffer for a slower device's frame (one more per device)
         self.stats.in_flight = (pool.depth + 1) * len(pool.lanes) - 1
@@ -65,7 +63,7 @@ class PooledPipeline(Pipeline):
         finally:
             order.full.set()  # stopping: nothing more goes out (frames in flight are dropped)
             self._stop_lanes(order)
-            self._close_pipes()
+            self._join_retired()
 
     def _start_lanes(self, order: Reorder) -> None:
         from edgekit.stream.resilient import ResilientClassifier
@@ -78,40 +76,36 @@ class PooledPipeline(Pipeline):
                 # serve's Healer resets the one device it was made for (config.model.device)
                 healer=getattr(outer, "healer", None) if len(lanes) == 1 else None,
             )  # fmt: skip
-        while len(self._pipes) < len(lanes):  # capture -> device threads; kept across
-            fds = os.pipe()  # reloads, so that a reload costs no file descriptors
-            for fd in fds:
-                os.set_blocking(fd, False)
-            self._pipes.append(fds)
-        pipes = self._pipes[: len(lanes)]
         halt = threading.Event()
-        threads = [threading.Thread(target=self._lane_loop, args=(lane, order, halt, r),
-                                    daemon=True, name=f"edgekit-device-{lane.index}")
-                   for lane, (r, _) in zip(lanes, pipes)]  # fmt: skip
-        self.slot.wake_fds = [w for _, w in pipes]
-        self._lanes = (halt, threads, pipes)
+        threads = []
+        for lane in lanes:  # capture -> device thread: a wake-up pipe the thread closes as it
+            wake = WakePipe()  # ends (a stopped thread may still wait in a hung worker's
+            self.slot.wakes.append(wake)  # watchdog: its pipe lives until then, no longer)
+            threads.append(threading.Thread(target=self._lane_loop,
+                                            args=(lane, order, halt, wake), daemon=True,
+                                            name=f"edgekit-device-{lane.index}"))  # fmt: skip
+        self._lanes = (halt, threads)
         for t in threads:
             t.start()
 
     def _stop_lanes(self, order: Reorder) -> None:
-        halt, threads, pipes = self._lanes or (threading.Event(), [], [])
+        halt, threads = self._lanes or (threading.Event(), [])
         self._lanes = None
         halt.set()
-        self.slot.wake_fds = []
-        for _, w in pipes:
-            poke(w)
+        self.slot.wake_all()
         for t in threads:
             t.join(0.5)
         self._retired = [t for t in self._retired + threads if t.is_alive()]
 
-    def _close_pipes(self) -> None:
-        """At the end, once no device thread (one may still be inside a worker's watchdog
-        wait when told to stop) can use them."""
-        if not any(t.is_alive() for t in self._retired):
-            for fds in self._pipes:
-                for fd in fds:
-                    os.close(fd)
-            self._pipes = []
+    def _join_retired(self) -> None:
+        """At the end: wait for device threads still inside a worker's wait (a hung one ends
+        at its watchdog, or at once when serve closes the model), so that every descriptor
+        they hold is closed and every frame counted before the pipeline reports done."""
+        longest = max((w.hang_timeout_s for w in self.pool.workers), default=10.0)
+        deadline = time.monotonic() + longest + 5.0
+        for t in self._retired:
+            t.join(max(0.0, deadline - time.monotonic()))
+        self._retired = [t for t in self._retired if t.is_alive()]
 
     def _watch(self, order: Reorder) -> None:
         while not self._stop.is_set():
@@ -152,7 +146,7 @@ class PooledPipeline(Pipeline):
             return not any(lane.pending for lane in self.pool.lanes)
 
     def _lane_loop(self, lane: Lane, order: Reorder, halt: threading.Event,
-                   wake: int) -> None:  # one thread per device  # fmt: skip
+                   wake: WakePipe) -> None:  # one thread per device  # fmt: skip
         """Keeps the device's worker fed: takes a frame whenever the worker has room (also
         while an earlier frame runs: that is the point), collects answers as they come. A frame
         that takes long (> 0.5 s) is waited for in ``collect`` (its watchdog)."""
@@ -160,8 +154,11 @@ class PooledPipeline(Pipeline):
             self._feed(lane, order, halt, wake)
         finally:  # stopped (end, reload, fatal): whatever it still holds gives no result
             self._finish(lane, order, len(lane.pending), None, why="unprocessed")
+            if wake in self.slot.wakes:
+                self.slot.wakes.remove(wake)
+            wake.close()
 
-    def _feed(self, lane: Lane, order: Reorder, halt: threading.Event, wake: int) -> None:
+    def _feed(self, lane: Lane, order: Reorder, halt: threading.Event, wake: WakePipe) -> None:
         w, r = lane.worker, lane.resilient
         head_since = 0.0
         unsent: list[tuple[int, Any]] = []  # in lane.pending but not (or no longer) in the worker
@@ -276,8 +273,8 @@ class PooledPipeline(Pipeline):
 
 
 def wait_readable(objs: list, timeout: float) -> list:
-    """The readable ones of ``objs`` (file descriptors or objects with fileno()); wake-up pipes
-    among them are drained."""
+    """The readable ones of ``objs`` (objects with fileno()); a :class:`WakePipe` among them
+    is drained."""
     import select
 
     try:
@@ -285,12 +282,8 @@ def wait_readable(objs: list, timeout: float) -> list:
     except (OSError, ValueError):  # a connection closed under us: let collect() find out
         return list(objs)
     for obj in ready:
-        if isinstance(obj, int):
-            try:
-                while os.read(obj, 512):
-                    pass
-            except (BlockingIOError, OSError):
-                pass
+        if isinstance(obj, WakePipe):
+            obj.drain()
     return ready
 
 

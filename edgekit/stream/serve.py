@@ -22,7 +22,7 @@ from edgekit.stream.config import ServeConfig
 from edgekit.stream.devicehealth import DeviceHealth
 from edgekit.stream.notify import Notifier
 from edgekit.stream.pipeline import FatalError, Pipeline
-from edgekit.stream.pool import PooledPipeline, make_pipeline
+from edgekit.stream.pool import make_pipeline
 from edgekit.stream.presence import Presence, PresenceSink
 from edgekit.stream.resilient import ResilientClassifier
 from edgekit.stream.sinks import JsonLinesSink
@@ -73,32 +73,40 @@ def uses_worker(config: ServeConfig) -> bool:
     return mode == "process" or (mode == "auto" and config.model.device.strip().lower() != "cpu")
 
 
-def load_model(config: ServeConfig, stop: threading.Event | None = None, pooled: bool = False):
-    """The model as serve runs it: in a worker process (several Edge TPUs: a
-    :class:`~edgekit.stream.pool.DevicePool`, one worker per device, two frames in flight
-    each) or in-process (see :func:`uses_worker`).
-    ``stop`` interrupts a worker's model load (:class:`~edgekit.stream.worker.Stopped`);
-    ``pooled`` (a hot reload while a pool's pipeline runs, e.g. compiled segments): one device
-    as a pool of one, which that pipeline can switch to."""
+def load_model(config: ServeConfig, stop: threading.Event | None = None):
+    """The model as serve runs it: in worker processes (:func:`start_workers`) or in-process
+    (see :func:`uses_worker`).
+    ``stop`` interrupts a worker's model load (:class:`~edgekit.stream.worker.Stopped`)."""
+    from edgekit.stream.pool import expand_devices
+    from edgekit.stream.segment_worker import segment_depth
+
+    # "usb:*", "usb:0,usb:1": one worker each; compiled segments: ONE worker opens all their
+    # devices (edgekit.stream.segment_worker)
+    devices = expand_devices(config.model.device) if segment_depth(config) is None else None
+    if devices is None and not uses_worker(config):
+        return load_classifier(config)
+    return start_workers(model_factory(config), config, stop)
+
+
+def start_workers(factory: Callable[..., Any], config: ServeConfig,
+                  stop: threading.Event | None = None, **worker_kw):  # fmt: skip
+    """serve's worker processes for ``factory``'s model: a
+    :class:`~edgekit.stream.pool.DevicePool` with one worker per device of ``[model] device``
+    (``usb:*``, ``usb:0,usb:1``), a pool of one for a single device, two frames in flight each,
+    so the device never waits for the round trip (docs/DESIGN.md, "Several Edge TPUs"); a
+    segment set: one worker with N + 1 frames in flight. ``worker_kw`` replaces ``[worker]``
+    settings (scripts/soak.py's quicker backoff)."""
     from edgekit.stream.pool import DevicePool, expand_devices
     from edgekit.stream.segment_worker import segment_depth
 
-    depth = segment_depth(config)  # compiled segments: ONE worker opens all their devices
-    # "usb:*", "usb:0,usb:1": one worker each (for segments: the devices of that one worker)
+    depth = segment_depth(config)  # frames pipelined over the segments' devices
     devices = expand_devices(config.model.device) if depth is None else None
-    if devices is None and not uses_worker(config):
-        return load_classifier(config)
     w = config.worker
     kw = dict(hang_timeout_s=w.hang_timeout_s, start_timeout_s=w.start_timeout_s,
               max_restarts=w.max_restarts, restart_window_s=w.restart_window_s, stop=stop)
-    if depth is not None:  # frames pipelined over the devices (edgekit.stream.segment_worker)
-        return DevicePool(model_factory(config), [None], depth=depth, **kw)
-    if devices is None and not pooled:  # one device: one frame at a time (see DESIGN, "Several
-        from edgekit.stream.worker import ModelProcess  # Edge TPUs": a pool of one showed no
-        # gain here, and its extra descriptors made the soak's fd check flaky)
-
-        return ModelProcess(model_factory(config), **kw)
-    return DevicePool(model_factory(config), devices or [None], **kw)
+    if depth is not None:
+        kw["depth"] = depth
+    return DevicePool(factory, devices, **{**kw, **worker_kw})
 
 
 def run(
@@ -228,9 +236,8 @@ def run(
             healer=healer,
         )
         infer_holder["r"] = resilient
-        pooled = isinstance(pipeline, PooledPipeline)  # a reload must give it a DevicePool
         reloader = HotReload(config, resilient, pipeline.emit,
-                             lambda c: load_model(c, stop, pooled), _resizer, capture,
+                             lambda c: load_model(c, stop), _resizer, capture,
                              public_key=config.fleet.public_key or None,
                              trigger=reload)  # fmt: skip
         infer_holder["reload"] = pipeline.infer = reloader

@@ -8,11 +8,19 @@ process whose threads hold native locks) and is a drop-in for the model object i
 ``run(rgb)``/``classify(rgb)`` -> the model's own result record, ``reopen(device)``, ``close()``,
 ``runner.backend``/``runner.device``, ``input_size``/``resize``.
 
-Frames go through shared memory (``multiprocessing.shared_memory``, one slot per frame in flight:
-the pipeline keeps exactly one, the newest frame; it is sized from the first frame, normally
-the model input size since the capture thread resizes, and regrown if a bigger frame comes);
-requests and results are small pickled tuples over a pipe. The child builds its model from a
-picklable ``factory`` (e.g. ``functools.partial(Classifier, path, device="usb")``).
+Frames in flight: ``submit(rgb)`` / ``collect()`` (answers in submit order) keep up to ``depth``
+(2) frames in the worker, so the child finds frame n+1 in its pipe the moment invoke n ends and
+the device never waits for the parent's wake-up, copy and send (serve's pool does this:
+edgekit.stream.pool); ``run`` is one submit and its collect. Frames go through shared memory
+(``multiprocessing.shared_memory``, one slot per frame in flight, the lowest free one taken, so
+``run`` alone uses one; sized from the first frame, normally the model input size since the
+capture thread resizes, and regrown if a bigger frame comes); requests and results are small
+pickled tuples over a pipe. The child builds its model from a picklable ``factory`` (e.g.
+``functools.partial(Classifier, path, device="usb")``).
+
+Descriptors are released when they are done with, never left to the garbage collector: a
+stopped child's pipe end and its ``Process`` handles (sentinel) at once, the frame slots at
+``close()`` (also when another thread is still waiting for an answer: the kill wakes it first).
 
 Watchdog: a child that dies (any signal) or does not answer within ``hang_timeout_s`` is killed
 and restarted after a backoff (0.5 s doubling to 30 s, reset by a good frame); each event goes
@@ -48,6 +56,7 @@ from edgekit.stream.pipeline import FatalError, SkipFrame
 
 EventFn = Callable[[str, str, dict], None]
 _SEGMENTS = itertools.count(1)
+DEPTH = 2  # frames in flight a worker takes (submit/collect)
 
 
 class Stopped(Exception):
@@ -102,6 +111,9 @@ class ModelProcess:
         owner: (pid, command) the child records in the Edge TPU lock file (default: ours).
         stop: when set while a model loads, the worker is killed and :class:`Stopped` raised
             (serve's SIGTERM during a slow or hung Edge TPU open).
+        device: the device the child opens (the factory is called with ``device=``; None: the
+            factory's own); a restart opens it again, ``reopen(device)`` changes it.
+        depth: frames in flight ``submit`` takes before a ``collect``.
     """
 
     def __init__(
@@ -116,6 +128,8 @@ class ModelProcess:
         backoff_max_s: float = 30.0,
         owner: tuple[int, str] | None = None,
         stop: threading.Event | None = None,
+        device: str | None = None,
+        depth: int = DEPTH,
     ):
         from edgekit.backends import devicelock
 
@@ -125,14 +139,17 @@ class ModelProcess:
         self.max_restarts, self.restart_window_s = int(max_restarts), float(restart_window_s)
         self.backoff_s, self.backoff_max_s = float(backoff_s), float(backoff_max_s)
         self.owner = owner or devicelock.owner()
-        self.device: str | None = None  # a reopen(device=...) sticks for later restarts
+        self.device = device  # a reopen(device=...) sticks for later restarts
+        self.depth = max(1, int(depth))
         self.restarts = 0
         self.info: dict = {}
         self._ctx = mp.get_context("spawn")
         self._proc: Any = None
         self._conn: Any = None
-        self._shm: shared_memory.SharedMemory | None = None
+        self._slots: list[shared_memory.SharedMemory | None] = [None] * self.depth
+        self._busy: collections.deque[int] = collections.deque()  # slots in flight, in order
         self._io = threading.Lock()  # one request/answer at a time on the pipe
+        self._reap = threading.Lock()  # one stop of the child at a time
         self._closing = threading.Event()
         self._stop_event = stop
         self._recent: collections.deque[float] = collections.deque()
@@ -160,34 +177,70 @@ class ModelProcess:
 
     @property
     def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
+        proc = self._proc
+        try:
+            return proc.pid if proc is not None else None
+        except ValueError:  # closed by another thread this moment
+            return None
+
+    @property
+    def inflight(self) -> int:
+        """Frames submitted and not yet collected."""
+        return len(self._busy)
 
     def run(self, rgb: np.ndarray) -> Any:
         """The model's result for one (H, W, 3) uint8 frame. Raises what the model raised
         (EdgekitError keeps its message and hint), SkipFrame after a crash/hang (the worker was
         restarted), FatalError for a crash loop."""
+        self.submit(rgb)
+        return self.collect()
+
+    classify = run
+
+    def submit(self, rgb: np.ndarray) -> None:
+        """Queue one (H, W, 3) uint8 frame (at most ``depth`` before a ``collect``)."""
         rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
         with self._io:
             if self._closing.is_set():
                 raise SkipFrame("worker closed")
+            if len(self._busy) >= self.depth:
+                raise RuntimeError(f"more than {self.depth} frames in flight")
             if self._proc is None:  # a restart failed earlier: try again now
                 self._restart("the last restart failed")
-            shm = self._slot(rgb.nbytes)
+            # Answers come in submit order, so a slot is free again once its frame's answer
+            # is collected; the lowest free one: one frame at a time uses one segment.
+            k = min(set(range(self.depth)) - set(self._busy))
+            shm = self._slot(k, rgb.nbytes)
             np.ndarray(rgb.shape, np.uint8, buffer=shm.buf)[...] = rgb
-            reply = self._ask(("frame", shm.name, rgb.shape), self.hang_timeout_s, "frame")
+            self._busy.append(k)
+            try:
+                self._conn.send(("frame", shm.name, rgb.shape))
+            except OSError:  # the child died: collect() finds out and restarts it
+                pass
+
+    def collect(self) -> Any:
+        """The record of the oldest frame in flight (the model's exception for it, SkipFrame
+        after a crash/hang: every frame in flight is lost, FatalError for a crash loop)."""
+        with self._io:
+            if not self._busy:
+                raise RuntimeError("no frame in flight")
+            try:
+                reply = self._ask(None, self.hang_timeout_s, "frame")
+            except BaseException:
+                self._busy.clear()  # the child and every frame in it are gone
+                raise
+            self._busy.popleft()
         if reply[0] == "ok":
             self._failures_in_row = 0
             return reply[1]
         raise _rebuild(reply)
-
-    classify = run
 
     def reopen(self, device: str | None = None) -> None:
         """Reopen the model in the worker (on ``device`` if given); a dead worker is restarted."""
         if device is not None:
             self.device = device
         with self._io:
-            if self._proc is None or not self._proc.is_alive():
+            if self._proc is None or not _alive(self._proc):
                 self._restart("reopen requested", force=True)
                 return
             reply = self._ask(("reopen", device), self.start_timeout_s, "reopen")
@@ -196,17 +249,20 @@ class ModelProcess:
         self.info = reply[1]
 
     def close(self, timeout: float = 2.0) -> None:
-        """Stop the worker (politely, then SIGKILL) and unlink the shared memory. Safe from any
-        thread, also while another thread waits for a result (that call then skips its frame)."""
+        """Stop the worker (politely, then SIGKILL), unlink the shared memory and close every
+        descriptor. Safe from any thread, also while another thread waits for a result (the
+        kill wakes it; that call then skips its frame)."""
         self._closing.set()
-        if self._io.acquire(timeout=0.2):
-            try:
-                self._stop_child(timeout, polite=True)
-            finally:
+        locked = self._io.acquire(timeout=0.2)
+        if not locked:  # a frame is in flight: the kill wakes the waiting thread, which
+            self._stop_child(0.0, polite=False)  # then lets go of the pipe
+            locked = self._io.acquire(timeout=5.0)
+        try:
+            self._stop_child(timeout, polite=True)
+            self._free_shm()
+        finally:
+            if locked:
                 self._io.release()
-        else:  # a frame is in flight: the kill wakes the waiting thread
-            self._stop_child(0.0, polite=False)
-        self._free_shm()
 
     # -- process management ---------------------------------------------------------------------
     def _start(self) -> None:
@@ -240,6 +296,9 @@ class ModelProcess:
         """Send ``request`` (None: just wait) and wait for the answer; a dead or silent child is
         handled here (see module docstring)."""
         conn, proc = self._conn, self._proc
+        if proc is None:  # close() stopped it from another thread
+            raise SkipFrame("worker closed")
+        pid = proc.pid
         try:
             if request is not None:
                 conn.send(request)
@@ -256,13 +315,12 @@ class ModelProcess:
                     raise Stopped(f"stopped while the model was loading ({what})")
             failure, kind = f"no answer within {timeout:g} s ({what})", "worker_hung"
         except (EOFError, OSError):
-            proc.join(2.0)
-            failure, kind = signal_name(proc.exitcode), "worker_crashed"
+            _join(proc, 2.0)
+            failure, kind = signal_name(_exitcode(proc)), "worker_crashed"
         if self._closing.is_set():
             self._stop_child(0.0, polite=False)
             raise SkipFrame("worker closed")
-        self._stop_child(0.0, polite=False)
-        exitcode = proc.exitcode
+        exitcode = self._stop_child(0.0, polite=False)
         if not restart:  # the model never loaded: nothing to restart, say why
             sig = -exitcode if exitcode is not None and exitcode < 0 else None
             hint = _START_HINTS.get(sig, "run `edgekit doctor`; see the log above")
@@ -270,7 +328,7 @@ class ModelProcess:
                 hint = "the Edge TPU or its USB link hangs: unplug and replug it; " + hint
             raise EdgekitError(f"the inference worker failed while loading the model: {failure}",
                                hint)  # fmt: skip
-        details = {"pid": proc.pid, "exitcode": exitcode, "during": what,
+        details = {"pid": pid, "exitcode": exitcode, "during": what,
                    "restarts": self.restarts}  # fmt: skip
         cause = _RUN_CAUSES.get(-exitcode if exitcode is not None and exitcode < 0 else None)
         cause = f" ({cause})" if cause and kind == "worker_crashed" else ""
@@ -310,38 +368,51 @@ class ModelProcess:
                       {"pid": self._proc.pid, "restarts": self.restarts,
                        "load_s": self.info.get("load_s")})  # fmt: skip
 
-    def _stop_child(self, timeout: float, polite: bool) -> None:
-        proc, conn = self._proc, self._conn
-        if proc is None:
-            return
-        if polite and proc.is_alive():
+    def _stop_child(self, timeout: float, polite: bool) -> int | None:
+        """Stop the child and close our end of its pipe and its process handles (the sentinel:
+        never left to the garbage collector). Returns its exit code."""
+        with self._reap:  # close() may kill from another thread meanwhile
+            proc, conn = self._proc, self._conn
+            if proc is None:
+                return None
+            if polite and _alive(proc):
+                try:
+                    conn.send(("close",))
+                except OSError:
+                    pass
+                _join(proc, timeout)
+            if _alive(proc):
+                _kill_group(proc)
+                _join(proc, 5.0)
             try:
-                conn.send(("close",))
+                conn.close()
             except OSError:
                 pass
-            proc.join(timeout)
-        if proc.is_alive():
-            _kill_group(proc)
-            proc.join(5.0)
-        try:
-            conn.close()
-        except OSError:
-            pass
-        if self._proc is proc:
-            self._proc = None
+            exitcode = _exitcode(proc)
+            try:
+                proc.close()  # the sentinel and the spawn pipe, now
+            except ValueError:  # still running after SIGKILL and 5 s: its finalizer closes them
+                pass
+            if self._proc is proc:
+                self._proc = None
+            return exitcode
 
-    def _slot(self, nbytes: int) -> shared_memory.SharedMemory:
-        shm = self._shm
+    def _slot(self, k: int, nbytes: int) -> shared_memory.SharedMemory:
+        shm = self._slots[k]
         if shm is None or shm.size < nbytes:
-            self._free_shm()
+            if shm is not None:
+                free_shm(shm)
             name = f"edgekit-{os.getpid()}-{next(_SEGMENTS)}"
-            shm = self._shm = shared_memory.SharedMemory(name=name, create=True, size=nbytes)
+            shm = self._slots[k] = shared_memory.SharedMemory(name=name, create=True,
+                                                              size=nbytes)  # fmt: skip
         return shm
 
     def _free_shm(self) -> None:
-        shm, self._shm = self._shm, None
-        if shm is not None:
-            free_shm(shm)
+        slots, self._slots = self._slots, [None] * self.depth
+        self._busy.clear()
+        for shm in slots:
+            if shm is not None:
+                free_shm(shm)
 
 
 def free_shm(shm: shared_memory.SharedMemory) -> None:
@@ -353,6 +424,28 @@ def free_shm(shm: shared_memory.SharedMemory) -> None:
     try:
         shm.close()
     except BufferError:  # a view is still alive in another thread: the unlink is what counts
+        pass
+
+
+def _exitcode(proc) -> int | None:
+    """``proc.exitcode``, also once another thread closed its handles (then None: unknown)."""
+    try:
+        return proc.exitcode
+    except ValueError:  # closed: it had ended
+        return None
+
+
+def _alive(proc) -> bool:
+    try:
+        return proc.is_alive()
+    except ValueError:  # closed by another thread: it had ended
+        return False
+
+
+def _join(proc, timeout: float) -> None:
+    try:
+        proc.join(timeout)
+    except (ValueError, AttributeError):  # closed by another thread meanwhile
         pass
 
 
