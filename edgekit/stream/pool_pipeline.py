@@ -149,11 +149,14 @@ class PooledPipeline(Pipeline):
                    wake: WakePipe) -> None:  # one thread per device  # fmt: skip
         """Keeps the device's worker fed: takes a frame whenever the worker has room (also
         while an earlier frame runs: that is the point), collects answers as they come. A frame
-        that takes long (> 0.5 s) is waited for in ``collect`` (its watchdog)."""
+        that takes longer than ``hang_timeout_s`` goes to ``collect``'s watchdog; until then the
+        wait is here, so that a stop never waits for a hung worker."""
         try:
             self._feed(lane, order, halt, wake)
         finally:  # stopped (end, reload, fatal): whatever it still holds gives no result
             self._finish(lane, order, len(lane.pending), None, why="unprocessed")
+            if lane.worker.inflight and not lane.worker._closing.is_set():
+                lane.worker.abandon()  # a model kept by its owner: no stale answer left in it
             if wake in self.slot.wakes:
                 self.slot.wakes.remove(wake)
             wake.close()
@@ -194,10 +197,14 @@ class PooledPipeline(Pipeline):
                 if len(lane.pending) < w.depth:
                     waits.append(wake)  # a new frame in the slot
                 ready = wait_readable(waits, 0.25)
-                if not lane.pending or (w._conn not in ready
-                                        and time.monotonic() - head_since < 0.5):  # fmt: skip
+                if not lane.pending:
                     continue
-                outs.append(w.collect())
+                if w._conn in ready:
+                    outs.append(w.collect())
+                elif time.monotonic() - head_since < w.hang_timeout_s:
+                    continue  # waiting here, not in collect: a stop (halt) ends the wait
+                else:
+                    outs.append(w.collect(0.0))  # no answer for hang_timeout_s: the watchdog
                 # Every answer already there (this thread may wake late on a busy machine),
                 # then new frames for the worker, and only then the sinks' work.
                 while len(outs) < len(lane.pending) and w.inflight and w._conn.poll():

@@ -154,6 +154,7 @@ class ModelProcess:
         self._stop_event = stop
         self._recent: collections.deque[float] = collections.deque()
         self._failures_in_row = 0
+        self._why_none = "the last restart failed"  # why a submit finds no child
         self._start()
 
     # -- the model's interface ------------------------------------------------------------------
@@ -205,8 +206,8 @@ class ModelProcess:
                 raise SkipFrame("worker closed")
             if len(self._busy) >= self.depth:
                 raise RuntimeError(f"more than {self.depth} frames in flight")
-            if self._proc is None:  # a restart failed earlier: try again now
-                self._restart("the last restart failed")
+            if self._proc is None:  # a restart failed earlier, or abandon() stopped it
+                self._restart(self._why_none)
             # Answers come in submit order, so a slot is free again once its frame's answer
             # is collected; the lowest free one: one frame at a time uses one segment.
             k = min(set(range(self.depth)) - set(self._busy))
@@ -218,14 +219,16 @@ class ModelProcess:
             except OSError:  # the child died: collect() finds out and restarts it
                 pass
 
-    def collect(self) -> Any:
+    def collect(self, timeout: float | None = None) -> Any:
         """The record of the oldest frame in flight (the model's exception for it, SkipFrame
-        after a crash/hang: every frame in flight is lost, FatalError for a crash loop)."""
+        after a crash/hang: every frame in flight is lost, FatalError for a crash loop).
+        ``timeout``: the rest of the ``hang_timeout_s`` wait when the caller waited already."""
         with self._io:
             if not self._busy:
                 raise RuntimeError("no frame in flight")
             try:
-                reply = self._ask(None, self.hang_timeout_s, "frame")
+                wait = self.hang_timeout_s if timeout is None else timeout
+                reply = self._ask(None, wait, "frame", said=self.hang_timeout_s)
             except BaseException:
                 self._busy.clear()  # the child and every frame in it are gone
                 raise
@@ -234,6 +237,23 @@ class ModelProcess:
             self._failures_in_row = 0
             return reply[1]
         raise _rebuild(reply)
+
+    def abandon(self, wait_s: float = 1.0) -> None:
+        """Forget the frames in flight (a pipeline stopped, the model is kept): answers that
+        come within ``wait_s`` are read and dropped; a child that keeps a frame longer (hung)
+        is stopped, and the next ``submit`` starts a new one."""
+        with self._io:
+            deadline = time.monotonic() + wait_s
+            while self._busy and self._proc is not None:
+                try:
+                    if not self._conn.poll(max(0.0, deadline - time.monotonic())):
+                        raise TimeoutError
+                    self._conn.recv()
+                    self._busy.popleft()
+                except (EOFError, OSError):  # TimeoutError too
+                    self._stop_child(0.0, polite=False)
+                    self._why_none = "it was stopped with a frame in flight"
+            self._busy.clear()
 
     def reopen(self, device: str | None = None) -> None:
         """Reopen the model in the worker (on ``device`` if given); a dead worker is restarted."""
@@ -292,9 +312,10 @@ class ModelProcess:
         self.info = reply[1]
         self.info["load_s"] = round(time.monotonic() - t0, 3)
 
-    def _ask(self, request, timeout: float, what: str, restart: bool = True) -> tuple:
+    def _ask(self, request, timeout: float, what: str, restart: bool = True,
+             said: float | None = None) -> tuple:  # fmt: skip
         """Send ``request`` (None: just wait) and wait for the answer; a dead or silent child is
-        handled here (see module docstring)."""
+        handled here (see module docstring). ``said``: the wait the hang message names."""
         conn, proc = self._conn, self._proc
         if proc is None:  # close() stopped it from another thread
             raise SkipFrame("worker closed")
@@ -313,7 +334,8 @@ class ModelProcess:
                 if self.info == {} and stop is not None and stop.is_set():  # the first load
                     self._stop_child(0.0, polite=False)
                     raise Stopped(f"stopped while the model was loading ({what})")
-            failure, kind = f"no answer within {timeout:g} s ({what})", "worker_hung"
+            failure = f"no answer within {timeout if said is None else said:g} s ({what})"
+            kind = "worker_hung"
         except (EOFError, OSError):
             _join(proc, 2.0)
             failure, kind = signal_name(_exitcode(proc)), "worker_crashed"
@@ -360,6 +382,7 @@ class ModelProcess:
             self._start()
         except EdgekitError:
             self._proc = None  # the next run() or reopen() tries again
+            self._why_none = "the last restart failed"
             raise
         if self._closing.is_set():  # close() came while the new worker was loading
             self._stop_child(1.0, polite=True)
