@@ -217,16 +217,36 @@ class Classifier(TaskModel):
 
     def classify(self, rgb: np.ndarray) -> Classification:
         """Classify one (H, W, 3) uint8 RGB image of any size."""
+        return self.finish(*self.invoke_input(*self.make_input(rgb)))
+
+    # classify() in three stages, for serve's worker (edgekit.stream.worker_stages), which
+    # prepares frame n+1 and finishes frame n-1 in one thread while invoke n runs in another.
+    @property
+    def stages(self) -> tuple[Callable, Callable, Callable]:
+        return self.make_input, self.invoke_input, self.finish
+
+    def make_input(self, rgb: np.ndarray) -> tuple[np.ndarray, float]:
+        """(H, W, 3) uint8 RGB -> (the input tensor's values, preprocess ms); no interpreter."""
         if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3:
             raise EdgekitError("classify() needs an (H, W, 3) uint8 RGB array")
         t0 = time.perf_counter_ns()
         pixels = prepare(rgb, self.input_size, self.resize, self.color, self.channels)
-        self.runner.set_input(self._quantize(pixels))
+        x = self._quantize(pixels)  # may be ``rgb`` itself (the identity: raw uint8 input)
+        return x, (time.perf_counter_ns() - t0) / 1e6
+
+    def invoke_input(self, x: np.ndarray, preprocess_ms: float = 0.0):
+        """Write ``x`` into the input tensor, invoke -> (raw output copy, preprocess ms
+        including the write, inference ms)."""
+        t0 = time.perf_counter_ns()
+        self.runner.set_input(x)
         t1 = time.perf_counter_ns()
         self.runner.invoke()
         t2 = time.perf_counter_ns()
-        classes = self.top(self.scores(self.runner.output()))
-        return Classification(classes, (t2 - t1) / 1e6, (t1 - t0) / 1e6)
+        return self.runner.output(), preprocess_ms + (t1 - t0) / 1e6, (t2 - t1) / 1e6
+
+    def finish(self, raw: np.ndarray, preprocess_ms: float, inference_ms: float) -> Classification:
+        """The raw output -> the Classification (dequantized top-k)."""
+        return Classification(self.top(self.scores(raw)), inference_ms, preprocess_ms)
 
     run = classify  # the task-agnostic name (edgekit.tasks)
 

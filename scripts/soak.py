@@ -243,11 +243,20 @@ def run(args, tmp: Path) -> int:
             gap[1] = max(gap[1], now - gap[0])
         gap[0] = now
 
+    workers_back = [0, 0]  # crashes/hangs not yet followed by a new worker, new workers
+
     def on_event(e):
         events[e.kind] += 1
         if e.kind.startswith(fault_kinds):
             timeline.append((round(time.monotonic() - t0, 1), e.kind))
+        # A crashed worker is replaced by its restart, or by a hot reload's new worker when the
+        # reload closed the pool during the restart (the frames kept running meanwhile).
+        if e.kind == "worker_restarted" or (e.kind == "model_reloaded" and workers_back[0]):
+            n = 1 if e.kind == "worker_restarted" else workers_back[0]
+            workers_back[0] = max(0, workers_back[0] - n)
+            workers_back[1] += n
         if e.kind in ("worker_crashed", "worker_hung"):  # the next worker fails the other way
+            workers_back[0] += 1
             mode["hang"] = not mode["hang"]
             key_on, key_off = (("HANG", "CRASH") if mode["hang"] else ("CRASH", "HANG"))
             os.environ[f"EDGETPU_STANDIN_{key_on}_AFTER"] = str(args.crash_every)
@@ -399,7 +408,7 @@ def run(args, tmp: Path) -> int:
                      - max(s[key] for s in after_warm[:half]), 1)  # fmt: skip
 
     crashes = events["worker_crashed"] + events["worker_hung"]
-    reported = {"worker crash/hang": (crashes, events["worker_restarted"], []),
+    reported = {"worker crash/hang": (crashes, workers_back[1], []),
                 "camera lost": (injected["camera"], events["source_reconnected"], []),
                 "corrupt frame": (injected["camera"], events["decode_error"], [])}
     for k, name in (("vanish", "device vanished"), ("wedge", "device wedged"),

@@ -1,7 +1,9 @@
 """The inside of serve's inference worker process (see :mod:`edgekit.stream.worker`): build the
 model from the factory, then answer ``("frame", shm_name, shape)`` with ``("ok", record)`` or
 ``("error", class, message, hint, exit_code)`` and ``("reopen", device)`` with
-``("ready", info)``, until ``("close",)`` or the parent is gone."""
+``("ready", info)``, until ``("close",)`` or the parent is gone. Answers go out in request
+order; a model with ``stages`` (a Classifier) runs them overlapped
+(:mod:`edgekit.stream.worker_stages`), any other one request at a time."""
 
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ def _die_with_parent() -> None:
         pass
 
 
-def _error_reply(e: BaseException) -> tuple:
+def error_reply(e: BaseException) -> tuple:
     if isinstance(e, EdgekitError):
         return ("error", type(e).__name__, e.message, e.hint, e.exit_code)
     first = str(e).splitlines()[0] if str(e) else ""
@@ -81,57 +83,90 @@ def main(conn, factory, device, owner) -> None:
         # After reopen(device=...) (e.g. the CPU fallback) a new worker starts on that device.
         model = factory() if device is None else factory(device=device)
     except BaseException as e:
-        conn.send(_error_reply(e))
+        conn.send(error_reply(e))
         return
     conn.send(("ready", _model_info(model)))
-    infer = getattr(model, "run", None) or model.classify
     from edgekit.backends.segment_pipeline import frames_in_flight
 
     depth = frames_in_flight(model)
     if depth > 1:  # compiled segments pipelined over several Edge TPUs: frames side by side
         from edgekit.stream.segment_worker import serve_frames
 
+        infer = getattr(model, "run", None) or model.classify
         try:
-            serve_frames(conn, model, infer, depth, _error_reply, _attach, MAX_SEGMENTS)
+            serve_frames(conn, model, infer, depth, error_reply, _attach, MAX_SEGMENTS)
         finally:
             model.close()
         return
-    # Attached segments by name: with two frames in flight (edgekit.stream.pool) the parent
-    # alternates between two slots, and attaching costs a resource-tracker message each time.
-    segments: dict[str, shared_memory.SharedMemory] = {}
+    frames = Segments()
+    stages = getattr(model, "stages", None)  # a Classifier's: prepare, invoke, finish
+    if stages is not None:
+        from edgekit.stream.worker_stages import serve_staged
+
+        serve_staged(conn, model, stages, frames)
+    else:
+        _serve(conn, model, frames)
+    frames.close()
+    close = getattr(model, "close", None)
+    if close is not None:
+        close()
+
+
+def _serve(conn, model, frames: Segments) -> None:
+    """One request at a time: a frame's answer is sent before the next request is read."""
+    infer = getattr(model, "run", None) or model.classify
     while True:
         try:
             msg = conn.recv()
         except (EOFError, OSError):  # the parent is gone
             break
         if msg[0] == "frame":
-            _, name, shape = msg
-            shm = segments.get(name)
-            if shm is None:
-                while len(segments) >= MAX_SEGMENTS:  # the oldest: replaced by a bigger one
-                    segments.pop(next(iter(segments))).close()
-                shm = segments[name] = _attach(name)
-            rgb = np.ndarray(shape, np.uint8, buffer=shm.buf)
+            rgb = frames.frame(msg)
             try:
                 reply = ("ok", infer(rgb))
             except Exception as e:
-                reply = _error_reply(e)
+                reply = error_reply(e)
             del rgb
             conn.send(reply)
         elif msg[0] == "reopen":
-            try:
-                model.reopen(device=msg[1])
-                reply = ("ready", _model_info(model))
-            except Exception as e:
-                reply = _error_reply(e)
-            conn.send(reply)
+            conn.send(reopen(model, msg[1]))
         else:  # "close"
             break
-    for shm in segments.values():
-        shm.close()
-    close = getattr(model, "close", None)
-    if close is not None:
-        close()
+
+
+def reopen(model, device) -> tuple:
+    try:
+        model.reopen(device=device)
+        return ("ready", _model_info(model))
+    except Exception as e:
+        return error_reply(e)
+
+
+class Segments:
+    """The parent's frame slots, attached by name and kept (at most MAX_SEGMENTS): with two
+    frames in flight the parent alternates between two, and attaching costs a resource-tracker
+    message each time."""
+
+    def __init__(self):
+        self._open: dict[str, shared_memory.SharedMemory] = {}
+
+    def frame(self, msg: tuple) -> np.ndarray:
+        """The (H, W, 3) uint8 view of ``("frame", name, shape)``'s slot."""
+        _, name, shape = msg
+        shm = self._open.get(name)
+        if shm is None:
+            while len(self._open) >= MAX_SEGMENTS:  # the oldest: replaced by a bigger one
+                self._open.pop(next(iter(self._open))).close()
+            shm = self._open[name] = _attach(name)
+        return np.ndarray(shape, np.uint8, buffer=shm.buf)
+
+    def close(self) -> None:
+        for shm in self._open.values():
+            try:
+                shm.close()
+            except BufferError:  # a view still alive: the process is ending anyway
+                pass
+        self._open = {}
 
 
 def _attach(name: str) -> shared_memory.SharedMemory:

@@ -13,6 +13,7 @@ import os
 import threading
 from multiprocessing import resource_tracker
 
+import numpy as np
 import pytest
 
 from edgekit.stream import serve
@@ -165,3 +166,40 @@ def test_restarts_and_reloads_leave_no_descriptor(standin, serve_standin, tmp_pa
     assert my_segments() == []
     acc = stats["accounting"]
     assert acc["final"] and acc["balanced"], acc
+
+
+def test_the_worker_prepares_the_next_frame_while_one_runs(small_model, labels_path,
+                                                           video_avi):  # fmt: skip
+    """In the worker, frame n+1 is prepared while invoke n runs (the probe's invoke waits for
+    it; one frame at a time it would wait in vain); answers, a failed frame's too, come back in
+    submit order."""
+    from edgekit.classify import Classifier
+    from edgekit.errors import EdgekitError
+    from edgekit.stream.worker import ModelProcess
+
+    from .worker_models import OverlapProbe
+
+    kw = dict(labels=str(labels_path), device="cpu", top_k=3, threads=1)
+    worker = ModelProcess(functools.partial(OverlapProbe, small_model, **kw))
+    inline = Classifier(small_model, **kw)
+    src = OpenCVSource(str(video_avi))
+    src.open()
+    frames = [src.read() for _ in range(25)][::10]  # cat, parrot, bird
+    src.close()
+    try:
+        worker.submit(frames[0])
+        worker.submit(frames[1])
+        first = worker.collect()
+        worker.submit(frames[2])
+        second, third = worker.collect(), worker.collect()
+        assert [first.overlapped, second.overlapped, third.overlapped] == [True, True, False]
+        assert [r.classes for r in (first, second, third)] == [
+            inline.classify(f).classes for f in frames]  # fmt: skip
+        worker.submit(np.zeros((8, 8), np.uint8))  # fails while preparing, before the next
+        worker.submit(frames[0])
+        with pytest.raises(EdgekitError, match=r"needs an \(H, W, 3\) uint8 RGB array"):
+            worker.collect()
+        assert worker.collect().classes == inline.classify(frames[0]).classes
+    finally:
+        worker.close()
+    assert my_segments() == []
