@@ -141,6 +141,11 @@ class PooledPipeline(Pipeline):
             with self._cv:
                 self._cv.wait(0.1)
 
+    def _other_idle(self, lane: Lane) -> bool:
+        """Another device of the pool is running and has no frame (under ``_cv``)."""
+        return any(o is not lane and not o.pending and o.state == "running"
+                   for o in self.pool.lanes)  # fmt: skip
+
     def _idle(self) -> bool:
         with self._cv:
             return not any(lane.pending for lane in self.pool.lanes)
@@ -171,6 +176,8 @@ class PooledPipeline(Pipeline):
             nonlocal head_since
             while len(lane.pending) < w.depth and not halt.is_set():
                 with self._cv:  # taken and pending at once: _idle() never misses a frame
+                    if lane.pending and self._other_idle(lane):
+                        break  # an idle device runs it at once: no queueing behind ours
                     got = self.slot.take_counted(0.0)
                     if got is None:
                         break
