@@ -51,6 +51,15 @@ PUBLISHED = {
     "ResNet-152 V2 (299)": 128,
     "VGG19 (224)": 308,
 }
+# Calibration rows whose very model Coral ships compiled (google-coral/test_data, in
+# ../shared/data/coral when present): the row uses that int8 model with its ops placed as the
+# compiler placed them (latency.work_of_compiled_pair) instead of the Keras equivalent; the
+# constants fitted with them are recorded in edgekit/edgetpu/latency.py and docs/DESIGN.md
+CORAL_TWINS = {
+    "MobileNet v2 (224)": "mobilenet_v2_1.0_224_quant",
+    "DeepLab V3 (513)": "deeplabv3_mnv2_pascal_quant",
+}
+CORAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "coral"
 HELD_OUT = {"DenseNet (224)", "Inception-ResNet V2 (299)", "ResNet-50 V1 (299)",
             "ResNet-50 V2 (299)", "ResNet-152 V2 (299)", "VGG19 (224)"}  # fmt: skip
 NOT_REPRODUCED = {
@@ -220,6 +229,17 @@ def tails(name: str, work: L.Work) -> L.Work:
     return work
 
 
+def coral_twin(name: str) -> L.Work | None:
+    """The row's Work from Coral's own compiled model, when ../shared has it."""
+    stem = CORAL_TWINS.get(name)
+    if stem is None or not (CORAL_DATA / f"{stem}_edgetpu.tflite").exists():
+        return None
+    from edgekit.tflite import read_model
+
+    return L.work_of_compiled_pair(read_model(CORAL_DATA / f"{stem}_edgetpu.tflite"),
+                                   read_model(CORAL_DATA / f"{stem}.tflite"))  # fmt: skip
+
+
 def works(names=None) -> dict[str, L.Work]:
     """name -> Work, from each Keras equivalent's shapes (the Keras front-end); ``names``: only
     these rows (tests/tflite/test_latency.py builds the calibration rows)."""
@@ -232,6 +252,10 @@ def works(names=None) -> dict[str, L.Work]:
     out = {}
     for name, build in builders().items():
         if names is not None and name not in names:
+            continue
+        twin = coral_twin(name)
+        if twin is not None:
+            out[name] = twin
             continue
         keras.backend.clear_session()
         stats = inspect_keras(build())
@@ -307,6 +331,7 @@ def table(ws: dict[str, L.Work], cal: dict | None = None) -> list[dict]:
         ms = pred["latency_ms"]["usb3"]
         rows.append({
             "model": name, "set": "held-out" if name in HELD_OUT else "calibration",
+            "source": w.source,
             "published_ms": PUBLISHED[name], "predicted_ms": ms,
             "ratio": round(ms / PUBLISHED[name], 2), "parts_ms": pred["parts_ms"]["usb3"],
             "streamed_mib": round(pred["streamed_bytes"] / 2**20, 1),
@@ -314,15 +339,19 @@ def table(ws: dict[str, L.Work], cal: dict | None = None) -> list[dict]:
     return rows
 
 
-def macs_per_parameter_byte(ws: dict[str, L.Work]) -> float:
-    """Median padded MACs per padded parameter byte of the calibration models, scaled to a
-    224x224 input (``latency.MACS_PER_PARAMETER_BYTE``: a compiled model's compute estimate)."""
+def macs_per_parameter_byte(ws: dict[str, L.Work], cal: dict | None = None) -> float:
+    """Median compute-equivalent MACs (padded, depthwise at its cost, element-wise ops at 64
+    per element: what ``latency`` charges) per padded parameter byte of the calibration models,
+    scaled to a 224x224 input (``latency.MACS_PER_PARAMETER_BYTE``: a compiled model's compute
+    estimate)."""
+    c = {**L.CALIBRATION, **(cal or {})}
     r = []
     for name, w in ws.items():
         if name in HELD_OUT or not w.parameter_bytes:
             continue
         side = int(name.rsplit("(", 1)[1].rstrip(")"))
-        macs = sum(o.padded_macs for o in w.ops if o.on_tpu)
+        macs = sum(o.padded_macs * (c["depthwise_cost"] if o.depthwise else 1)
+                   or o.elements * L.LANES for o in w.ops if o.on_tpu)  # fmt: skip
         r.append(macs / w.parameter_bytes * 224 * 224 / side**2)
     return round(statistics.median(r), 1)
 
@@ -347,16 +376,18 @@ def main() -> int:
     cal = fit(ws) if a.fit else None
     rows = table(ws, cal)
     res = {"calibration": cal or L.CALIBRATION, "rows": rows, "summary": summary(rows),
-           "macs_per_parameter_byte": macs_per_parameter_byte(ws),
+           "macs_per_parameter_byte": macs_per_parameter_byte(ws, cal),
            "not_reproduced": NOT_REPRODUCED, "seconds": round(time.perf_counter() - t0, 1)}
     if a.json:
         print(json.dumps(res, indent=2))
         return 0
     if a.markdown:
-        print("| model (Coral table 1) | set | published USB 3 ms | predicted ms | ratio |")
-        print("|---|---|---|---|---|")
+        print("| model (Coral table 1) | set | built from | published USB 3 ms | predicted ms "
+              "| ratio |")
+        print("|---|---|---|---|---|---|")
         for r in rows:
-            print(f"| {r['model']} | {r['set']} | {r['published_ms']:g} | "
+            src = "Coral's compiled model" if r["source"] == "compiled" else "Keras equivalent"
+            print(f"| {r['model']} | {r['set']} | {src} | {r['published_ms']:g} | "
                   f"{r['predicted_ms']:g} | {r['ratio']:.2f} |")  # fmt: skip
         return 0
     print(f"calibration constants: {res['calibration']}; MACS_PER_PARAMETER_BYTE "

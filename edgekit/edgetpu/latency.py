@@ -41,14 +41,14 @@ LINK_NAMES = {"usb3": "USB 3 Coral", "usb2": "USB 2 Coral", "pci": "PCIe Coral"}
 
 # ---- calibrated on Coral's table 1 (calibration rows only; scripts/bench_latency.py --fit) -----
 CALIBRATION = {
-    "tpu_efficiency": 0.575,  # fraction of the padded peak the array sustains
-    "depthwise_cost": 54.486,  # a depthwise MAC costs this many padded conv MACs (of 64 lanes)
-    "op_overhead_us": 0.0,  # per mapped op (the fit puts it at its lower bound)
-    "invoke_overhead_us": 1060.719,  # per inference (link round trips, runtime dispatch)
+    "tpu_efficiency": 0.416,  # fraction of the padded peak the array sustains
+    "depthwise_cost": 30.357,  # a depthwise MAC costs this many padded conv MACs (of 64 lanes)
+    "op_overhead_us": 6.784,  # per mapped op (instruction dispatch)
+    "invoke_overhead_us": 496.502,  # per inference (link round trips, runtime dispatch)
     "link_efficiency": 1.0,  # fraction of the link payload rate achieved when streaming
     # an activation (op output) larger than this does not stay in the on-chip memory: it
     # crosses the link out and back (what the compiler's "large activation tensors" refers to)
-    "activation_budget_mib": 2.513,
+    "activation_budget_mib": 2.287,
 }
 # PCIe has no USB transaction round trip: Coral's Dev Board (Edge TPU on PCIe) runs MobileNet v1
 # in the same 2.4 ms as the USB 3 Accelerator, so the same overhead is kept (not fitted).
@@ -341,10 +341,11 @@ def compiled_streamed_bytes(model) -> int | None:
     return None if c is None else int(c["off_chip_bytes"])
 
 
-# Median padded MACs per padded parameter byte over the 12 calibration models, each scaled to a
-# 224x224 input (100 to 481; scripts/bench_latency.py): a compiled model's compute is estimated
-# from its executable's size, scaled by its input area.
-MACS_PER_PARAMETER_BYTE = 183.8
+# Median compute-equivalent MACs (padded, depthwise at depthwise_cost, element-wise ops at 64 per
+# element) per padded parameter byte over the 12 calibration models, each scaled to a 224x224
+# input (scripts/bench_latency.py): a compiled model's compute is estimated from its
+# executable's size, scaled by its input area.
+MACS_PER_PARAMETER_BYTE = 338.3
 
 _KERAS_FREE = {  # layers the converter folds away or that cost nothing on the Edge TPU
     "BatchNormalization", "Dropout", "SpatialDropout2D", "GaussianNoise", "Activation",
@@ -444,29 +445,33 @@ def latency_of_model(model, mapping=None, cpu_twin=None, host: str = "pi4") -> d
     model with the int8 model it was compiled from (``cpu_twin``), the twin's ops placed where
     the compiler put them (its compute per op), else the compiled model's own estimate."""
     if model.is_edgetpu_compiled and cpu_twin is not None:
-        from edgekit.edgetpu.compare import actual_cpu_ops
-        from edgekit.edgetpu.mapping import predict
-
-        left = actual_cpu_ops(cpu_twin, model)
-        p = predict(cpu_twin)
-        placed = tuple(
-            OpWork(o.op, i not in left, o.macs, o.padded_macs, o.elements, o.depthwise)
-            for i, o in enumerate(work_from_tflite(cpu_twin, p).ops)
-        )
-        into, out_of = boundary_tensors(cpu_twin, [o.on_tpu for o in placed])
-        ts = cpu_twin.main.tensors
-        compiled_bytes = sum(
-            len(op.custom_options or b"") for op in model.main.operators if op.is_custom
-        )
-        work = Work(placed, max(int(p.memory.get("parameters_bytes", 0)), 0),
-                    _io_bytes(ts[i] for i in into), _io_bytes(ts[i] for i in out_of),
-                    "compiled", (f"placement as compiled; compiled code and parameters "
-                                 f"{compiled_bytes:,} bytes",),
-                    p.memory.get("parameters_blob_bytes"),
-                    compiled_streamed_bytes(model))  # fmt: skip
-        return latency(work, host)
+        return latency(work_of_compiled_pair(model, cpu_twin), host)
     if mapping is None:
         from edgekit.edgetpu.mapping import predict
 
         mapping = predict(model)
     return latency(work_from_tflite(model, mapping), host)
+
+
+def work_of_compiled_pair(model, cpu_twin) -> Work:
+    """:class:`Work` of a compiled model from the int8 model it was compiled from: the twin's
+    ops (compute per op) placed where the compiler put them, the parameters it streams as its
+    executables say."""
+    from edgekit.edgetpu.compare import actual_cpu_ops
+    from edgekit.edgetpu.mapping import predict
+
+    left = actual_cpu_ops(cpu_twin, model)
+    p = predict(cpu_twin)
+    placed = tuple(
+        OpWork(o.op, i not in left, o.macs, o.padded_macs, o.elements, o.depthwise)
+        for i, o in enumerate(work_from_tflite(cpu_twin, p).ops)
+    )
+    into, out_of = boundary_tensors(cpu_twin, [o.on_tpu for o in placed])
+    ts = cpu_twin.main.tensors
+    compiled_bytes = sum(len(op.custom_options or b"") for op in model.main.operators
+                         if op.is_custom)  # fmt: skip
+    return Work(placed, max(int(p.memory.get("parameters_bytes", 0)), 0),
+                _io_bytes(ts[i] for i in into), _io_bytes(ts[i] for i in out_of),
+                "compiled", (f"placement as compiled; compiled code and parameters "
+                             f"{compiled_bytes:,} bytes",),
+                p.memory.get("parameters_blob_bytes"), compiled_streamed_bytes(model))  # fmt: skip
