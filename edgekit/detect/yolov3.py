@@ -154,7 +154,8 @@ class YoloV3(Decoder):
         c = chans.pop() if len(chans) == 1 else 0
         if not c or c % self.per_level or c // self.per_level <= 5:
             raise self.refuse(
-                f"outputs {_shapes(io)} do not hold {self.per_level} anchors x (5 + classes)"
+                f"{len(anchors)} anchors for {len(levels)} grids: outputs {_shapes(io)} do not "
+                f"hold {self.per_level} anchors x (5 + classes) (darknet's: 3 per grid)"
             )
         self.num_classes = c // self.per_level - 5
         self.anchors = np.array(anchors, dtype=np.float64).reshape(len(levels), self.per_level, 2)

@@ -94,6 +94,10 @@ def test_rows_layout_equals_the_grids_and_int8_stays_close():
     "shapes, params, match",
     [([(1, 5, 5, 21), (1, 10, 10, 21)], {"anchors": [[1, 2]] * 5}, "5 anchors for 2 grids"),
      ([(1, 5, 5, 20), (1, 10, 10, 20)], None, "do not hold 3 anchors"),
+     # --anchors with 4 pairs for 2 grids only said the outputs "do not hold 2 anchors"
+     ([(1, 5, 5, 21), (1, 10, 10, 21)], {"anchors": [[1, 2]] * 4},
+      r"4 anchors for 2 grids: outputs .* do not hold 2 anchors x \(5 \+ classes\) "
+      r"\(darknet's: 3 per grid\)"),
      ([(1, 7, 7, 21)], None, "not a grid of the 160x160"),
      ([(1, 120, 21)], {"strides": [16, 32]}, "does not hold the rows")],
 )  # fmt: skip
