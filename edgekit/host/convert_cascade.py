@@ -166,7 +166,9 @@ def _classes(shape) -> int:
 
 
 def _label_list(by_id: dict, classes: int) -> list:
-    return [by_id.get(i, str(i)) for i in range(max(classes, max(by_id, default=-1) + 1))]
+    """Labels by position (a skipped id named by its number); as many as the file names, so a
+    file of another model still shows as a count mismatch (check_detector)."""
+    return [by_id.get(i, str(i)) for i in range(max(by_id, default=-1) + 1)]
 
 
 def _with_labels(clf: CropClassifier, path: Path) -> CropClassifier:
@@ -201,6 +203,12 @@ def check_detector(clf: Optional[CropClassifier], opts, model, warning) -> None:
     if not clf.labels:
         warning(f"the classifier {clf.given} has no labels: crops are named by class number "
                 "(pass --classify-labels FILE)")  # fmt: skip
+        return
+    from edgekit.labels import mismatch
+
+    problem = mismatch(dict(enumerate(clf.labels)), _classes(clf.manifest["output"]["shape"]))
+    if problem:  # usually another model's label file: species would be named wrongly
+        warning(f"the classifier's labels: {problem}: is it the label file of this model?")
 
 
 def write_classifier(dest: Path, clf: CropClassifier, avoid: str, with_twin: bool) -> str:

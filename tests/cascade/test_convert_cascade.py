@@ -336,14 +336,19 @@ def test_on_a_terminal_with_the_users_umask(made, species_bundle, tmp_path):
     from tests.tty import EDGEKIT, run_in_pty
 
     out = tmp_path / "feeder"
+    short = tmp_path / "two_labels.txt"  # one label short: said once, the conversion goes on
+    short.write_text("cardinal\nparakeet\n")
     old = os.umask(0o022)
     try:
-        code, text = run_in_pty([*EDGEKIT, *convert_args(made, out, species_bundle)], timeout=300)
+        code, text = run_in_pty([*EDGEKIT, *convert_args(made, out, species_bundle,
+                                                         "--classify-labels", short)],
+                                timeout=300)  # fmt: skip
     finally:
         os.umask(old)
     assert code == 0, text[-3000:]
     assert "Traceback" not in text and "Error" not in text, text[-3000:]
     assert "co-compiled in one edgetpu_compiler call" in text and "[#" in text
+    assert text.count("2 labels for 3") == 1, text[-3000:]
     for p in [out / "classifier", *(out / "classifier").iterdir()]:
         assert stat.S_IMODE(p.stat().st_mode) & 0o044 == 0o044, (p, oct(p.stat().st_mode))
     r = _cli("serve", "--model", out, "--source", made["photo"], "--device", "cpu", "--check")
