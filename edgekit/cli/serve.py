@@ -138,6 +138,9 @@ def serve(config_path, model, labels, source, device, http_listen, max_frames, t
         http__enabled=True if http_listen else None, http__listen=http_listen,
         worker__mode=worker, cascade__classifier=classifier, cascade__crop_labels=crop_labels,
     )  # fmt: skip
+    if crop_labels is not None and not any(n.strip() for n in crop_labels.split(",")):
+        raise click.BadParameter("give one or more detector labels, e.g. bird,cat",
+                                 param_hint="--crop-labels")  # fmt: skip  (as detect says)
     if crop_labels is not None and not config.cascade.classifier:
         from edgekit.detect.cascade_bundle import choose
 

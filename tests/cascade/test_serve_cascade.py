@@ -129,7 +129,8 @@ def test_cascade_section_is_checked(detect_bundle, species_bundle):
 def test_serve_check_names_the_crop_classifier_and_crop_labels_need_one(
     detect_bundle, species_bundle, scenes_avi
 ):
-    """--crop-labels without a classifier ran a plain detector without a word."""
+    """--crop-labels without a classifier ran a plain detector without a word; --crop-labels ,
+    was taken as "every label" (detect refuses it)."""
     from click.testing import CliRunner
 
     from edgekit.cli import main
@@ -138,6 +139,8 @@ def test_serve_check_names_the_crop_classifier_and_crop_labels_need_one(
             str(scenes_avi), "--check"]  # fmt: skip
     r = CliRunner().invoke(main, [*base, "--crop-labels", "red"])
     assert r.exit_code == 2 and "--crop-labels needs --classify CLASSIFIER" in r.stderr
+    r = CliRunner().invoke(main, [*base, "--classify", str(species_bundle), "--crop-labels", ","])
+    assert r.exit_code == 2 and "give one or more detector labels" in r.stderr  # as detect says
     r = CliRunner().invoke(main, [*base, "--classify", str(species_bundle)])
     assert r.exit_code == 0, r.output
     assert f"(detect, cpu) + classifier {species_bundle};" in r.stdout
