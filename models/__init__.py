@@ -77,7 +77,7 @@ REGISTRY: dict[str, ZooEntry] = {
             "Szegedy et al. 2015, Going Deeper with Convolutions, arXiv:1409.4842",
             3_335_842,
             100_439_936,
-            usb3_ms=0.76,
+            usb3_ms=0.95,
         ),
         ZooEntry(
             "mobilenet_v1",
@@ -88,7 +88,7 @@ REGISTRY: dict[str, ZooEntry] = {
             "Howard et al. 2017, MobileNets, arXiv:1704.04861",
             4_253_864,
             568_740_352,
-            usb3_ms=2.51,
+            usb3_ms=2.64,
         ),
         ZooEntry(
             "squeezenet",
@@ -99,7 +99,7 @@ REGISTRY: dict[str, ZooEntry] = {
             "Iandola et al. 2016, SqueezeNet, arXiv:1602.07360",
             1_235_496,
             387_358_720,
-            usb3_ms=1.83,
+            usb3_ms=1.99,
         ),
         ZooEntry(
             "densenet_lite",
@@ -110,7 +110,7 @@ REGISTRY: dict[str, ZooEntry] = {
             "Huang et al. 2017, Densely Connected Convolutional Networks, arXiv:1608.06993",
             304_296,
             45_186_240,
-            usb3_ms=1.29,
+            usb3_ms=1.42,
         ),
         ZooEntry(
             "dsconv",
@@ -121,7 +121,7 @@ REGISTRY: dict[str, ZooEntry] = {
             "Howard et al. 2017, MobileNets, section 3.1, arXiv:1704.04861",
             1_000_900,
             196_176_400,
-            usb3_ms=1.61,
+            usb3_ms=1.81,
         ),
         ZooEntry(
             "detector",
@@ -133,7 +133,7 @@ REGISTRY: dict[str, ZooEntry] = {
             93_516,
             30_515_200,
             task="detect",
-            usb3_ms=1.23,
+            usb3_ms=1.38,
             decoder="edgekit-anchor-free",
         ),
         ZooEntry(
@@ -146,7 +146,7 @@ REGISTRY: dict[str, ZooEntry] = {
             8_858_734,
             2_782_480_896,
             task="detect",
-            usb3_ms=19.59,
+            usb3_ms=19.82,
             decoder="yolov3",
         ),
     )

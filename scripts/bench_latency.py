@@ -102,8 +102,11 @@ def squeezenet(size: int = 224):
     return keras.Model(inp, layers.Softmax()(x))
 
 
-def googlenet(size: int = 224):
-    """Inception v1 (Szegedy et al. 2014, table 1), without the auxiliary heads."""
+def googlenet(size: int = 224, classes: int = 1001):
+    """Inception v1 as TF-slim defines it (nets/inception_v1.py, which Coral's
+    inception_v1_224_quant comes from): Szegedy et al. 2014's table 1, but 3x3 convolutions where
+    the paper has 5x5 ("in paper, the kernel_size = [5, 5]"), a 2x2 pool before Mixed_5b and a
+    1x1 conv classifier over 1,001 classes; no auxiliary heads."""
     import keras
     from keras import layers
 
@@ -113,7 +116,7 @@ def googlenet(size: int = 224):
     def inception(x, c1, r3, c3, r5, c5, p):
         a = conv(x, c1, 1)
         b = conv(conv(x, r3, 1), c3, 3)
-        c = conv(conv(x, r5, 1), c5, 5)
+        c = conv(conv(x, r5, 1), c5, 3)
         d = conv(layers.MaxPooling2D(3, 1, padding="same")(x), p, 1)
         return layers.Concatenate()([a, b, c, d])
 
@@ -129,11 +132,12 @@ def googlenet(size: int = 224):
                 (128, 128, 256, 24, 64, 64), (112, 144, 288, 32, 64, 64),
                 (256, 160, 320, 32, 128, 128)):  # fmt: skip
         x = inception(x, *cfg)
-    x = layers.MaxPooling2D(3, 2, padding="same")(x)
+    x = layers.MaxPooling2D(2, 2, padding="same")(x)
     x = inception(x, 256, 160, 320, 32, 128, 128)
     x = inception(x, 384, 192, 384, 48, 128, 128)
-    x = layers.GlobalAveragePooling2D()(x)
-    return keras.Model(inp, layers.Dense(1000, activation="softmax")(x))
+    x = layers.GlobalAveragePooling2D(keepdims=True)(x)
+    x = layers.Reshape((classes,))(layers.Conv2D(classes, 1)(x))
+    return keras.Model(inp, layers.Softmax()(x))
 
 
 def unet_mv2(size: int = 128, classes: int = 3):

@@ -41,14 +41,14 @@ LINK_NAMES = {"usb3": "USB 3 Coral", "usb2": "USB 2 Coral", "pci": "PCIe Coral"}
 
 # ---- calibrated on Coral's table 1 (calibration rows only; scripts/bench_latency.py --fit) -----
 CALIBRATION = {
-    "tpu_efficiency": 0.416,  # fraction of the padded peak the array sustains
-    "depthwise_cost": 30.357,  # a depthwise MAC costs this many padded conv MACs (of 64 lanes)
-    "op_overhead_us": 6.784,  # per mapped op (instruction dispatch)
-    "invoke_overhead_us": 496.502,  # per inference (link round trips, runtime dispatch)
+    "tpu_efficiency": 0.411,  # fraction of the padded peak the array sustains
+    "depthwise_cost": 28.116,  # a depthwise MAC costs this many padded conv MACs (of 64 lanes)
+    "op_overhead_us": 5.697,  # per mapped op (instruction dispatch)
+    "invoke_overhead_us": 695.827,  # per inference (link round trips, runtime dispatch)
     "link_efficiency": 1.0,  # fraction of the link payload rate achieved when streaming
     # an activation (op output) larger than this does not stay in the on-chip memory: it
     # crosses the link out and back (what the compiler's "large activation tensors" refers to)
-    "activation_budget_mib": 2.287,
+    "activation_budget_mib": 2.343,
 }
 # PCIe has no USB transaction round trip: Coral's Dev Board (Edge TPU on PCIe) runs MobileNet v1
 # in the same 2.4 ms as the USB 3 Accelerator, so the same overhead is kept (not fitted).
@@ -345,7 +345,7 @@ def compiled_streamed_bytes(model) -> int | None:
 # element) per padded parameter byte over the 12 calibration models, each scaled to a 224x224
 # input (scripts/bench_latency.py): a compiled model's compute is estimated from its
 # executable's size, scaled by its input area.
-MACS_PER_PARAMETER_BYTE = 338.3
+MACS_PER_PARAMETER_BYTE = 325.3
 
 _KERAS_FREE = {  # layers the converter folds away or that cost nothing on the Edge TPU
     "BatchNormalization", "Dropout", "SpatialDropout2D", "GaussianNoise", "Activation",
