@@ -146,31 +146,34 @@ def together(paths: list[str]) -> dict[str, Any]:
     from edgekit.edgetpu.mapping import predict
     from edgekit.tflite import read_model
 
-    sizes, compiled = [], {}
-    for p in paths:
+    sizes, caches = [], []
+    # Ultralytics names every export model_edgetpu.tflite: rows need a name that tells them
+    # apart, and caches go by position (keyed by file name, the second model's figures landed
+    # on the first's row and "Compiled together" was never said).
+    names = [Path(p).name for p in paths]
+    names = [str(p) if names.count(n) > 1 else n for p, n in zip(paths, names)]
+    for p, name in zip(paths, names):
         files = resolve_model(p)
         path = files.cpu or files.edgetpu if files.bundle is not None else Path(p)
         info = read_model(path)
         cache = caching(info)
-        name = Path(p).name
+        caches.append(cache)
         if cache is not None:
-            compiled[name] = cache
             sizes.append((name, cache["on_chip_bytes"] + cache["off_chip_bytes"]))
         else:
             sizes.append((name, predict(info).memory["parameters_bytes"]))
     out = predict_together(sizes)
-    for row in out["models"]:  # a compiled model: what its compiler actually allotted
-        c = compiled.get(row["model"])
+    for row, c in zip(out["models"], caches):  # a compiled model: what its compiler allotted
         if c is not None:
             row.update(on_chip_bytes=c["on_chip_bytes"], off_chip_bytes=c["off_chip_bytes"],
                        as_compiled=True)  # fmt: skip
+    compiled = [c for c in caches if c is not None]
     if compiled:
-        out["compiled"] = compiled
+        out["compiled"] = {n: c for n, c in zip(names, caches) if c is not None}
         if len(compiled) == len(paths):
-            tokens = {tuple(c["tokens"]) for c in compiled.values()}
+            tokens = {tuple(c["tokens"]) for c in compiled}
             out["cocompiled_together"] = len(tokens) == 1
-            out["streamed_as_compiled_bytes"] = sum(c["off_chip_bytes"]
-                                                    for c in compiled.values())  # fmt: skip
+            out["streamed_as_compiled_bytes"] = sum(c["off_chip_bytes"] for c in compiled)
     return out
 
 

@@ -124,3 +124,26 @@ def test_in_order_allotment():
     assert r["streamed_bytes"] == 9 * mib - ON_CHIP_BYTES
     r = predict_together([("cls", 4 * mib), ("det", 5 * mib)])
     assert r["streams"] == ["det"]  # the order decides which one streams
+
+
+def test_inspect_with_two_compiled_models_of_the_same_file_name(tmp_path):
+    """Ultralytics names every export model_edgetpu.tflite: the second one's figures landed on
+    the first's row (its parameters beside the other's on-chip share) and "Compiled together"
+    was never said."""
+    pair = []
+    for folder, src in [("det", "mobilenet_v2_1.0_224_quant_edgetpu"),
+                        ("species", "mobilenet_v1_0.25_128_quant_edgetpu")]:  # fmt: skip
+        dest = tmp_path / folder / "model_edgetpu.tflite"
+        dest.parent.mkdir()
+        dest.write_bytes((CORAL / f"{src}.tflite").read_bytes())
+        pair.append(dest)
+    alone = [caching(read_model(p)) for p in pair]  # what each executable records
+    r = CliRunner().invoke(main, ["inspect", str(pair[0]), "--with", str(pair[1]), "--json"])
+    out = json.loads(r.stdout)
+    assert [m["model"] for m in out["models"]] == [str(p) for p in pair]  # told apart
+    for row, one in zip(out["models"], alone):
+        assert row["parameters_bytes"] == one["on_chip_bytes"] + one["off_chip_bytes"]
+        assert row["on_chip_bytes"] == one["on_chip_bytes"] and row["as_compiled"]
+    assert out["cocompiled_together"] is False and len(out["compiled"]) == 2
+    r = CliRunner().invoke(main, ["inspect", str(pair[0]), "--with", str(pair[1])])
+    assert "Compiled together: no" in r.stdout
