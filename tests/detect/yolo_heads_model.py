@@ -6,7 +6,8 @@ random weights. Run as a script (TensorFlow stays out of the test process)::
 
 writes ``OUT_DIR/heads.h5`` (outputs in the order stride 32, stride 16, as darknet's
 yolov3-tiny.cfg and the Coral ports list them) and ``OUT_DIR/heads_reversed.h5`` (the same
-weights, outputs stride 16 first) and ``OUT_DIR/two_outputs.h5`` (two Dense outputs: not grid
+weights, outputs stride 16 first), ``OUT_DIR/heads_keras2.h5`` (the same weights saved by
+tf_keras, Keras 2, when installed) and ``OUT_DIR/two_outputs.h5`` (two Dense outputs: not grid
 heads, refused).
 """
 
@@ -56,6 +57,14 @@ def main(out_dir: str, size: str, classes: str) -> None:
     model.save(out / "heads.h5")
     rev = keras.Model(model.inputs, model.outputs[::-1], name="yolov3_tiny_port_reversed")
     rev.save(out / "heads_reversed.h5")
+    try:  # the same weights in a Keras 2 file, as the Coral ports' Keras models are
+        import tf_keras
+    except ImportError:
+        pass
+    else:
+        k2 = build(tf_keras, int(size), int(classes))
+        k2.set_weights(model.get_weights())
+        k2.save(out / "heads_keras2.h5")
     # two outputs that are not grid heads: a classifier with an extra regression output
     x = keras.layers.GlobalAveragePooling2D()(model.get_layer("conv2d_7").output)
     two = keras.Model(model.inputs, [keras.layers.Dense(2, name="cls")(x),
