@@ -396,6 +396,11 @@ def _detect_summary(v) -> None:
         )
     else:
         click.echo(f"  verify  int8 vs float mAP@0.5 {vs} on {v['images']} held-out images")
+    for h in v.get("heads") or ():  # YOLOv3 heads: what each int8 output scale does to a box
+        if "xy_step_px" in h:
+            click.echo(f"  head    stride {h['stride']}: output {h['output']} scale "
+                       f"{h['scale']:.4g}, box centre step <= {h['xy_step_px']:.3g} px, size "
+                       f"step {100 * h['wh_step']:.3g} %")  # fmt: skip
 
 
 def _mib(n) -> str:

@@ -187,6 +187,10 @@ def test_the_right_anchors_file_is_recorded_per_head(heads_bundles, tmp_path):
              heads_bundles["calib"], "-o", out, "--anchors", f, "--no-compile", "--num-calib", 4,
              "--num-verify", 2)  # fmt: skip
     assert r.returncode == 0, r.stderr[-2000:]
+    # the text summary says what each head's int8 scale does to a box
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("  head ")]
+    assert len(lines) == 2 and "stride 16: output Identity" in lines[0], r.stdout
+    assert "box centre step <=" in lines[1] and "size step" in lines[1]
     heads = _manifest(out)["detection"]["params"]["heads"]
     assert [h["anchors"] for h in heads] == [[[5, 6], [7, 8], [9, 10]],
                                              [[40, 41], [50, 51], [60, 61]]]  # fmt: skip
