@@ -2,9 +2,9 @@
 (tests/detect/yolo_heads_model.py: grid heads at strides 32 and 16, as the Coral ports of
 YOLOv3-Tiny have them) converted by ``edgekit convert`` (real PTQ, the stand-in compiler), the
 bundle run by ``detect --json`` and ``bench``; the same model with its outputs in the other
-order, or saved by Keras 2 (tf_keras), gives the same bundle heads and the same detections;
-anchors that do not fit the heads and outputs that are not grid heads are refused in one line.
-TensorFlow runs in subprocesses (the test process stays light)."""
+order, saved by Keras 2 (tf_keras) or exported as a SavedModel, gives the same bundle heads and
+the same detections; anchors that do not fit the heads and outputs that are not grid heads are
+refused in one line. TensorFlow runs in subprocesses (the test process stays light)."""
 
 from __future__ import annotations
 
@@ -206,18 +206,22 @@ def test_several_outputs_that_are_not_grid_heads_are_refused_in_one_line(heads_b
     assert not out.exists() and "Traceback" not in r.stderr
 
 
-def test_a_keras2_port_converts_the_same(heads_bundles, tmp_path):
-    """The Coral ports' Keras models are Keras 2 files: the same weights saved by tf_keras load
-    through the legacy loader and give the same heads, scales and detections."""
-    k2 = heads_bundles["dir"] / "heads_keras2.h5"
-    if not k2.exists():
+@pytest.mark.parametrize("name, loader, fmt", [("heads_keras2.h5", "tf_keras", "keras2-h5"),
+                                               ("heads_savedmodel", "savedmodel", "savedmodel")])
+def test_a_keras2_port_or_a_savedmodel_converts_the_same(heads_bundles, tmp_path, name, loader,
+                                                         fmt):  # fmt: skip
+    """The Coral ports' Keras models are Keras 2 files, TF2 users export SavedModels: the same
+    weights load through the legacy loader or the signature (two named outputs) and give the
+    same heads, scales and detections."""
+    src = heads_bundles["dir"] / name
+    if not src.exists():
         pytest.skip("tf_keras is not installed")
-    out = tmp_path / "k2"
-    r = _cli("convert", k2, "--calib", heads_bundles["calib"], "-o", out, "--num-calib", 12,
+    out = tmp_path / "other"
+    r = _cli("convert", src, "--calib", heads_bundles["calib"], "-o", out, "--num-calib", 12,
              "--score-threshold", 0.3, "--no-compile")  # fmt: skip
     assert r.returncode == 0, r.stderr[-2000:]
     a, b = _manifest(heads_bundles["model"]), _manifest(out)
-    assert b["source"]["loader"] == "tf_keras" and b["source"]["model_format"] == "keras2-h5"
+    assert b["source"]["loader"] == loader and b["source"]["model_format"] == fmt
     assert a["detection"] == b["detection"]
     sa = {h["stride"]: h["scale"] for h in a["verification"]["heads"]}
     sb = {h["stride"]: h["scale"] for h in b["verification"]["heads"]}

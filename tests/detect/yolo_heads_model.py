@@ -6,7 +6,8 @@ random weights. Run as a script (TensorFlow stays out of the test process)::
 
 writes ``OUT_DIR/heads.h5`` (outputs in the order stride 32, stride 16, as darknet's
 yolov3-tiny.cfg and the Coral ports list them) and ``OUT_DIR/heads_reversed.h5`` (the same
-weights, outputs stride 16 first), ``OUT_DIR/heads_keras2.h5`` (the same weights saved by
+weights, outputs stride 16 first), ``OUT_DIR/heads_savedmodel`` (``model.export``: a
+signature with two outputs), ``OUT_DIR/heads_keras2.h5`` (the same weights saved by
 tf_keras, Keras 2, when installed) and ``OUT_DIR/two_outputs.h5`` (two Dense outputs: not grid
 heads, refused).
 """
@@ -57,6 +58,7 @@ def main(out_dir: str, size: str, classes: str) -> None:
     model.save(out / "heads.h5")
     rev = keras.Model(model.inputs, model.outputs[::-1], name="yolov3_tiny_port_reversed")
     rev.save(out / "heads_reversed.h5")
+    model.export(out / "heads_savedmodel", verbose=False)  # a SavedModel signature
     try:  # the same weights in a Keras 2 file, as the Coral ports' Keras models are
         import tf_keras
     except ImportError:

@@ -16,7 +16,7 @@ import numpy as np
 
 from edgekit.errors import EdgekitError
 from edgekit.host.loaders import LoadedModel, legacy
-from edgekit.host.loaders.batch1 import finish, image_hw
+from edgekit.host.loaders.batch1 import check_grid_heads, finish, image_hw
 from edgekit.host.loaders.load_errors import cause
 from edgekit.host.loaders.sniff import MODEL_HINT
 
@@ -60,26 +60,29 @@ def _from_signature(path: Path, input_size) -> LoadedModel:
             "edgekit converts models with one image input",
             "export a single-input classifier",
         )
-    if len(outs) != 1:
+    if len(outs) > 4:
         raise EdgekitError(
             f"{path}: model has {len(outs)} outputs ({', '.join(sorted(outs))}); "
             "edgekit converts single-output classifiers",
             "export the classification head only",
         )
-    (in_name, spec), (out_name,) = next(iter(specs.items())), list(outs)
+    (in_name, spec), names = next(iter(specs.items())), sorted(outs)
     h, w, c = image_hw(spec.shape.as_list(), path, input_size)
     layer = keras.layers.TFSMLayer(str(path), call_endpoint="serving_default")
     x = keras.Input(batch_shape=(1, h, w, c), dtype="float32", name="image")
     y = layer(x)
-    y = y[out_name] if isinstance(y, dict) else y
-    clone = keras.Model(x, y, name=path.name)
+    # several outputs (a detector's grid heads) in the signature's name order
+    y = [y[n] for n in names] if isinstance(y, dict) else [y]
+    clone = keras.Model(x, y[0] if len(y) == 1 else y, name=path.name)
+    if len(names) > 1:
+        check_grid_heads(clone.outputs, path, (h, w))
     dynamic_batch = spec.shape.as_list()[0] is None
 
-    def batched(batch: np.ndarray) -> np.ndarray:
+    def batched(batch: np.ndarray):
         parts = [batch] if dynamic_batch else [batch[i : i + 1] for i in range(len(batch))]
-        return np.concatenate(
-            [np.asarray(fn(**{in_name: tf.constant(p)})[out_name]) for p in parts]
-        )
+        got = [fn(**{in_name: tf.constant(p)}) for p in parts]
+        arrays = tuple(np.concatenate([np.asarray(g[n]) for g in got]) for n in names)
+        return arrays if len(arrays) > 1 else arrays[0]
 
     return LoadedModel(
         model=clone,
@@ -88,6 +91,7 @@ def _from_signature(path: Path, input_size) -> LoadedModel:
         kind="savedmodel",
         input_shape=(1, h, w, c),
         output_shape=tuple(int(d) for d in clone.outputs[0].shape),
+        output_shapes=tuple(tuple(int(d) for d in o.shape) for o in clone.outputs),
         format="savedmodel",
         loader="savedmodel",
     )
