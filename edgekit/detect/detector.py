@@ -203,7 +203,11 @@ class Detector(TaskModel):
         boxes, scores, classes = self.decoder.decode(
             raw, self.threshold, self.iou, self.max_detections
         )
-        boxes = box.to_original(boxes)
+        boxes = np.round(box.to_original(boxes), 2)
+        # a box wholly in the letterbox padding clips to zero width or height: no object of
+        # the image (a head's guess in the grey border), never reported
+        seen = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+        boxes, scores, classes = boxes[seen], scores[seen], classes[seen]
         dets = tuple(
             Detection(
                 int(c), self.labels.get(int(c), str(int(c))), round(float(s), 5),

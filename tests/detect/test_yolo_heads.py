@@ -127,7 +127,7 @@ def test_detect_json_runs_the_two_head_bundle(heads_bundles):
             found += 1
             assert 0 <= d["score"] <= 1 and d["id"] in range(NC)
             x0, y0, x1, y1 = np.array(d["box"]) / [w, h, w, h]
-            assert 0 <= x0 <= x1 <= 1 and 0 <= y0 <= y1 <= 1
+            assert 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1  # never a box of zero area
     assert found > 0
     # the bare int8 .tflite (no bundle): guessed as two grid heads, darknet's tiny anchors
     cpu = heads_bundles["model"] / _manifest(heads_bundles["model"])["models"]["cpu"]
