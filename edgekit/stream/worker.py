@@ -330,6 +330,9 @@ class ModelProcess:
                     return conn.recv()
                 if left <= 0:
                     break
+                if self._closing.is_set():  # close() from another thread: no need to wait
+                    self._stop_child(0.0, polite=False)
+                    raise SkipFrame("worker closed")
                 stop = self._stop_event
                 if self.info == {} and stop is not None and stop.is_set():  # the first load
                     self._stop_child(0.0, polite=False)
