@@ -53,6 +53,17 @@ import numpy as np
 from edgekit.errors import EdgekitError
 from edgekit.stream import worker_child
 from edgekit.stream.pipeline import FatalError, SkipFrame
+from edgekit.stream.worker_proc import (
+    RUN_CAUSES,
+    START_HINTS,
+    alive,
+    exitcode_of,
+    free_shm,
+    join,
+    kill_group,
+    rebuild,
+    signal_name,
+)
 
 EventFn = Callable[[str, str, dict], None]
 _SEGMENTS = itertools.count(1)
@@ -61,36 +72,6 @@ DEPTH = 2  # frames in flight a worker takes (submit/collect)
 
 class Stopped(Exception):
     """The stop event was set while a worker was loading its model."""
-
-
-def signal_name(exitcode: int | None) -> str:
-    """``-11`` -> ``killed by SIGSEGV``; ``3`` -> ``exit status 3``."""
-    if exitcode is None:
-        return "still running"
-    if exitcode < 0:
-        try:
-            return f"killed by {signal.Signals(-exitcode).name}"
-        except ValueError:
-            return f"killed by signal {-exitcode}"
-    return f"exit status {exitcode}"
-
-
-# What a crash at model load means; the stack facts behind them are in docs/DESIGN.md.
-_START_HINTS = {
-    signal.SIGSEGV: "libedgetpu does not match the interpreter (a TF-version ABI mismatch): "
-    "run `edgekit doctor` and install the pair `edgekit stack` names",
-    signal.SIGABRT: 'another process may have opened the same Edge TPU ("USB transfer error '
-    '5"), or libedgetpu aborted: run `edgekit doctor`',
-}
-
-
-# What a crash while running usually means (said in the worker_crashed event).
-_RUN_CAUSES = {
-    signal.SIGABRT: "libedgetpu aborted: another process opened this Edge TPU, or a USB "
-    "transfer failed",
-    signal.SIGSEGV: "a crash inside libedgetpu or the interpreter",
-    signal.SIGKILL: "killed from outside, e.g. by the kernel's OOM killer",
-}
 
 
 class ModelProcess:
@@ -236,7 +217,7 @@ class ModelProcess:
         if reply[0] == "ok":
             self._failures_in_row = 0
             return reply[1]
-        raise _rebuild(reply)
+        raise rebuild(reply)
 
     def abandon(self, wait_s: float = 1.0) -> None:
         """Forget the frames in flight (a pipeline stopped, the model is kept): answers that
@@ -260,12 +241,12 @@ class ModelProcess:
         if device is not None:
             self.device = device
         with self._io:
-            if self._proc is None or not _alive(self._proc):
+            if self._proc is None or not alive(self._proc):
                 self._restart("reopen requested", force=True)
                 return
             reply = self._ask(("reopen", device), self.start_timeout_s, "reopen")
         if reply[0] == "error":
-            raise _rebuild(reply)
+            raise rebuild(reply)
         self.info = reply[1]
 
     def close(self, timeout: float = 2.0) -> None:
@@ -308,7 +289,7 @@ class ModelProcess:
         reply = self._ask(None, self.start_timeout_s, "start", restart=False)
         if reply[0] == "error":
             self._stop_child(2.0, polite=True)
-            raise _rebuild(reply)
+            raise rebuild(reply)
         self.info = reply[1]
         self.info["load_s"] = round(time.monotonic() - t0, 3)
 
@@ -340,22 +321,22 @@ class ModelProcess:
             failure = f"no answer within {timeout if said is None else said:g} s ({what})"
             kind = "worker_hung"
         except (EOFError, OSError):
-            _join(proc, 2.0)
-            failure, kind = signal_name(_exitcode(proc)), "worker_crashed"
+            join(proc, 2.0)
+            failure, kind = signal_name(exitcode_of(proc)), "worker_crashed"
         if self._closing.is_set():
             self._stop_child(0.0, polite=False)
             raise SkipFrame("worker closed")
         exitcode = self._stop_child(0.0, polite=False)
         if not restart:  # the model never loaded: nothing to restart, say why
             sig = -exitcode if exitcode is not None and exitcode < 0 else None
-            hint = _START_HINTS.get(sig, "run `edgekit doctor`; see the log above")
+            hint = START_HINTS.get(sig, "run `edgekit doctor`; see the log above")
             if kind == "worker_hung":
                 hint = "the Edge TPU or its USB link hangs: unplug and replug it; " + hint
             raise EdgekitError(f"the inference worker failed while loading the model: {failure}",
                                hint)  # fmt: skip
         details = {"pid": pid, "exitcode": exitcode, "during": what,
                    "restarts": self.restarts}  # fmt: skip
-        cause = _RUN_CAUSES.get(-exitcode if exitcode is not None and exitcode < 0 else None)
+        cause = RUN_CAUSES.get(-exitcode if exitcode is not None and exitcode < 0 else None)
         cause = f" ({cause})" if cause and kind == "worker_crashed" else ""
         self.on_event(kind, f"inference worker {failure}{cause}; restarting it", details)
         self._restart(failure, crashed=True)
@@ -401,20 +382,20 @@ class ModelProcess:
             proc, conn = self._proc, self._conn
             if proc is None:
                 return None
-            if polite and _alive(proc):
+            if polite and alive(proc):
                 try:
                     conn.send(("close",))
                 except OSError:
                     pass
-                _join(proc, timeout)
-            if _alive(proc):
-                _kill_group(proc)
-                _join(proc, 5.0)
+                join(proc, timeout)
+            if alive(proc):
+                kill_group(proc)
+                join(proc, 5.0)
             try:
                 conn.close()
             except OSError:
                 pass
-            exitcode = _exitcode(proc)
+            exitcode = exitcode_of(proc)
             try:
                 proc.close()  # the sentinel and the spawn pipe, now
             except ValueError:  # still running after SIGKILL and 5 s: its finalizer closes them
@@ -439,58 +420,3 @@ class ModelProcess:
         for shm in slots:
             if shm is not None:
                 free_shm(shm)
-
-
-def free_shm(shm: shared_memory.SharedMemory) -> None:
-    """Unlink and close a frame slot (the pool's slots too); safe to call twice."""
-    try:
-        shm.unlink()
-    except FileNotFoundError:
-        pass
-    try:
-        shm.close()
-    except BufferError:  # a view is still alive in another thread: the unlink is what counts
-        pass
-
-
-def _exitcode(proc) -> int | None:
-    """``proc.exitcode``, also once another thread closed its handles (then None: unknown)."""
-    try:
-        return proc.exitcode
-    except ValueError:  # closed: it had ended
-        return None
-
-
-def _alive(proc) -> bool:
-    try:
-        return proc.is_alive()
-    except ValueError:  # closed by another thread: it had ended
-        return False
-
-
-def _join(proc, timeout: float) -> None:
-    try:
-        proc.join(timeout)
-    except (ValueError, AttributeError):  # closed by another thread meanwhile
-        pass
-
-
-def _rebuild(reply: tuple) -> Exception:
-    """The exception the child reported, as an EdgekitError (same class when it is ours)."""
-    _, cls_name, message, hint, code = reply
-    from edgekit.backends.devicelock import DeviceBusy
-    from edgekit.backends.edgetpu import EdgeTpuError
-
-    cls = {"EdgeTpuError": EdgeTpuError, "DeviceBusy": DeviceBusy}.get(cls_name)
-    if cls is None and cls_name != "EdgekitError":
-        return RuntimeError(f"{cls_name}: {message}")
-    return (cls or EdgekitError)(message, hint, code)
-
-
-def _kill_group(proc) -> None:
-    """SIGKILL the worker and whatever it started (the Edge TPU probe child, which may hang in
-    libedgetpu as well): the worker leads its own process group."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except OSError:  # not yet its own group leader: it has no children yet either
-        proc.kill()
