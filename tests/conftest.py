@@ -39,3 +39,16 @@ def _private_device_locks(tmp_path_factory):
         os.environ.pop("EDGEKIT_LOCK_DIR", None)
     else:
         os.environ["EDGEKIT_LOCK_DIR"] = old
+
+
+@pytest.fixture(autouse=True)
+def _backend_registry_restored():
+    """Each test starts from the backend registry the previous one started from: a test that
+    registers a fake Edge TPU (its sysfs in a tmp dir gone after the test) and forgets to put
+    the old one back must not make later tests see that fake device."""
+    from edgekit import backends
+
+    saved = dict(backends._BACKENDS)
+    yield
+    backends._BACKENDS.clear()
+    backends._BACKENDS.update(saved)
