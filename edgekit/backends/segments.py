@@ -154,6 +154,13 @@ def open_segments(files: list[Path], device: str, threads: int | None,
         names = "+".join(dict.fromkeys(r.device for r in runners))
         return _chain(runners, files, names, "edgetpu", pipelined=m >= n)
     twin = cpu_twin(files)
+    if twin is None and compiled(files):  # refused before any "running on the CPU" notice
+        raise EdgekitError(
+            f"{name}: compiled segments (edgetpu-custom-op) cannot run on the CPU interpreter"
+            + ("" if device == "cpu" else ", and no Edge TPU is attached"),
+            f"attach an Edge TPU ({n} to pipeline them), or put the uncompiled model "
+            f"{SEGMENT_RE.match(name).group('base')}.tflite beside the segments",
+        )
     if device != "cpu":
         warn(f"no Edge TPU for the {n} segments: running on the CPU (emulation)")
     if twin is not None:
@@ -161,12 +168,6 @@ def open_segments(files: list[Path], device: str, threads: int | None,
         r = backends["cpu"](str(twin), "cpu", threads)
         return Runner(r.interpreter, device="cpu", backend="cpu", provider=r.provider,
                       model_path=str(twin), threads=r.threads, lock=_Release([r]))  # fmt: skip
-    if compiled(files):
-        raise EdgekitError(
-            f"{name}: compiled segments (edgetpu-custom-op) cannot run on the CPU interpreter",
-            f"attach an Edge TPU ({n} to pipeline them), or put the uncompiled model "
-            f"{SEGMENT_RE.match(name).group('base')}.tflite beside the segments",
-        )
     return _chain([backends["cpu"](str(f), "cpu", threads) for f in files], files, "cpu", "cpu")
 
 
