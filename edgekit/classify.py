@@ -202,7 +202,18 @@ class Classifier(TaskModel):
         """Dequantize an output tensor to float32 scores: ``(q - zero_point) * scale``."""
         raw = raw.reshape(-1)
         if raw.dtype.kind == "f" or not self._out_scale:
-            return raw.astype(np.float32)
+            out = raw.astype(np.float32)
+            # A float output has no range to check at load time: say it on the first frame
+            # whose scores leave 0..1 (logits, no softmax), once.
+            if not getattr(self, "_raw_said", False) and out.size and (
+                    out.max() > 1.01 or out.min() < -0.01):  # fmt: skip
+                self._raw_said = True
+                (self._on_warning or logging.getLogger("edgekit").warning)(
+                    f"{self.runner.model_path}: its float output reached "
+                    f"{out.min():.3g}..{out.max():.3g}, not 0..1 (no softmax: logits or an "
+                    "embedding?): the scores shown are raw output values"
+                )
+            return out
         return (raw.astype(np.float32) - self._out_zp) * np.float32(self._out_scale)
 
     def top(self, scores: np.ndarray) -> tuple[Class, ...]:

@@ -91,3 +91,20 @@ def test_a_model_whose_output_is_not_class_scores(tmp_path, photo):
     assert "not 0..1 (no softmax" in r.stderr and "raw output values" in r.stderr
     r = cli("classify", TINY, photo, "-d", "cpu")  # a softmax output: no warning
     assert r.exit_code == 0 and "spans" not in r.stderr
+
+
+def test_a_float_output_without_softmax_is_said_once(tmp_path, photo):
+    """A float .tflite whose output is logits (no softmax): scores above 1 are shown only with
+    the warning that they are raw output values (the int8 check above reads the output's
+    quantization range; a float output has none, so the first frame decides)."""
+    from edgekit.host.tfenv import load_tensorflow
+
+    tf = load_tensorflow()
+    inp = tf.keras.Input((8, 8, 3), batch_size=1)
+    x = tf.keras.layers.GlobalAveragePooling2D()(inp)
+    out = tf.keras.layers.Dense(3, bias_initializer=tf.keras.initializers.Constant(5.0))(x)
+    path = tmp_path / "logits.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(tf.keras.Model(inp, out)).convert())
+    r = cli("classify", path, photo, photo, "-d", "cpu", "--json")
+    assert r.exit_code == 0, r.output
+    assert r.stderr.count("raw output values") == 1 and "float output reached" in r.stderr
