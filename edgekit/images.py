@@ -93,6 +93,9 @@ def _check_pixels(path: Path, img: Image.Image) -> None:
 def _open_errors(path: Path, e: BaseException) -> EdgekitError:
     if isinstance(e, Image.DecompressionBombError):  # Pillow's own limit, hit inside open()
         return EdgekitError(f"{path}: image is too large (over {MAX_PIXELS} pixels)", _LIMIT_HINT)
+    if isinstance(e, Image.UnidentifiedImageError):  # its text names Pillow's file object
+        return EdgekitError(f"{path}: cannot read image (unknown or damaged format)",
+                            "is it a valid JPEG, PNG, BMP or GIF?")  # fmt: skip
     return EdgekitError(f"{path}: cannot read image ({e})", "is it a valid image?")
 
 

@@ -119,8 +119,9 @@ def test_real_rgba_photo_loads(apple_banana_dir):
 
 def test_unreadable_and_missing_images_raise_clear_errors(tmp_path):
     (tmp_path / "bad.png").write_bytes(b"not a png")
-    with pytest.raises(EdgekitError, match="cannot read image"):
+    with pytest.raises(EdgekitError, match="cannot read image") as e:
         images.load_rgb(tmp_path / "bad.png")
+    assert "BufferedReader" not in str(e.value) and "unknown or damaged format" in str(e.value)
     with pytest.raises(EdgekitError, match="no such image file"):
         images.load_rgb(tmp_path / "nope.jpg")
     with pytest.raises(EdgekitError, match="no such image folder"):
