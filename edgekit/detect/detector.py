@@ -83,6 +83,7 @@ class Detector(TaskModel):
                 "use `edgekit classify`, or pass --decoder if it really is a detector",
             )
         self._decoder_name = decoder or det.get("decoder")
+        self._decoder_forced = decoder is not None
         self._params = (
             dict(det.get("params") or {}) if det.get("decoder") == (self._decoder_name) else {}
         )
@@ -142,6 +143,11 @@ class Detector(TaskModel):
                 "leave --anchors out (or pass --decoder yolov3 if the model is one)",
             )
         self.decoder_name = name
+        forced = self._decoder_forced and guess_decoder(info, frozenset(state_outs))
+        if forced and forced != name:  # a forced decoder on another head decodes noise
+            self._say(f"{Path(r.model_path).name}: --decoder {name} on outputs that look like a "
+                      f"{forced} head: its detections may be meaningless (leave --decoder out "
+                      f"to decode it as {forced})")  # fmt: skip
         post = next((op.outputs for op in info.main.operators if op.opcode == POSTPROCESS_OP), None)
         io = HeadIO(
             self.input_size,
@@ -151,10 +157,7 @@ class Detector(TaskModel):
         cls = get_decoder(name)
         self.decoder: Decoder = cls(io, self._params)
         for note in self.decoder.notes:  # once per model opened (said by detect/bench/serve)
-            if self._on_warning is not None:
-                self._on_warning(note)
-            else:  # serve: its log handler prints "Warning: ..."
-                logging.getLogger("edgekit.detect").warning(note)
+            self._say(note)
         spec = self.bundle.manifest.input if self.bundle else None
         if spec is not None and tuple(spec.shape) != tuple(_shape(image)):
             raise EdgekitError(
@@ -171,6 +174,12 @@ class Detector(TaskModel):
         rng = spec.range if spec else (cls.value_range or tensor_range(dtype, scale, zp))
         self._quantize, self.input_kind = make_quantizer(dtype, scale, zp, rng)
         self.reset()
+
+    def _say(self, note: str) -> None:
+        if self._on_warning is not None:
+            self._on_warning(note)
+        else:  # serve: its log handler prints "Warning: ..."
+            logging.getLogger("edgekit.detect").warning(note)
 
     def reset(self) -> None:
         """Zero the carried state of a stateful model (start of a new video)."""

@@ -193,3 +193,22 @@ def test_a_bare_anchor_free_tflite_gets_its_strides_from_its_shape(tiny_detector
     (d,) = det.detect(scene(64, 48, [("red", 32, 8, 48, 24)])).detections
     assert d.id == 0 and d.label == "0"  # no labels without a bundle
     np.testing.assert_allclose(d.box, (32, 8, 48, 24), atol=2 * ATOL)
+
+
+def test_a_forced_decoder_on_another_head_is_said(detect_bundle):
+    """`detect --decoder yolov5` on a YOLOv8 export printed '0 objects' without a word: a
+    decoder forced on outputs that look like another head is said once (and not when it is
+    the head's own)."""
+    from edgekit.detect.decoders import guess_decoder
+    from edgekit.tflite import read_model
+
+    model = next(detect_bundle.glob("*.tflite"))
+    guessed = guess_decoder(read_model(model))
+    assert guessed is not None
+    other = "yolov5" if guessed != "yolov5" else "yolov8"
+    notes: list[str] = []
+    Detector(model, device="cpu", decoder=other, on_warning=notes.append)
+    assert any(f"look like a {guessed} head" in n for n in notes), notes
+    notes.clear()
+    Detector(model, device="cpu", decoder=guessed, on_warning=notes.append)
+    assert not any("look like" in n for n in notes)
