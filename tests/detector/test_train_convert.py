@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -48,13 +50,20 @@ def scenes(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained(scenes):
+    """Trained by the installed `edgekit train` in its own process, as a user runs it. In the
+    test process, in one full-suite run, the same seeded run reached mAP@0.5 0.697 where it
+    reaches 0.85-0.89 alone (seeds 0-3); the cause was not found (no earlier test module
+    alone reproduced it), so the run no longer shares a process with the tests before it."""
     model = scenes.parent / "model" / "det.h5"
-    res = run(
-        "train", scenes, "--task", "detect", "--model", "detector", "-o", model,
-        "--input-size", INPUT, "--alpha", ALPHA, "--epochs", EPOCHS, "--json",
+    exe = Path(sys.executable).parent / "edgekit"
+    proc = subprocess.run(
+        [str(exe) if exe.exists() else "edgekit", "train", str(scenes), "--task", "detect",
+         "--model", "detector", "-o", str(model), "--input-size", str(INPUT), "--alpha",
+         str(ALPHA), "--epochs", str(EPOCHS), "--json"],
+        capture_output=True, text=True, timeout=1200,
     )  # fmt: skip
-    assert res.exit_code == 0, (res.output, res.exception)
-    return model, json.loads(res.stdout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return model, json.loads(proc.stdout)
 
 
 def test_trained_detector_reaches_map_0_7_on_held_out_photos(trained, scenes):
