@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from edgekit.errors import EdgekitError
+from edgekit.backends.segments import segment_links
 
 
 class PipelineInterpreter:
@@ -43,21 +43,7 @@ class PipelineInterpreter:
         self._locks = [threading.Lock() for _ in interpreters]
         self._local = threading.local()
         # per part K > 0: (its input index, source part, source output index)
-        self._links: list[list[tuple[int, int, int]]] = [[]]
-        produced: dict[str, tuple[int, int]] = {}
-        for k, interp in enumerate(interpreters):
-            if k > 0:
-                links = []
-                for d in interp.get_input_details():
-                    src = produced.get(d["name"])
-                    if src is None:
-                        raise EdgekitError(f"{names[k]}: its input {d['name']!r} is no output of "
-                                           "the segments before it",
-                                           "use the segment files of one compilation")  # fmt: skip
-                    links.append((d["index"], *src))
-                self._links.append(links)
-            for d in interp.get_output_details():
-                produced[d["name"]] = (k, d["index"])
+        self._links = segment_links(interpreters, names)
         last = len(interpreters) - 1
         needed = {(src, i) for links in self._links for _, src, i in links}
         needed |= {(last, d["index"]) for d in interpreters[-1].get_output_details()}

@@ -71,27 +71,35 @@ def compiled(files: list[Path]) -> bool:
     return any(read_model(f).is_edgetpu_compiled for f in files)
 
 
+def segment_links(interpreters: list[Any], names: list[str]) -> list[list[tuple[int, int, int]]]:
+    """Per segment K, how its inputs are fed: (its input index, source segment, that segment's
+    output index), matched by tensor name (the compiler gives the cut tensor one name in both
+    segments); [] for segment 0. A name no earlier segment produces is one EdgekitError."""
+    links: list[list[tuple[int, int, int]]] = [[]]
+    produced: dict[str, tuple[int, int]] = {}
+    for k, interp in enumerate(interpreters):
+        if k > 0:
+            mine = []
+            for d in interp.get_input_details():
+                src = produced.get(d["name"])
+                if src is None:
+                    raise EdgekitError(f"{names[k]}: its input {d['name']!r} is no output of "
+                                       "the segments before it",
+                                       "use the segment files of one compilation")  # fmt: skip
+                mine.append((d["index"], *src))
+            links.append(mine)
+        for d in interp.get_output_details():
+            produced[d["name"]] = (k, d["index"])
+    return links
+
+
 class ChainInterpreter:
     """Several allocated interpreters run as one (see module docstring): the tf.lite
     Interpreter calls edgekit uses (details, tensor, set_tensor, get_tensor, invoke)."""
 
     def __init__(self, interpreters: list[Any], names: list[str]):
         self.parts = interpreters
-        self._links: list[list[tuple[int, Any, int]]] = []  # per part: (dst, src part, src)
-        produced: dict[str, tuple[Any, int]] = {}
-        for i, interp in enumerate(interpreters):
-            if i > 0:
-                links = []
-                for d in interp.get_input_details():
-                    src = produced.get(d["name"])
-                    if src is None:
-                        raise EdgekitError(f"{names[i]}: its input {d['name']!r} is no output of "
-                                           "the segments before it",
-                                           "use the segment files of one compilation")  # fmt: skip
-                    links.append((d["index"], *src))
-                self._links.append(links)
-            for d in interp.get_output_details():
-                produced[d["name"]] = (interp, d["index"])
+        self._links = segment_links(interpreters, names)
 
     def get_input_details(self) -> list[dict]:
         return self.parts[0].get_input_details()
@@ -113,9 +121,9 @@ class ChainInterpreter:
 
     def invoke(self) -> None:
         self.parts[0].invoke()
-        for part, links in zip(self.parts[1:], self._links):
-            for dst, src_interp, src in links:
-                part.set_tensor(dst, src_interp.get_tensor(src))
+        for part, links in zip(self.parts[1:], self._links[1:]):
+            for dst, k, src in links:
+                part.set_tensor(dst, self.parts[k].get_tensor(src))
             part.invoke()
 
 
