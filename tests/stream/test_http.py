@@ -133,6 +133,13 @@ def render_page(url: str, tmp_path) -> subprocess.CompletedProcess:
 
 def test_status_page_in_a_real_browser(running, tmp_path):
     base, _, results = running
+    # The fps chart has a point once a 1-s bucket has run half a second: wait for it (Chromium's
+    # virtual time budget runs the page's 2-s poll without waiting, so a page rendered right
+    # after the first results drew an empty chart in one CI run).
+    deadline = time.monotonic() + 20
+    while not any(json.loads(get(base + "/history.json?res=1")[2])["fps"]):
+        assert time.monotonic() < deadline, "no fps in /history.json after 20 s"
+        time.sleep(0.2)
     out = render_page(base + "/", tmp_path)
     dom = out.stdout
     assert out.returncode == 0, out.stderr[-2000:]
