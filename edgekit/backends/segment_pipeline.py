@@ -29,21 +29,19 @@ from typing import Any, Callable
 
 import numpy as np
 
-from edgekit.backends.segments import segment_links
+from edgekit.backends.segments import ChainInterpreter
 
 
-class PipelineInterpreter:
+class PipelineInterpreter(ChainInterpreter):
     """Allocated interpreters of a segment set (in order), one per device ``devices[K]``, run as
     one interpreter that several threads may invoke at the same time (see module docstring).
     ``names`` are the segment files' names (for the error naming a missing link)."""
 
     def __init__(self, interpreters: list[Any], names: list[str], devices: list[str]):
-        self.parts = interpreters
-        self.devices = list(devices)
+        super().__init__(interpreters, names)  # parts, links (per part K > 0: input index,
+        self.devices = list(devices)  # source part, source output index), the details calls
         self._locks = [threading.Lock() for _ in interpreters]
         self._local = threading.local()
-        # per part K > 0: (its input index, source part, source output index)
-        self._links = segment_links(interpreters, names)
         last = len(interpreters) - 1
         needed = {(src, i) for links in self._links for _, src, i in links}
         needed |= {(last, d["index"]) for d in interpreters[-1].get_output_details()}
@@ -55,16 +53,7 @@ class PipelineInterpreter:
     def segments(self) -> int:
         return len(self.parts)
 
-    # -- the tf.lite Interpreter calls edgekit makes -------------------------------------------
-    def get_input_details(self) -> list[dict]:
-        return self.parts[0].get_input_details()
-
-    def get_output_details(self) -> list[dict]:
-        return self.parts[-1].get_output_details()
-
-    def allocate_tensors(self) -> None:
-        pass  # each part is allocated when opened
-
+    # -- the tf.lite Interpreter calls that differ from the chain's (per-thread buffers) ------
     def tensor(self, index: int) -> Callable[[], np.ndarray]:
         """This thread's buffer for input ``index`` of the first segment (written in place)."""
         buf = self._input(index)

@@ -103,3 +103,18 @@ def no_edgetpu(use_stack):
 
 
 from tests.edgetpu_standin import edgetpu_standins  # noqa: E402, F401  (fixture)
+
+SSD_PIPELINE = Path(__file__).resolve().parents[3] / "shared" / "data" / "coral" / "pipeline"
+SSD_SEGMENT = "ssd_mobilenet_v2_coco_quant_postprocess_segment_{}_of_2_edgetpu.tflite"
+
+
+@pytest.fixture
+def ssd_segments(tmp_path) -> list[Path]:
+    """Google's real SSD MobileNet v2 segments (2 of 2) from ../shared, copied to tmp_path."""
+    if not (SSD_PIPELINE / SSD_SEGMENT.format(0)).is_file():
+        pytest.skip("../shared/data/coral/pipeline is not here")
+    out = []
+    for k in (0, 1):
+        out.append(tmp_path / SSD_SEGMENT.format(k))
+        shutil.copy(SSD_PIPELINE / SSD_SEGMENT.format(k), out[-1])
+    return out

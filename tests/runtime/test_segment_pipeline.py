@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -30,8 +29,6 @@ from tests.edgetpu_standin import edgetpu_standins  # noqa: F401 - the fixture
 from tests.runtime.runtime_fakes import make_sysfs
 from tests.runtime.segment_models import make_segments
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "coral" / "pipeline"
-SSD = "ssd_mobilenet_v2_coco_quant_postprocess_segment_{}_of_2_edgetpu.tflite"
 CORAL = Path(__file__).resolve().parents[1] / "data" / "coral"
 
 
@@ -182,16 +179,6 @@ def test_bench_and_classify_say_pipelined_over_both_devices(tiny, two_corals, tm
     for g, w in zip(got[::2], want[::2]):  # the twin computes the same model
         assert [c["id"] for c in g["classes"]] == [c["id"] for c in w["classes"]]
 
-
-@pytest.fixture
-def ssd_segments(tmp_path) -> list[Path]:
-    if not (SHARED / SSD.format(0)).is_file():
-        pytest.skip("../shared/data/coral/pipeline is not here")
-    out = []
-    for k in (0, 1):
-        out.append(tmp_path / SSD.format(k))
-        shutil.copy(SHARED / SSD.format(k), out[-1])
-    return out
 
 
 def test_real_ssd_segments_pipelined_give_the_chains_detections(ssd_segments, two_corals,

@@ -4,9 +4,6 @@ from a small real model chained to the same output as the whole model."""
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -16,20 +13,6 @@ from edgekit.backends.segments import segment_set
 from edgekit.errors import EdgekitError
 from tests.edgetpu_standin import edgetpu_standins  # noqa: F401 - the fixture
 from tests.runtime.runtime_fakes import make_sysfs
-
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "coral" / "pipeline"
-SSD = "ssd_mobilenet_v2_coco_quant_postprocess_segment_{}_of_2_edgetpu.tflite"
-
-
-@pytest.fixture
-def ssd_segments(tmp_path) -> list[Path]:
-    if not (SHARED / SSD.format(0)).is_file():
-        pytest.skip("../shared/data/coral/pipeline is not here")
-    out = []
-    for k in (0, 1):
-        out.append(tmp_path / SSD.format(k))
-        shutil.copy(SHARED / SSD.format(k), out[-1])
-    return out
 
 
 def test_real_segments_are_one_set_and_need_edge_tpus_or_the_twin(ssd_segments):
