@@ -34,6 +34,7 @@ class PooledPipeline(Pipeline):
         self._lanes: tuple[threading.Event, list] | None = None  # halt, threads
         self._unprocessed = 0  # frames taken but never run or delivered because serve stopped
         self._retired: list[threading.Thread] = []  # stopped device threads still ending
+        self._handing_over = 0  # frames out of a lane's pending, not yet in the reorder buffer
         # frames between the counters while running: depth per device, plus results waiting
         # in the reorder buffer for a slower device's frame (one more per device)
         self.stats.in_flight = (pool.depth + 1) * len(pool.lanes) - 1
@@ -147,8 +148,8 @@ class PooledPipeline(Pipeline):
                    for o in self.pool.lanes)  # fmt: skip
 
     def _idle(self) -> bool:
-        with self._cv:
-            return not any(lane.pending for lane in self.pool.lanes)
+        with self._cv:  # a frame is always in a lane's pending, in hand-over or in the buffer
+            return not self._handing_over and not any(lane.pending for lane in self.pool.lanes)
 
     def _lane_loop(self, lane: Lane, order: Reorder, halt: threading.Event,
                    wake: WakePipe) -> None:  # one thread per device  # fmt: skip
@@ -276,14 +277,19 @@ class PooledPipeline(Pipeline):
             return
         with self._cv:
             done = [lane.pending.popleft() for _ in range(min(n, len(lane.pending)))]
-            self._cv.notify_all()
-        for seq, frame, submitted in done:
-            if out is None:
-                lane.skipped += 1
-                self._lost(why)
-            else:
-                lane.record(submitted, out)
-            order.put(seq, frame, out)
+            self._handing_over += len(done)
+        try:
+            for seq, frame, submitted in done:
+                if out is None:
+                    lane.skipped += 1
+                    self._lost(why)
+                else:
+                    lane.record(submitted, out)
+                order.put(seq, frame, out)
+        finally:  # only now may the watcher call the pipeline idle (the end of a file)
+            with self._cv:
+                self._handing_over -= len(done)
+                self._cv.notify_all()
 
 
 def wait_readable(objs: list, timeout: float) -> list:
