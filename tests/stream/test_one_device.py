@@ -206,8 +206,8 @@ def test_the_worker_prepares_the_next_frame_while_one_runs(small_model, labels_p
     assert my_segments() == []
 
 
-def test_a_finished_file_waits_for_the_result_being_handed_over(small_model, labels_path,
-                                                                video_avi, monkeypatch):  # fmt: skip
+def test_a_finished_file_waits_for_the_result_in_hand_over(small_model, labels_path, video_avi,
+                                                           monkeypatch):  # fmt: skip
     """Every frame of a finite file gives a result, also when the device thread is slow to hand
     the last answer to the reorder buffer (a busy machine: the frame has left the worker but is
     not yet in the buffer, and the file has ended). serve must not call that 'idle' and stop:
