@@ -12,6 +12,8 @@ version. Each row below is such a pair for an (OS release, Debian arch, Python) 
 - ``unsupported``: no pair is known to work; ``why`` says what to do instead.
 
 Pure data and small functions: no I/O except :func:`this_machine` (reads /etc/os-release).
+Where the binaries come from is :mod:`~.stack_sources`; what an installed pair is (TF versions,
+match or crash, the runtime a model needs) :mod:`~.stack_pairs`. Standard library only.
 """
 
 from __future__ import annotations
@@ -22,28 +24,34 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from edgekit.edgetpu.stack_pairs import (  # noqa: F401 - their import path
+    interpreter_tf,
+    libedgetpu_tf,
+    pair_status,
+    required_runtime,
+)
+from edgekit.edgetpu.stack_sources import (  # noqa: F401 - their import path
+    CHECKSUMS,
+    CORAL_APT,
+    CORAL_PY_REPO,
+    FERANICK,
+    FRIGATE_TFLITE,
+    TFLITE_BUILDS,
+    V_TAGS,
+    WHEEL_ARCH,
+    asset_name,
+    feranick_deb,
+    google_deb,
+    pypi_wheel,
+    sha256_for,
+    tflite_wheel,
+)
 from edgekit.errors import EdgekitError
 
-FERANICK = "https://github.com/feranick/libedgetpu/releases/download"
-TFLITE_BUILDS = "https://github.com/feranick/TFlite-builds/releases/download"
-FRIGATE_TFLITE = "https://github.com/frigate-nvr/TFlite-builds/releases/download"  # x86-64 cp311
-CORAL_APT = "https://packages.cloud.google.com/apt coral-edgetpu-stable main"
-CORAL_PY_REPO = "https://google-coral.github.io/py-repo/"
 OS_RELEASES = ("bullseye", "bookworm", "trixie")  # Debian 11, 12, 13 = Raspberry Pi OS
 ARCHES = ("arm64", "armhf", "amd64")
-WHEEL_ARCH = {"arm64": "aarch64", "armhf": "armv7l", "amd64": "x86_64"}
 UV_VERSION = "0.13.8"  # pinned: a uv release resolves "3.11" to one fixed CPython build
 STATUSES = ("proven", "documented", "experimental", "unsupported")
-
-# sha256 of release assets where someone published one (see DESIGN.md for where).
-CHECKSUMS = {
-    "libedgetpu1-max_16.0tf2.17.1-1.bookworm_arm64.deb":
-        "eab8aa4576b4dbf738135d8094f32270b24117f77147d25cbe0f49d0144d85f2",
-    "libedgetpu1-max_16.0tf2.17.1-1.bookworm_amd64.deb":
-        "63fd00989d29160fa9894e115156a9abe456e88751fc9be89d26e4696200441b",
-    "tflite_runtime-2.17.1-cp312-cp312-linux_aarch64.whl":
-        "8e544b9001d713dec0c220626ded61e25d7e60b8485e3c78c9a2ff652dbfbd00",
-}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -74,53 +82,6 @@ class Stack:
             "interpreter": self.interpreter,
             "why": self.why,
         }
-
-
-# Release tags that carry a "v" (public download URLs: v16.0TF2.15.1-1; 16.0TF2.16.1-1,
-# 16.0TF2.17.1-1 and 16.0TF2.19.1-1 do not).
-V_TAGS = ("2.15.1",)
-
-
-def feranick_deb(tf: str, distro: str, arch: str, flavour: str = "std") -> dict[str, Any]:
-    """libedgetpu1-<flavour> from feranick's release ``[v]16.0TF<tf>-1`` (asset names:
-    lower-case ``tf``, ``.<distro>_<arch>.deb``)."""
-    version = f"16.0tf{tf}-1"
-    tag = ("v" if tf in V_TAGS else "") + f"16.0TF{tf}-1"
-    asset = f"libedgetpu1-{flavour}_{version}.{distro}_{arch}.deb"
-    return {
-        "package": f"libedgetpu1-{flavour}",
-        "version": version,
-        "tf": tf,
-        "url": f"{FERANICK}/{tag}/{asset}",
-    }
-
-
-def google_deb(flavour: str = "std") -> dict[str, Any]:
-    return {"package": f"libedgetpu1-{flavour}", "version": "16.0", "tf": "2.5.0", "url": CORAL_APT}
-
-
-def tflite_wheel(version: str, python: str, arch: str, base: str = TFLITE_BUILDS) -> dict:
-    tag = "cp" + python.replace(".", "")
-    name = f"tflite_runtime-{version}-{tag}-{tag}-linux_{WHEEL_ARCH[arch]}.whl"
-    return {
-        "package": "tflite-runtime",
-        "version": version,
-        "tf": version,
-        "source": f"{base}/v{version}/{name}",
-    }
-
-
-def pypi_wheel(package: str, version: str, tf: str) -> dict[str, Any]:
-    """An interpreter installed from PyPI by name and version (``tf``: the TF it was built from)."""
-    return {"package": package, "version": version, "tf": tf, "source": "pypi"}
-
-
-def asset_name(url: str) -> str:
-    return url.rsplit("/", 1)[-1]
-
-
-def sha256_for(url: str) -> str | None:
-    return CHECKSUMS.get(asset_name(url))
 
 
 def _parse_python(python: str) -> tuple[int, int]:
@@ -329,59 +290,6 @@ def main(argv: list[str] | None = None) -> int:
         return e.exit_code
     sys.stdout.write("\n".join(shell_lines(s)) + "\n")
     return 0
-
-
-# -- what the parts of an installed stack are --------------------------------------------------
-
-
-def libedgetpu_tf(package_version: str) -> str | None:
-    """TF version a libedgetpu package was built against, from its Debian version:
-    "16.0tf2.17.1-1" -> "2.17.1"; Google's "16.0" (any 16.0 without "tf") -> "2.5.0"."""
-    m = re.search(r"tf(\d+\.\d+(?:\.\d+)?)", package_version.lower())
-    if m:
-        return m.group(1)
-    return "2.5.0" if package_version.startswith(("16.0", "15.0", "14.")) else None
-
-
-def interpreter_tf(module: str, version: str) -> str | None:
-    """TF version an interpreter package was built from (ai-edge-litert: TF master snapshots)."""
-    if module in ("tflite_runtime", "tensorflow"):
-        return version.split("+")[0].removesuffix(".post1") if version else None
-    if module == "ai_edge_litert":
-        nums = tuple(int(x) for x in re.findall(r"\d+", version)[:3])
-        if nums >= (2, 1, 3):
-            return "2.22-dev"
-        if nums >= (2, 0, 0):
-            return "2.21-dev"
-    return None
-
-
-def pair_status(lib_tf: str | None, interp_tf: str | None) -> tuple[str, str]:
-    """("match" | "crash" | "untested", why) for a libedgetpu TF base and an interpreter TF base."""
-    if not lib_tf or not interp_tf:
-        return "untested", "the TF version of one side is unknown"
-
-    def minor(v: str) -> tuple[int, int]:
-        a, b = (re.findall(r"\d+", v) + ["0", "0"])[:2]
-        return int(a), int(b)
-
-    if minor(lib_tf) == minor(interp_tf) and "dev" not in interp_tf:
-        return "match", f"both TF {lib_tf}"
-    if minor(lib_tf) <= (2, 5) and minor(interp_tf) >= (2, 12):
-        return "crash", (
-            f"Google's libedgetpu (TF {lib_tf}) segfaults in interpreters built from "
-            f"TF >= 2.12 (this one: TF {interp_tf})"
-        )
-    return "untested", f"libedgetpu TF {lib_tf} with an interpreter of TF {interp_tf}"
-
-
-def required_runtime(compiler_version: str | None, min_runtime: int | None = None) -> int | None:
-    """Edge TPU runtime a compiled model needs: the ``-m`` value if given, else the compiler's
-    default (edgetpu_compiler 16 -> 14, 15 -> 13, 14 -> 12)."""
-    if min_runtime is not None:
-        return int(min_runtime)
-    m = re.match(r"\D*(\d+)", compiler_version or "")
-    return {16: 14, 15: 13, 14: 12}.get(int(m.group(1))) if m else None
 
 
 if __name__ == "__main__":
