@@ -48,8 +48,15 @@ def handler_class(sink, idle_timeout_s: float = IDLE_TIMEOUT_S):
             if self.command != "HEAD":
                 self.wfile.write(body)
 
-        def _json(self, code: int, data: dict) -> None:
+        def _json(self, code: int, data: dict | list) -> None:
             self._send(code, json.dumps(data).encode(), "application/json")
+
+        def _jpeg(self, data: bytes | None, missing: str) -> None:
+            """The image, or 404 with ``missing`` as the error when there is none."""
+            if data is None:
+                self._json(404, {"error": missing})
+            else:
+                self._send(200, data, "image/jpeg")
 
         def do_HEAD(self):
             self.do_GET()
@@ -63,14 +70,10 @@ def handler_class(sink, idle_timeout_s: float = IDLE_TIMEOUT_S):
                 self._json(200, sink.history.to_dict(res))
             elif path == "/events.json":
                 limit = _int(query.get("limit"), 100, 1, 100)
-                self._send(200, json.dumps(sink.events.to_list(limit)).encode(),
-                           "application/json")  # fmt: skip
+                self._json(200, sink.events.to_list(limit))
             elif _THUMB.fullmatch(path):
                 data = sink.events.thumbnail(int(_THUMB.fullmatch(path).group(1)))
-                if data is None:
-                    self._json(404, {"error": "no such thumbnail (only recent ones are kept)"})
-                else:
-                    self._send(200, data, "image/jpeg")
+                self._jpeg(data, "no such thumbnail (only recent ones are kept)")
             elif path == "/latest":
                 self._json(200, sink.latest_dict())
             elif path == "/healthz":
@@ -80,10 +83,7 @@ def handler_class(sink, idle_timeout_s: float = IDLE_TIMEOUT_S):
             elif path == "/snapshot.jpg":
                 frame = _int(query.get("f"), None, 0, 2**62)
                 data = sink.snapshot_jpeg(frame, query.get("boxes") in ("1", "true"))
-                if data is None:
-                    self._json(404, {"error": "no frame yet"})
-                else:
-                    self._send(200, data, "image/jpeg")
+                self._jpeg(data, "no frame yet")
             else:
                 self._json(404, {"error": f"no route {path}"})
 
