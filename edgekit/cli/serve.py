@@ -106,11 +106,17 @@ from edgekit.cli.common import libedgetpu_option
     "--crop-labels",
     help="Cascade: comma-separated detector labels whose crops are classified [default: all].",
 )
+@click.option("--classify-labels", type=click.Path(),
+              help="Cascade: the classifier's label file when it is not a bundle ([cascade] "
+              "labels).")  # fmt: skip
+@click.option("--classify-top-k", type=click.IntRange(1, 1000),
+              help="Cascade: classes kept per crop ([cascade] top_k) [default: the cascade "
+              "bundle's, else 3].")  # fmt: skip
 @libedgetpu_option
 def serve(config_path, model, labels, source, device, http_listen, max_frames, top_k,
           threshold, iou, max_detections, decoder, threads, loop, realtime, smoothing,
           hold_s, json_lines, summary, check_only, verbose, worker, classifier,
-          anchors, crop_labels):  # fmt: skip
+          anchors, crop_labels, classify_labels, classify_top_k):  # fmt: skip
     """Classify or detect objects in frames from a camera, stream or file; publish the results.
 
     Results are JSON lines on stdout: frame, timestamp, classes [{id, label, score}],
@@ -137,16 +143,20 @@ def serve(config_path, model, labels, source, device, http_listen, max_frames, t
         output__json_lines=json_lines,
         http__enabled=True if http_listen else None, http__listen=http_listen,
         worker__mode=worker, cascade__classifier=classifier, cascade__crop_labels=crop_labels,
+        cascade__labels=classify_labels, cascade__top_k=classify_top_k,
     )  # fmt: skip
     if crop_labels is not None and not any(n.strip() for n in crop_labels.split(",")):
         raise click.BadParameter("give one or more detector labels, e.g. bird,cat",
                                  param_hint="--crop-labels")  # fmt: skip  (as detect says)
-    if crop_labels is not None and not config.cascade.classifier:
+    given = [f for f, v in (("--crop-labels", crop_labels), ("--classify-labels",
+             classify_labels), ("--classify-top-k", classify_top_k)) if v is not None]  # fmt: skip
+    if given and not config.cascade.classifier:
         from edgekit.detect.cascade_bundle import choose
 
         if choose(config.model.path or "", None) is None:  # nor a cascade bundle's own
-            raise click.UsageError("--crop-labels needs --classify CLASSIFIER ([cascade] "
-                                   "classifier) or a cascade bundle")  # fmt: skip
+            raise click.UsageError(f"{' and '.join(given)} need{'s' if len(given) == 1 else ''} "
+                                   "--classify CLASSIFIER ([cascade] classifier) or a cascade "
+                                   "bundle")  # fmt: skip
 
     if check_only:
         from edgekit.stream.check import check

@@ -220,21 +220,32 @@ def open_cascade(
     margin: float = MARGIN,
     min_size: float = MIN_SIZE,
     max_crops: int = MAX_CROPS,
+    names: dict[str, str] | None = None,
 ) -> Cascade:
     """Open ``detector`` then ``classifier`` on ``device`` (both on the same Edge TPU: one lock,
     see :mod:`edgekit.backends.devicelock`) as a :class:`Cascade`. Picklable as a
     ``functools.partial`` (serve's worker process builds it). ``crop_labels``: the detector
     labels whose crops are classified (None: all); a label the detector does not have is
-    refused, since it would silently classify nothing."""
+    refused, since it would silently classify nothing. ``names`` says how errors name the
+    settings (``classifier``, ``labels``, ``crop_labels``): the CLI flags by default, serve's
+    ``[cascade] KEY``, so the user sees which line of the config to fix."""
     from edgekit.classify import Classifier
     from edgekit.detect.detector import Detector
     from edgekit.tasks import model_task
 
-    if model_task(classifier) != "classify":
+    names = {**CLI_NAMES, **(names or {})}
+    with _named(names["classifier"]):
+        task = model_task(classifier)
+    if task != "classify":
         raise EdgekitError(
-            f"{os.fspath(classifier)} is a detector, not a classifier",
-            "--classify takes an image classifier (a bundle, .tflite or _edgetpu.tflite)",
+            f"{names['classifier']}: {os.fspath(classifier)} is a detector, not a classifier",
+            "give an image classifier (a bundle, .tflite or _edgetpu.tflite)",
         )
+    if isinstance(classify_labels, (str, os.PathLike)):
+        from edgekit.labels import read_labels
+
+        with _named(names["labels"]):
+            classify_labels = read_labels(classify_labels)
     on_warning = _once(on_warning)  # both models would say "no Edge TPU found"
     rule = CropRule(frozenset(crop_labels) if crop_labels is not None else None, margin,
                     min_size, max_crops)  # fmt: skip
@@ -246,8 +257,8 @@ def open_cascade(
             unknown = sorted(rule.labels - set(det.labels.values()))
             if unknown:
                 raise EdgekitError(
-                    f"crop label{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}: not a "
-                    f"label of the detector {os.fspath(detector)}",
+                    f"{names['crop_labels']}: crop label{'s' if len(unknown) > 1 else ''} "
+                    f"{', '.join(unknown)}: not a label of the detector {os.fspath(detector)}",
                     "use the detector's own label names (see `edgekit detect --json`)",
                 )
         cls = Classifier(classifier, labels=classify_labels, device=device, top_k=top_k,
@@ -257,6 +268,28 @@ def open_cascade(
         det.close()
         raise
     return Cascade(det, cls, rule)
+
+
+# How open_cascade's errors name its settings: the flags of `detect`, `bench` and `serve`.
+CLI_NAMES = {"classifier": "--classify", "labels": "--classify-labels",
+             "crop_labels": "--crop-labels"}  # fmt: skip
+# serve's config: "[cascade] labels: /x.txt: no such label file" points at the line to fix.
+CONFIG_NAMES = {k: f"[cascade] {k}" for k in ("classifier", "labels", "crop_labels")}
+
+
+class _named:
+    """Context manager: an EdgekitError inside gets ``NAME: `` in front of its message."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, e, tb):
+        if isinstance(e, EdgekitError) and not e.message.startswith(self.name):
+            raise EdgekitError(f"{self.name}: {e.message}", e.hint, e.exit_code) from None
+        return False
 
 
 def _once(fn: Callable[[str], None] | None) -> Callable[[str], None]:
@@ -284,8 +317,13 @@ def cascade_factory(config) -> Callable[..., Cascade] | None:
 
     m, c = config.model, config.cascade
     names = [n.strip() for n in c.crop_labels.split(",") if n.strip()] or None
+    if c.crop_labels.strip() and names is None:  # "," is not "every label"
+        raise EdgekitError(f"[cascade] crop_labels = {c.crop_labels!r}: no label names",
+                           "give detector labels separated by commas, e.g. \"bird,cat\", or "
+                           "leave the key out to classify every detection")  # fmt: skip
     pick = choose(m.path, c.classifier or None, names, c.top_k or None)
     if pick is None:
+        _refuse_orphan_keys(c)
         return None
     return functools.partial(
         open_cascade, m.path, pick.classifier, device=m.device, threads=m.threads or None,
@@ -294,5 +332,19 @@ def cascade_factory(config) -> Callable[..., Cascade] | None:
         anchors=m.anchors or None,
         classify_labels=c.labels or None, top_k=pick.top_k, classify_threshold=c.threshold,
         crop_labels=pick.crop_labels, margin=c.margin, min_size=c.min_size,
-        max_crops=c.max_crops,
+        max_crops=c.max_crops, names=CONFIG_NAMES,
     )  # fmt: skip
+
+
+def _refuse_orphan_keys(c) -> None:
+    """A ``[cascade]`` key set without a classifier would be ignored without a word."""
+    import dataclasses
+
+    default = type(c)()
+    for f in dataclasses.fields(c):
+        if getattr(c, f.name) != getattr(default, f.name):
+            raise EdgekitError(
+                f"[cascade] {f.name} is set but there is no crop classifier",
+                "set [cascade] classifier (or --classify), serve a cascade bundle, or remove "
+                f"[cascade] {f.name}",
+            )

@@ -85,13 +85,13 @@ def build_result(frame, out: Any, latency_ms: float, smoother: Smoother) -> Resu
     else:  # a bare object with .classes (id, label, score)
         d = {"classes": [{"id": c.id, "label": c.label, "score": c.score} for c in out.classes]}
     classes = tuple(
-        {"id": int(c["id"]), "label": str(c["label"]), "score": round(float(c["score"]), 5)}
+        {"id": int(c["id"]), "label": str(c["label"]), "score": _score(c["score"])}
         for c in d.get("classes", ())
     )
     detections = counts = None
     if "detections" in d:
         detections = tuple(
-            {"id": int(x["id"]), "label": str(x["label"]), "score": round(float(x["score"]), 5),
+            {"id": int(x["id"]), "label": str(x["label"]), "score": _score(x["score"]),
              "box": [round(float(v), 2) for v in x["box"]], **_crop_classes(x)}
             for x in d["detections"]
         )  # fmt: skip
@@ -103,7 +103,7 @@ def build_result(frame, out: Any, latency_ms: float, smoother: Smoother) -> Resu
     label = None
     if detections is None:  # classification: the smoothed top-1
         label = smoother.update(classes[0]["label"] if classes else None)
-    extra = {k: v for k, v in d.items() if k not in _OWN_FIELDS}
+    extra = {k: _ms(v) if k.endswith("_ms") else v for k, v in d.items() if k not in _OWN_FIELDS}
     return Result(
         frame.index, frame.timestamp, classes, float(out.inference_ms), latency_ms, label,
         frame.rgb, detections, counts, extra,
@@ -115,7 +115,17 @@ def _crop_classes(x: dict) -> dict:
     if "classes" not in x:
         return {}
     return {"classes": [{"id": int(c["id"]), "label": str(c["label"]),
-                         "score": round(float(c["score"]), 5)} for c in x["classes"]]}  # fmt: skip
+                         "score": _score(c["score"])} for c in x["classes"]]}  # fmt: skip
+
+
+def _score(v) -> float:
+    """A score as lines and /latest carry it: 4 decimals (a uint8 score steps by 1/256)."""
+    return round(float(v), 4)
+
+
+def _ms(v):
+    """A time in ms as lines and /latest carry it: 3 decimals (1 us); non-numbers unchanged."""
+    return round(float(v), 3) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
 
 
 @dataclass(frozen=True)

@@ -149,7 +149,7 @@ def test_results_belong_to_their_frames(small_model, labels_path, video_avi):
     src.close()
     assert [r.frame for r in results] == list(range(1, FRAMES + 1))
     got = [tuple((c["id"], c["score"]) for c in r.classes) for r in results]
-    want = [tuple((c.id, round(c.score, 5)) for c in cl) for cl in expected]
+    want = [tuple((c.id, round(c.score, 4)) for c in cl) for cl in expected]
     assert got == want
     assert all(d["frames"] > 0 for d in stats["devices"])
 

@@ -1,0 +1,142 @@
+"""serve's [cascade] as a user meets it: every key's error line names the key (the config says
+where to look, not only "no such label file"), keys that would be ignored without a classifier
+are refused, the classifier's labels and top-k are flags too, and the numbers of a cascade's
+lines and /latest are rounded to what they mean (ms to 1 us, scores to 4 decimals)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.request
+
+import pytest
+from click.testing import CliRunner
+
+from edgekit.cli import main
+from edgekit.stream import serve
+from edgekit.stream.config import from_dict
+from edgekit.stream.sinks import CallbackSink
+from edgekit.stream.sources import OpenCVSource
+from tests.stream.conftest import free_port
+from tests.stream.test_serve_detect import SCENES, cell, write_video
+
+
+@pytest.fixture(scope="module")
+def scenes_avi(tmp_path_factory):
+    return write_video(tmp_path_factory.mktemp("video") / "scenes.avi", SCENES)
+
+
+def _check(tmp_path, detect_bundle, scenes_avi, cascade: str, *flags: str):
+    cfg = tmp_path / "edgekit.toml"
+    cfg.write_text(f'[model]\npath = "{detect_bundle}"\ndevice = "cpu"\n'
+                   f'[source]\nuri = "{scenes_avi}"\n[cascade]\n{cascade}\n')  # fmt: skip
+    return CliRunner().invoke(main, ["serve", "--config", str(cfg), "--check", *flags])
+
+
+@pytest.mark.parametrize(
+    "key, value, says",
+    [
+        ("labels", '"{tmp}/missing.txt"', "no such label file"),
+        ("labels", '"{tmp}"', "is a folder"),
+        ("labels", '"{bin}"', "not UTF-8"),
+        ("crop_labels", '"dragon"', "not a label of the detector"),
+        ("crop_labels", '",,"', "no label names"),
+        ("classifier", '"{tmp}/missing.tflite"', "no such model file"),
+        ("classifier", '"{bin}"', "not a TFLite model"),
+        ("classifier", '"{detector}"', "is a detector, not a classifier"),
+    ],
+)
+def test_each_cascade_key_error_names_the_key(tmp_path, detect_bundle, species_bundle,
+                                             scenes_avi, key, value, says):  # fmt: skip
+    binary = tmp_path / "junk.tflite"
+    binary.write_bytes(b"\xff\xfe\x00garbage")
+    value = value.format(tmp=tmp_path, bin=binary, detector=detect_bundle)
+    lines = f'{key} = {value}'
+    if key != "classifier":
+        lines += f'\nclassifier = "{species_bundle}"'
+    r = _check(tmp_path, detect_bundle, scenes_avi, lines)
+    assert r.exit_code == 1, r.output
+    err = [x for x in r.stderr.splitlines() if x.startswith("Error:")]
+    assert len(err) == 1 and err[0].startswith(f"Error: [cascade] {key}"), r.stderr
+    assert says in err[0] and "Traceback" not in r.output
+
+
+@pytest.mark.parametrize("lines", ['labels = "x.txt"', 'crop_labels = "red"', "top_k = 2",
+                                   "max_crops = 3", "margin = 0.3"])  # fmt: skip
+def test_cascade_keys_without_a_classifier_are_refused(tmp_path, detect_bundle, scenes_avi,
+                                                       lines):  # fmt: skip
+    """They were ignored without a word: a plain detector served as if the key did nothing."""
+    r = _check(tmp_path, detect_bundle, scenes_avi, lines)
+    key = lines.split(" ")[0]
+    assert r.exit_code == 1 and f"[cascade] {key} is set but there is no crop classifier" \
+        in r.stderr, r.output
+
+
+def test_classify_labels_and_top_k_flags(tmp_path, detect_bundle, species_bundle, scenes_avi):
+    """detect has --classify-labels and --classify-top-k; serve took them only from a config."""
+    names = tmp_path / "names.txt"
+    names.write_text("robin\nfinch\njay\n")
+    base = ["serve", "--model", str(detect_bundle), "--device", "cpu", "--source",
+            str(scenes_avi), "--worker", "inline", "--max-frames", "15"]  # fmt: skip
+    r = CliRunner().invoke(main, [*base, "--classify", str(species_bundle), "--classify-labels",
+                                  str(names), "--classify-top-k", "1"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    res = [json.loads(x) for x in r.stdout.splitlines() if x.startswith('{"frame"')][14]
+    by = {d["label"]: d["classes"] for d in res["detections"]}
+    assert by["red"] == [{"id": 0, "label": "robin", "score": by["red"][0]["score"]}]
+    assert [c["label"] for c in by["green"]] == ["finch"]
+    r = CliRunner().invoke(main, [*base, "--classify-labels", str(names), "--check"])
+    assert r.exit_code == 2 and "--classify-labels needs --classify CLASSIFIER" in r.stderr
+    r = CliRunner().invoke(main, [*base, "--classify", str(species_bundle), "--check",
+                                  "--classify-labels", str(tmp_path / "no.txt")])  # fmt: skip
+    assert r.exit_code == 1 and "[cascade] labels: " in r.stderr and "no.txt" in r.stderr
+
+
+def _numbers(obj, key=""):
+    """(key, value) of every float in a JSON document."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _numbers(v, k)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _numbers(v, key)
+    elif isinstance(obj, float):
+        yield key, obj
+
+
+def _unrounded(doc) -> list:
+    return [(k, v) for k, v in _numbers(doc)
+            if (k.endswith("_ms") and v != round(v, 3)) or (k == "score" and v != round(v, 4))]
+
+
+def test_lines_and_latest_are_rounded(detect_bundle, species_bundle, tmp_path):
+    """/latest carried "crop_ms": 1.757214999999995 and scores with 5 decimals."""
+    avi = write_video(tmp_path / "static.avi", [[cell("red", 1, 1), cell("blue", 2, 2)]],
+                      frames_per_scene=20)  # fmt: skip
+    port, stop, enough, results = free_port(), threading.Event(), threading.Event(), []
+
+    def on_result(r):
+        results.append(r.to_dict())
+        if len(results) >= 8:
+            enough.set()
+
+    cfg = from_dict({"model": {"path": str(detect_bundle), "device": "cpu"},
+                     "cascade": {"classifier": str(species_bundle)},
+                     "output": {"json_lines": False},
+                     "http": {"listen": f"127.0.0.1:{port}"}})  # fmt: skip
+    t = threading.Thread(target=serve.run, args=(cfg,), daemon=True,
+                         kwargs={"stop": stop, "source": OpenCVSource(str(avi), loop=True),
+                                 "extra_sinks": [CallbackSink(on_result)]})  # fmt: skip
+    t.start()
+    try:
+        assert enough.wait(60)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/latest", timeout=10) as r:
+            latest = json.loads(r.read())
+    finally:
+        stop.set()
+        t.join(10)
+    assert {"detect_ms", "classify_ms", "crop_ms", "decode_ms"} <= set(latest["result"])
+    assert _unrounded(latest) == []
+    assert [_unrounded(r) for r in results] == [[]] * len(results)
+    scores = [c["score"] for r in results for d in r["detections"] for c in d["classes"]]
+    assert scores and all(0 <= s <= 1 for s in scores)
