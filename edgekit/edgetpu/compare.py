@@ -105,7 +105,9 @@ def format_comparison(c: dict[str, Any]) -> list[str]:
         f"(CPU ops: predicted {c['predicted_cpu_ops']}, actual {c['actual_cpu_ops']})"
     ]
     shown = [r for r in c["ops"] if not r["agree"] or r["actual"] == "cpu"]
-    if c["ops"]:
+    if c["ops"] and not shown:  # a header over no rows read like a table that failed to print
+        lines.append(f"  all {len(c['ops'])} ops on the Edge TPU, as predicted")
+    elif c["ops"]:
         width = max(len(r["op"]) for r in c["ops"])
         lines.append(
             f"  ops on the CPU and disagreements ({len(c['ops']) - len(shown)} more agree on "

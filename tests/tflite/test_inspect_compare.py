@@ -181,3 +181,14 @@ def test_any_log_text_gives_a_comparison_or_one_error(coral_dir, tmp_path):
         assert c["agree"] in (True, False, None)
 
     check()
+
+
+def test_all_agree_says_so_without_an_empty_table(coral_dir):
+    """Every op on the Edge TPU as predicted printed the '#  op  predicted  actual' header over
+    no rows (convert's report too): it read like a table that failed to print."""
+    res = _run(coral_dir / f"{V1}.tflite", "--compiled", coral_dir / f"{V1}_edgetpu.tflite")
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    i = next(i for i, x in enumerate(lines) if x.startswith("Compiler vs prediction"))
+    assert lines[i + 1] == "  all 31 ops on the Edge TPU, as predicted"
+    assert not any(x.split() == ["#", "op", "predicted", "actual"] for x in lines)
