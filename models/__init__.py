@@ -36,6 +36,13 @@ class ZooEntry:
     # (edgekit.edgetpu.latency; cached like params/macs, checked by the tests)
     usb3_ms: float | None = None
     decoder: str | None = None  # a detector's head (edgekit.detect.decoders name)
+    usb2_ms: float | None = None  # the same on a USB 2 Coral (or a USB 3 one in a USB 2 port)
+    pci_ms: float | None = None  # and on a PCIe / M.2 Coral
+
+    @property
+    def latency_ms(self) -> dict[str, float | None]:
+        """Predicted ms per inference per link, as ``inspect --json``'s ``edgetpu.latency_ms``."""
+        return {"usb3": self.usb3_ms, "usb2": self.usb2_ms, "pci": self.pci_ms}
 
     def builder(self):
         """The design's ``build`` function (imports the module, and Keras)."""
@@ -58,7 +65,8 @@ class ZooEntry:
             "default_classes": self.default_classes,
             "params": self.params,
             "macs": self.macs,
-            "predicted_usb3_ms": self.usb3_ms,
+            "latency_ms": self.latency_ms,
+            "predicted_usb3_ms": self.usb3_ms,  # = latency_ms["usb3"] (kept for scripts)
             "paper": self.paper,
             "task": self.task,
             "decoder": self.decoder,
@@ -77,7 +85,7 @@ REGISTRY: dict[str, ZooEntry] = {
             "Szegedy et al. 2015, Going Deeper with Convolutions, arXiv:1409.4842",
             3_335_842,
             100_439_936,
-            usb3_ms=0.95,
+            usb3_ms=0.95, usb2_ms=0.99, pci_ms=0.95,
         ),
         ZooEntry(
             "mobilenet_v1",
@@ -88,7 +96,7 @@ REGISTRY: dict[str, ZooEntry] = {
             "Howard et al. 2017, MobileNets, arXiv:1704.04861",
             4_253_864,
             568_740_352,
-            usb3_ms=2.64,
+            usb3_ms=2.64, usb2_ms=5.18, pci_ms=2.64,
         ),
         ZooEntry(
             "squeezenet",
@@ -99,7 +107,7 @@ REGISTRY: dict[str, ZooEntry] = {
             "Iandola et al. 2016, SqueezeNet, arXiv:1602.07360",
             1_235_496,
             387_358_720,
-            usb3_ms=1.99,
+            usb3_ms=1.99, usb2_ms=4.54, pci_ms=1.99,
         ),
         ZooEntry(
             "densenet_lite",
@@ -110,7 +118,7 @@ REGISTRY: dict[str, ZooEntry] = {
             "Huang et al. 2017, Densely Connected Convolutional Networks, arXiv:1608.06993",
             304_296,
             45_186_240,
-            usb3_ms=1.42,
+            usb3_ms=1.42, usb2_ms=1.9, pci_ms=1.42,
         ),
         ZooEntry(
             "dsconv",
@@ -121,7 +129,7 @@ REGISTRY: dict[str, ZooEntry] = {
             "Howard et al. 2017, MobileNets, section 3.1, arXiv:1704.04861",
             1_000_900,
             196_176_400,
-            usb3_ms=1.81,
+            usb3_ms=1.81, usb2_ms=8.72, pci_ms=1.81,
         ),
         ZooEntry(
             "detector",
@@ -133,7 +141,7 @@ REGISTRY: dict[str, ZooEntry] = {
             93_516,
             30_515_200,
             task="detect",
-            usb3_ms=1.38,
+            usb3_ms=1.38, usb2_ms=2.72, pci_ms=1.38,
             decoder="edgekit-anchor-free",
         ),
         ZooEntry(
@@ -146,7 +154,7 @@ REGISTRY: dict[str, ZooEntry] = {
             8_858_734,
             2_782_480_896,
             task="detect",
-            usb3_ms=19.82,
+            usb3_ms=19.82, usb2_ms=139.64, pci_ms=19.82,
             decoder="yolov3",
         ),
     )

@@ -29,18 +29,18 @@ def list_models(as_json: bool) -> None:
         echo_json({"models": rows})
         return
     click.echo(f"{'name':<15} {'input':>5} {'classes':>7} {'params':>11} {'MACs':>13} "
-               f"{'USB3 ms':>7}  description")  # fmt: skip
+               f"{'USB3 ms':>7} {'USB2 ms':>7} {'PCIe ms':>7}  description")  # fmt: skip
     for r in rows:
         classes = "-" if r["default_classes"] is None else str(r["default_classes"])
-        ms = "-" if r["predicted_usb3_ms"] is None else f"{r['predicted_usb3_ms']:.1f}"
+        ms = ["-" if v is None else f"{v:.1f}" for v in r["latency_ms"].values()]
         click.echo(
             f"{r['name']:<15} {r['default_input']:>5} {classes:>7} {r['params']:>11,} "
-            f"{r['macs']:>13,} {ms:>7}  {r['description']}"
+            f"{r['macs']:>13,} {ms[0]:>7} {ms[1]:>7} {ms[2]:>7}  {r['description']}"
         )
     click.echo("MACs: multiply-adds for one image (convolutions and dense layers).")
-    click.echo("USB3 ms: predicted per inference on a USB 3 Coral from the layer shapes "
-               "(edgekit inspect FILE shows USB 2 and PCIe too; zoo build --budget-ms picks a "
-               "size).")  # fmt: skip
+    click.echo("ms: predicted per inference on a USB 3, USB 2 and PCIe Coral from the layer "
+               "shapes (--json: latency_ms, as in inspect --json; zoo build --budget-ms picks "
+               "a size).")  # fmt: skip
 
 
 def _parse_value(key: str, text: str, default):

@@ -21,8 +21,9 @@ def run(*args):
 @pytest.mark.parametrize("name", list(zoo.REGISTRY))
 def test_cached_latency_is_the_prediction_from_shapes(name):
     entry = zoo.REGISTRY[name]
-    got = latency_of_keras_stats(inspect_keras(zoo.build(name)))["latency_ms"]["usb3"]
-    assert entry.usb3_ms == pytest.approx(got, abs=0.01)
+    got = latency_of_keras_stats(inspect_keras(zoo.build(name)))["latency_ms"]
+    assert entry.usb3_ms == pytest.approx(got["usb3"], abs=0.01)
+    assert entry.latency_ms == pytest.approx(got, abs=0.01)  # USB 2 and PCIe cached too
 
 
 def test_list_shows_predicted_latency():
@@ -34,6 +35,21 @@ def test_list_shows_predicted_latency():
     assert f"{zoo.REGISTRY['mobilenet_v1'].usb3_ms:.1f}" in mnv1
     rows = {r["name"]: r for r in json.loads(run("zoo", "list", "--json").output)["models"]}
     assert rows["squeezenet"]["predicted_usb3_ms"] == zoo.REGISTRY["squeezenet"].usb3_ms
+
+
+def test_list_gives_every_link_as_inspect_does():
+    """`zoo list --json` had only predicted_usb3_ms; inspect --json gives edgetpu.latency_ms =
+    {usb3, usb2, pci}. Same keys here, and the text shows the three columns."""
+    rows = {r["name"]: r for r in json.loads(run("zoo", "list", "--json").output)["models"]}
+    for name, r in rows.items():
+        ms = r["latency_ms"]
+        assert list(ms) == ["usb3", "usb2", "pci"], name
+        assert ms["usb3"] == r["predicted_usb3_ms"] and ms["usb2"] >= ms["usb3"] > 0
+        assert ms["pci"] > 0
+    text = run("zoo", "list").output.splitlines()
+    assert text[0].split()[5:11] == ["USB3", "ms", "USB2", "ms", "PCIe", "ms"]
+    y = next(x for x in text if x.startswith("yolov3_tiny")).split()
+    assert y[5:8] == [f"{v:.1f}" for v in rows["yolov3_tiny"]["latency_ms"].values()]
 
 
 def test_budget_picks_the_widest_setting_that_fits(tmp_path):
