@@ -67,6 +67,24 @@ class BenchResult:
         return d
 
 
+def rounded(report: Any) -> Any:
+    """``report`` as ``bench --json`` prints it: times (keys ending ``_ms``) to 3 decimals (1 us,
+    below what perf_counter resolves through an interpreter) and ``fps`` to 2; what the timer
+    measured beyond that is noise, and 0.42364749999999995 reads as a bug."""
+    if isinstance(report, dict):
+        return {k: _round(k, v) if isinstance(v, float) else rounded(v)
+                for k, v in report.items()}  # fmt: skip
+    if isinstance(report, (list, tuple)):
+        return [rounded(v) for v in report]
+    return report
+
+
+def _round(key: str, v: float) -> float:
+    if not np.isfinite(v):
+        return v
+    return round(v, 3) if key.endswith("_ms") else round(v, 2) if key == "fps" else v
+
+
 def time_invokes(invoke: Callable[[], None], out: np.ndarray) -> None:
     """Fill ``out`` (int64, preallocated) with the duration of one ``invoke()`` each, in ns."""
     clock = time.perf_counter_ns

@@ -130,7 +130,7 @@ def bench(model, device, runs, warmup, threads, as_json, plot, image, classifier
         lib.plot(res, plot)
     check = _expectation(res)
     if as_json:
-        echo_json({**res.to_dict(), **({"expected": check} if check else {})})
+        echo_json(lib.rounded({**res.to_dict(), **({"expected": check} if check else {})}))
         return
     first_note = " (includes loading it onto the Edge TPU)" if res.backend == "edgetpu" else ""
     click.echo(f"model   {res.model}")
@@ -200,7 +200,9 @@ def _bench_cascade(model, classifier, device, runs, warmup, threads, as_json, pl
     res = bench_cascade(model, classifier, device, runs, warmup, threads, on_warning=warn,
                         image=image, crop_labels=_crop_labels(crop_labels))  # fmt: skip
     if as_json:
-        echo_json(res)
+        from edgekit.bench import rounded
+
+        echo_json(rounded(res))
         return
     for line in format_cascade(res):
         click.echo(line)
