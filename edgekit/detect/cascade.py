@@ -19,7 +19,6 @@ are classified (the detector lists best first). The classifier applies its own p
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -29,6 +28,7 @@ import numpy as np
 from edgekit import limits
 from edgekit.detect.records import Detection, Detections
 from edgekit.errors import EdgekitError
+from edgekit.stages import run_stages
 
 MARGIN = 0.1  # of the box's width/height, each side
 MIN_SIZE = 16  # px: smaller boxes are not classified
@@ -129,29 +129,6 @@ def crop(rgb: np.ndarray, box: Iterable[float], margin: float = MARGIN) -> np.nd
     return rgb[y0:y1, x0:x1]
 
 
-def classify_crops(result: Detections, rgb: np.ndarray, classify: Callable[[np.ndarray], Any],
-                   rule: CropRule) -> CascadeDetections:  # fmt: skip
-    """``result`` (the detector's, on ``rgb``) with each selected crop's classes, via
-    ``classify(crop) -> Classification``."""
-    chosen = set(select(result.detections, rule))
-    out, classify_ns, crop_ns = [], 0.0, 0
-    for i, d in enumerate(result.detections):
-        classes: tuple = ()
-        if i in chosen:
-            t0 = time.perf_counter_ns()
-            c = classify(np.ascontiguousarray(crop(rgb, d.box, rule.margin)))
-            crop_ns += time.perf_counter_ns() - t0
-            classes = tuple(c.classes)
-            classify_ns += c.inference_ms * 1e6
-        out.append(ClassifiedDetection(d.id, d.label, d.score, d.box, classes))
-    classify_ms = classify_ns / 1e6
-    return CascadeDetections(
-        tuple(out), result.inference_ms + classify_ms, result.preprocess_ms, result.decode_ms,
-        result.image_size, detect_ms=result.inference_ms, classify_ms=classify_ms,
-        crop_ms=max(0.0, crop_ns / 1e6 - classify_ms), crops=len(chosen),
-    )  # fmt: skip
-
-
 class Cascade:
     """A detector and a classifier for its crops, in one process on one device.
 
@@ -179,7 +156,15 @@ class Cascade:
 
     def run(self, rgb: np.ndarray) -> CascadeDetections:
         """Detect in one (H, W, 3) uint8 image, then classify the selected crops."""
-        return classify_crops(self.detector.run(rgb), rgb, self.classifier.classify, self.rule)
+        return run_stages(self.stages, rgb)
+
+    @property
+    def stages(self) -> tuple[Callable, Callable, Callable]:
+        """run() in stages for serve's worker (:mod:`edgekit.detect.cascade_stages`)."""
+        from edgekit.detect.cascade_stages import CascadeStages
+
+        st = CascadeStages(self)
+        return st.make_input, st.invoke_input, st.finish
 
     detect = run
 

@@ -37,6 +37,7 @@ from edgekit.detect.decoders import (
 from edgekit.detect.records import Detection, Detections
 from edgekit.errors import EdgekitError
 from edgekit.images import letterbox, load_rgb, prepare, stretch_box
+from edgekit.stages import run_stages
 from edgekit.task_model import TaskModel
 from edgekit.tflite import read_model
 
@@ -188,6 +189,17 @@ class Detector(TaskModel):
     # -- running ------------------------------------------------------------------------------
     def detect(self, rgb: np.ndarray) -> Detections:
         """Detect objects in one (H, W, 3) uint8 RGB image of any size."""
+        return run_stages(self.stages, rgb)
+
+    # detect() in three stages (edgekit.stages), for serve's worker: frame n+1 is prepared and
+    # frame n-1 decoded in one thread while invoke n runs on the device in another.
+    @property
+    def stages(self) -> tuple[Callable, Callable, Callable]:
+        return self.make_input, self.invoke_input, self.finish
+
+    def make_input(self, rgb: np.ndarray) -> tuple[tuple, float]:
+        """(H, W, 3) uint8 RGB -> ((input tensor values, letterbox/stretch box, image (w, h)),
+        preprocess ms); no interpreter. The values never share memory with ``rgb``."""
         if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3:
             raise EdgekitError("detect() needs an (H, W, 3) uint8 RGB array")
         if rgb.shape[0] < 1 or rgb.shape[1] < 1 or rgb.shape[2] != 3:
@@ -198,17 +210,36 @@ class Detector(TaskModel):
         else:
             fitted, box = stretch_box(rgb, self.input_size)
         pixels = prepare(fitted, self.input_size, "stretch", self.color, self.channels)
+        x = self._quantize(pixels)
+        if np.may_share_memory(x, rgb):  # raw uint8 input of the frame's own size
+            x = x.copy()
+        return (x, box, (rgb.shape[1], rgb.shape[0])), (time.perf_counter_ns() - t0) / 1e6
+
+    def invoke_input(self, x: tuple, preprocess_ms: float = 0.0) -> tuple:
+        """Write the input (and a stateful model's carried state), invoke, copy the outputs ->
+        (raw outputs by tensor index, box, image size, preprocess ms including the writes,
+        inference ms, output read ms)."""
+        values, box, size = x
         interp = self.runner.interpreter
         if interp is None:
             raise EdgekitError("this detector was closed", "open it again")
-        _write(interp, self._image["index"], self._quantize(pixels))
+        t0 = time.perf_counter_ns()
+        _write(interp, self._image["index"], values)
         for (inp, _), value in zip(self._state, self._carry):
             _write(interp, inp["index"], value)
         t1 = time.perf_counter_ns()
         self.runner.invoke()
         t2 = time.perf_counter_ns()
-        raw = {o.index: interp.get_tensor(o.index) for o in self.decoder.io.outputs}
+        raw = {o.index: interp.get_tensor(o.index) for o in self.decoder.io.outputs}  # copies
         self._carry = [_requantize(interp.get_tensor(o["index"]), o, i) for i, o in self._state]
+        t3 = time.perf_counter_ns()
+        return (raw, box, size, preprocess_ms + (t1 - t0) / 1e6, (t2 - t1) / 1e6,
+                (t3 - t2) / 1e6)  # fmt: skip
+
+    def finish(self, raw: dict, box, size: tuple[int, int], preprocess_ms: float,
+               inference_ms: float, read_ms: float = 0.0) -> Detections:  # fmt: skip
+        """The raw outputs -> Detections (decode, NMS, boxes back to the image's pixels)."""
+        t0 = time.perf_counter_ns()
         boxes, scores, classes = self.decoder.decode(
             raw, self.threshold, self.iou, self.max_detections
         )
@@ -224,10 +255,8 @@ class Detector(TaskModel):
             )
             for b, s, c in zip(boxes, scores, classes)
         )  # fmt: skip
-        t3 = time.perf_counter_ns()
-        return Detections(
-            dets, (t2 - t1) / 1e6, (t1 - t0) / 1e6, (t3 - t2) / 1e6, (rgb.shape[1], rgb.shape[0])
-        )
+        decode_ms = read_ms + (time.perf_counter_ns() - t0) / 1e6
+        return Detections(dets, inference_ms, preprocess_ms, decode_ms, size)
 
     run = detect
 

@@ -2,8 +2,8 @@
 model from the factory, then answer ``("frame", shm_name, shape)`` with ``("ok", record)`` or
 ``("error", class, message, hint, exit_code)`` and ``("reopen", device)`` with
 ``("ready", info)``, until ``("close",)`` or the parent is gone. Answers go out in request
-order; a model with ``stages`` (a Classifier) runs them overlapped
-(:mod:`edgekit.stream.worker_stages`), any other one request at a time."""
+order; a model with ``stages`` (a Classifier, a Detector, a Cascade: :mod:`edgekit.stages`)
+runs them overlapped (:mod:`edgekit.stream.worker_stages`), any other one request at a time."""
 
 from __future__ import annotations
 
@@ -99,7 +99,7 @@ def main(conn, factory, device, owner) -> None:
             model.close()
         return
     frames = Segments()
-    stages = getattr(model, "stages", None)  # a Classifier's: prepare, invoke, finish
+    stages = getattr(model, "stages", None)  # prepare, invoke, finish (edgekit.stages)
     if stages is not None:
         from edgekit.stream.worker_stages import serve_staged
 

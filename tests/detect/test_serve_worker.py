@@ -41,3 +41,46 @@ def test_serve_detects_in_the_worker_process_and_inline(detect_bundle, tmp_path,
     assert {d["label"] for d in got} == {"red", "blue"}
     for g, w in zip(sorted(got, key=lambda d: d["label"]), sorted(want, key=lambda d: d["label"])):
         np.testing.assert_allclose(g["box"], w["box"], atol=1e-3)
+
+
+def _same(a, b) -> bool:
+    """Two Detections records alike but for their timings."""
+    return (a.detections, a.image_size) == (b.detections, b.image_size)
+
+
+@pytest.mark.parametrize("which", ["detect_bundle", "stateful_bundle"])
+def test_the_worker_decodes_and_prepares_while_the_detector_runs(request, which):
+    """In the worker a detector runs in stages like a classifier: frame n+1 is prepared while
+    invoke n runs (the probe's invoke waits for it; one request at a time it would wait in
+    vain). Records are those of the detector in process, frame for frame (a stateful model's
+    carried state too); a failed frame is answered in its place, in submit order."""
+    import functools
+
+    from edgekit.detect.detector import Detector
+    from edgekit.errors import EdgekitError
+    from edgekit.stream.worker import ModelProcess
+    from tests.stream.worker_models import DetectorProbe
+
+    bundle = request.getfixturevalue(which)
+    frames = [scene(64, 48, [("red", 32, 8, 48, 24), ("blue", 0, 24, 16, 40)]),
+              scene(80, 60, [("green", 8, 8, 40, 40)]), scene(64, 64, [])]  # fmt: skip
+    inline = Detector(bundle, device="cpu", threads=1)
+    want = [inline.detect(f) for f in frames + frames[:1]]
+    worker = ModelProcess(functools.partial(DetectorProbe, bundle, device="cpu", threads=1))
+    try:
+        worker.submit(frames[0])
+        worker.submit(frames[1])
+        first = worker.collect()
+        worker.submit(frames[2])
+        second, third = worker.collect(), worker.collect()
+        assert [first.overlapped, second.overlapped, third.overlapped] == [True, True, False]
+        worker.submit(np.zeros((8, 8), np.uint8))  # fails while preparing, before the next
+        worker.submit(frames[0])
+        with pytest.raises(EdgekitError, match=r"needs an \(H, W, 3\) uint8 RGB array"):
+            worker.collect()
+        fourth = worker.collect()
+    finally:
+        worker.close()
+    assert len(want[0]) == 2 and len(want[1]) >= 1  # real detections to compare
+    for got, w in zip([first, second, third, fourth], want):
+        assert _same(got, w), (got, w)
