@@ -61,8 +61,8 @@ def compile_(models, out_dir, compiler, timeout, min_runtime, force, as_json):
         ops = (f"{r.get('ops_tpu')}/{r.get('ops_total')} ops on the Edge TPU"
                if r.get("ops_total") is not None else "")  # fmt: skip
         on, off = _mib(r.get("on_chip_bytes")), _mib(r.get("off_chip_bytes"))
-        click.echo(f"  {m.output}: on-chip {on}, off-chip {off} (streamed every inference), "
-                   f"{ops}")  # fmt: skip
+        streams = " (streamed every inference)" if r.get("off_chip_bytes") else ""
+        click.echo(f"  {m.output}: on-chip {on}, off-chip {off}{streams}, {ops}")
         if m.bundle is not None:
             click.echo(f"    bundle {m.bundle} updated")
     streamed = [m.output.name for m in result.models if m.report.get("off_chip_bytes")]

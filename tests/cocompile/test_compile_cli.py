@@ -72,6 +72,8 @@ def test_what_does_not_fit_streams_from_the_later_model(models, tmp_path):
     assert "detector_edgetpu.tflite: on-chip 3.38 MiB, off-chip 0.00 MiB" in lines[1]
     assert "third_edgetpu.tflite: on-chip 3.38 MiB, off-chip 0.00 MiB" in lines[3]
     assert "fourth_edgetpu.tflite: on-chip 0.48 MiB, off-chip 2.90 MiB" in lines[4]
+    # only the model that streams says so (every line said "(streamed every inference)")
+    assert [("streamed every inference" in x) for x in lines[1:5]] == [False] * 3 + [True]
     assert lines[-1] == "  on-chip cache left: 0.00 MiB; streaming: fourth_edgetpu.tflite"
 
 
