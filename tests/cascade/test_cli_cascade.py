@@ -68,9 +68,11 @@ def test_crop_labels_top_k_and_a_bare_classifier_with_its_label_file(
     r = _cli(detect_bundle, photo, "--classify", bare, "--classify-labels", species_labels,
              "--crop-labels", "red", "--classify-top-k", "1", "--json")
     assert r.exit_code == 0, r.output
-    by = {d["label"]: d for d in json.loads(r.stdout)["detections"]}
+    out = json.loads(r.stdout)
+    by = {d["label"]: d for d in out["detections"]}
     assert [c["label"] for c in by["red"]["classes"]] == ["cardinal"]
     assert by["blue"]["classes"] == []  # not a crop label: not classified
+    assert out["crops"] == 1 and out["inference_ms"] >= out["classify_ms"] > 0  # as the text
 
 
 def test_text_and_annotated_copies_show_the_species(detect_bundle, species_bundle, photo,

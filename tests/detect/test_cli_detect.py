@@ -43,7 +43,11 @@ def test_json_for_one_image_is_exactly_the_contract(detect_bundle, images):
     res = _cli(detect_bundle, images["two.png"], "--json")
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
-    assert set(out) == {"image", "detections"} and out["image"] == str(images["two.png"])
+    assert set(out) == {"image", "detections", "inference_ms", "decode_ms"}
+    assert out["image"] == str(images["two.png"])
+    # the times the text line shows ("(8.6 ms inference, 0.5 ms decode)"), to 1 us
+    assert out["inference_ms"] > 0 and out["inference_ms"] == round(out["inference_ms"], 3)
+    assert 0 <= out["decode_ms"] == round(out["decode_ms"], 3)
     assert [set(d) for d in out["detections"]] == [{"id", "label", "score", "box"}] * 2
     by = {d["label"]: d for d in out["detections"]}
     assert by["red"]["id"] == 0 and by["blue"]["id"] == 2

@@ -46,7 +46,7 @@ def test_a_compiled_yolo_runs_through_the_delegate(coral):
     det.close()
     r = CliRunner().invoke(main, ["detect", str(model), str(image), "-d", "usb", "--json"])
     assert r.exit_code == 0, r.output
-    assert set(json.loads(r.stdout)) == {"image", "detections"}
+    assert set(json.loads(r.stdout)) == {"image", "detections", "inference_ms", "decode_ms"}
     assert "emulation" not in r.stderr  # the Edge TPU, not the CPU twin
 
 
