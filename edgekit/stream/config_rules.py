@@ -98,7 +98,9 @@ def check_value(section: str, key: str, value: Any, default: Any, where: str) ->
         value = str(value)
     choices = CHOICES.get((section, key))
     if choices and value not in choices:
-        raise EdgekitError(f"{prefix}{name} = {value!r} unknown", f"use one of: {choices}")
+        raise EdgekitError(f"{prefix}{name} = {value!r} unknown",
+                           "use one of: " + ", ".join(c for c in choices if c)
+                           + (" (or leave it out)" if "" in choices else ""))  # fmt: skip
     if (section, key) == ("mqtt", "discovery_prefix"):
         from edgekit.stream.homeassistant import check_prefix
 
