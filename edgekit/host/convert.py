@@ -108,6 +108,9 @@ def run(
         raise EdgekitError(f"{out_dir} exists and is not a directory", "choose another output")
     check_destination(out_dir)  # before minutes of work, not after
     label_map = read_labels(opts.labels) if opts.labels is not None else None
+    from edgekit.host.loaders.dispatch import precheck
+
+    precheck(model_path)  # a .tflite is refused before "no --calib"
     opts.check_inputs()
     from edgekit.groups import read_split, split_file_for
 

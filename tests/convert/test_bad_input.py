@@ -202,3 +202,23 @@ def test_compiler_path_not_executable(trained, tmp_path, apple_banana_dir):
     )
     assert_clean_failure(r, tmp_path, "--compiler", "not an executable")
     assert FAKE_COMPILER.is_file()
+
+
+@pytest.mark.parametrize(
+    "name, data, says",
+    [
+        ("model.tflite", b"\x1c\x00\x00\x00TFL3" + b"\x00" * 64, "`edgekit compile`"),
+        ("photo.jpg", b"\xff\xd8\xff\xe0" + b"\x00" * 64, "not a Keras model"),
+        ("model.h5", b"version https://git-lfs.github.com/spec/v1\noid sha256:ab\nsize 9\n",
+         "git lfs pull"),
+    ],
+)
+def test_what_the_file_is_comes_before_asking_for_images(tmp_path, name, data, says):
+    """`edgekit convert model.tflite -o out` said "no calibration images" and, once given
+    --calib, that a .tflite cannot be converted: the file itself is refused first, with what to
+    run instead (an int8 .tflite needs `edgekit compile`)."""
+    model = tmp_path / name
+    model.write_bytes(data)
+    r = run_cli("convert", model, "-o", tmp_path / "out")
+    assert_clean_failure(r, tmp_path, says)
+    assert "calibration" not in r.stderr and not (tmp_path / "out").exists()

@@ -86,6 +86,14 @@ def load(
     return _with_extras(loaded, hint)
 
 
+def precheck(path: str | os.PathLike) -> None:
+    """What :func:`load` refuses from the first bytes alone (a .tflite, an image, a text file, a
+    Git LFS pointer, nothing there), for ``convert`` to say before anything else: a .tflite was
+    told "no calibration images" first and refused only once given some. Reads 4 KiB, imports
+    nothing (the architecture's refusals need Keras: :func:`load` makes them)."""
+    sniff(Path(path))
+
+
 def load_model(path: str | os.PathLike, input_size=None, custom_objects: CustomObjects = None):
     """Load ``path`` and return a batch-1, static-shape Keras model (see :func:`load`)."""
     return load(path, input_size, custom_objects).model

@@ -56,7 +56,8 @@ def sniff(path: Path) -> str:
     if head[4:8] == b"TFL3":
         raise EdgekitError(
             f"{path}: already a TensorFlow Lite model; convert takes the Keras model it came from",
-            "run it as it is (edgekit classify/bench), or convert the .h5/.keras file",
+            "run it as it is (edgekit classify/bench), compile an int8 one for the Edge TPU "
+            "with `edgekit compile`, or convert the .h5/.keras file",
         )
     if _is_text(head):
         first = head.decode("utf-8", "replace").strip().splitlines()[0] if head.strip() else ""
