@@ -58,9 +58,11 @@ class LazyGroup(click.Group):
                 f"`edgekit {name}` needs the Python package {e.name!r}, which is not installed "
                 f"(pip install 'edgekit[{_extra_for(name)}]')"
             ) from None
+        from edgekit.cli.examples import with_examples
         from edgekit.cli.params import refuse_empty_values
 
-        return refuse_empty_values(command)  # '' is never a path (it would mean ".") nor a value
+        # '' is never a path (it would mean ".") nor a value
+        return with_examples(name, refuse_empty_values(command))
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
