@@ -134,7 +134,15 @@ class Signed:
 
 
 def sign(bundle: str | os.PathLike, keyfile: str | os.PathLike) -> Signed:
-    """Write ``bundle/edgekit.sig`` (atomically; an old one is replaced)."""
+    """Write ``bundle/edgekit.sig`` (atomically; an old one is replaced). ``bundle`` must be a
+    bundle (its ``edgekit.json`` there): any folder was signed, a dataset or a system folder
+    included, and got an edgekit.sig written into it."""
+    from edgekit.manifest import MANIFEST_NAME
+
+    root = Path(bundle)
+    if root.is_dir() and not (root / MANIFEST_NAME).is_file():
+        raise EdgekitError(f"{root}: not an edgekit bundle (no {MANIFEST_NAME}); nothing signed",
+                           "pass the folder `edgekit convert` wrote")  # fmt: skip
     key = load_private_key(keyfile)
     entries = bundle_files(bundle)
     body = canonical(entries)

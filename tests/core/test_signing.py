@@ -131,3 +131,18 @@ def test_cli_keygen_sign_verify(tmp_path):
     ]:
         r = CliRunner().invoke(main, args)
         assert r.exit_code == 1 and msg in r.output and "Traceback" not in r.output, r.output
+
+
+def test_a_folder_that_is_not_a_bundle_is_not_signed(tmp_path):
+    """`edgekit sign photos/` wrote photos/edgekit.sig over a folder of photos (any folder: a
+    dataset, a read-only data folder as root) and said "signed"."""
+    key, _, _ = signing.keygen(tmp_path / "k")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "cat.jpg").write_bytes(b"\xff\xd8\xff\xe0 jpeg")
+    r = CliRunner().invoke(main, ["sign", str(photos), "--key", str(key)])
+    assert r.exit_code == 1 and r.stderr.count("Error:") == 1
+    assert "not an edgekit bundle (no edgekit.json)" in r.stderr
+    assert sorted(p.name for p in photos.iterdir()) == ["cat.jpg"]
+    with pytest.raises(EdgekitError, match="not an edgekit bundle"):
+        signing.sign(photos, key)
