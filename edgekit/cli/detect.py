@@ -157,8 +157,9 @@ def detect(model, images, threshold, iou, max_detections, decoder, anchors, labe
             if not as_json:
                 click.echo(f"Error: {e}", err=True)
             continue
-        results.append({"image": path, "detections": [d.to_dict() for d in res.detections],
-                        **_timings(res)})
+        results.append({"image": path, "detections": [_rounded(d.to_dict())
+                                                      for d in res.detections],
+                        **_timings(res)})  # fmt: skip
         if not as_json:
             _echo_text(path, res)
     det.close()
@@ -166,6 +167,14 @@ def detect(model, images, threshold, iou, max_detections, decoder, anchors, labe
         echo_json(results[0] if len(results) == 1 else results)
     if failed:
         raise click.exceptions.Exit(1)
+
+
+def _rounded(d: dict) -> dict:
+    """A detection as --json prints it: scores (its own, its crop's classes) to 4 decimals."""
+    out = {**d, "score": round(d["score"], 4)}
+    if "classes" in d:
+        out["classes"] = [{**c, "score": round(c["score"], 4)} for c in d["classes"]]
+    return out
 
 
 def _timings(res) -> dict:

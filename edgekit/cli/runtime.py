@@ -50,7 +50,7 @@ def classify(model, images, labels, top_k, threshold, device, threads, as_json):
             if not as_json:
                 click.echo(f"Error: {e}", err=True)
             continue
-        results.append({"image": path, "classes": [c.to_dict() for c in res.classes]})
+        results.append(_classes_json(path, res.classes))
         if not as_json:
             tops = "  ".join(f"{_name(c)} ({c.score:.3f})" for c in res.classes)
             click.echo(f"{path}: {tops or '(no class above the threshold)'}")
@@ -59,6 +59,17 @@ def classify(model, images, labels, top_k, threshold, device, threads, as_json):
     clf.close()
     if failed:
         raise click.exceptions.Exit(1)
+
+
+def _classes_json(path: str, classes) -> dict:
+    """One image of ``classify --json``: scores to 4 decimals (a uint8 score steps by 1/256; a
+    float32 score printed in full read 0.30000001192092896); ``raw_scores`` when they are not
+    probabilities (no softmax: the warning on stderr says so, the JSON must too)."""
+    out = {"image": path, "classes": [{**c.to_dict(), "score": round(c.score, 4)}
+                                      for c in classes]}  # fmt: skip
+    if any(not 0.0 <= c.score <= 1.0 for c in classes):
+        out["raw_scores"] = True
+    return out
 
 
 def _name(c) -> str:

@@ -3,6 +3,8 @@ operators: bench reports 0 ms, serve blames the Edge TPU")."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from .conftest import TINY, cli, rewrite_tflite
@@ -89,8 +91,11 @@ def test_a_model_whose_output_is_not_class_scores(tmp_path, photo):
     r = cli("classify", emb, photo, "-d", "cpu", "--json")
     assert r.exit_code == 0, r.output
     assert "not 0..1 (no softmax" in r.stderr and "raw output values" in r.stderr
+    assert json.loads(r.stdout)[0]["raw_scores"] is True  # the JSON says it too
     r = cli("classify", TINY, photo, "-d", "cpu")  # a softmax output: no warning
     assert r.exit_code == 0 and "spans" not in r.stderr
+    r = cli("classify", TINY, photo, "-d", "cpu", "--json")
+    assert r.exit_code == 0 and "raw_scores" not in json.loads(r.stdout)[0]
 
 
 def test_a_float_output_without_softmax_is_said_once(tmp_path, photo):
@@ -108,3 +113,6 @@ def test_a_float_output_without_softmax_is_said_once(tmp_path, photo):
     r = cli("classify", path, photo, photo, "-d", "cpu", "--json")
     assert r.exit_code == 0, r.output
     assert r.stderr.count("raw output values") == 1 and "float output reached" in r.stderr
+    out = json.loads(r.stdout)  # said in the JSON too, float32 scores to 4 decimals
+    assert [o["raw_scores"] for o in out] == [True, True]
+    assert all(c["score"] == round(c["score"], 4) for o in out for c in o["classes"])
