@@ -281,24 +281,9 @@ def train_detector(
         decoder = decoder_for(hw, len(names), strides)
         evaluate_out = None
         detection = {"decoder": "edgekit-anchor-free", "params": head_params(strides)}
-    span = np.float32((hi - lo) / 255.0)
+    from edgekit.host.train_augment import augmented_dataset
 
-    def augment(x, y):
-        x = tf.cast(x, tf.float32)
-        flip = tf.random.uniform(()) < 0.5
-        x = tf.cond(flip, lambda: x[:, ::-1, :], lambda: x)
-        y = tf.cond(flip, lambda: flip_y(y), lambda: y)
-        gain, bias = tf.random.uniform((), 0.75, 1.25), tf.random.uniform((), -20.0, 20.0)
-        x = tf.clip_by_value(x * gain + bias, 0.0, 255.0)
-        return x * span + lo, y
-
-    ds = (
-        tf.data.Dataset.from_tensor_slices((x_train, y_train))
-        .shuffle(len(x_train), seed=seed, reshuffle_each_iteration=True)
-        .map(augment, num_parallel_calls=2)
-        .batch(batch_size)
-        .prefetch(2)
-    )
+    ds = augmented_dataset(x_train, y_train, flip_y, (hi - lo) / 255.0, lo, seed, batch_size)
     steps = epochs * int(np.ceil(len(x_train) / batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.02)
     # No XLA: on a 2-core CPU it compiles for minutes and then runs slower than plain kernels.
