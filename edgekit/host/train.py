@@ -298,15 +298,16 @@ def train(
         shuffle=True,
         verbose=0,
     ).history
-    hist = {k: [float(v) for v in vals] for k, vals in history.items()}
+    # 4 decimals: Keras' float32 logs printed in full read 0.4545454680919647 in the summary
+    hist = {k: [round(float(v), 4) for v in vals] for k, vals in history.items()}
 
     val_acc, per_class = None, {}
     if val_s:
         pred = np.argmax(net.predict(x_val, batch_size=64, verbose=0), axis=-1)
-        val_acc = float(np.mean(pred == y_val))
+        val_acc = round(float(np.mean(pred == y_val)), 4)
         for c, name in enumerate(classes):
             mask = y_val == c
-            per_class[name] = float(np.mean(pred[mask] == c)) if mask.any() else None
+            per_class[name] = round(float(np.mean(pred[mask] == c)), 4) if mask.any() else None
     # The epoch whose weights were kept (EarlyStopping restores it), counting from 1.
     best_epoch = stopper.best_epoch + 1 if stopper is not None else len(hist["loss"])
 

@@ -275,3 +275,21 @@ def test_compiled_model_streams_what_its_executables_say():
     d = L.latency_of_model(model)
     assert d["streamed_bytes"] == 24064
     assert d["parts_ms"]["usb3"]["parameters_streamed"] == round(24064 / 500e6 * 1e3, 2)
+
+
+def test_the_latency_line_never_rounds_a_total_below_its_parts():
+    """model_invoking_error.tflite read "predicted 0.0 ms per inference ... (CPU ops on a Pi 4
+    0.02 ms)", and parts mixed "2.06 ms" with "1 ms"."""
+    parts = {"tpu_compute": 0.0, "parameters_streamed": 0.0, "activations_streamed": 0.0,
+             "io_transfer": 0.0, "cpu_ops": 0.02}  # fmt: skip
+    d = {"latency_ms": {"usb3": 0.02, "usb2": 0.02, "pci": 0.02},
+         "parts_ms": {"usb3": parts}}  # fmt: skip
+    want = ("predicted 0.02 ms per inference on a USB 3 Coral; USB 2: 0.02 ms; PCIe: 0.02 ms "
+            "(CPU ops on a Pi 4 0.02 ms)")
+    assert L.format_latency(d) == want
+    parts = {**parts, "tpu_compute": 2.06, "io_transfer": 1.0, "cpu_ops": 0.0}
+    d = {"latency_ms": {"usb3": 3.06, "usb2": 5.6, "pci": 3.06}, "parts_ms": {"usb3": parts}}
+    assert L.format_latency(d).endswith("(Edge TPU compute 2.06 ms, input/output transfer "
+                                        "1.00 ms)")  # fmt: skip
+    d["latency_ms"]["usb2"] = 145.2
+    assert "USB 2: 145 ms" in L.format_latency(d)
