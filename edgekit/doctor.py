@@ -94,7 +94,29 @@ def run_checks(
     ]
     if probe:
         checks += _probe_checks(root, tpu, devices, free, library, device, model, timeout)
+    if model and not any(c.name == "model runtime" for c in checks):
+        checks.append(_model_not_compared(model, probe))
     return checks
+
+
+def _model_not_compared(model: str, probed: bool) -> Check:
+    """``--model`` whose runtime need could not be compared (--no-probe, no libedgetpu to read,
+    nothing recorded): said, where doctor said nothing about the model at all."""
+    from edgekit.backends.probe import required_runtime_of
+
+    need = required_runtime_of(model)
+    if need is None:
+        return Check("model runtime", WARN,
+                     f"{model}: no Edge TPU runtime requirement recorded (not a bundle compiled "
+                     "by edgekit convert or edgekit compile)",
+                     "pass a compiled bundle")  # fmt: skip
+    if not probed:
+        why, fix = "--no-probe", "run doctor --model again without --no-probe"
+    else:
+        why = "libedgetpu's runtime version could not be read"
+        fix = "fix the libedgetpu check above (`edgekit stack` names the one to install)"
+    return Check("model runtime", WARN,
+                 f"the model needs Edge TPU runtime {need}; not compared ({why})", fix)
 
 
 def _probe_checks(root, tpu, devices, free, library, device, model, timeout) -> list[Check]:

@@ -101,7 +101,8 @@ class ClassifyTask:
         result["min_agreement"] = options.min_agreement
         if result["agreement"] is None:
             raise EdgekitError("--min-agreement: no held-out images to verify on", "add images")
-        if result["agreement"] < options.min_agreement:
+        exact = 1.0 - result["disagreements"] / result["images"]  # "agreement" is rounded
+        if exact < options.min_agreement:
             raise EdgekitError(
                 f"int8 top-1 agreement {result['agreement']:.3f} on {result['images']} held-out "
                 f"images is below --min-agreement {options.min_agreement:g}; no bundle written",

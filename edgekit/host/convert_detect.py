@@ -217,7 +217,8 @@ def verify(
     result = compare_detections([{0: r[None]} for r in ref], [{0: g[None]} for g in got],
                                 imgs, decoder, score_threshold, iou, labels)  # fmt: skip
     err = np.abs(ref - got)
-    result.update(mean_abs_error=float(err.mean()), max_abs_error=float(err.max()))
+    result.update(mean_abs_error=round(float(err.mean()), 6),
+                  max_abs_error=round(float(err.max()), 6))  # fmt: skip
     return result
 
 

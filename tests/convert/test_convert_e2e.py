@@ -85,6 +85,11 @@ def test_agreement_on_held_out_photos(bundle, ab_split):
     assert v["agreement"] >= 0.98
     assert v["mean_abs_error"] < 0.05 and v["max_abs_error"] < 0.5
     assert 0.0 <= v["accuracy_int8"] <= 1.0 and "accuracy_float" in v
+    # as edgekit.json and convert --json carry them: fractions to 4 decimals, errors to 6
+    # (they read 0.6666666666666666 and 0.2339928299188614)
+    for key, digits in (("agreement", 4), ("accuracy_int8", 4), ("accuracy_float", 4),
+                        ("mean_abs_error", 6), ("max_abs_error", 6)):  # fmt: skip
+        assert v[key] == round(v[key], digits), (key, v[key])
     # held-out photos are really disjoint from calibration photos
     import re
 

@@ -149,3 +149,25 @@ def test_doctor_timeout_must_be_a_number(tmp_path):
     for bad in ("nan", "inf", "0", "-1"):
         r = CliRunner().invoke(main, ["doctor", "--root", str(tmp_path), "--timeout", bad])
         assert r.exit_code == 2 and "--timeout" in r.stderr, (bad, r.stderr)
+
+
+def test_model_runtime_not_compared_is_said(tmp_path, coral_dir):
+    """doctor --model BUNDLE said nothing about the model when it could not compare (no
+    libedgetpu, --no-probe), nor about a folder that is no compiled bundle."""
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    shutil.copy(coral_dir / "mobilenet_v1_0.25_128_quant_edgetpu.tflite", bundle / "m.tflite")
+    (bundle / "edgekit.json").write_text(json.dumps({
+        "models": {"cpu": "m.tflite", "edgetpu": "m.tflite"},
+        "compile": {"status": "compiled", "compiler_version": "16.0.384591198",
+                    "min_runtime": None, "required_runtime": 14},
+    }))  # fmt: skip
+    root = pi_with(tmp_path / "pi")  # an Edge TPU, no libedgetpu
+    for probe, why in ((False, "--no-probe"), (True, "runtime version could not be read")):
+        c = checks(root, probe=probe, model=str(bundle))["model runtime"]
+        assert c.status == "warn" and "needs Edge TPU runtime 14; not compared" in c.detail
+        assert why in c.detail, c
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    c = checks(root, probe=False, model=str(photos))["model runtime"]
+    assert c.status == "warn" and "no Edge TPU runtime requirement recorded" in c.detail
