@@ -56,6 +56,15 @@ def test_build_writes_a_loadable_model_and_refuses_to_overwrite(tmp_path):
     stats = inspect_keras(out)
     assert stats["params"] == summary["params"]
     assert stats["layers"][-2]["output_shape"] == [None, 3]  # logits
+    # the predicted latency of what was built, as zoo list and inspect give it
+    from edgekit.edgetpu.latency import latency_of_keras_stats
+
+    assert summary["latency_ms"] == latency_of_keras_stats(stats)["latency_ms"]
+    other = tmp_path.parent / f"{tmp_path.name}-text"
+    other.mkdir()
+    text = run("zoo", "build", "mobilenet_v1", "--alpha", "0.25", "--input-size", "64",
+               "--classes", "3", "-o", str(other / "t.h5")).output  # fmt: skip
+    assert f"predicted {summary['latency_ms']['usb3']:.2f} ms per inference on a USB 3" in text
     before = out.read_bytes()
     again = run("zoo", "build", "mobilenet_v1", "--alpha", "0.5", "-o", str(out))
     assert again.exit_code == 1
