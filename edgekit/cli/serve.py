@@ -124,8 +124,9 @@ def serve(config_path, model, labels, source, device, http_listen, max_frames, t
     score, box: [x0, y0, x1, y1]}] (pixels of the frame), counts {label: n}, decode_ms,
     image_size, inference_ms, latency_ms; with a cascade (--classify) each detection has its
     crop's classes, counts are per species, and detect_ms, classify_ms, crop_ms, crops are
-    added. Scores have 4 decimals, times (ms) 3. Events (faults, recoveries, label_appeared/label_left) are lines with an
-    "event" key. Under systemd (Type=notify) it reports readiness, watchdog and status.
+    added. Scores have 4 decimals, times (ms) 3. Events (faults, recoveries,
+    label_appeared/label_left) are lines with an "event" key. Under systemd (Type=notify) it
+    reports readiness, watchdog and status.
     """
     from edgekit.stream import serve as serve_lib
     from edgekit.stream.config import load_config, override
