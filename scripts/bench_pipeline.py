@@ -24,6 +24,10 @@
      ``[model] device = "usb"`` (serve.start_workers, as load_model calls it: a pool of one) on
      the same device. Also the one-frame-at-a-time ``ModelProcess.run`` of E on the same device
      (``one_in_flight_vs_bare``: serve's one-device path before issue 17).
+  H. the same one-device serve on a DETECTOR and a CASCADE (detector + 2 crops classified, one
+     device): ``serve_one_device_detector_vs_bare`` and ``serve_one_device_cascade_vs_bare``
+     (goal >= 0.95), and each one request at a time in the worker (before they had stages);
+     see scripts/bench_staged_serve.py (builds a tiny detector with TensorFlow: skipped without)
 
 Rounds of A, B, C and E alternate so neighbours' load hits all equally; medians are reported
 with C/A and E/A (target >= 0.9 when inference is the bottleneck, e.g. MobileNet v2 224 on the
@@ -198,28 +202,17 @@ def several_devices(n_devices: int, ms: float, n: int, rounds: int, tmp: Path) -
     sys.path.insert(0, str(ROOT))
     import numpy as np
 
-    from edgekit import backends
-    from edgekit.backends.edgetpu import SystemStack
     from edgekit.classify import Classifier
     from edgekit.stream import serve
     from edgekit.stream.config import from_dict
     from edgekit.stream.pool import DevicePool
     from edgekit.stream.worker import ModelProcess
-    from tests.edgetpu_standin import build
-    from tests.runtime.runtime_fakes import make_sysfs
     from tests.stream.worker_models import standin_classifier
 
-    lib = build(tmp / "standin" / "works")
-    root = make_sysfs(tmp / "root", usb=[(f"2-{i + 1}", "18d1", "9302", 5000)
-                                         for i in range(n_devices)])  # fmt: skip
-    os.environ.update({"EDGEKIT_LIBEDGETPU": str(lib), "EDGETPU_STANDIN_DEVICES": str(n_devices),
-                       "EDGETPU_STANDIN_INVOKE_MS": str(ms), "XDG_CACHE_HOME": str(tmp / "cache"),
-                       "EDGEKIT_LOCK_DIR": str(tmp / "locks")})  # fmt: skip
+    root = standin_corals(n_devices, ms, tmp)
     model = str(CORAL / "mobilenet_v2_1.0_224_quant_edgetpu.tflite")
     labels = str(CORAL / "imagenet_labels.txt")
     factory = functools.partial(standin_classifier, model, str(root), labels=labels)
-
-    backends.register_backend("edgetpu", backends.EdgeTpuBackend(SystemStack(root=root)))
     devices = [f"usb:{i}" for i in range(n_devices)]
     rng = np.random.default_rng(0)
     frames: list = []
@@ -227,11 +220,7 @@ def several_devices(n_devices: int, ms: float, n: int, rounds: int, tmp: Path) -
     serve_cfg = from_dict({"model": {"path": model, "labels": labels, "device": "usb"}})
 
     def measure(make, out: list, frames_n: int) -> None:
-        model = make()  # one process per Edge TPU: each set-up closes before the next opens
-        try:
-            out.append(pipeline_rate(model, memory_source(frames), frames_n)[0])
-        finally:
-            model.close()
+        measure_serve(make, frames, out, frames_n)
 
     for _ in range(rounds):  # alternating, so that neighbours' load hits all alike
         clf = Classifier(model, labels=labels, device="usb:0")
@@ -247,6 +236,7 @@ def several_devices(n_devices: int, ms: float, n: int, rounds: int, tmp: Path) -
         measure(lambda: serve.start_workers(factory, serve_cfg), serve_rate, n)  # serve's own
     a, b, c, d, e = (statistics.median(x)
                      for x in (bare, one_rate, many_rate, single_rate, serve_rate))  # fmt: skip
+    staged = staged_models(ms, n, rounds, tmp, root)
     return {"devices": n_devices, "device_ms": ms, "model": Path(model).name,
             "bare_fps": round(a, 2), "one_device_fps": round(b, 2),
             "devices_fps": round(c, 2), "one_in_flight_fps": round(d, 2),
@@ -255,10 +245,56 @@ def several_devices(n_devices: int, ms: float, n: int, rounds: int, tmp: Path) -
             "serve_one_device_vs_bare": round(e / a, 3),
             "devices_vs_bare": round(c / (a * n_devices), 3),
             "one_in_flight_vs_bare": round(d / a, 3),
+            **{k: staged.get(k) for k in STAGED_KEYS}, "detector_and_cascade": staged,
             "all": {"bare": [round(x, 2) for x in bare], "one": [round(x, 2) for x in one_rate],
                     "many": [round(x, 2) for x in many_rate],
                     "one_in_flight": [round(x, 2) for x in single_rate],
                     "serve_one": [round(x, 2) for x in serve_rate]}}  # fmt: skip
+
+
+def standin_corals(n_devices: int, ms: float, tmp: Path) -> Path:
+    """``n_devices`` fake Corals (a fake sysfs under ``tmp``) whose stand-in libedgetpu's
+    invoke sleeps ``ms``, registered as this process's Edge TPU backend (workers inherit the
+    environment). Returns the sysfs root."""
+    sys.path.insert(0, str(ROOT))
+    from edgekit import backends
+    from edgekit.backends.edgetpu import SystemStack
+    from tests.edgetpu_standin import build
+    from tests.runtime.runtime_fakes import make_sysfs
+
+    lib = build(tmp / "standin" / "works")
+    root = make_sysfs(tmp / "root", usb=[(f"2-{i + 1}", "18d1", "9302", 5000)
+                                         for i in range(n_devices)])  # fmt: skip
+    os.environ.update({"EDGEKIT_LIBEDGETPU": str(lib), "EDGETPU_STANDIN_DEVICES": str(n_devices),
+                       "EDGETPU_STANDIN_INVOKE_MS": str(ms), "XDG_CACHE_HOME": str(tmp / "cache"),
+                       "EDGEKIT_LOCK_DIR": str(tmp / "locks")})  # fmt: skip
+    backends.register_backend("edgetpu", backends.EdgeTpuBackend(SystemStack(root=root)))
+    return root
+
+
+def measure_serve(make, frames: list, out: list, n: int) -> None:
+    """Append the frames/s of serve's pipeline on the model ``make()`` builds, fed ``frames``
+    from memory; the model is closed after (one process per Edge TPU at a time)."""
+    model = make()
+    try:
+        out.append(pipeline_rate(model, memory_source(frames), n)[0])
+    finally:
+        model.close()
+
+
+STAGED_KEYS = ("serve_one_device_detector_vs_bare", "serve_one_device_cascade_vs_bare")
+
+
+def staged_models(ms: float, n: int, rounds: int, tmp: Path, root: Path) -> dict:
+    """H: serve's one-device worker on a detector and a cascade (scripts/bench_staged_serve.py);
+    ``{"skipped": why}`` where TensorFlow cannot build the tiny detector (a Pi)."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from bench_staged_serve import detector_and_cascade
+
+    try:
+        return detector_and_cascade(ms, n, rounds, tmp, root)
+    except (ImportError, RuntimeError) as e:
+        return {"skipped": str(e).splitlines()[0] if str(e) else type(e).__name__}
 
 
 def proc_status(pid: int) -> dict:
@@ -363,6 +399,7 @@ def main(argv=None) -> int:
         "serve": sub, "device_bound": tpu, "several_devices": multi,
         "one_device_vs_bare": multi.get("one_device_vs_bare"),
         "serve_one_device_vs_bare": multi.get("serve_one_device_vs_bare"),
+        **{k: multi.get(k) for k in STAGED_KEYS},
         "multi_device_speedup": multi.get("multi_device_speedup"),
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "all": {"bare": [round(x, 2) for x in bare], "naive": [round(x, 2) for x in naive],
@@ -401,6 +438,13 @@ def print_multi(m: dict) -> None:
           f"{m['serve_one_device_vs_bare']:.3f}x (goal >= 0.95; one frame in flight: "
           f"{m['one_in_flight_vs_bare']:.3f}x); {m['devices']} devices {m['devices_fps']} fps = "
           f"{m['multi_device_speedup']:.3f}x one device")  # fmt: skip
+    staged = m.get("detector_and_cascade") or {}
+    if "skipped" in staged:
+        print(f"  detector and cascade on one device: skipped ({staged['skipped']})")
+    elif staged:
+        from bench_staged_serve import print_staged
+
+        print_staged(staged)
 
 
 def edge_only(args) -> int:
@@ -414,6 +458,7 @@ def edge_only(args) -> int:
               "device_bound": tpu, "several_devices": multi,
               "one_device_vs_bare": multi["one_device_vs_bare"],
               "serve_one_device_vs_bare": multi["serve_one_device_vs_bare"],
+              **{k: multi.get(k) for k in STAGED_KEYS},
               "multi_device_speedup": multi["multi_device_speedup"],
               "load_average": [round(x, 2) for x in os.getloadavg()]}  # fmt: skip
     if args.json:
