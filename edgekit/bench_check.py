@@ -20,6 +20,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from edgekit.backends.segments import segment_set
 from edgekit.edgetpu.latency import LINK_NAMES, latency_of_model
 from edgekit.tflite import read_model
 
@@ -39,7 +40,34 @@ def link_of(device) -> str:
 
 def predict_for_file(model_path: str | os.PathLike) -> dict:
     """:func:`~edgekit.edgetpu.latency.latency_of_model` of a model file (its int8 twin used
-    when it sits beside a compiled model, as convert's bundle and the compiler leave them)."""
+    when it sits beside a compiled model, as convert's bundle and the compiler leave them).
+    A compiled segment (``*_segment_K_of_N_edgetpu.tflite``) stands for its whole set: bench
+    times one frame through every segment, so the prediction is the segments' sum
+    (``"segments": N``)."""
+    files = segment_set(model_path)
+    if files is not None and len(files) > 1:
+        return _sum_of([_predict_one(f) for f in files])
+    return _predict_one(model_path)
+
+
+def _sum_of(preds: list[dict]) -> dict:
+    """The chain of several models, one after the other: times, parts, bytes and ops add up."""
+    first = preds[0]
+    out = dict(first)
+    out["latency_ms"] = {k: round(sum(p["latency_ms"][k] for p in preds), 2)
+                         for k in first["latency_ms"]}  # fmt: skip
+    out["parts_ms"] = {k: {part: round(sum(p["parts_ms"][k][part] for p in preds), 2)
+                           for part in first["parts_ms"][k]}
+                       for k in first["parts_ms"]}  # fmt: skip
+    for key in ("parameter_bytes", "streamed_bytes", "activation_bytes_streamed", "tpu_ops",
+                "cpu_ops"):  # fmt: skip
+        out[key] = sum(p[key] for p in preds)
+    out["notes"] = [f"{len(preds)} compiled segments, one frame through each in turn"]
+    out["segments"] = len(preds)
+    return out
+
+
+def _predict_one(model_path: str | os.PathLike) -> dict:
     info = read_model(model_path)
     twin = None
     p = Path(model_path)
@@ -76,6 +104,8 @@ def expectation(
         "slower_than_predicted": ratio is not None and ratio > SLOW,
         "causes": [],
     }
+    if pred.get("segments"):
+        out["segments"] = pred["segments"]
     causes = []
     parts = pred["parts_ms"][link]
     if link == "usb2":
@@ -117,8 +147,9 @@ def format_expectation(e: dict[str, Any]) -> list[str]:
     """'predicted 2.5 ms on a USB 3 Coral; measured 2.6 ms (1.04x)' and, when far slower,
     'likely cause: ...' lines."""
     ratio = "" if e["ratio"] is None else f" ({e['ratio']:.2f}x)"
-    lines = [f"predict {e['predicted_ms']:g} ms per inference on a {LINK_NAMES[e['link']]}; "
-             f"measured p50 {e['measured_ms']:.2f} ms{ratio}"]  # fmt: skip
+    chain = f" ({e['segments']} segments, one frame at a time)" if e.get("segments") else ""
+    lines = [f"predict {e['predicted_ms']:g} ms per inference on a {LINK_NAMES[e['link']]}"
+             f"{chain}; measured p50 {e['measured_ms']:.2f} ms{ratio}"]  # fmt: skip
     if e["slower_than_predicted"]:
         lines.append("        far slower than predicted; likely cause(s):" if e["causes"] else
                      "        far slower than predicted, and nothing edgekit knows explains it "

@@ -185,7 +185,11 @@ def _expectation(res):
     from edgekit.bench_check import expectation, system_load
 
     try:
-        device = select_device(backends.get_backend("edgetpu").list_devices(), res.device)
+        found = backends.get_backend("edgetpu").list_devices()
+        # compiled segments run over several ("usb:0+usb:1"): the slowest link names the set's
+        devices = [select_device(found, d) for d in str(res.device).split("+")]
+        device = min((d for d in devices if d is not None), default=None,
+                     key=lambda d: d.speed_mbps if d.speed_mbps is not None else 5000)
     except Exception:  # a registry without list_devices: the link stays unknown
         device = None
     power = None
