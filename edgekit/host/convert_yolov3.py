@@ -24,7 +24,7 @@ from edgekit.detect.yolov3 import TINY_ANCHORS, YOLOV3_ANCHORS
 from edgekit.errors import EdgekitError
 from edgekit.host import convert_heads
 from edgekit.host.convert_detect import DetectTask, verify
-from edgekit.host.train_detect import LETTERBOX_FILL
+from edgekit.host.detect_eval import LETTERBOX_FILL
 
 HEAD_LAYER = "yolo"
 STRIDES = (16, 32)  # the one-output form's rows

@@ -5,19 +5,10 @@ Pixels take the device's path: each image is letterboxed (:func:`edgekit.images.
 grey 114) to the model input and mapped to floats in ``input_range``; boxes go through the same
 :class:`~edgekit.images.Letterbox` record, so targets and predictions share input pixels.
 
-Targets (FCOS-style, one row per output cell, layout in docs/DESIGN.md "edgekit detector head"):
-a box of longer side L (input pixels) belongs to stride s when L <= 8 s (the smallest stride) /
-L >= 6 s' (s' the next smaller stride) up to 8 s (the largest stride takes everything above),
-so neighbouring strides overlap; a cell is positive for it when the cell centre lies inside the
-box and within ``CENTRE_RADIUS`` strides of the box centre (the cell holding the box centre
-always is). A cell claimed by several boxes takes the smallest. Targets are the (l, t, r, b)
-distances / input size and the one-hot class.
-
-Loss: generalized IoU on positive cells (Rezatofighi et al. 2019) plus quality focal loss on the
-class scores (Li et al. 2020, GFL, beta 2): the positive class's target is 0.5 + 0.5 IoU of the
-cell's current predicted box with its ground truth, so a score also says how good the box is and
-NMS keeps the best-placed one (the 0.5 floor keeps the class signal strong while boxes are still
-poor early in a short training). Both normalized by the number of positive cells in the batch.
+Targets and loss (FCOS-style cells, generalized IoU + quality focal loss) are in
+:mod:`edgekit.host.detect_targets`; letterboxing, the decoder and mAP@0.5 in
+:mod:`edgekit.host.detect_eval` (shared with ``convert``); the files written beside the model in
+:mod:`edgekit.host.train_outputs`.
 
 The held-out split (``val``) is never trained on; after training its mAP@0.5 is measured with
 the same decoder and NMS the device uses (score threshold 0.001 for mAP, as detectors are
@@ -26,157 +17,42 @@ benchmarked). Augmentation: horizontal flip (images and targets), brightness/con
 
 from __future__ import annotations
 
-import io
-import json
 import os
 import time
-from pathlib import Path
-from typing import Callable, Optional
 
 import numpy as np
 
 from edgekit import atomic, images
-from edgekit.detect.dataset import DetectionDataset, Scene, load_dataset
-from edgekit.detect.metrics import ImageBoxes, mean_average_precision
+from edgekit.detect.dataset import DetectionDataset, load_dataset
 from edgekit.errors import EdgekitError
-from edgekit.host.train import EpochLines, labels_file
-
-Progress = Optional[Callable[[str], None]]
-CENTRE_RADIUS = 2.0
-LETTERBOX_FILL = 114
-MAP_SCORE_THRESHOLD = 0.001
-NMS_IOU = 0.45  # the bundle's default (edgekit convert --iou)
-# The positive class's score target: QUALITY_FLOOR + (1 - QUALITY_FLOOR) * IoU.
-QUALITY_FLOOR = 0.5
-
-
-def level_ranges(strides) -> list[tuple[float, float]]:
-    """(min, max) longer box side in input pixels that each stride is responsible for."""
-    out = []
-    for i, s in enumerate(strides):
-        lo = 0.0 if i == 0 else 6.0 * strides[i - 1]
-        hi = float("inf") if i == len(strides) - 1 else 8.0 * s
-        out.append((lo, hi))
-    return out
-
-
-def make_targets(boxes, labels, centres, cell_strides, input_hw, num_classes, strides):
-    """Targets for one image: (N, 4 + nc) float32. ``boxes`` (M, 4) in input pixels."""
-    h, w = input_hw
-    n = len(centres)
-    target = np.zeros((n, 4 + num_classes), np.float32)
-    owner_area = np.full(n, np.inf)
-    ranges = dict(zip(strides, level_ranges(strides)))
-    cx, cy = centres[:, 0], centres[:, 1]
-    for (x0, y0, x1, y1), label in zip(np.asarray(boxes, np.float64), labels):
-        bw, bh = x1 - x0, y1 - y0
-        longer, area = max(bw, bh), bw * bh
-        bcx, bcy = (x0 + x1) / 2, (y0 + y1) / 2
-        for s in strides:
-            lo, hi = ranges[s]
-            if not lo <= longer <= hi:
-                continue
-            level = cell_strides == s
-            r = CENTRE_RADIUS * s
-            pos = level & (cx > x0) & (cx < x1) & (cy > y0) & (cy < y1)
-            pos &= (np.abs(cx - bcx) <= r) & (np.abs(cy - bcy) <= r)
-            idx = np.nonzero(level)[0]
-            nearest = idx[np.argmin((cx[idx] - bcx) ** 2 + (cy[idx] - bcy) ** 2)]
-            pos[nearest] = True
-            pos &= area < owner_area
-            if not pos.any():
-                continue
-            owner_area[pos] = area
-            ltrb = np.stack([cx[pos] - x0, cy[pos] - y0, x1 - cx[pos], y1 - cy[pos]], axis=1)
-            target[pos, :4] = np.clip(ltrb / np.array([w, h, w, h]), 0.0, 1.0)
-            target[pos, 4:] = 0.0
-            target[pos, 4 + int(label)] = 1.0
-    return target
-
-
-def flip_permutation(input_hw, strides) -> np.ndarray:
-    """Row permutation that mirrors the head's cells left-right (rows of a flipped image)."""
-    h, w = input_hw
-    perm, offset = [], 0
-    for s in strides:
-        gh, gw = h // s, w // s
-        grid = np.arange(gh * gw).reshape(gh, gw)[:, ::-1]
-        perm.append(grid.ravel() + offset)
-        offset += gh * gw
-    return np.concatenate(perm)
-
-
-def detection_loss(input_hw, box_weight: float = 2.0):
-    """Keras loss: GIoU on positives + quality focal loss (see the module docstring)."""
-    import tensorflow as tf
-
-    h, w = input_hw
-    scale = tf.constant([w, h, w, h], tf.float32)
-    eps = 1e-6
-
-    def loss(y_true, y_pred):
-        y_true = tf.cast(y_true, tf.float32)
-        t_cls, p_cls = y_true[..., 4:], tf.clip_by_value(y_pred[..., 4:], eps, 1 - eps)
-        pos = tf.cast(tf.reduce_max(t_cls, axis=-1) > 0, tf.float32)
-        npos = tf.maximum(tf.reduce_sum(pos), 1.0)
-        pb, tb = y_pred[..., :4] * scale, y_true[..., :4] * scale
-        area_p = (pb[..., 0] + pb[..., 2]) * (pb[..., 1] + pb[..., 3])
-        area_t = (tb[..., 0] + tb[..., 2]) * (tb[..., 1] + tb[..., 3])
-        lo, hi = tf.minimum(pb, tb), tf.maximum(pb, tb)
-        inter = (lo[..., 0] + lo[..., 2]) * (lo[..., 1] + lo[..., 3])
-        union = area_p + area_t - inter
-        iou = inter / (union + eps)
-        enclose = (hi[..., 0] + hi[..., 2]) * (hi[..., 1] + hi[..., 3])
-        giou = iou - (enclose - union) / (enclose + eps)
-        box_loss = tf.reduce_sum((1.0 - giou) * pos) / npos
-        quality = tf.stop_gradient(tf.clip_by_value(iou, 0.0, 1.0))[..., None]
-        q = t_cls * (QUALITY_FLOOR + (1.0 - QUALITY_FLOOR) * quality)
-        bce = -(q * tf.math.log(p_cls) + (1 - q) * tf.math.log(1 - p_cls))
-        cls_loss = tf.reduce_sum(tf.square(q - p_cls) * bce) / npos
-        return cls_loss + box_weight * box_loss
-
-    return loss
-
-
-def letterbox_scenes(scenes, input_hw, progress: Progress = None):
-    """(uint8 (N, H, W, 3), [Letterbox]) for ``scenes`` (read once)."""
-    pixels, boxes_in = [], []
-    for i, s in enumerate(scenes):
-        img, lb = images.letterbox(images.load_rgb(s.path), input_hw, LETTERBOX_FILL)
-        pixels.append(img)
-        boxes_in.append(lb)
-        if progress and (i + 1) % 200 == 0:
-            progress(f"  read {i + 1}/{len(scenes)} images")
-    return np.stack(pixels), boxes_in
-
-
-def decoder_for(input_hw, num_classes: int, strides, dtype="float32", scale=0.0, zero_point=0):
-    """The device's ``edgekit-anchor-free`` decoder bound to a (1, N, 4 + nc) output."""
-    from edgekit.detect.decoders import HeadIO, OutputTensor, get_decoder
-
-    n = sum((input_hw[0] // s) * (input_hw[1] // s) for s in strides)
-    out = OutputTensor(0, "detections", (1, n, 4 + num_classes), dtype, scale, zero_point)
-    params = head_params(strides)
-    return get_decoder("edgekit-anchor-free")(HeadIO(tuple(input_hw), (out,)), params)
-
-
-def head_params(strides) -> dict:
-    """Decoder params of the zoo detector's head (docs/DESIGN.md "edgekit detector head")."""
-    return {"strides": list(strides)}
-
-
-def evaluate(outputs, letterboxes, scenes: list[Scene], decoder, threshold=MAP_SCORE_THRESHOLD,
-             evaluate_out=None):  # fmt: skip
-    """mAP@0.5 of raw head ``outputs`` (N, cells, 4 + nc) against the scenes' labels, boxes
-    mapped back to original pixels. ``evaluate_out(outputs)``: one decoder input per image
-    for another head's outputs (YOLOv3's per-head arrays)."""
-    preds, truths = [], []
-    raws = evaluate_out(outputs) if evaluate_out else [{0: out[None]} for out in outputs]
-    for raw, lb, scene in zip(raws, letterboxes, scenes):
-        boxes, scores, classes = decoder.decode(raw, threshold, NMS_IOU, 100)
-        preds.append(ImageBoxes.make(lb.to_original(boxes), classes, scores))
-        truths.append(ImageBoxes.make(scene.boxes, scene.labels))
-    return mean_average_precision(preds, truths, 0.5)
+from edgekit.host.detect_eval import (  # noqa: F401  (re-exported: convert imported them here)
+    LETTERBOX_FILL,
+    MAP_SCORE_THRESHOLD,
+    NMS_IOU,
+    Progress,
+    decoder_for,
+    evaluate,
+    head_params,
+    letterbox_scenes,
+)
+from edgekit.host.detect_targets import (  # noqa: F401  (re-exported)
+    CENTRE_RADIUS,
+    QUALITY_FLOOR,
+    detection_loss,
+    flip_permutation,
+    level_ranges,
+    make_targets,
+)
+from edgekit.host.train_outputs import (
+    EpochLines,
+    check_output,
+    history_floats,
+    labels_file,
+    loss_png,
+    output_files,
+    outputs_record,
+    write_summary,
+)
 
 
 def train_detector(
@@ -199,11 +75,7 @@ def train_detector(
     split, per-class AP, counts, history)."""
     from edgekit import zoo
 
-    output = Path(output)
-    if output.exists() and not force:
-        raise EdgekitError(f"{output} already exists", "choose another output or pass --force")
-    if output.suffix.lower() not in zoo.MODEL_SUFFIXES:
-        raise EdgekitError(f"{output}: unknown model file type", "name it FILE.h5 or FILE.keras")
+    output = check_output(output, force)
     entry = zoo.get(model)
     if entry.task != "detect":
         raise EdgekitError(
@@ -291,7 +163,7 @@ def train_detector(
     # shuffle=False: the dataset shuffles itself (and Keras warns about the flag otherwise).
     epoch_lines = EpochLines(say, epochs, keys=("loss",))
     history = net.fit(ds, epochs=epochs, verbose=0, shuffle=False, callbacks=[epoch_lines]).history
-    hist = {k: [float(v) for v in vals] for k, vals in history.items()}
+    hist = history_floats(history)
 
     result = None
     if val_scenes:
@@ -299,11 +171,10 @@ def train_detector(
         out = net.predict(images.to_float(x_val, (lo, hi)), batch_size=32, verbose=0)
         result = evaluate(out, lb_val, val_scenes, decoder, evaluate_out=evaluate_out)
 
-    summary_path = output.with_name(f"{output.stem}_train.json")
-    curves_path = output.with_name(f"{output.stem}_curves.png")
+    curves_path, summary_path = output_files(output)
     zoo.save_model(net, output, force=force)
     atomic.write_text(labels_path, labels_text)
-    atomic.write_bytes(curves_path, _loss_png(hist["loss"], f"{model} {size}x{size}"))
+    atomic.write_bytes(curves_path, loss_png(hist["loss"], f"{model} {size}x{size}"))
     summary = {
         "task": "detect",
         "model": model,
@@ -322,15 +193,9 @@ def train_detector(
         "detection": detection,
         "history": hist,
         "seconds": round(time.monotonic() - started, 1),
-        "outputs": {
-            "model": str(output),
-            "labels": str(labels_path),
-            "curves": str(curves_path),
-            "summary": str(summary_path),
-        },
+        "outputs": outputs_record(output, labels_path, curves_path, summary_path),
     }
-    atomic.write_text(summary_path, json.dumps(summary, indent=2) + "\n")
-    return summary
+    return write_summary(summary_path, summary)
 
 
 def _held_out(data: DetectionDataset, val_split: float, seed: int, say):
@@ -366,22 +231,3 @@ def _count(scenes, names):
     for s in scenes:
         np.add.at(c, s.labels, 1)
     return {"images": len(scenes), "objects": {n: int(c[i]) for i, n in enumerate(names)}}
-
-
-def _loss_png(loss: list[float], title: str) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(5, 3.5), dpi=100)
-    ax = fig.subplots()
-    ax.plot(range(1, len(loss) + 1), loss)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss (GIoU + QFL)")
-    ax.grid(alpha=0.3)
-    ax.set_title(title)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
