@@ -1,14 +1,15 @@
 """What ``edgetpu_compiler`` 16 accepts, op by op: data plus small checks, no TensorFlow.
 
 :func:`judge` says why one op of an int8 ``.tflite`` cannot be mapped on its own (its data types,
-type, version, rank, then the per-op limits of :mod:`edgekit.edgetpu.limits`), in the compiler's
-own status words, with a detail line and a fix; partitioning (an op that could map but sits
-behind a CPU op) is :mod:`edgekit.edgetpu.mapping`'s business. Every rule and its evidence is
+type, version, rank, then the per-op limits of :mod:`edgekit.edgetpu.limit_checks`), in the
+compiler's own status words, with a detail line and a fix; partitioning (an op that could map but
+sits behind a CPU op) is :mod:`edgekit.edgetpu.mapping`'s business. Every rule and its evidence is
 listed in docs/DESIGN.md ("Edge TPU mapping rules").
 """
 
 from __future__ import annotations
 
+from edgekit.edgetpu.limit_checks import SUPPORTED
 from edgekit.edgetpu.limits import (  # noqa: F401  (re-exported: the statuses and limits)
     DTYPE,
     MAPPED,
@@ -21,7 +22,6 @@ from edgekit.edgetpu.limits import (  # noqa: F401  (re-exported: the statuses a
     RANK,
     STATUSES,
     SUBGRAPH,
-    SUPPORTED,
     UNSPECIFIED,
     VERSION,
     Verdict,
