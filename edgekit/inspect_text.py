@@ -10,6 +10,14 @@ from typing import Any
 from edgekit.edgetpu.compare import format_comparison
 
 
+def _counted(report: dict[str, Any]) -> str:
+    """A compiled model without its CPU model beside it: its weights are inside the Edge TPU
+    executable, so the counts cover only the ops left outside it ("Params 0" read as none)."""
+    if report.get("params_scope") != "outside_edgetpu_code":
+        return ""
+    return "  (ops outside the Edge TPU code only: the CPU model beside it counts the rest)"
+
+
 def format_report(report: dict[str, Any], tensors: bool = False) -> str:
     """Aligned text for a report from :func:`inspect_model` (``tensors``: list every tensor)."""
     if report["format"] == "keras":
@@ -18,7 +26,7 @@ def format_report(report: dict[str, Any], tensors: bool = False) -> str:
         f"Model    {report['model']}",
         f"Format   TFLite (schema v{report['schema_version']}), {_size(report['size_bytes'])}"
         + ("  [compiled for the Edge TPU]" if report["compiled"] else ""),
-        f"Params   {report['params']:,}    MACs {report['macs']:,}",
+        f"Params   {report['params']:,}    MACs {report['macs']:,}" + _counted(report),
         *_latency_lines(report.get("edgetpu")),
     ]
     for kind in ("inputs", "outputs"):

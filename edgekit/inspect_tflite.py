@@ -44,6 +44,8 @@ def inspect_tflite(info: ModelInfo) -> dict[str, Any]:
     }
     if info.is_edgetpu_compiled:
         report["edgetpu_custom_op"] = _compiled_info(info, report)
+        if report["edgetpu_custom_op"]["cpu_model"] is None:  # weights inside the executable
+            report["params_scope"] = "outside_edgetpu_code"
     return report
 
 

@@ -192,3 +192,21 @@ def test_all_agree_says_so_without_an_empty_table(coral_dir):
     i = next(i for i, x in enumerate(lines) if x.startswith("Compiler vs prediction"))
     assert lines[i + 1] == "  all 31 ops on the Edge TPU, as predicted"
     assert not any(x.split() == ["#", "op", "predicted", "actual"] for x in lines)
+
+
+def test_a_compiled_model_alone_says_what_its_counts_cover(coral_dir, tmp_path):
+    """Without its CPU model beside it, a compiled model's weights are inside the Edge TPU
+    executable: inspect printed "Params 0    MACs 0" for a MobileNet as if it had none."""
+    alone = tmp_path / f"{V1}_edgetpu.tflite"
+    shutil.copy(coral_dir / f"{V1}_edgetpu.tflite", alone)
+    res = _run(alone)
+    assert res.exit_code == 0, res.output
+    line = next(x for x in res.output.splitlines() if x.startswith("Params"))
+    assert line.split()[:4] == ["Params", "0", "MACs", "0"]
+    assert "ops outside the Edge TPU code only" in line
+    assert json.loads(_run(alone, "--json").stdout)["params_scope"] == "outside_edgetpu_code"
+    beside = _run(coral_dir / f"{V1}_edgetpu.tflite")  # its CPU model is there: the network
+    line = next(x for x in beside.output.splitlines() if x.startswith("Params"))
+    assert line.split()[1] != "0" and "outside" not in line
+    assert "params_scope" not in json.loads(_run(coral_dir / f"{V1}_edgetpu.tflite",
+                                                 "--json").stdout)  # fmt: skip
