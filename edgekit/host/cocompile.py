@@ -205,6 +205,22 @@ def compile_together(
     return result
 
 
+def _latency(m: CompiledModel) -> dict[str, Any] | None:
+    """Predicted ms per inference of the model as compiled together (a partner may have taken
+    the on-chip cache it had alone: its parameters then stream), as convert records it; None
+    when nothing can be said (advice, never a reason to fail)."""
+    try:
+        from edgekit.edgetpu.latency import latency_of_model
+        from edgekit.tflite import read_model
+
+        twin, compiled = read_model(m.source), read_model(m.output)
+        if compiled.is_edgetpu_compiled:
+            return latency_of_model(compiled, cpu_twin=twin)
+        return latency_of_model(twin)
+    except Exception:  # advice: the bundle is updated without it
+        return None
+
+
 def _update_bundle(m: CompiledModel, partners: list[str], min_runtime: int | None,
                    result: CoCompileResult) -> None:  # fmt: skip
     """The bundle's manifest names its compiled twin, the compile report and its partners."""
@@ -227,6 +243,7 @@ def _update_bundle(m: CompiledModel, partners: list[str], min_runtime: int | Non
         "required_runtime": required_runtime(version, min_runtime),
         "cocompiled_with": partners,
         "caching": m.caching,
+        "latency": _latency(m),
     }
     write_text(path, json.dumps(d, indent=2) + "\n")
     load_bundle(m.bundle)  # what was written must load
