@@ -141,7 +141,9 @@ def detect(model, images, threshold, iou, max_detections, decoder, anchors, labe
         rgb = _load(path)
         return rgb, det.detect(rgb)
 
-    results, failed, written = [], 0, set()
+    # the input images are taken too: --annotate photos/ wrote photos/parrot.jpg's annotated
+    # copy over photos/parrot.jpg itself
+    results, failed, written = [], 0, {Path(p).resolve() for p in images}
     # compiled segments on their Edge TPUs: several images in flight, results in this order
     for path, got in zip(images, map_ordered(load_and_detect, images, frames_in_flight(det))):
         try:
@@ -222,14 +224,15 @@ def _echo_text(path: str, res) -> None:
 
 
 def _annotated_path(folder: Path, image: Path, taken: set[Path]) -> Path:
-    """DIR/<name of the image> (PNG for formats Pillow cannot write back), never twice."""
+    """DIR/<name of the image> (PNG for formats Pillow cannot write back), never twice and
+    never over an input image (``taken`` starts with them, resolved)."""
     suffix = image.suffix.lower() if image.suffix.lower() in (".jpg", ".jpeg", ".png") else ".png"
     out = folder / f"{image.stem}{suffix}"
     n = 1
-    while out in taken:
+    while out.resolve() in taken:
         n += 1
         out = folder / f"{image.stem}-{n}{suffix}"
-    taken.add(out)
+    taken.add(out.resolve())
     return out
 
 

@@ -131,3 +131,19 @@ def test_under_a_terminal_without_tensorflow(detect_bundle, images):
                          timeout=300)  # fmt: skip
     assert out.returncode == 0, out.stdout + out.stderr
     assert "red (0)" in out.stdout and "noTF 0" in out.stdout
+
+
+def test_annotate_into_the_photos_folder_never_overwrites_a_photo(detect_bundle, images,
+                                                                  tmp_path):  # fmt: skip
+    """`detect m photos/two.png --annotate photos/` wrote the annotated copy over the photo
+    itself: the original was lost without a word."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("two.png", "none.jpg"):
+        (photos / name).write_bytes(images[name].read_bytes())
+    before = {p.name: p.read_bytes() for p in photos.iterdir()}
+    res = _cli(detect_bundle, photos / "two.png", photos / "none.jpg", "--annotate", photos)
+    assert res.exit_code == 0, res.output
+    assert {p.name: p.read_bytes() for p in photos.iterdir() if p.name in before} == before
+    assert sorted(p.name for p in photos.iterdir()) == ["none-2.jpg", "none.jpg", "two-2.png",
+                                                        "two.png"]  # fmt: skip
