@@ -131,6 +131,11 @@ def bench(model, device, runs, warmup, threads, as_json, plot, image, classifier
         from edgekit.atomic import check_destination
 
         check_destination(plot)
+        from pathlib import Path
+
+        if image is not None and Path(plot).resolve() == Path(image).resolve():
+            raise EdgekitError(f"--plot {plot} is the --image file: the plot would replace "
+                               "the photo", "name the plot another file")  # fmt: skip
     bar = StageProgress(enabled=not as_json and sys.stderr.isatty())
     try:
         res = lib.bench(model, device, runs, warmup, threads, on_warning=warn, progress=bar,

@@ -170,3 +170,14 @@ def test_no_provider_at_all_is_a_clear_error():
 
     with pytest.raises(EdgekitError, match="no TFLite interpreter.*pip install ai-edge-litert"):
         find_provider(("edgekit_no_such_provider",))
+
+
+def test_bench_plot_never_replaces_the_image_it_measures(coral_dir, tmp_path):
+    """`bench M --image shot.png --plot shot.png` replaced the photo with the latency plot."""
+    shot = tmp_path / "shot.png"
+    shot.write_bytes((coral_dir / "cat.bmp").read_bytes())
+    before = shot.read_bytes()
+    r = run("bench", coral_dir / f"{V1}.tflite", "-d", "cpu", "--runs", 2, "--image", shot,
+            "--plot", tmp_path / "." / "shot.png")  # fmt: skip
+    assert r.exit_code == 1 and "is the --image file" in r.stderr
+    assert r.stderr.count("Error:") == 1 and shot.read_bytes() == before
