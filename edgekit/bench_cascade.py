@@ -37,6 +37,7 @@ def bench_cascade(
     image: str | os.PathLike | None = None,
     crop_labels: list[str] | None = None,
     classify_labels: Any = None,
+    anchors: Any = None,
 ) -> dict[str, Any]:
     """Time a cascade (module docstring). Without ``image`` the frame is random pixels, on
     which a detector usually finds nothing: then ``crops_per_frame`` is 0 and the per-frame
@@ -49,7 +50,7 @@ def bench_cascade(
     warmup = limits.integer("warmup", warmup, 0, limits.MAX_COUNT)
     casc = open_cascade(detector, classifier, device=device, threads=threads,
                         on_warning=on_warning, crop_labels=crop_labels,
-                        classify_labels=classify_labels)  # fmt: skip
+                        classify_labels=classify_labels, anchors=anchors)  # fmt: skip
     try:
         if image is not None:
             rgb = load_rgb(image)

@@ -96,10 +96,12 @@ def _name(c) -> str:
               help="Cascade: time MODEL (a detector) plus this classifier on each crop, per "
               "frame and per model (use --image with objects the detector finds).")
 @click.option("--crop-labels", help="Cascade: comma-separated detector labels to classify.")
+@click.option("--classify-labels", type=click.Path(dir_okay=False),
+              help="Cascade: label file of a bare classifier model (a bundle has its own).")
 @click.option("--anchors", type=click.Path(dir_okay=False),
               help="Anchors file of a yolov3 head (darknet's 10,14, 23,27, ...).")  # fmt: skip
 def bench(model, device, runs, warmup, threads, as_json, plot, image, classifier, crop_labels,
-          anchors):  # fmt: skip
+          classify_labels, anchors):  # fmt: skip
     """Measure inference latency of MODEL on a device.
 
     The first inference (which loads the model onto the Edge TPU) is reported apart from the
@@ -116,9 +118,10 @@ def bench(model, device, runs, warmup, threads, as_json, plot, image, classifier
             crop_labels = ",".join(found[1]["crop_labels"])
     if classifier is not None:
         return _bench_cascade(model, classifier, device, runs, warmup, threads, as_json, plot,
-                              image, crop_labels)  # fmt: skip
-    if crop_labels is not None:
-        raise click.UsageError("--crop-labels needs --classify CLASSIFIER")
+                              image, crop_labels, classify_labels, anchors)  # fmt: skip
+    if crop_labels is not None or classify_labels is not None:
+        flag = "--crop-labels" if crop_labels is not None else "--classify-labels"
+        raise click.UsageError(f"{flag} needs --classify CLASSIFIER")
     if plot:  # fail before a long run, not after it
         lib.plot_format(plot)
         try:
@@ -211,14 +214,15 @@ def _expectation(res):
 
 
 def _bench_cascade(model, classifier, device, runs, warmup, threads, as_json, plot, image,
-                   crop_labels):  # fmt: skip
+                   crop_labels, classify_labels=None, anchors=None):  # fmt: skip
     from edgekit.bench_cascade import bench_cascade, format_cascade
     from edgekit.cli.detect import _crop_labels
 
     if plot:
         raise click.UsageError("--plot times one model: leave it out with --classify")
     res = bench_cascade(model, classifier, device, runs, warmup, threads, on_warning=warn,
-                        image=image, crop_labels=_crop_labels(crop_labels))  # fmt: skip
+                        image=image, crop_labels=_crop_labels(crop_labels),
+                        classify_labels=classify_labels, anchors=anchors)  # fmt: skip
     if as_json:
         from edgekit.bench import rounded
 
