@@ -248,7 +248,8 @@ def open_cascade(
                 )
         cls = Classifier(classifier, labels=classify_labels, device=device, top_k=top_k,
                          threshold=classify_threshold, threads=threads,
-                         on_warning=on_warning)  # fmt: skip
+                         on_warning=_label_file_named(on_warning, names["labels"])
+                         if classify_labels is not None else on_warning)  # fmt: skip
     except BaseException:
         det.close()
         raise
@@ -275,6 +276,16 @@ class _named:
         if isinstance(e, EdgekitError) and not e.message.startswith(self.name):
             raise EdgekitError(f"{self.name}: {e.message}", e.hint, e.exit_code) from None
         return False
+
+
+def _label_file_named(warn: Callable[[str], None], name: str) -> Callable[[str], None]:
+    """The classifier's "N labels for M model outputs: is it the label file of this model?"
+    with the setting in front: in a cascade, "this model" could be either of two."""
+
+    def said(message: str) -> None:
+        warn(f"{name}: {message}" if message.endswith("label file of this model?") else message)
+
+    return said
 
 
 def _once(fn: Callable[[str], None] | None) -> Callable[[str], None]:

@@ -6,18 +6,20 @@ lines and /latest are rounded to what they mean (ms to 1 us, scores to 4 decimal
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 import urllib.request
 
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 
 from edgekit.cli import main
 from edgekit.stream import serve
 from edgekit.stream.config import from_dict
 from edgekit.stream.sinks import CallbackSink
 from edgekit.stream.sources import OpenCVSource
-from tests.stream.conftest import free_port
+from tests.stream.conftest import edgekit_cmd, free_port
 from tests.stream.test_serve_detect import SCENES, cell, write_video
 
 
@@ -140,3 +142,25 @@ def test_lines_and_latest_are_rounded(detect_bundle, species_bundle, tmp_path):
     assert [_unrounded(r) for r in results] == [[]] * len(results)
     scores = [c["score"] for r in results for d in r["detections"] for c in d["classes"]]
     assert scores and all(0 <= s <= 1 for s in scores)
+
+
+def test_a_label_file_of_another_model_names_the_setting(tmp_path, detect_bundle, species_bundle,
+                                                         scenes_avi):  # fmt: skip
+    """"2 labels for 3 model outputs: is it the label file of this model?" - which of the two
+    models? The warning names [cascade] labels (and detect's --classify-labels)."""
+    two = tmp_path / "two.txt"
+    two.write_text("robin\nfinch\n")
+    cfg = tmp_path / "edgekit.toml"
+    cfg.write_text(f'[model]\npath = "{detect_bundle}"\ndevice = "cpu"\n[source]\n'
+                   f'uri = "{scenes_avi}"\n[cascade]\nclassifier = "{species_bundle}"\n'
+                   f'labels = "{two}"\n')  # fmt: skip
+    r = subprocess.run([*edgekit_cmd(), "serve", "--config", str(cfg), "--check"],
+                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "[cascade] labels: 2 labels for 3 model outputs" in r.stderr
+    photo = tmp_path / "frame.png"
+    Image.new("RGB", (64, 64), (200, 20, 20)).save(photo)
+    r = CliRunner().invoke(main, ["detect", str(detect_bundle), str(photo), "-d", "cpu",
+                                  "--classify", str(species_bundle), "--classify-labels",
+                                  str(two)])  # fmt: skip
+    assert r.exit_code == 0 and "--classify-labels: 2 labels for 3 model outputs" in r.stderr
