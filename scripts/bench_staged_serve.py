@@ -3,11 +3,12 @@
 libedgetpu whose invoke sleeps ``--device-ms`` (the device is the bottleneck).
 
 The detector is tests/detect's tiny anchor-free model (built by TensorFlow in a subprocess)
-through the edgetpu_compiler stand-in with its CONV_2D on the CPU: the stand-in computes
-nothing for the custom op, so the CPU part turns its zero output into the same 8 boxes on any
-frame, and the cascade has crops to classify (``max_crops`` 2: two invokes of Coral's
-MobileNet v1 0.25 128 per frame). Frames are 640x480 (serve does not resize for a detector: its
-preprocessing, letterbox to the input, runs in the worker).
+through the edgetpu_compiler stand-in with every real op left on the CPU: its one custom op
+(computing nothing, as the stand-in does) takes the device's ``--device-ms`` per invoke, and the
+CPU ops find the real coloured squares of each frame, so the cascade has real crops to classify
+(two squares per frame, ``max_crops`` 2: two invokes of Coral's MobileNet v1 0.25 128 per
+frame). Frames are 640x480 (serve does not resize for a detector: its preprocessing, letterbox
+to the input, runs in the worker).
 
 Bare: the invokes alone, back to back (detector; detector + 2 crops for the cascade). Serve:
 ``serve.start_workers`` as ``[model] device = "usb"`` builds it (a pool of one, two frames in
@@ -35,7 +36,7 @@ def compiled_detector(tmp: Path) -> Path:
     out = tmp / "tiny"
     out.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "FAKE_EDGETPU_MODE": "partial",
-           "FAKE_EDGETPU_CPU_OP": "CONV_2D"}  # fmt: skip
+           "FAKE_EDGETPU_CPU_OP": "AVERAGE_POOL_2D"}  # fmt: skip
     for cmd in ([sys.executable, str(ROOT / "tests" / "detect" / "make_tiny_detectors.py"),
                  str(out)],
                 [sys.executable, str(ROOT / "tests" / "convert" / "fake_edgetpu_compiler"),
@@ -44,6 +45,25 @@ def compiled_detector(tmp: Path) -> Path:
         if p.returncode != 0:
             raise RuntimeError(f"{Path(cmd[1]).name}: {p.stderr[-2000:]}")
     return out / "anchor_free_edgetpu.tflite"
+
+
+def squares(n: int) -> list:
+    """``n`` 640x480 frames, each with a red and a green 160-px square (the tiny detector's
+    classes) in different cells of its 4 x 4 grid (letterboxed: 8 input pixels are 160 frame
+    pixels, rows from y = 80), on a noisy dark background."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(n):
+        img = rng.integers(0, 40, (480, 640, 3), dtype=np.uint8)
+        for channel, (row, col) in enumerate(((i % 2, i % 4), ((i + 1) % 2, (i + 2) % 4))):
+            y, x = 80 + 160 * row, 160 * col
+            cell = img[y : y + 160, x : x + 160]
+            cell[...] = 0
+            cell[..., channel] = 255
+        out.append(img)
+    return out
 
 
 def invoke_rate(interpreters: list, n: int) -> float:
@@ -60,7 +80,6 @@ def invoke_rate(interpreters: list, n: int) -> float:
 def detector_and_cascade(ms: float, n: int, rounds: int, tmp: Path, root: Path) -> dict:
     """Rates and ratios (see the module docstring); ``root``: the stand-in's fake sysfs
     (bench_pipeline.standin_corals)."""
-    import numpy as np
     from bench_pipeline import measure_serve
 
     from edgekit.stream import serve
@@ -74,16 +93,15 @@ def detector_and_cascade(ms: float, n: int, rounds: int, tmp: Path, root: Path) 
     cascade = functools.partial(standin_cascade, det_path, clf_path, str(root),
                                 max_crops=CROPS, **det_kw)  # fmt: skip
     cfg = from_dict({"model": {"path": det_path, "device": "usb"}})
-    rng = np.random.default_rng(0)
-    frames = [rng.integers(0, 256, (480, 640, 3), dtype=np.uint8) for _ in range(8)]
+    frames = squares(8)
     runs: dict[str, list[float]] = {k: [] for k in (
         "detector_bare", "detector_serve", "detector_one_at_a_time",
         "cascade_bare", "cascade_serve", "cascade_one_at_a_time")}  # fmt: skip
     for _ in range(rounds):  # alternating, so that neighbours' load hits all alike
         casc = cascade(device="usb:0")
         try:
-            crops = casc.run(frames[0]).crops
-            if crops != CROPS:
+            crops = {casc.run(f).crops for f in frames}
+            if crops != {CROPS}:
                 raise RuntimeError(f"the stand-in cascade classified {crops} crops, not {CROPS}")
             det_i = casc.detector.runner.interpreter
             clf_i = casc.classifier.runner.interpreter
