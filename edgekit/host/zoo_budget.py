@@ -6,7 +6,8 @@ Each candidate is built in Keras (random weights: latency depends on shapes), su
 :func:`edgekit.edgetpu.latency.latency_of_keras_stats` (every layer assumed mapped: the zoo's
 designs all map, tested). Candidates: the design's width multipliers ``ALPHAS`` (when it has
 ``alpha`` and none was given) times MobileNet's input sizes ``SIZES`` (when no input size was
-given). The pick is the widest alpha that fits, then the largest input at that alpha.
+given; a design whose own input is larger, as yolov3_tiny's 416, from that input down
+first). The pick is the widest alpha that fits, then the largest input at that alpha.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from edgekit.errors import EdgekitError
 
 ALPHAS = (1.0, 0.75, 0.5, 0.25)  # MobileNet's published width multipliers
 SIZES = (224, 192, 160, 128, 96)  # MobileNet's published input sizes
+STEP = 32  # between sizes above 224: a multiple of every zoo design's largest stride
 
 
 def candidates(entry, alpha: float | None, input_size: int | None) -> list[tuple]:
@@ -30,7 +32,9 @@ def candidates(entry, alpha: float | None, input_size: int | None) -> list[tuple
     elif entry.default_input < min(SIZES):
         sizes = [entry.default_input]
     else:
-        sizes = list(SIZES)
+        # a design made for more than 224 (yolov3_tiny: 416) is tried from its own input down,
+        # in steps of 32 (the largest stride of the zoo's designs), before MobileNet's sizes
+        sizes = list(range(entry.default_input, max(SIZES), -STEP)) + list(SIZES)
     return [(a, s) for a in alphas for s in sizes]
 
 

@@ -93,3 +93,21 @@ def test_inspect_on_a_keras_file_shows_the_prediction(tmp_path):
     e = json.loads(run("inspect", "--json", str(out)).output)["edgetpu"]
     assert e["latency"]["source"] == "keras" and e["latency_ms"]["usb3"] > 0
     assert e["latency"]["notes"] == ["Keras design: assumes every layer maps to the Edge TPU"]
+
+
+def test_budget_searches_up_to_a_designs_own_input_size(tmp_path):
+    """yolov3_tiny is a 416 design: the candidates were MobileNet's 224..96 only, so a 25 ms
+    budget (416 is predicted ~20 ms) built it at 224. Designs above 224 are tried from their own
+    input down, in steps of their largest stride (32), then MobileNet's sizes."""
+    from edgekit.host.zoo_budget import candidates
+
+    y3 = [s for _, s in candidates(zoo.REGISTRY["yolov3_tiny"], None, None)]
+    assert y3 == [416, 384, 352, 320, 288, 256, 224, 192, 160, 128, 96]
+    assert [s for a, s in candidates(zoo.REGISTRY["mobilenet_v1"], None, None) if a == 1.0] == [
+        224, 192, 160, 128, 96]  # fmt: skip
+    out = tmp_path / "y3.h5"
+    res = run("zoo", "build", "yolov3_tiny", "--classes", "3", "--budget-ms", "25",
+              "-o", str(out), "--json")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    picked = json.loads(res.output)["budget"]["picked"]
+    assert picked["input_size"] == 416 and picked["usb3_ms"] <= 25
