@@ -241,11 +241,14 @@ def open_cascade(
         if rule.labels is not None and det.labels:
             unknown = sorted(rule.labels - set(det.labels.values()))
             if unknown:
+                lower = {v.lower(): v for v in det.labels.values()}
+                cased = [f"{lower[u.lower()]} for {u}" for u in unknown if u.lower() in lower]
                 raise EdgekitError(
                     f"{names['crop_labels']}: crop label{'s' if len(unknown) > 1 else ''} "
                     f"{', '.join(unknown)}: not a label of the detector {os.fspath(detector)}",
-                    "use the detector's own label names (see `edgekit detect --json`)",
-                )
+                    (f"labels match exactly: use {', '.join(cased)}" if cased else
+                     "use the detector's own label names (see `edgekit detect --json`)"),
+                )  # fmt: skip
         cls = Classifier(classifier, labels=classify_labels, device=device, top_k=top_k,
                          threshold=classify_threshold, threads=threads,
                          on_warning=_label_file_named(on_warning, names["labels"])
