@@ -39,7 +39,8 @@ def test_compile_timeout_must_be_positive(tmp_path):
 
 def test_calib_given_a_file_says_it_is_a_file(tmp_path, apple_banana_dir):
     model = tmp_path / "m.h5"
-    model.write_bytes(b"x")
+    # HDF5 by its first bytes (what the file is comes first), not read any further
+    model.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 64)
     photo = next(apple_banana_dir.rglob("*.png"))
     r = run_cli("convert", model, "--calib", photo, "-o", tmp_path / "b")
     assert_clean_failure(r, tmp_path, "a file, not a folder")

@@ -54,7 +54,7 @@ def test_bad_options_never_import_tensorflow(tmp_path):
         "import sys\n"
         "from edgekit.host.convert import convert\n"
         "from edgekit.errors import EdgekitError\n"
-        f"open({str(tmp_path / 'm.h5')!r}, 'wb').write(b'x')\n"
+        f"open({str(tmp_path / 'm.h5')!r}, 'wb').write(b'\\x89HDF\\r\\n\\x1a\\n' + bytes(64))\n"
         "try:\n"
         f"    convert({str(tmp_path / 'm.h5')!r}, {str(tmp_path / 'o')!r}, calib=None)\n"
         "except EdgekitError as e:\n"
