@@ -249,7 +249,7 @@ def open_cascade(
                     (f"labels match exactly: use {', '.join(cased)}" if cased else
                      "use the detector's own label names (see `edgekit detect --json`)"),
                 )  # fmt: skip
-        cls = Classifier(classifier, labels=classify_labels, device=device, top_k=top_k,
+        cls = Classifier(classifier, labels=classify_labels, device=_beside(device), top_k=top_k,
                          threshold=classify_threshold, threads=threads,
                          on_warning=_label_file_named(on_warning, names["labels"])
                          if classify_labels is not None else on_warning)  # fmt: skip
@@ -257,6 +257,16 @@ def open_cascade(
         det.close()
         raise
     return Cascade(det, cls, rule)
+
+
+def _beside(device: str) -> str:
+    """The crop classifier's device: the detector's, or for compiled segments over several
+    Edge TPUs ("usb:*", "usb:0,usb:1": the detector refuses a list otherwise) the first of
+    them, beside segment 0 (one process: one device lock, see devicelock)."""
+    first = str(device).split(",")[0].strip()
+    if first == "*":
+        return "auto"
+    return first[:-1] + "0" if first.endswith(":*") else first
 
 
 # How open_cascade's errors name its settings: the flags of `detect`, `bench` and `serve`.

@@ -28,16 +28,20 @@ import numpy as np
 
 def segment_depth(config) -> int | None:
     """Frames in flight for serve's worker when ``[model] path`` is a segment set (N + 1 for
-    N segments), else None. A cascade runs its detector one frame at a time."""
+    N segments), else None. A cascade runs its detector one frame at a time: 1, still ONE
+    worker holding every device of the set (one worker per device would open the whole set
+    in each and find its devices taken by the other)."""
     from edgekit.backends.segments import segment_set
 
-    if getattr(getattr(config, "cascade", None), "classifier", None) or not config.model.path:
+    if not config.model.path:
         return None
     try:
         files = segment_set(config.model.path)
     except Exception:  # a missing segment: the model load says so, in its own words
         return None
-    return len(files) + 1 if files else None
+    if not files:
+        return None
+    return 1 if getattr(getattr(config, "cascade", None), "classifier", None) else len(files) + 1
 
 
 def serve_frames(conn, model: Any, infer: Callable[[np.ndarray], Any], depth: int,
