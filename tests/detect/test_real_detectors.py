@@ -161,9 +161,9 @@ def test_stateful_ssd_carries_its_lstm_state_like_the_reference():
     got = detect_json(model, *frames)
     assert [g["image"] for g in got] == [str(f) for f in frames]
     for g, r in zip(got, ref):
-        assert_same(g["detections"], r, score_tol=1e-5, margin=0.0)
+        assert_same(g["detections"], r, score_tol=5.1e-5, margin=0.0)  # --json scores: 4 decimals
     # (this model's state outputs are zero on these frames, so the carry is checked on a tiny
     # stateful model in test_detector.py; here: frame 3 alone runs from a fresh state too)
     alone = reference_ssd_sequence(str(model), frames[2:])[0]
     (alone_got,) = detect_json(model, frames[2])
-    assert_same(alone_got["detections"], alone, score_tol=1e-5, margin=0.0)
+    assert_same(alone_got["detections"], alone, score_tol=5.1e-5, margin=0.0)
