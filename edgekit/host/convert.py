@@ -131,6 +131,10 @@ def run(
     prepared = st.range_stage(opts, model, framing, calib, warning)
     quantized = st.quantize_stage(opts, model, prepared, calib, progress, warning)
     verified = st.verify_stage(opts, model, prepared, calib, quantized, progress)
+    from edgekit.host.convert_classify import low_agreement
+
+    if low := low_agreement(verified.result, opts):
+        warning(low)
     stages = st.Stages(model, framing, calib, prepared, quantized, verified)
     timings = {
         "load_model": model.seconds,

@@ -111,3 +111,19 @@ class ClassifyTask:
 
     def manifest_fields(self, options) -> dict[str, Any]:
         return {}
+
+
+LOW_AGREEMENT = 0.9  # below this, int8 answers differently on 1 held-out image in 10 or more
+
+
+def low_agreement(result: dict[str, Any], options) -> str | None:
+    """The warning for a bundle written although int8 often disagrees with the float model
+    (no --min-agreement to refuse it): the summary showed "top-1 agreement 66.7%" and nothing
+    else, and the bundle looked as good as any."""
+    a, n = result.get("agreement"), result.get("images") or 0
+    if a is None or not n or options.min_agreement is not None or a >= LOW_AGREEMENT:
+        return None
+    return (f"int8 top-1 agrees with the float model on only {a:.1%} of {n} held-out images "
+            f"(score error up to {result.get('max_abs_error', float('nan')):.2f}): quantization "
+            "changed its answers; calibrate on more images like the training photos (100-500), "
+            "check --input-range and --color, or pass --min-agreement to refuse such a bundle")

@@ -89,3 +89,21 @@ def test_keras3_failure_keeps_its_cause_whole():
     msg = str(e.value)
     assert "Conv2D" in msg and "unexpected keyword argument 'dtype'" in msg
     assert "config=" not in msg and "\n" not in msg
+
+
+def test_low_agreement_is_said(apple_banana_dir, tmp_path):
+    """A finger-counting TM model calibrated and verified on fruit: int8 agrees with float on 8
+    of 10 held-out photos (measured), and the bundle was written with that only in the summary
+    line. Now a warning says so and what to do; --min-agreement still refuses instead."""
+    model = WILD / "tm-2021-k240-fingers" / "keras_model.h5"
+    r = convert_cli(model, tmp_path / "b", apple_banana_dir, "--no-compile",
+                    num_calib=20, num_verify=10)  # fmt: skip
+    assert r.exit_code == 0, (r.stderr, r.exception)
+    v = load_bundle(tmp_path / "b").manifest.verification
+    assert v["agreement"] < 0.9, v  # the case this test is about
+    warned = [x for x in r.stderr.splitlines() if "agrees with the float model on only" in x]
+    assert len(warned) == 1 and f"{v['agreement']:.1%} of {v['images']} held-out" in warned[0]
+    assert "--min-agreement" in warned[0]
+    r = convert_cli(model, tmp_path / "c", apple_banana_dir, "--no-compile", "--min-agreement",
+                    "0.5", num_calib=20, num_verify=10)  # fmt: skip
+    assert r.exit_code == 0 and "agrees with the float model" not in r.stderr
