@@ -63,6 +63,10 @@ def compile_(models, out_dir, compiler, timeout, min_runtime, force, as_json):
         on, off = _mib(r.get("on_chip_bytes")), _mib(r.get("off_chip_bytes"))
         streams = " (streamed every inference)" if r.get("off_chip_bytes") else ""
         click.echo(f"  {m.output}: on-chip {on}, off-chip {off}{streams}, {ops}")
+        if m.latency is not None:
+            from edgekit.edgetpu.latency import format_latency
+
+            click.echo(f"    latency {format_latency(m.latency)}")
         if m.bundle is not None:
             click.echo(f"    bundle {m.bundle} updated")
     streamed = [m.output.name for m in result.models if m.report.get("off_chip_bytes")]

@@ -40,11 +40,13 @@ class CompiledModel:
     log: Path | None
     report: dict[str, Any]
     caching: dict[str, Any] | None = None
+    latency: dict[str, Any] | None = None  # predicted ms per inference, as compiled together
 
     def to_dict(self) -> dict[str, Any]:
         return {"source": str(self.source), "bundle": str(self.bundle) if self.bundle else None,
                 "output": str(self.output), "log": str(self.log) if self.log else None,
-                "report": self.report, "caching": self.caching}  # fmt: skip
+                "report": self.report, "caching": self.caching,
+                "latency": self.latency}  # fmt: skip
 
 
 @dataclass
@@ -196,6 +198,7 @@ def compile_together(
             report.command = [Path(cmd[0]).name, *cmd[1:-len(names)], *(n.name for n in names)]
             report.wall_s = round(wall, 3)
             results.append(CompiledModel(src, bundle, out, log_out, report.to_dict(), cache))
+            results[-1].latency = _latency(results[-1])
     tokens = [tuple(m.caching["tokens"]) for m in results if m.caching]
     shared = None if len(tokens) < len(results) else len(set(tokens)) == 1
     result = CoCompileResult(results, results[0].report["command"], round(wall, 3), shared)
@@ -243,7 +246,7 @@ def _update_bundle(m: CompiledModel, partners: list[str], min_runtime: int | Non
         "required_runtime": required_runtime(version, min_runtime),
         "cocompiled_with": partners,
         "caching": m.caching,
-        "latency": _latency(m),
+        "latency": m.latency,
     }
     write_text(path, json.dumps(d, indent=2) + "\n")
     load_bundle(m.bundle)  # what was written must load

@@ -62,3 +62,26 @@ def test_a_bundle_compiled_with_a_partner_carries_its_new_latency(compiler, tmp_
     assert lat == json.loads(json.dumps(want))
     assert lat["streamed_bytes"] > 0 and lat["parts_ms"]["usb3"]["parameters_streamed"] > 0
     assert lat["latency_ms"]["usb3"] > alone["latency_ms"]["usb3"]
+
+
+def test_the_report_gives_each_models_latency_as_compiled_together(compiler, tmp_path):
+    """Text and --json: the streaming a partner causes shows as milliseconds per model."""
+    species = tmp_path / "in" / f"{V1}_int8.tflite"
+    species.parent.mkdir()
+    species.write_bytes((CORAL / f"{V1}.tflite").read_bytes())
+    args = ["compile", str(CORAL / "mobilenet_v2_1.0_224_quant.tflite"), str(species),
+            "-o", str(tmp_path / "out"), "--compiler", str(compiler)]  # fmt: skip
+    r = CliRunner().invoke(main, [*args, "--json"])
+    assert r.exit_code == 0, r.output
+    first, second = json.loads(r.stdout)["models"]
+    twin = read_model(species)
+    want = latency_of_model(read_model(tmp_path / "out" / f"{V1}_int8_edgetpu.tflite"),
+                            cpu_twin=twin)  # fmt: skip
+    assert second["latency"] == json.loads(json.dumps(want))
+    assert second["latency"]["parts_ms"]["usb3"]["parameters_streamed"] > 0
+    assert first["latency"]["latency_ms"]["usb3"] > 0
+    text = CliRunner().invoke(main, [*args, "--force"]).stdout.splitlines()
+    i = next(k for k, line in enumerate(text) if line.strip().startswith(str(tmp_path / "out" /
+                                                                          f"{V1}_int8_edgetpu")))
+    assert text[i + 1].strip().startswith("latency predicted ")
+    assert "parameters streamed" in text[i + 1]
