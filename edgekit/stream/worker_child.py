@@ -57,7 +57,12 @@ def _pipeline_info(model) -> dict:
     from edgekit.backends.segment_pipeline import describe, frames_in_flight
 
     text = describe(getattr(model, "runner", None))
-    return {"pipeline": text, "frames_in_flight": frames_in_flight(model)} if text else {}
+    if not text:
+        return {}
+    depth = frames_in_flight(model)
+    if depth <= 1:  # a cascade over the segments keeps state across its steps: one at a time
+        text = text.replace("pipelined over", "chained over") + ", one frame at a time"
+    return {"pipeline": text, "frames_in_flight": depth}
 
 
 def main(conn, factory, device, owner) -> None:

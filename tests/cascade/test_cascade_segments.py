@@ -83,3 +83,27 @@ def test_serve_runs_a_cascade_of_segments_in_one_worker_holding_both_corals(
     results = [json.loads(x) for x in p.stdout.splitlines() if '"frame"' in x]
     assert [r["frame"] for r in results if "event" not in r] == [1, 2]
     assert all("crops" in r for r in results if "event" not in r)
+
+
+def test_the_status_of_a_cascade_over_segments_says_one_frame_at_a_time(
+        ssd_segments, two_corals):  # noqa: F811  # fmt: skip
+    """Its worker runs the cascade one frame at a time (its steps share the detector's state):
+    the status said 'pipelined over usb:0,usb:1' as for a segment set alone."""
+    from edgekit.stream import serve
+    from edgekit.stream.config import from_dict
+    from edgekit.stream.worker_child import _pipeline_info
+
+    classifier = CORAL / "mobilenet_v2_1.0_224_quant_edgetpu.tflite"
+    if not classifier.is_file():
+        pytest.skip("../shared/data/coral is absent")
+    two_corals(INVOKE_MS=2)
+    seg = {"path": str(ssd_segments[0]), "device": "usb:*"}
+    for cascade, want in (({"classifier": str(classifier)}, ("chained over usb:0,usb:1, one "
+                                                             "frame at a time", 1)),
+                          ({}, ("pipelined over usb:0,usb:1", 3))):  # fmt: skip
+        model = serve.model_factory(from_dict({"model": seg, "cascade": cascade}))()
+        try:
+            info = _pipeline_info(model)
+        finally:
+            model.close()
+        assert (info["pipeline"], info["frames_in_flight"]) == want
