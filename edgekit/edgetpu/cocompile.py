@@ -144,8 +144,14 @@ def together(paths: list[str]) -> dict[str, Any]:
 
     from edgekit.backends import resolve_model
     from edgekit.edgetpu.mapping import predict
+    from edgekit.errors import EdgekitError
     from edgekit.tflite import read_model
 
+    real = [Path(p).resolve() for p in paths]
+    twice = next((p for p, r in zip(paths, real) if real.count(r) > 1), None)
+    if twice is not None:  # the compiler takes a model once (its output names would collide)
+        raise EdgekitError(f"{twice} is given twice",
+                           "--with takes the other models that share the Edge TPU")  # fmt: skip
     sizes, caches = [], []
     # Ultralytics names every export model_edgetpu.tflite: rows need a name that tells them
     # apart, and caches go by position (keyed by file name, the second model's figures landed

@@ -103,16 +103,23 @@ def test_inspect_with_says_whether_compiled_models_share_the_cache():
     assert r.exit_code == 0 and "Compiled together: no" in r.stdout
 
 
-def test_inspect_with_predicts_the_pair_without_the_compiler():
+def test_inspect_with_predicts_the_pair_without_the_compiler(tmp_path):
     v2 = CORAL / "mobilenet_v2_1.0_224_quant.tflite"
     v1 = CORAL / "mobilenet_v1_0.25_128_quant.tflite"
     r = CliRunner().invoke(main, ["inspect", str(v2), "--with", str(v1), "--json"])
     out = json.loads(r.stdout)
     assert out["fits"] and out["streams"] == [] and out["streamed_bytes"] == 0
     assert [m["model"] for m in out["models"]] == [v2.name, v1.name]
-    r = CliRunner().invoke(main, ["inspect", str(v2), "--with", str(v2), "--with", str(v1)])
+    other = tmp_path / "other.tflite"  # another model of v2's size
+    other.write_bytes(v2.read_bytes())
+    r = CliRunner().invoke(main, ["inspect", str(v2), "--with", str(other), "--with", str(v1)])
     assert r.exit_code == 0, r.output
     assert "Do not fit together" in r.stdout and f"from {v1.name}" in r.stdout
+    # one model twice is a mistake (the compiler cannot take it twice): one line, exit 1
+    r = CliRunner().invoke(main, ["inspect", str(v2), "--with", str(v1), "--with", str(v2)])
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert r.stderr.strip() == (f"Error: {v2} is given twice; --with takes the other models "
+                                "that share the Edge TPU")  # fmt: skip
 
 
 def test_in_order_allotment():
