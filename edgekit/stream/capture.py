@@ -56,6 +56,9 @@ class FrameSlot:
                     self.discarded += 1  # counted: every frame read is accounted for
                     return
                 self._cond.wait(0.1)
+            if wait and self._frame is not None:  # closed while waiting: serve is stopping
+                self.discarded += 1  # this frame is unprocessed, the one waiting is not dropped
+                return
             if self._frame is not None:
                 self.dropped += 1
             self._frame = frame

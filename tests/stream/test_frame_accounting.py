@@ -60,3 +60,19 @@ def test_every_frame_is_accounted_for_exactly(video_avi, classifier):
     samples = dict(ln.rsplit(" ", 1) for ln in live["metrics"].splitlines() if ln[0] != "#")
     assert int(samples["edgekit_frames_captured_total"]) >= 15
     assert int(samples["edgekit_frames_failed_total"]) >= 2
+
+
+def test_a_file_stopped_at_max_frames_drops_nothing(video_avi, classifier, small_model,
+                                                    labels_path):  # fmt: skip
+    """A file waits for the model (back-pressure): no frame of it is ever dropped. Stopped at
+    --max-frames, the frame waiting in the slot and the one read behind it are unprocessed;
+    the second used to replace the first when the slot closed and count it 'dropped'."""
+    for mode in ("inline", "process"):
+        cfg = from_dict({"output": {"json_lines": False}, "pipeline": {"max_frames": 25},
+                         "model": {"path": str(small_model), "labels": str(labels_path),
+                                   "device": "cpu"}, "worker": {"mode": mode}})  # fmt: skip
+        model = classifier if mode == "inline" else None
+        stats = serve.run(cfg, classifier=model, source=OpenCVSource(str(video_avi)))
+        acc = stats["accounting"]
+        assert acc["processed"] == 25 and acc["dropped"] == 0, (mode, acc)
+        assert acc["final"] and acc["balanced"], (mode, acc)

@@ -100,6 +100,26 @@ def test_slot_keeps_newest_and_counts_drops():
     assert slot.take(0.01) is None
 
 
+def test_a_file_frame_waiting_when_the_slot_closes_is_unprocessed_not_dropped():
+    """A file's frames wait for the model (put(wait=True)). serve stopping (max_frames) closes
+    the slot under a waiting put: the frame already in the slot was replaced and counted
+    'dropped', though a file never drops one; both are unprocessed now (serve's accounting:
+    the slot's frame plus ``discarded``)."""
+    from edgekit.stream.capture import Frame
+
+    slot = FrameSlot()
+    slot.put(Frame(solid(), time.time(), time.monotonic(), 1), wait=True)
+    t = threading.Thread(target=slot.put, args=(Frame(solid(), time.time(), time.monotonic(), 2),),
+                         kwargs={"wait": True})  # fmt: skip
+    t.start()
+    time.sleep(0.2)  # the second put waits for the first frame to be taken
+    slot.close()
+    t.join(2)
+    assert not t.is_alive()
+    assert (slot.dropped, slot.discarded) == (0, 1)
+    assert slot.take(0.0).index == 1
+
+
 class CounterCamera(FolderSource):
     """A live camera (never ends) producing a frame every 2 ms."""
 
