@@ -10,22 +10,11 @@ from click.testing import CliRunner
 
 from edgekit.cli import main
 from tests.cascade.test_bench_cascade import photo  # noqa: F401  (fixture)
-
-
-def _floats(obj, key=""):
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            yield from _floats(v, k)
-    elif isinstance(obj, list):
-        for v in obj:
-            yield from _floats(v, key)
-    elif isinstance(obj, float):
-        yield key, obj
+from tests.json_rounding import unrounded
 
 
 def _too_precise(doc) -> list:
-    return [(k, v) for k, v in _floats(doc)
-            if (k.endswith("_ms") and v != round(v, 3)) or (k == "fps" and v != round(v, 2))]
+    return unrounded(doc, ("_ms", "fps"))
 
 
 def _bench(*args):

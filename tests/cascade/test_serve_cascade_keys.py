@@ -19,6 +19,7 @@ from edgekit.stream import serve
 from edgekit.stream.config import from_dict
 from edgekit.stream.sinks import CallbackSink
 from edgekit.stream.sources import OpenCVSource
+from tests.json_rounding import unrounded
 from tests.stream.conftest import edgekit_cmd, free_port
 from tests.stream.test_serve_detect import SCENES, cell, write_video
 
@@ -94,21 +95,8 @@ def test_classify_labels_and_top_k_flags(tmp_path, detect_bundle, species_bundle
     assert r.exit_code == 1 and "[cascade] labels: " in r.stderr and "no.txt" in r.stderr
 
 
-def _numbers(obj, key=""):
-    """(key, value) of every float in a JSON document."""
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            yield from _numbers(v, k)
-    elif isinstance(obj, list):
-        for v in obj:
-            yield from _numbers(v, key)
-    elif isinstance(obj, float):
-        yield key, obj
-
-
 def _unrounded(doc) -> list:
-    return [(k, v) for k, v in _numbers(doc)
-            if (k.endswith("_ms") and v != round(v, 3)) or (k == "score" and v != round(v, 4))]
+    return unrounded(doc, ("_ms", "score"))
 
 
 def test_lines_and_latest_are_rounded(detect_bundle, species_bundle, tmp_path):
