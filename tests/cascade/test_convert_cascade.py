@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import threading
 import urllib.request
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from edgekit.cli import main
 from edgekit.errors import EdgekitError
 from edgekit.manifest import load_bundle
 from edgekit.stream import fleet_wire as wire
+from tests.cascade.conftest import serving
 from tests.detect.conftest import LABELS, scene
 from tests.stream.test_mqtt import broker  # noqa: F401  (fixture: a real mosquitto)
 
@@ -192,42 +192,15 @@ def get(url):
 
 
 def test_serve_with_only_the_bundle_carries_classes(cascade, tmp_path):
-    from edgekit.stream import serve
-    from edgekit.stream.config import from_dict
-    from edgekit.stream.sinks import CallbackSink
-    from edgekit.stream.sources import OpenCVSource
-    from tests.stream.conftest import free_port
-    from tests.stream.test_serve_detect import cell, write_video
-
-    avi = write_video(tmp_path / "feeder.avi", [[cell("red", 1, 1), cell("blue", 2, 2)]],
-                      frames_per_scene=20)  # fmt: skip
-    port, stop, enough, results = free_port(), threading.Event(), threading.Event(), []
-
-    def on_result(r):
-        results.append(r)
-        if len(results) >= 5:
-            enough.set()
-
-    cfg = from_dict({"model": {"path": str(cascade["bundle"]), "device": "cpu"},
-                     "output": {"json_lines": False},
-                     "http": {"listen": f"127.0.0.1:{port}"}})  # fmt: skip
-    t = threading.Thread(target=serve.run, args=(cfg,), daemon=True,
-                         kwargs={"stop": stop, "source": OpenCVSource(str(avi), loop=True),
-                                 "extra_sinks": [CallbackSink(on_result)]})  # fmt: skip
-    t.start()
-    try:
-        assert enough.wait(60)
-        latest = get(f"http://127.0.0.1:{port}/latest")
+    with serving({"model": {"path": str(cascade["bundle"]), "device": "cpu"}},
+                 tmp_path) as (base, _):  # fmt: skip
+        latest = get(base + "/latest")
         by = {d["label"]: d for d in latest["result"]["detections"]}
         assert [c["label"] for c in by["red"]["classes"]] == ["cardinal", "parakeet"]
         assert by["blue"]["classes"] == []
         assert latest["in_view"] == {"blue": 1, "cardinal": 1}
         model = latest["model"]  # HotReload.info(): the classifier the bundle carries
         assert model["classifier"].endswith("classifier") and model["classifier_carried"]
-    finally:
-        stop.set()
-        t.join(10)
-    assert not t.is_alive()
 
 
 def test_reload_info_names_the_cascade_classifier(detect_bundle, species_bundle):

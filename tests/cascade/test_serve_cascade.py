@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import json
 import subprocess
-import threading
 import urllib.request
 
 import pytest
@@ -17,11 +16,10 @@ from PIL import Image
 from edgekit.errors import EdgekitError
 from edgekit.stream import serve
 from edgekit.stream.config import from_dict
-from edgekit.stream.sinks import CallbackSink
-from edgekit.stream.sources import OpenCVSource
-from tests.stream.conftest import edgekit_cmd, free_port
+from tests.cascade.conftest import serving
+from tests.stream.conftest import edgekit_cmd
 from tests.stream.test_mqtt import Subscriber, broker  # noqa: F401  (fixture)
-from tests.stream.test_serve_detect import SCENES, cell, write_video
+from tests.stream.test_serve_detect import SCENES, write_video
 
 
 @pytest.fixture(scope="module")
@@ -75,26 +73,9 @@ def get(url):
 
 
 def test_latest_and_the_event_list_show_the_species(detect_bundle, species_bundle, tmp_path):
-    avi = write_video(tmp_path / "static.avi", [[cell("red", 1, 1), cell("blue", 2, 2)]],
-                      frames_per_scene=20)  # fmt: skip
-    port, stop, enough, results = free_port(), threading.Event(), threading.Event(), []
-
-    def on_result(r):
-        results.append(r)
-        if len(results) >= 5:
-            enough.set()
-
-    cfg = from_dict({"model": {"path": str(detect_bundle), "device": "cpu"},
-                     "cascade": {"classifier": str(species_bundle)},
-                     "output": {"json_lines": False},
-                     "http": {"listen": f"127.0.0.1:{port}"}})  # fmt: skip
-    t = threading.Thread(target=serve.run, args=(cfg,), daemon=True,
-                         kwargs={"stop": stop, "source": OpenCVSource(str(avi), loop=True),
-                                 "extra_sinks": [CallbackSink(on_result)]})  # fmt: skip
-    t.start()
-    try:
-        assert enough.wait(60)
-        base = f"http://127.0.0.1:{port}"
+    cascade = {"model": {"path": str(detect_bundle), "device": "cpu"},
+               "cascade": {"classifier": str(species_bundle)}}
+    with serving(cascade, tmp_path) as (base, _):
         latest = json.loads(get(base + "/latest"))
         species = {d["label"]: d["classes"][0]["label"] for d in latest["result"]["detections"]}
         assert species == {"red": "cardinal", "blue": "bluejay"}
@@ -107,10 +88,6 @@ def test_latest_and_the_event_list_show_the_species(detect_bundle, species_bundl
         assert sizes and all(w < 200 for w, h in sizes.values()), sizes  # crops, not frames
         page = get(base + "/").decode()
         assert "d.classes[0]" in page  # the overlay writes the species beside the box
-    finally:
-        stop.set()
-        t.join(10)
-    assert not t.is_alive()
 
 
 def test_cascade_section_is_checked(detect_bundle, species_bundle):

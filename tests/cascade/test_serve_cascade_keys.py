@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
 import urllib.request
 
 import pytest
@@ -15,13 +14,10 @@ from click.testing import CliRunner
 from PIL import Image
 
 from edgekit.cli import main
-from edgekit.stream import serve
-from edgekit.stream.config import from_dict
-from edgekit.stream.sinks import CallbackSink
-from edgekit.stream.sources import OpenCVSource
+from tests.cascade.conftest import serving
 from tests.json_rounding import unrounded
-from tests.stream.conftest import edgekit_cmd, free_port
-from tests.stream.test_serve_detect import SCENES, cell, write_video
+from tests.stream.conftest import edgekit_cmd
+from tests.stream.test_serve_detect import SCENES, write_video
 
 
 @pytest.fixture(scope="module")
@@ -101,30 +97,11 @@ def _unrounded(doc) -> list:
 
 def test_lines_and_latest_are_rounded(detect_bundle, species_bundle, tmp_path):
     """/latest carried "crop_ms": 1.757214999999995 and scores with 5 decimals."""
-    avi = write_video(tmp_path / "static.avi", [[cell("red", 1, 1), cell("blue", 2, 2)]],
-                      frames_per_scene=20)  # fmt: skip
-    port, stop, enough, results = free_port(), threading.Event(), threading.Event(), []
-
-    def on_result(r):
-        results.append(r.to_dict())
-        if len(results) >= 8:
-            enough.set()
-
-    cfg = from_dict({"model": {"path": str(detect_bundle), "device": "cpu"},
-                     "cascade": {"classifier": str(species_bundle)},
-                     "output": {"json_lines": False},
-                     "http": {"listen": f"127.0.0.1:{port}"}})  # fmt: skip
-    t = threading.Thread(target=serve.run, args=(cfg,), daemon=True,
-                         kwargs={"stop": stop, "source": OpenCVSource(str(avi), loop=True),
-                                 "extra_sinks": [CallbackSink(on_result)]})  # fmt: skip
-    t.start()
-    try:
-        assert enough.wait(60)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/latest", timeout=10) as r:
-            latest = json.loads(r.read())
-    finally:
-        stop.set()
-        t.join(10)
+    cascade = {"model": {"path": str(detect_bundle), "device": "cpu"},
+               "cascade": {"classifier": str(species_bundle)}}
+    with serving(cascade, tmp_path, want=8) as (base, got):
+        latest = json.loads(urllib.request.urlopen(base + "/latest", timeout=10).read())
+    results = [r.to_dict() for r in got]
     assert {"detect_ms", "classify_ms", "crop_ms", "decode_ms"} <= set(latest["result"])
     assert _unrounded(latest) == []
     assert [_unrounded(r) for r in results] == [[]] * len(results)
