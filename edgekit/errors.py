@@ -27,3 +27,19 @@ class EdgekitError(Exception):
         if self.hint:
             return f"{self.message}; {self.hint}"
         return self.message
+
+
+class named:
+    """Context manager: an EdgekitError raised inside gets ``NAME: `` in front of its message,
+    e.g. ``[model] labels: /x.txt: no such label file``, so a config error points at its line."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, e, tb):
+        if isinstance(e, EdgekitError) and not e.message.startswith(self.name):
+            raise EdgekitError(f"{self.name}: {e.message}", e.hint, e.exit_code) from None
+        return False

@@ -34,7 +34,7 @@ from edgekit.detect.cascade_crops import (
     select,
 )
 from edgekit.detect.cascade_records import CascadeDetections, ClassifiedDetection
-from edgekit.errors import EdgekitError
+from edgekit.errors import EdgekitError, named
 from edgekit.stages import run_stages
 
 __all__ = ["MARGIN", "MAX_CROPS", "MIN_SIZE", "Cascade", "CascadeDetections",
@@ -132,7 +132,7 @@ def open_cascade(
     from edgekit.tasks import model_task
 
     names = {**CLI_NAMES, **(names or {})}
-    with _named(names["classifier"]):
+    with named(names["classifier"]):
         task = model_task(classifier)
     if task != "classify":
         raise EdgekitError(
@@ -142,7 +142,7 @@ def open_cascade(
     if isinstance(classify_labels, (str, os.PathLike)):
         from edgekit.labels import read_labels
 
-        with _named(names["labels"]):
+        with named(names["labels"]):
             classify_labels = read_labels(classify_labels)
     on_warning = _once(on_warning)  # both models would say "no Edge TPU found"
     rule = CropRule(frozenset(crop_labels) if crop_labels is not None else None, margin,
@@ -187,21 +187,6 @@ CLI_NAMES = {"classifier": "--classify", "labels": "--classify-labels",
              "crop_labels": "--crop-labels"}  # fmt: skip
 # serve's config: "[cascade] labels: /x.txt: no such label file" points at the line to fix.
 CONFIG_NAMES = {k: f"[cascade] {k}" for k in ("classifier", "labels", "crop_labels")}
-
-
-class _named:
-    """Context manager: an EdgekitError inside gets ``NAME: `` in front of its message."""
-
-    def __init__(self, name: str):
-        self.name = name
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, e, tb):
-        if isinstance(e, EdgekitError) and not e.message.startswith(self.name):
-            raise EdgekitError(f"{self.name}: {e.message}", e.hint, e.exit_code) from None
-        return False
 
 
 def _label_file_named(warn: Callable[[str], None], name: str) -> Callable[[str], None]:

@@ -43,7 +43,16 @@ def model_factory(config: ServeConfig) -> Callable[[], Any]:
     m = config.model
     if not m.path:
         raise EdgekitError("no model given", "pass --model or set [model] path in the config")
+    from edgekit.backends import resolve_model
     from edgekit.detect.cascade import cascade_factory
+    from edgekit.errors import named
+    from edgekit.labels import read_labels
+
+    with named("[model] path"):  # here, not in a worker: the error names the setting
+        resolve_model(m.path)
+    if m.labels:
+        with named("[model] labels"):
+            read_labels(m.labels)
 
     cascade = cascade_factory(config)  # [cascade], or the classifier a cascade bundle carries
     if cascade is not None:
