@@ -126,10 +126,17 @@ def frames_in_flight(model: Any) -> int:
     return pipe.segments + 1
 
 
-def describe(runner: Any) -> str | None:
-    """``pipelined over usb:0,usb:1`` for a pipelined segment set, else None."""
+def describe(runner: Any, one_at_a_time: bool = False) -> str | None:
+    """``pipelined over usb:0,usb:1`` for a pipelined segment set (``one_at_a_time``: its
+    owner runs one frame at a time, e.g. a cascade: ``chained over ..., one frame at a time``),
+    else None."""
     pipe = pipeline_of(runner)
-    return f"pipelined over {','.join(pipe.devices)}" if pipe is not None else None
+    if pipe is None:
+        return None
+    over = ",".join(pipe.devices)
+    if one_at_a_time:
+        return f"chained over {over}, one frame at a time"
+    return f"pipelined over {over}"
 
 
 def measure_pipelined(runner: Any, runs: int, x: np.ndarray) -> dict | None:

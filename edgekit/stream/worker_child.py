@@ -56,13 +56,9 @@ def _pipeline_info(model) -> dict:
     """Compiled segments pipelined over several Edge TPUs (edgekit.stream.segment_worker)."""
     from edgekit.backends.segment_pipeline import describe, frames_in_flight
 
-    text = describe(getattr(model, "runner", None))
-    if not text:
-        return {}
-    depth = frames_in_flight(model)
-    if depth <= 1:  # a cascade over the segments keeps state across its steps: one at a time
-        text = text.replace("pipelined over", "chained over") + ", one frame at a time"
-    return {"pipeline": text, "frames_in_flight": depth}
+    depth = frames_in_flight(model)  # 1: a cascade over the segments, one frame at a time
+    text = describe(getattr(model, "runner", None), one_at_a_time=depth <= 1)
+    return {"pipeline": text, "frames_in_flight": depth} if text else {}
 
 
 def main(conn, factory, device, owner) -> None:

@@ -59,7 +59,7 @@ def test_the_worker_decodes_and_prepares_while_the_detector_runs(request, which)
     from edgekit.detect.detector import Detector
     from edgekit.errors import EdgekitError
     from edgekit.stream.worker import ModelProcess
-    from tests.stream.worker_models import DetectorProbe
+    from tests.stream.worker_models import DetectorProbe, three_overlapped
 
     bundle = request.getfixturevalue(which)
     frames = [scene(64, 48, [("red", 32, 8, 48, 24), ("blue", 0, 24, 16, 40)]),
@@ -68,11 +68,7 @@ def test_the_worker_decodes_and_prepares_while_the_detector_runs(request, which)
     want = [inline.detect(f) for f in frames + frames[:1]]
     worker = ModelProcess(functools.partial(DetectorProbe, bundle, device="cpu", threads=1))
     try:
-        worker.submit(frames[0])
-        worker.submit(frames[1])
-        first = worker.collect()
-        worker.submit(frames[2])
-        second, third = worker.collect(), worker.collect()
+        first, second, third = three_overlapped(worker, frames)
         assert [first.overlapped, second.overlapped, third.overlapped] == [True, True, False]
         worker.submit(np.zeros((8, 8), np.uint8))  # fails while preparing, before the next
         worker.submit(frames[0])

@@ -96,7 +96,8 @@ def test_probe_skipped_without_a_device(tmp_path, edgetpu_standins):
     assert c.status == "warn" and "no Edge TPU" in c.detail
 
 
-def test_bundle_runtime_is_compared_before_loading(tmp_path, edgetpu_standins, coral_dir):
+def compiled_bundle(tmp_path, coral_dir):
+    """A bundle of Coral's compiled MobileNet that needs Edge TPU runtime 14."""
     bundle = tmp_path / "bundle"
     bundle.mkdir()
     shutil.copy(coral_dir / "mobilenet_v1_0.25_128_quant_edgetpu.tflite", bundle / "m.tflite")
@@ -105,6 +106,11 @@ def test_bundle_runtime_is_compared_before_loading(tmp_path, edgetpu_standins, c
         "compile": {"status": "compiled", "compiler_version": "16.0.384591198",
                     "min_runtime": None, "required_runtime": 14},
     }))  # fmt: skip
+    return bundle
+
+
+def test_bundle_runtime_is_compared_before_loading(tmp_path, edgetpu_standins, coral_dir):
+    bundle = compiled_bundle(tmp_path, coral_dir)
     got = checks(pi_with(tmp_path / "pi", edgetpu_standins["runtime13"]), probe=True,
                  model=str(bundle))  # fmt: skip
     c = got["model runtime"]
@@ -154,14 +160,7 @@ def test_doctor_timeout_must_be_a_number(tmp_path):
 def test_model_runtime_not_compared_is_said(tmp_path, coral_dir):
     """doctor --model BUNDLE said nothing about the model when it could not compare (no
     libedgetpu, --no-probe), nor about a folder that is no compiled bundle."""
-    bundle = tmp_path / "bundle"
-    bundle.mkdir()
-    shutil.copy(coral_dir / "mobilenet_v1_0.25_128_quant_edgetpu.tflite", bundle / "m.tflite")
-    (bundle / "edgekit.json").write_text(json.dumps({
-        "models": {"cpu": "m.tflite", "edgetpu": "m.tflite"},
-        "compile": {"status": "compiled", "compiler_version": "16.0.384591198",
-                    "min_runtime": None, "required_runtime": 14},
-    }))  # fmt: skip
+    bundle = compiled_bundle(tmp_path, coral_dir)
     root = pi_with(tmp_path / "pi")  # an Edge TPU, no libedgetpu
     for probe, why in ((False, "--no-probe"), (True, "runtime version could not be read")):
         c = checks(root, probe=probe, model=str(bundle))["model runtime"]

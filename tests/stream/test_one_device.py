@@ -178,7 +178,7 @@ def test_the_worker_prepares_the_next_frame_while_one_runs(small_model, labels_p
     from edgekit.errors import EdgekitError
     from edgekit.stream.worker import ModelProcess
 
-    from .worker_models import OverlapProbe
+    from .worker_models import OverlapProbe, three_overlapped
 
     kw = dict(labels=str(labels_path), device="cpu", top_k=3, threads=1)
     worker = ModelProcess(functools.partial(OverlapProbe, small_model, **kw))
@@ -188,11 +188,7 @@ def test_the_worker_prepares_the_next_frame_while_one_runs(small_model, labels_p
     frames = [src.read() for _ in range(25)][::10]  # cat, parrot, bird
     src.close()
     try:
-        worker.submit(frames[0])
-        worker.submit(frames[1])
-        first = worker.collect()
-        worker.submit(frames[2])
-        second, third = worker.collect(), worker.collect()
+        first, second, third = three_overlapped(worker, frames)
         assert [first.overlapped, second.overlapped, third.overlapped] == [True, True, False]
         assert [r.classes for r in (first, second, third)] == [
             inline.classify(f).classes for f in frames]  # fmt: skip

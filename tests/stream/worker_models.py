@@ -86,6 +86,16 @@ class _Overlap:
         return self._note(super().finish(*out), overlapped)
 
 
+def three_overlapped(worker, frames) -> tuple:
+    """Frames 0 and 1 handed over together, then frame 2 once 0 is answered: the three answers.
+    With the overlap, frames 0 and 1 find their successor prepared; frame 2 has none."""
+    worker.submit(frames[0])
+    worker.submit(frames[1])
+    first = worker.collect()
+    worker.submit(frames[2])
+    return first, worker.collect(), worker.collect()
+
+
 class OverlapProbe(_Overlap, Classifier):
     """A Classifier probe (:class:`_Overlap`): its records are :class:`Noted`."""
 
