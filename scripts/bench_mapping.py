@@ -9,6 +9,12 @@ the median wall and CPU time of ``--runs`` rounds and the ratio to the 100 ms bu
 (for a 300-op model). CPU time is the fairer number on a loaded machine.
 
     python scripts/bench_mapping.py [MODEL.tflite ...] [--runs 20] [--json]
+
+``--public-logs`` instead checks the prediction against public compiler verdicts on models
+rebuilt from their threads (tests/data/public_compiler_logs.json, builders in
+scripts/public_log_models.py; TensorFlow needed): per case the logged ops the prediction puts
+on the same side with the same status, then the op-level agreement and the share of cases
+predicted exactly, over the comparable cases.
 """
 
 from __future__ import annotations
@@ -83,12 +89,73 @@ def time_one(path: Path, runs: int) -> dict:
     }
 
 
+def public_logs() -> dict:
+    """Every comparable case of tests/data/public_compiler_logs.json: built, converted,
+    predicted and scored (scripts/public_log_models.score)."""
+    import tempfile
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import public_log_models as P
+
+    from edgekit.host.tfenv import load_tensorflow
+
+    load_tensorflow()
+    cases = json.loads((ROOT / "tests/data/public_compiler_logs.json").read_text())["cases"]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for c in cases:
+            if not c["comparable"]:
+                rows.append({"id": c["id"], "url": c["url"], "comparable": False})
+                continue
+            path = Path(tmp) / f"{c['id']}.tflite"
+            path.write_bytes(P.convert(getattr(P, c["builder"])(), c["io"]))
+            s = P.score(c, predict(read_model(path)))
+            rows.append({"id": c["id"], "url": c["url"], "compiler": c["compiler"],
+                         "comparable": True, **s})  # fmt: skip
+    scored = [r for r in rows if r["comparable"]]
+    ops = sum(r["ops"] for r in scored)
+    return {
+        "cases": rows,
+        "op_agreement": round(sum(r["agree"] for r in scored) / ops, 4) if ops else None,
+        "exact_models": sum(r["exact"] for r in scored),
+        "comparable_models": len(scored),
+    }
+
+
+def print_public_logs(d: dict) -> None:
+    print(f"{'case':<34} {'compiler':<12} {'logged ops':>10} {'agree':>6}  exact")
+    for r in d["cases"]:
+        if not r["comparable"]:
+            print(f"{r['id']:<34} not comparable (see tests/data/public_compiler_logs.json)")
+            continue
+        print(f"{r['id']:<34} {r['compiler'].split(' ')[0]:<12} {r['ops']:>10} "
+              f"{r['agree']:>6}  {'yes' if r['exact'] else 'NO'}")  # fmt: skip
+        for row in r["rows"]:
+            if row["agree"] < row["count"]:
+                print(f"    {row['operator']} x{row['count']} logged on {row['on']}: "
+                      f"predicted there {row['predicted']}")  # fmt: skip
+    if d["comparable_models"]:
+        print(
+            f"op-level agreement {d['op_agreement']:.3f}; exact on {d['exact_models']} of "
+            f"{d['comparable_models']} comparable models"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("models", nargs="*", type=Path)
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument(
+        "--public-logs",
+        action="store_true",
+        help="check the prediction against public compiler verdicts instead",
+    )
     args = ap.parse_args(argv)
+    if args.public_logs:
+        d = public_logs()
+        print(json.dumps(d, indent=2)) if args.json else print_public_logs(d)
+        return 0
     if args.runs < 1:
         ap.error("--runs must be at least 1")
     models = list(args.models)

@@ -12,6 +12,7 @@ from typing import Callable, Optional
 from edgekit.edgetpu.limits import (
     MAX_CHANNEL_TRANSPOSE_ELEMENTS,
     MAX_RELAYOUT_ELEMENTS,
+    MAX_RESIZE_OUTPUT_ELEMENTS,
     MAX_SOFTMAX_DEPTH,
     MAX_TRANSPOSE_ELEMENTS,
     UNSPECIFIED,
@@ -200,7 +201,23 @@ def _resize_bilinear(op: OpInfo, model: ModelInfo) -> Verdict | None:
                 f"resize by a power of two (e.g. {h0}x{w0} -> {h0 * 2}x{w0 * 2}), or resize "
                 "the final output on the CPU",
             )
-    return None
+    return _resize_size(op, model)
+
+
+def _resize_size(op: OpInfo, model: ModelInfo) -> Verdict | None:
+    """A resize (nearest or bilinear) maps up to MAX_RESIZE_OUTPUT_ELEMENTS output elements
+    (coral issues 31 and 597; evidence in limits.py)."""
+    out = output_tensor(model, op)
+    n = out.num_elements
+    if n <= MAX_RESIZE_OUTPUT_ELEMENTS:
+        return None
+    return _unspecified(
+        f"{op.opcode} to {list(out.shape)} writes {n:,} elements (the compiler maps resizes "
+        f"up to about {MAX_RESIZE_OUTPUT_ELEMENTS:,} output elements)",
+        "resize a smaller tensor (fewer channels or a smaller input), or do the last "
+        "upsampling on the CPU after the model",
+        MAX_RESIZE_OUTPUT_ELEMENTS / n,
+    )
 
 
 def _power_of_two_ratio(a: int, b: int) -> bool:
@@ -228,7 +245,7 @@ SUPPORTED: dict[str, _Check] = {
             "ADD", "SUB", "MUL", "MAXIMUM", "MINIMUM", "LOGISTIC", "RELU", "RELU6",
             "RELU_N1_TO_1", "TANH", "L2_NORMALIZATION", "EXPAND_DIMS", "SLICE",
             "SPACE_TO_DEPTH", "QUANTIZE", "RSQRT", "SQUARED_DIFFERENCE",
-            "TRANSPOSE_CONV", "RESIZE_NEAREST_NEIGHBOR", "LSTM", "UNIDIRECTIONAL_SEQUENCE_LSTM",
+            "TRANSPOSE_CONV", "LSTM", "UNIDIRECTIONAL_SEQUENCE_LSTM",
             "TILE",  # not in Coral's table, but mapped in the cityscapes deeplab twin
         )
     ),
@@ -251,5 +268,6 @@ SUPPORTED: dict[str, _Check] = {
     "STRIDED_SLICE": _strided_slice,
     "RESHAPE": _reshape,
     "RESIZE_BILINEAR": _resize_bilinear,
+    "RESIZE_NEAREST_NEIGHBOR": _resize_size,
     "PRELU": _prelu,
 }  # fmt: skip

@@ -50,6 +50,13 @@ MAX_CHANNEL_TRANSPOSE_ELEMENTS = 96 * 1024
 # [1,1600,3,85] (408,000, yolov5n) mapped; [1,48,48,255] -> [1,2304,3,85] (587,520,
 # yolov5s@384) and [1,80,80,255] -> [1,6400,3,85] (1,632,000, yolov5n) did not.
 MAX_RELAYOUT_ELEMENTS = 512 * 1024
+# A RESIZE_NEAREST_NEIGHBOR / RESIZE_BILINEAR maps only up to this many output elements (Coral:
+# "depending on input/output size, this operation may not be mapped"). Evidence: 80x80x128
+# (819,200, nearest, yolov8n twins, compiler 16) and 128x128x32 (524,288, bilinear, coral issue
+# 31) mapped; 1024x1024x3 (3,145,728, nearest) and 1024x1024x6 (bilinear) did not, "due to their
+# size" (coral issue 597, compiler 16), nor did 512x512x32 (bilinear, issue 31). 2 Mi lies
+# between 819,200 and 3,145,728; where exactly is not known.
+MAX_RESIZE_OUTPUT_ELEMENTS = 2 * 1024 * 1024
 # Coral's table: SOFTMAX over at most 16,000 elements; the yolov8 pair shows a softmax over the
 # innermost 16 of a [1,4,8400,16] tensor is otherwise accepted, so the limit is on that axis.
 MAX_SOFTMAX_DEPTH = 16_000

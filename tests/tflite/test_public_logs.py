@@ -1,0 +1,57 @@
+"""The mapping prediction against public edgetpu_compiler verdicts on models rebuilt from their
+threads (tests/data/public_compiler_logs.json, builders in scripts/public_log_models.py): each
+comparable case small enough for CI is built with random weights, converted full-int8 and must
+agree with every logged row. The larger ones run in `scripts/bench_mapping.py --public-logs`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from edgekit.edgetpu.mapping import predict
+from edgekit.tflite import read_model
+
+ROOT = Path(__file__).resolve().parents[2]
+CASES = json.loads((ROOT / "tests/data/public_compiler_logs.json").read_text())["cases"]
+CI_CASES = [c for c in CASES if c["comparable"] and c.get("ci")]
+
+
+def _models():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import public_log_models
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    return public_log_models
+
+
+def test_case_table_is_well_formed():
+    """Every case names its source and compiler; a comparable one a builder and logged rows
+    in the compiler's words."""
+    from edgekit.edgetpu.limits import STATUSES
+
+    P = _models()
+    assert len({c["id"] for c in CASES}) == len(CASES)
+    for c in CASES:
+        assert c["url"].startswith("https://github.com/") and c["compiler"]
+        if not c["comparable"]:
+            continue
+        assert callable(getattr(P, c["builder"]))
+        for r in c["logged"]:
+            assert r["on"] in ("edgetpu", "cpu") and r["count"] >= 1
+            assert r.get("status", STATUSES[0]) in STATUSES
+
+
+@pytest.mark.parametrize("case", CI_CASES, ids=[c["id"] for c in CI_CASES])
+def test_prediction_agrees_with_the_public_log(case, tmp_path):
+    from edgekit.host.tfenv import load_tensorflow
+
+    load_tensorflow()
+    P = _models()
+    path = tmp_path / "model.tflite"
+    path.write_bytes(P.convert(getattr(P, case["builder"])(), case["io"]))
+    s = P.score(case, predict(read_model(path)))
+    assert s["exact"], [r for r in s["rows"] if r["agree"] < r["count"]]
