@@ -75,9 +75,20 @@ _EDGETPU_BLOCKS = (
 )
 
 
-def efficientnet_edgetpu(size: int = 224, depth: float = 1.0, classes: int = 1001):
-    """EfficientNet-EdgeTPU S (224, depth 1.0) or M (240, depth 1.1): stem 3x3/2 conv 32, the
-    blocks above (fused = one kxk expansion conv instead of 1x1 + depthwise), 1x1 head 1280."""
+def _round_filters(filters: int, width: float, divisor: int = 8) -> int:
+    """tensorflow/tpu efficientnet_builder's round_filters: ``filters * width`` to a multiple
+    of 8, never more than 10% below it (identity at width 1.0 for these multiples of 8)."""
+    f = filters * width
+    new = max(divisor, int(f + divisor / 2) // divisor * divisor)
+    return int(new + divisor if new < 0.9 * f else new)
+
+
+def efficientnet_edgetpu(size: int = 224, depth: float = 1.0, classes: int = 1001,
+                         width: float = 1.0):  # fmt: skip
+    """EfficientNet-EdgeTPU S (224, depth 1.0), M (240, depth 1.1) or L (300, depth 1.4, width
+    1.2; efficientnet_edgetpu_builder's table): stem 3x3/2 conv 32, the blocks above (fused =
+    one kxk expansion conv instead of 1x1 + depthwise), 1x1 head 1280; stem, block outputs and
+    head widths scaled by ``width`` (``_round_filters``)."""
     keras, layers = _k()
 
     def conv(x, f, k, s=1, act=True):
@@ -85,8 +96,9 @@ def efficientnet_edgetpu(size: int = 224, depth: float = 1.0, classes: int = 100
                              activation="relu" if act else None)(x)  # fmt: skip
 
     inp = keras.Input((size, size, 3))
-    x = conv(inp, 32, 3, 2)
+    x = conv(inp, _round_filters(32, width), 3, 2)
     for repeats, k, stride, e, out, fused, skip in _EDGETPU_BLOCKS:
+        out = _round_filters(out, width)
         for i in range(int(math.ceil(depth * repeats))):
             s = stride if i == 0 else 1
             cin = x.shape[-1]
@@ -97,31 +109,34 @@ def efficientnet_edgetpu(size: int = 224, depth: float = 1.0, classes: int = 100
                 y = layers.DepthwiseConv2D(k, s, padding="same", activation="relu")(y)
             y = conv(y, out, 1, act=False)
             x = layers.Add()([x, y]) if skip and s == 1 and cin == out else y
-    x = conv(x, 1280, 1)
+    x = conv(x, _round_filters(1280, width), 1)
     x = layers.GlobalAveragePooling2D()(x)
     return keras.Model(inp, layers.Dense(classes, activation="softmax")(x))
 
 
-def ssd_mobilenet(version: int = 2, size: int = 300, classes: int = 91):
+def ssd_mobilenet(version: int = 2, size: int = 300, classes: int = 91, alpha: float = 1.0):
     """SSD MobileNet v1 / v2 300x300 (TF object detection API, ssd_mobilenet_v*_coco configs):
     feature maps at stride 16 (v1 Conv2d_11_pointwise, v2 layer_15 expansion) and 32, four
     extra layers (1x1 of half depth, 3x3/2 of 512, 256, 256, 128), 1x1 box predictors with 3
     anchors on the first map and 6 on the others (4 box + 91 class outputs each). The 1x1
     predictor kernel is the one that fits: Coral's compiled ssd_mobilenet_v2_coco_quant_
     postprocess (../shared pipeline segments) holds 6.2 MiB of parameters; 3x3 predictors
-    would hold 6.6 MB in the 1280-channel map's class predictor alone."""
+    would hold 6.6 MB in the 1280-channel map's class predictor alone. ``alpha``: the
+    backbone's depth multiplier, which the TF feature map generator also applies to the extra
+    layers (max(int(d * alpha), 16); ssd_mobilenet_v1_0.75_depth)."""
     keras, layers = _k()
 
     if version == 1:
-        base = keras.applications.MobileNet(weights=None, include_top=False,
+        base = keras.applications.MobileNet(weights=None, include_top=False, alpha=alpha,
                                             input_shape=(size, size, 3))  # fmt: skip
         maps = [base.get_layer("conv_pw_11_relu").output, base.output]
     else:
-        base = keras.applications.MobileNetV2(weights=None, include_top=False,
+        base = keras.applications.MobileNetV2(weights=None, include_top=False, alpha=alpha,
                                               input_shape=(size, size, 3))  # fmt: skip
         maps = [base.get_layer("block_13_expand_relu").output, base.output]
     x = maps[-1]
     for depth in (512, 256, 256, 128):
+        depth = max(int(depth * alpha), 16)
         x = layers.Conv2D(depth // 2, 1, activation="relu")(x)
         x = layers.Conv2D(depth, 3, strides=2, padding="same", activation="relu")(x)
         maps.append(x)
