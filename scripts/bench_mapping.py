@@ -123,12 +123,12 @@ def public_logs() -> dict:
 
 
 def print_public_logs(d: dict) -> None:
-    print(f"{'case':<34} {'compiler':<12} {'logged ops':>10} {'agree':>6}  exact")
+    print(f"{'case':<34} {'compiler':<16} {'logged ops':>10} {'agree':>6}  exact")
     for r in d["cases"]:
         if not r["comparable"]:
             print(f"{r['id']:<34} not comparable (see tests/data/public_compiler_logs.json)")
             continue
-        print(f"{r['id']:<34} {r['compiler'].split(' ')[0]:<12} {r['ops']:>10} "
+        print(f"{r['id']:<34} {r['compiler'].split(' ')[0]:<16} {r['ops']:>10} "
               f"{r['agree']:>6}  {'yes' if r['exact'] else 'NO'}")  # fmt: skip
         for row in r["rows"]:
             if row["agree"] < row["count"]:

@@ -11,6 +11,7 @@ from typing import Callable, Optional
 
 from edgekit.edgetpu.limits import (
     MAX_CHANNEL_TRANSPOSE_ELEMENTS,
+    MAX_MEAN_POSITIONS,
     MAX_RELAYOUT_ELEMENTS,
     MAX_RESIZE_OUTPUT_ELEMENTS,
     MAX_SOFTMAX_DEPTH,
@@ -80,6 +81,18 @@ def _mean(op: OpInfo, model: ModelInfo) -> Verdict | None:
         return _unspecified(
             f"reduction over channels needs a multiple of 4 channels (has {shape[-1]})",
             "pad the channels to a multiple of 4",
+        )
+    positions = 1
+    for a in axes:
+        if a != rank - 1:
+            positions *= shape[a]
+    if positions > MAX_MEAN_POSITIONS:
+        return _unspecified(
+            f"MEAN over {positions:,} positions of {list(shape)} (the compiler maps means over "
+            f"up to about {MAX_MEAN_POSITIONS:,})",
+            "average in steps (e.g. AveragePooling2D first, or split the tensor and average the "
+            "parts' means)",
+            MAX_MEAN_POSITIONS / positions,
         )
     return None
 

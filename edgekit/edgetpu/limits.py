@@ -57,6 +57,14 @@ MAX_RELAYOUT_ELEMENTS = 512 * 1024
 # size" (coral issue 597, compiler 16), nor did 512x512x32 (bilinear, issue 31). 2 Mi lies
 # between 819,200 and 3,145,728; where exactly is not known.
 MAX_RESIZE_OUTPUT_ELEMENTS = 2 * 1024 * 1024
+# A MEAN over y and/or x maps up to this many reduced positions (y * x averaged into one value).
+# Evidence: the Coral maintainer on a MEAN of a [1,256,128,3] input (32,768 positions, compiler
+# 16): "not able to mapped"; split into four [1,64,128,3] MEANs (8,192 each) every op mapped
+# (coral issue 461). A GlobalAveragePooling2D of [1,256,256,32] (65,536) made compiler 14 abort
+# (coral issue 183). 16 Ki lies between 8,192 and 32,768; where exactly is not known. Read as a
+# spatial mean (a channel mean of 3 values would break the multiple-of-4 rule before and after
+# the split alike); classifier heads (7x7 .. 20x20) and SE blocks up to 128x128 stay inside.
+MAX_MEAN_POSITIONS = 16 * 1024
 # Coral's table: SOFTMAX over at most 16,000 elements; the yolov8 pair shows a softmax over the
 # innermost 16 of a [1,4,8400,16] tensor is otherwise accepted, so the limit is on that axis.
 MAX_SOFTMAX_DEPTH = 16_000

@@ -55,3 +55,41 @@ def test_prediction_agrees_with_the_public_log(case, tmp_path):
     path.write_bytes(P.convert(getattr(P, case["builder"])(), case["io"]))
     s = P.score(case, predict(read_model(path)))
     assert s["exact"], [r for r in s["rows"] if r["agree"] < r["count"]]
+
+
+def _mean_models():
+    """coral#461's MEAN at op level (the model is not in the thread; a spatial mean assumed):
+    a GlobalAveragePooling2D of [1,256,128,3], of [1,64,128,3], and the thread's fix: the
+    [1,256,128,3] input cut into four [1,64,128,3] parts, averaged separately, then together."""
+    import keras
+    from keras import layers
+
+    out = {}
+    for h in (256, 64):
+        inp = keras.Input((h, 128, 3), batch_size=1)
+        out[f"gap{h}"] = keras.Model(inp, layers.GlobalAveragePooling2D()(inp))
+    inp = keras.Input((256, 128, 3), batch_size=1)
+    parts = [layers.Cropping2D(((64 * i, 192 - 64 * i), (0, 0)))(inp) for i in range(4)]
+    means = [layers.GlobalAveragePooling2D()(p) for p in parts]
+    out["split"] = keras.Model(inp, layers.Average()(means))
+    return out
+
+
+def test_mean_over_many_positions_is_refused_and_the_split_maps(tmp_path):
+    """coral#461 (compiler 16): a MEAN of a [1,256,128,3] input is not mapped; split into
+    [1,64,128,3] pieces, every op maps."""
+    from edgekit.edgetpu.limits import MAPPED, UNSPECIFIED
+    from edgekit.host.tfenv import load_tensorflow
+
+    load_tensorflow()
+    P = _models()
+    got = {}
+    for name, model in _mean_models().items():
+        path = tmp_path / f"{name}.tflite"
+        path.write_bytes(P.convert(model, "int8"))
+        got[name] = predict(read_model(path))
+    mean = lambda p: [o.status for o in p.ops if o.op == "MEAN"]  # noqa: E731
+    assert mean(got["gap256"]) == [UNSPECIFIED]
+    assert mean(got["gap64"]) == [MAPPED]
+    split = got["split"]
+    assert sum(o.op == "MEAN" for o in split.ops) == 4 and split.fully_mapped
