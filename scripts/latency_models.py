@@ -14,6 +14,19 @@ def _k():
     return keras, layers
 
 
+def _v4_stem(inp, conv, pool, cat):
+    """The stem Inception v4 and Inception-ResNet v2 share (Szegedy et al. 2016, figure 3):
+    299x299x3 -> 35x35x384."""
+    x = conv(inp, 32, 3, 2, "valid")
+    x = conv(x, 32, 3, 1, "valid")
+    x = conv(x, 64, 3)
+    x = cat()([pool(x), conv(x, 96, 3, 2, "valid")])
+    a = conv(conv(x, 64, 1), 96, 3, 1, "valid")
+    b = conv(conv(conv(conv(x, 64, 1), 64, (1, 7)), 64, (7, 1)), 96, 3, 1, "valid")
+    x = cat()([a, b])
+    return cat()([conv(x, 192, 3, 2, "valid"), pool(x)])
+
+
 def inception_v4(size: int = 299, classes: int = 1001):
     """Inception v4 (Szegedy et al. 2016, figures 3-9): stem, 4 x A, reduction A, 7 x B,
     reduction B, 3 x C, average pool, 1,001-class FC (as TF-slim's inception_v4)."""
@@ -29,14 +42,7 @@ def inception_v4(size: int = 299, classes: int = 1001):
 
     cat = layers.Concatenate
     inp = keras.Input((size, size, 3))
-    x = conv(inp, 32, 3, 2, "valid")
-    x = conv(x, 32, 3, 1, "valid")
-    x = conv(x, 64, 3)
-    x = cat()([pool(x), conv(x, 96, 3, 2, "valid")])
-    a = conv(conv(x, 64, 1), 96, 3, 1, "valid")
-    b = conv(conv(conv(conv(x, 64, 1), 64, (1, 7)), 64, (7, 1)), 96, 3, 1, "valid")
-    x = cat()([a, b])
-    x = cat()([conv(x, 192, 3, 2, "valid"), pool(x)])
+    x = _v4_stem(inp, conv, pool, cat)
     for _ in range(4):  # Inception-A, 35x35x384
         x = cat()([conv(x, 96, 1), conv(conv(x, 64, 1), 96, 3),
                    conv(conv(conv(x, 64, 1), 96, 3), 96, 3),
@@ -61,6 +67,51 @@ def inception_v4(size: int = 299, classes: int = 1001):
     x = layers.GlobalAveragePooling2D()(x)
     return keras.Model(inp, layers.Dense(classes, activation="softmax")(x))
 
+
+
+def inception_resnet_v2_paper(size: int = 299, classes: int = 1001):
+    """Inception-ResNet v2 as the paper defines it (Szegedy et al. 2016, schema figure 15 with
+    figures 3, 16, 7, 17, 18, 19): the v4 stem, 5 x A (35x35x384), reduction A (k, l, m, n =
+    256, 256, 384, 384), 10 x B (17x17x1152), reduction B, 5 x C (8x8x2144), average pool,
+    FC. 32.4 M parameters. TF-slim's inception_resnet_v2 (and keras.applications', ported
+    from it) repeats the blocks 10 / 20 / 10 with a 320-channel stem and a 1536-channel 1x1
+    conv before the pool: 55.8 M. The figures print 1154 and 2048 where the residual sums
+    need 1152 and 2144 (the input widths): the sums decide. The residual scale (0.1) is a
+    multiply by a constant after a linear 1x1 conv, which the TFLite converter folds into
+    that conv's weights, so it is not a layer here."""
+    keras, layers = _k()
+
+    def conv(x, f, k, s=1, pad="same", act="relu"):
+        k = (k, k) if isinstance(k, int) else k
+        return layers.Conv2D(f, k, strides=s, padding=pad, activation=act)(x)
+
+    def pool(x, s=2, pad="valid"):
+        return layers.MaxPooling2D(3, s, padding=pad)(x)
+
+    cat = layers.Concatenate
+
+    def residual(x, branches, width):
+        up = conv(cat()(branches), width, 1, act=None)
+        return layers.ReLU()(layers.Add()([x, up]))
+
+    inp = keras.Input((size, size, 3))
+    x = _v4_stem(inp, conv, pool, cat)
+    for _ in range(5):  # Inception-ResNet-A (figure 16)
+        x = residual(x, [conv(x, 32, 1), conv(conv(x, 32, 1), 32, 3),
+                         conv(conv(conv(x, 32, 1), 48, 3), 64, 3)], 384)  # fmt: skip
+    x = cat()([pool(x), conv(x, 384, 3, 2, "valid"),
+               conv(conv(conv(x, 256, 1), 256, 3), 384, 3, 2, "valid")])  # fmt: skip
+    for _ in range(10):  # Inception-ResNet-B (figure 17)
+        x = residual(x, [conv(x, 192, 1),
+                         conv(conv(conv(x, 128, 1), 160, (1, 7)), 192, (7, 1))], 1152)  # fmt: skip
+    x = cat()([pool(x), conv(conv(x, 256, 1), 384, 3, 2, "valid"),
+               conv(conv(x, 256, 1), 288, 3, 2, "valid"),
+               conv(conv(conv(x, 256, 1), 288, 3), 320, 3, 2, "valid")])  # fmt: skip
+    for _ in range(5):  # Inception-ResNet-C (figure 19)
+        x = residual(x, [conv(x, 192, 1),
+                         conv(conv(conv(x, 192, 1), 224, (1, 3)), 256, (3, 1))], 2144)  # fmt: skip
+    x = layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inp, layers.Dense(classes, activation="softmax")(x))
 
 # EfficientNet-EdgeTPU (tensorflow/tpu models/official/efficientnet/efficientnet_edgetpu_builder
 # .py): blocks "r{repeats}_k{kernel}_s{stride}_e{expand}_i{in}_o{out}[_c1 fused][_noskip]",
