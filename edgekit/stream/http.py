@@ -8,6 +8,7 @@ stats and the labels in view), ``/healthz`` (200 while results flow, 503 when no
 frame; ``?f=N`` frame N while it is among the last few, ``?boxes=1`` with the detection boxes
 drawn), ``/history.json?res=1|10`` (per-second / per-10-s aggregates, :mod:`~.history`),
 ``/events.json?limit=N`` (recent events, newest first) and ``/thumb/ID.jpg`` (their thumbnails).
+A bad parameter value is answered 400 naming it (:data:`~.http_routes.PARAMETERS`).
 Memory is bounded: a few recent frames, the fixed history rings, the last 100 events.
 The server is :mod:`~.http_server`, the routes :mod:`~.http_routes`, ``/metrics``
 :mod:`~.http_metrics`.

@@ -1,5 +1,11 @@
-"""The routes of serve's HTTP sink (:mod:`edgekit.stream.http`): each path to its view, with
-query parameters clamped (a bad number falls back to the default)."""
+"""The routes of serve's HTTP sink (:mod:`edgekit.stream.http`): each path to its view.
+
+Query parameters are checked, never guessed: a malformed, out-of-range or repeated value of a
+route's parameter is answered 400 with ``{"error": "...", "parameter": NAME}`` naming what is
+accepted (a silent fallback to the default answered ``?limit=abc`` with 100 events and
+``?res=60`` with 10-s buckets, as if they were right). Names a route does not take are ignored
+(a cache-buster such as ``?t=1733...``), as are queries on routes without parameters.
+"""
 
 from __future__ import annotations
 
@@ -10,19 +16,81 @@ from http.server import BaseHTTPRequestHandler
 from edgekit.stream.http_server import IDLE_TIMEOUT_S
 
 
-def _query(path: str) -> tuple[str, dict[str, str]]:
+class BadQuery(ValueError):
+    """A query parameter the route cannot honour; ``parameter`` names it (None: the query)."""
+
+    def __init__(self, message: str, parameter: str | None = None):
+        super().__init__(message)
+        self.parameter = parameter
+
+
+def _query(path: str) -> tuple[str, list[tuple[str, str]]]:
+    """(route, [(name, value), ...]); at most MAX_FIELDS fields (BadQuery beyond)."""
     from urllib.parse import parse_qsl
 
     route, _, q = path.partition("?")
-    return route, dict(parse_qsl(q)[:8])
-
-
-def _int(text: str | None, default: int | None, lo: int, hi: int) -> int | None:
     try:
-        v = int(text) if text is not None else default
+        return route, parse_qsl(q, keep_blank_values=True, max_num_fields=MAX_FIELDS)
     except ValueError:
-        return default
-    return v if v is None else min(max(v, lo), hi)
+        raise BadQuery(f"too many query parameters (at most {MAX_FIELDS})") from None
+
+
+MAX_FIELDS = 8
+
+
+def _flag(v: str) -> bool:
+    if v.lower() not in ("0", "1", "true", "false"):
+        raise ValueError
+    return v.lower() in ("1", "true")
+
+
+def _bounded(lo: int, hi: int):
+    def parse(v: str) -> int:
+        if not re.fullmatch(r"[0-9]{1,19}", v) or not lo <= int(v) <= hi:
+            raise ValueError
+        return int(v)
+
+    return parse
+
+
+def _res(v: str) -> float:
+    if v not in ("1", "10"):
+        raise ValueError
+    return float(v)
+
+
+# route -> {parameter: (parser, what is accepted)}; README "HTTP query parameters" lists them.
+PARAMETERS = {
+    "/history.json": {"res": (_res, "1 or 10 (seconds per bucket)")},
+    "/events.json": {"limit": (_bounded(1, 100), "an integer 1-100 (events, newest first)")},
+    "/snapshot.jpg": {
+        "f": (_bounded(0, 2**63 - 1), "a frame number, an integer >= 0"),
+        "boxes": (_flag, "1, 0, true or false"),
+    },
+}
+
+
+def parameters(route: str, fields: list[tuple[str, str]]) -> dict:
+    """The route's parameters parsed from the query ``fields``; BadQuery for a malformed,
+    out-of-range or repeated one. Names the route does not take are ignored."""
+    spec, out = PARAMETERS.get(route, {}), {}
+    names = [name for name, _ in fields if name in spec]
+    for name in names:
+        if names.count(name) > 1:
+            raise BadQuery(f"{route}: parameter {name} given {names.count(name)} times; "
+                           "give it once", name)  # fmt: skip
+    for name, value in fields:
+        if name not in spec:
+            continue
+        parse, accepted = spec[name]
+        try:
+            out[name] = parse(value)
+        except ValueError:
+            shown = value if len(value) <= 40 else value[:40] + "..."
+            raise BadQuery(
+                f"{route}: bad value {shown!r} for parameter {name}: accepted {accepted}", name
+            ) from None
+    return out
 
 
 _THUMB = re.compile(r"/thumb/(\d{1,12})\.jpg")
@@ -62,14 +130,19 @@ def handler_class(sink, idle_timeout_s: float = IDLE_TIMEOUT_S):
             self.do_GET()
 
         def do_GET(self):
-            path, query = _query(self.path)
+            try:
+                path, fields = _query(self.path)
+                query = parameters(path, fields)
+            except BadQuery as e:
+                self._json(400, {"error": str(e), "parameter": e.parameter})
+                return
             if path == "/":
                 self._send(200, _page(sink).encode(), "text/html; charset=utf-8")
             elif path == "/history.json":
-                res = 1.0 if query.get("res") == "1" else 10.0
+                res = query.get("res", 10.0)
                 self._json(200, sink.history.to_dict(res))
             elif path == "/events.json":
-                limit = _int(query.get("limit"), 100, 1, 100)
+                limit = query.get("limit", 100)
                 self._json(200, sink.events.to_list(limit))
             elif _THUMB.fullmatch(path):
                 data = sink.events.thumbnail(int(_THUMB.fullmatch(path).group(1)))
@@ -81,8 +154,7 @@ def handler_class(sink, idle_timeout_s: float = IDLE_TIMEOUT_S):
             elif path == "/metrics":
                 self._send(200, sink.metrics_text().encode(), "text/plain; version=0.0.4")
             elif path == "/snapshot.jpg":
-                frame = _int(query.get("f"), None, 0, 2**62)
-                data = sink.snapshot_jpeg(frame, query.get("boxes") in ("1", "true"))
+                data = sink.snapshot_jpeg(query.get("f"), query.get("boxes", False))
                 self._jpeg(data, "no frame yet")
             else:
                 self._json(404, {"error": f"no route {path}"})

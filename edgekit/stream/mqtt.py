@@ -17,7 +17,9 @@ Topics under ``topic`` (default ``edgekit/<hostname>``):
   it changes (at most once per ``min_interval_s``; the next frame carries a held-back change);
   ``<topic>/count/<slug>``: the same per label as a plain retained integer (0 once it left);
   ``<topic>/presence/<slug>``: retained ``ON`` / ``OFF``, on appear and leave. Both tasks:
-  a classifier's "in view" is its reported label.
+  a classifier's "in view" is its reported label. A clean stop turns every label ``OFF`` (count
+  ``0``, counts ``{}``) before ``offline``; after a crash they keep their last value and only
+  the will's ``offline`` says the values are stale.
 * ``<topic>/health``: retained JSON of the device panel (link health of every Edge TPU, the
   Pi's power flags, latency drift), when it changes (:mod:`edgekit.stream.devicehealth`).
 * With ``discovery``, Home Assistant MQTT discovery configs under ``<discovery_prefix>/``
@@ -102,6 +104,7 @@ class MqttSink(MqttPublishing, Sink):
         self.device = ha.device_block(self.node_id, f"edgekit {self.topic}", model_name)
         self._slugs: dict[str, str] = {}  # label -> topic level (unique)
         self._sent_counts: dict[str, int] = {}
+        self._on: set[str] = set()  # labels whose presence topic says ON
         self._present: dict[str, int] = {}  # the latest counts, sent or not
         self._counts_mono = -1e18
         self.connected = threading.Event()
@@ -208,10 +211,13 @@ class MqttSink(MqttPublishing, Sink):
         self._went_down(f"connection lost ({reason_code})")
 
     def close(self, timeout: float = 1.0) -> None:
-        """Clean stop: retained ``offline``, then DISCONNECT (so the will is not used)."""
+        """Clean stop: retained ``OFF`` for the labels in view (:meth:`publish_all_off`), then
+        retained ``offline``, then DISCONNECT (so the will is not used). The broker handles one
+        connection's messages in order: once ``offline`` is acknowledged, the OFFs were in."""
         self._closing = True
         try:
             if self.connected.is_set():
+                self.publish_all_off()
                 info = self.client.publish(f"{self.topic}/status", "offline", qos=1, retain=True)
                 info.wait_for_publish(timeout)
         except (RuntimeError, ValueError):

@@ -70,8 +70,7 @@ class MqttPublishing:
         for label in labels:
             s, n = self._slug(label), held.get(label, 0)
             self.client.publish(f"{self.topic}/count/{s}", str(n), qos=self.qos, retain=True)
-            self.client.publish(f"{self.topic}/presence/{s}", "ON" if n else "OFF",
-                                qos=self.qos, retain=True)  # fmt: skip
+            self._presence(label, bool(n))
 
     def _publish_counts(self, result) -> None:
         held = self.presence.counts() if self.presence is not None else result.present
@@ -94,14 +93,40 @@ class MqttPublishing:
         if event.kind == "label_appeared":
             label = str(event.details.get("label"))
             new = label not in self._slugs
-            s = self._slug(label)
+            self._slug(label)
             if new and self.discovery:
                 self._announce([label])
-            self.client.publish(f"{self.topic}/presence/{s}", "ON", qos=self.qos, retain=True)
+            self._presence(label, True)
         elif event.kind == "label_left":
-            s = self._slug(str(event.details.get("label")))
-            self.client.publish(f"{self.topic}/presence/{s}", "OFF", qos=self.qos, retain=True)
+            self._presence(str(event.details.get("label")), False)
         self.client.publish(f"{self.topic}/event", json.dumps(event.to_dict()), qos=self.qos)
+
+    def _presence(self, label: str, on: bool) -> None:
+        """Retained ``ON``/``OFF`` on ``<topic>/presence/<slug>``; the labels left ON are
+        remembered for :meth:`publish_all_off`."""
+        with self._lock:
+            (self._on.add if on else self._on.discard)(label)
+        self.client.publish(f"{self.topic}/presence/{self._slug(label)}", "ON" if on else "OFF",
+                            qos=self.qos, retain=True)  # fmt: skip
+
+    def publish_all_off(self):
+        """On a clean stop: retained ``OFF`` for every label left ``ON``, ``0`` on its count topic
+        and ``{}`` on ``<topic>/counts`` (the retained state must not say "in view" for a
+        service that no longer looks). Returns the last message's info (None: nothing sent)."""
+        with self._lock:
+            on, self._on = sorted(self._on), set()
+            counted = sorted(k for k, n in self._sent_counts.items() if n)
+            self._sent_counts = {}
+        info = None
+        for label in dict.fromkeys([*on, *counted]):
+            s = self._slug(label)
+            info = self.client.publish(f"{self.topic}/count/{s}", "0", qos=self.qos, retain=True)
+            if label in on:
+                info = self.client.publish(f"{self.topic}/presence/{s}", "OFF", qos=self.qos,
+                                           retain=True)  # fmt: skip
+        if on or counted:
+            info = self.client.publish(f"{self.topic}/counts", "{}", qos=self.qos, retain=True)
+        return info
 
 
 def _change_key(result) -> object:

@@ -82,7 +82,6 @@ def test_counts_and_presence_with_hold_time(broker):  # noqa: F811
     assert counts == [{"car": 2, "person": 1}, {"car": 1, "person": 1}, {"car": 1}]
     assert last(sub, "d1/count/car") == "1" and last(sub, "d1/count/person") == "0"
     assert last(sub, "d1/presence/car") == "ON"
-    sink.close()
     sub.close()
     # State is retained: a subscriber arriving later (Home Assistant after a restart) sees it.
     late = Subscriber(broker, "d1")
@@ -90,6 +89,7 @@ def test_counts_and_presence_with_hold_time(broker):  # noqa: F811
     late.wait_for(lambda m: m == ("d1/presence/person", "OFF", True))
     late.wait_for(lambda m: m[0] == "d1/counts" and m[2] and json.loads(m[1]) == {"car": 1})
     late.close()
+    sink.close()  # the clean stop turns car OFF: tests/stream/test_mqtt_stop.py
 
 
 def test_home_assistant_discovery(broker):  # noqa: F811
