@@ -105,6 +105,26 @@ def tensor_range(dtype: np.dtype, scale: float, zero_point: int) -> tuple[float,
     return ((info.min - zero_point) * scale, (info.max - zero_point) * scale)
 
 
+def top_classes(scores: np.ndarray, k: int, threshold: float = 0.0,
+                labels: dict[int, str] | None = None) -> tuple[Class, ...]:  # fmt: skip
+    """Top-``k`` of float ``scores`` (one per class id) as :meth:`Classifier.top` describes."""
+    scores = np.asarray(scores).reshape(-1)
+    k = min(int(k), scores.size)
+    if k < 1:
+        return ()
+    pick = np.where(np.isnan(scores), -np.inf, scores)  # a NaN is never a best class
+    kth = np.partition(pick, pick.size - k)[pick.size - k]  # the k-th largest score
+    above = np.flatnonzero(pick > kth)
+    tied = np.flatnonzero(pick == kth)[: k - above.size]  # the lowest ids among the tied
+    idx = sorted([*above.tolist(), *tied.tolist()], key=lambda i: (-pick[i], i))
+    labels = labels or {}
+    return tuple(
+        Class(i, labels.get(i, str(i)), float(scores[i]))
+        for i in idx
+        if scores[i] > 0 and scores[i] >= threshold
+    )
+
+
 class Classifier(TaskModel):
     """Classify RGB images with a bundle directory, a ``.tflite`` or an ``_edgetpu.tflite``.
 
@@ -112,7 +132,8 @@ class Classifier(TaskModel):
         model: bundle dir (preprocessing and labels from its edgekit.json) or a .tflite.
         labels: label file path or {id: label}; overrides the bundle's labels.
         device: ``auto``, ``cpu`` or an Edge TPU string (see edgekit.backends.open_model).
-        top_k, threshold: keep at most ``top_k`` classes with score >= ``threshold``.
+        top_k, threshold: keep at most ``top_k`` classes with score >= ``threshold`` and > 0
+            (:meth:`top`).
         threads: CPU interpreter threads (None: the interpreter's default).
         on_warning: receives one-line notices (emulation, CPU twin); default: logging.
         value_range: override the float range pixels map to, for a bare .tflite.
@@ -217,14 +238,12 @@ class Classifier(TaskModel):
         return (raw.astype(np.float32) - self._out_zp) * np.float32(self._out_scale)
 
     def top(self, scores: np.ndarray) -> tuple[Class, ...]:
-        k = min(self.top_k, scores.size)
-        idx = np.argpartition(-scores, k - 1)[:k]
-        idx = sorted(idx.tolist(), key=lambda i: (-scores[i], i))
-        return tuple(
-            Class(i, self.labels.get(i, str(i)), float(scores[i]))
-            for i in idx
-            if scores[i] >= self.threshold
-        )
+        """The best ``top_k`` classes scoring above 0 and at least ``threshold``, ordered by
+        score descending, then class id ascending: a uint8 output has 256 levels, so ties are
+        common and must not come out in whatever order a partition left them. A score of 0 is
+        never listed: for a quantized output it is the zero point (the model gave the class less
+        than one step, 1/256), and a row of "0.000" classes ranks nothing."""
+        return top_classes(scores, self.top_k, self.threshold, self.labels)
 
     def classify(self, rgb: np.ndarray) -> Classification:
         """Classify one (H, W, 3) uint8 RGB image of any size."""

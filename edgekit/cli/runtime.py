@@ -20,7 +20,8 @@ DEVICE_HELP = "auto (Edge TPU if attached, else CPU), cpu, usb, usb:N, pci, pci:
 @click.option("--top-k", "-k", default=5, show_default=True, type=count(1),
               help="Best classes to report per image.")  # fmt: skip
 @click.option("--threshold", "-t", default=0.0, show_default=True, type=PROBABILITY,
-              help="Drop classes scoring below this (scores are 0..1).")  # fmt: skip
+              help="Drop classes scoring below this (scores are 0..1; a class scoring 0 is "
+              "never listed).")  # fmt: skip
 @click.option("--device", "-d", default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--threads", type=THREADS,
               help="CPU interpreter threads [default: the runtime's].")  # fmt: skip
