@@ -52,9 +52,8 @@ def inspect_model(
     p = Path(path)
     if compiled is not None or log is not None:
         return _inspect_against_compiler(p, compiled, log)
-    if not p.exists():
-        raise EdgekitError(f"{p}: no such file or directory", "check the path")
-    if is_bundle(p):  # a bundle from `edgekit convert`: its compiled model if any, else int8
+    kind = model_format(p)
+    if kind == "bundle":  # a bundle from `edgekit convert`: its compiled model if any, else int8
         bundle = load_bundle(p)
         report = inspect_model(bundle.edgetpu_model or bundle.cpu_model)
         report.update(_task(read_model(bundle.cpu_model), bundle.manifest))
@@ -63,19 +62,32 @@ def inspect_model(
 
             report["cascade"] = describe(bundle)
         return report
+    if kind == "keras":
+        return _inspect_keras(p, custom_objects)
+    info = read_model(p)
+    return {**inspect_tflite(info), **_task(info)}
+
+
+def model_format(path: str | os.PathLike) -> str:
+    """``bundle``, ``keras`` (a file or SavedModel directory) or ``tflite``, by what ``path``
+    holds (8 bytes read, nothing loaded); EdgekitError for a missing path or another format."""
+    p = Path(path)
+    if not p.exists():
+        raise EdgekitError(f"{p}: no such file or directory", "check the path")
+    if is_bundle(p):
+        return "bundle"
     if p.is_dir():
         if not (p / "saved_model.pb").exists():
             raise EdgekitError(f"{p}: a directory but not a SavedModel (no saved_model.pb)", _HINT)
-        return _inspect_keras(p, custom_objects)
+        return "keras"
     if p.suffix.lower() in KERAS_SUFFIXES:
-        return _inspect_keras(p, custom_objects)
+        return "keras"
     with open_regular(p, "model") as f:
         head = f.read(8)
     if head == b"\x89HDF\r\n\x1a\n" or head[:4] == b"PK\x03\x04":  # Keras under any name
-        return _inspect_keras(p, custom_objects)
+        return "keras"
     if p.suffix.lower() == ".tflite" or head[4:8] == b"TFL3":
-        info = read_model(p)
-        return {**inspect_tflite(info), **_task(info)}
+        return "tflite"
     raise EdgekitError(f"{p}: unknown model format '{p.suffix or p.name}'", _HINT)
 
 
@@ -146,7 +158,22 @@ def _inspect_keras(p: Path, custom_objects=None) -> dict[str, Any]:
     from edgekit.host.keras_stats import inspect_keras  # lazy: loads TensorFlow
 
     stats = inspect_keras(p, custom_objects)
-    return {"model": str(p), "format": "keras", **stats, "edgetpu": _keras_latency(stats)}
+    image, notes = _image_input(stats.get("input_shapes") or [])
+    return {"model": str(p), "format": "keras", **stats, "image_model": image, "notes": notes,
+            "edgetpu": _keras_latency(stats)}  # fmt: skip
+
+
+def _image_input(shapes: list) -> tuple[bool, list[str]]:
+    """(one NHWC image input with 1 or 3 channels?, notes saying what follows if not)."""
+    if len(shapes) == 1 and len(shapes[0]) == 3 and shapes[0][2] in (1, 3):
+        return True, []
+    given = " and ".join(str(list(s)) for s in shapes) or "none"
+    return False, [
+        f"not an image model: input {given} is not one (height, width, 1 or 3 channels) "
+        "image, so `edgekit convert` (it calibrates and verifies on images) refuses it",
+        "the Edge TPU latency below is for its layers as designed (each assumed mapped); an "
+        "int8 .tflite of it, converted elsewhere, gets the op-by-op mapping from `inspect`",
+    ]
 
 
 def _keras_latency(stats: dict[str, Any]) -> dict[str, Any]:

@@ -169,7 +169,12 @@ def _format_keras(r: dict[str, Any]) -> str:
         left = "  ".join(f"{c:<{w[i]}}" for i, c in enumerate(cells[:3]))
         return f"  {left}  {cells[3]:>{w[3]}}  {cells[4]:>{w[4]}}"
 
-    lines = [f"Model    {r['model']}", "Format   Keras", "", line(head)]
+    lines = [f"Model    {r['model']}", "Format   Keras"]
+    for kind in ("input", "output"):
+        for shape in r.get(f"{kind}_shapes") or []:
+            lines.append(f"{kind.capitalize():<8} {list(shape)}")
+    lines += [f"Note     {n}" for n in r.get("notes", [])]
+    lines += ["", line(head)]
     lines += [line(row) for row in rows]
     lines += ["", f"Params   {r['params']:,}", f"MACs     {r['macs']:,}"]
     lines += _latency_lines(r.get("edgetpu"))

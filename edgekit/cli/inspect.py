@@ -10,7 +10,9 @@ from edgekit.cli.common import echo_json
 @click.command("inspect")
 @click.argument("model", type=click.Path(path_type=str))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("--tensors", is_flag=True, help="List every tensor (TFLite models).")
+@click.option("--tensors", is_flag=True,
+              help="List every tensor (TFLite models and bundles; a Keras model's layer table "
+              "has each layer's output shape).")  # fmt: skip
 @click.option(
     "--compiled",
     type=click.Path(path_type=str),
@@ -58,9 +60,33 @@ def inspect(
     With --with B (int8 or compiled models, bundles): whether MODEL and B, co-compiled in this
     order, fit in the Edge TPU's on-chip cache together, without running the compiler.
     """
+    if partners and (tensors or compiled or log):
+        given = [n for n, v in (("--tensors", tensors), ("--compiled", compiled), ("--log", log))
+                 if v]  # fmt: skip
+        raise click.UsageError(f"{' and '.join(given)} describe{'s' if len(given) == 1 else ''} "
+                               "one model, --with how several share the Edge TPU: run inspect "
+                               "once without --with for it")  # fmt: skip
+    if tensors and not (compiled or log):
+        from edgekit.inspect_model import model_format
+
+        if model_format(model) == "keras":
+            raise click.UsageError(
+                f"--tensors lists the tensors of a .tflite; {model} is a Keras model (its layer "
+                "table, shown without --tensors, has every layer's output shape): drop "
+                "--tensors, or inspect the bundle `edgekit convert` makes of it"
+            )
     if partners:
         from edgekit.edgetpu.cocompile import format_together, together
+        from edgekit.errors import EdgekitError
+        from edgekit.inspect_model import model_format
 
+        for p in (model, *partners):
+            if model_format(p) == "keras":  # read_model said "not a TFLite model" of it
+                raise EdgekitError(
+                    f"{p} is a Keras model; --with predicts from int8 or compiled models",
+                    f"convert it first (edgekit convert {p} --calib IMAGES/ -o BUNDLE/) and "
+                    "pass the bundle",
+                )
         r = together([model, *partners])
         echo_json(r) if as_json else click.echo(format_together(r))
         return

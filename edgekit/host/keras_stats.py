@@ -60,8 +60,9 @@ def _load(path, custom_objects=None):
 
     Keras' own loader first, so that non-image models (several outputs, feature-map inputs such
     as the zoo's dsconv) can be inspected too; if it fails (a Keras 2 ``.h5`` with
-    DepthwiseConv2D, a SavedModel directory, a corrupt file), edgekit's loader
-    (:func:`edgekit.host.keras_io.load_model`), which applies the fix-ups or raises a one-line
+    DepthwiseConv2D, HDF5 under a ``.keras`` name, a SavedModel directory, a corrupt file),
+    edgekit's loaders as the file was saved (:func:`edgekit.host.loaders.dispatch.load_as_saved`:
+    a non-image model is described, not refused), which apply the fix-ups or raise a one-line
     EdgekitError.
     """
     path = os.fspath(path)
@@ -78,11 +79,9 @@ def _load(path, custom_objects=None):
                 return keras.saving.load_model(path, compile=False)
         except Exception:  # Keras raises many types; the fallback reports the problem
             pass
-    try:
-        from edgekit.host.keras_io import load_model
-    except ImportError:  # keras_io not installed yet: nothing more to try
-        raise EdgekitError(f"{path}: cannot load Keras model", "pass a .h5 or .keras") from None
-    return load_model(path, custom_objects=custom_objects)
+    from edgekit.host.loaders.dispatch import load_as_saved
+
+    return load_as_saved(path, custom_objects=custom_objects)
 
 
 def _walk(model, prefix: str, rows: list[dict[str, Any]]) -> None:

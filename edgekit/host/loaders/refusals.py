@@ -24,8 +24,10 @@ CUSTOM_HINT = (
 )
 
 
-def refuse_early(path: Path, arch: Architecture, custom_names: frozenset = frozenset()) -> None:
-    """Raise EdgekitError when the declared architecture cannot become an Edge TPU classifier."""
+def refuse_early(path: Path, arch: Architecture, custom_names: frozenset = frozenset(),
+                 image_model: bool = True) -> None:  # fmt: skip
+    """Raise EdgekitError when the declared architecture cannot become an Edge TPU classifier
+    (``image_model=False``: only when it cannot be loaded at all, for ``edgekit inspect``)."""
     _keras1(path, arch)
     lambdas = [x for x in arch.layers if x.class_name == "Lambda" and x.name not in custom_names]
     if lambdas:
@@ -43,6 +45,8 @@ def refuse_early(path: Path, arch: Architecture, custom_names: frozenset = froze
             f"{', '.join(classes)} ({_names(unknown, with_class=False)}) not part of Keras",
             CUSTOM_HINT.format(it="them" if len(classes) > 1 else "it"),
         )
+    if not image_model:
+        return
     ins, outs, shape = declared_io(arch)
     if len(ins) > 1:
         raise EdgekitError(
