@@ -31,6 +31,7 @@ def dense(tmp_path_factory):
     k2 = tf_keras.Sequential([tf_keras.Input((784,)), tf_keras.layers.Dense(64, "relu"),
                               tf_keras.layers.Dense(10, "softmax")])  # fmt: skip
     k2.save(d / "k2.h5")
+    k2.save(d / "k2_savedmodel", save_format="tf")
     shutil.copy(d / "k2.h5", d / "checkpoint.keras")  # HDF5 inside, .keras outside
     k3 = keras.Sequential([keras.Input((784,)), keras.layers.Dense(64, activation="relu"),
                            keras.layers.Dense(10, activation="softmax")])  # fmt: skip
@@ -48,6 +49,13 @@ def test_a_dense_keras2_model_is_described_not_refused(dense):
     assert rep["image_model"] is False and "not an image model" in rep["notes"][0]
     assert "edgekit convert" in rep["notes"][0]
     assert rep["edgetpu"]["latency_ms"]["usb3"] > 0, "what edgekit predicts for its layers"
+
+
+def test_a_tf_keras_savedmodel_of_it_too(dense):
+    r = run_cli("inspect", dense["dir"] / "k2_savedmodel", "--json")
+    assert r.exit_code == 0, (r.output, r.exception)
+    rep = json.loads(r.stdout)
+    assert rep["params"] == 50_890 and rep["image_model"] is False
 
 
 def test_the_text_says_it_is_no_image_model(dense):

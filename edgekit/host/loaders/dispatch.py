@@ -97,18 +97,21 @@ def precheck(path: str | os.PathLike) -> None:
 def load_as_saved(path: str | os.PathLike, custom_objects: CustomObjects = None):
     """The Keras model as the file declares it (any inputs and outputs, any batch), for
     ``edgekit inspect``: :func:`load`'s loaders and its refusals of what cannot be loaded, not
-    those of what is no image model, and no batch-1 clone. A SavedModel directory goes
-    through :func:`load_model` (its signature needs a fixed image input)."""
+    those of what is no image model, and no batch-1 clone. A SavedModel directory that tf.keras
+    2 wrote loads with tf_keras; any other goes through :func:`load_model` (a signature is
+    wrapped for a fixed image input only)."""
     path = Path(path)
     container = sniff(path)
-    if container == "savedmodel":
-        return load_model(path, custom_objects=custom_objects)
     load_tensorflow()
     custom = (
         load_custom_objects(custom_objects)
         if isinstance(custom_objects, (str, os.PathLike))
         else dict(custom_objects or {})
     )
+    if container == "savedmodel":
+        if (path / "keras_metadata.pb").is_file() and legacy.available():
+            return legacy.load(path, custom)
+        return load_model(path, custom_objects=custom)
     arch = read_hdf5(path) if container == "hdf5" else read_zip(path)
     refuse_early(path, arch, frozenset(custom), image_model=False)
     return _load_keras(path, container, arch, custom, [])[0]
