@@ -7,6 +7,20 @@ missing device, missing compiler...). The CLI prints ``str(err)`` as a single li
 
 from __future__ import annotations
 
+import re
+
+# C0/C1 controls, DEL and the Unicode line/paragraph separators: any of them in a file name would
+# split (or rewrite, \r) the one line an error is. Tab included: terminals expand it unpredictably.
+_BREAKS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def one_line(text: str) -> str:
+    """``text`` with every character that could break a terminal line escaped as Python writes it
+    (``\\n``, ``\\x1b``, ``\\u2028``): a file name holding a newline or an escape sequence
+    stays inside the one ``Error: ...`` line and cannot recolour or rewrite the terminal."""
+    return _BREAKS.sub(lambda m: _NAMED.get(m[0]) or repr(m[0])[1:-1], text)
+
 
 class EdgekitError(Exception):
     """A problem the user can act on.

@@ -16,7 +16,7 @@ import threading
 import click
 
 from edgekit import __version__
-from edgekit.errors import EdgekitError
+from edgekit.errors import EdgekitError, one_line
 
 # name -> (module, attribute, one-line help). The help is repeated here so that listing commands
 # does not import them.
@@ -74,8 +74,11 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except EdgekitError as e:
-            click.echo(f"Error: {e}", err=True)
+            click.echo(f"Error: {one_line(str(e))}", err=True)
             ctx.exit(e.exit_code)
+        except click.ClickException as e:  # a usage error quoting a file name: one line too
+            e.message = one_line(e.message)
+            raise
         except KeyboardInterrupt as e:
             signum = e.signum if isinstance(e, _Terminated) else signal.SIGINT
             words = {signal.SIGINT: "Interrupted.", signal.SIGHUP: "Hung up."}

@@ -9,6 +9,8 @@ from typing import Any
 
 import click
 
+from edgekit.errors import one_line
+
 
 def echo_json(data: Any) -> None:
     """Print ``data`` as indented JSON on stdout (the ``--json`` contract of every command).
@@ -89,8 +91,8 @@ def compiler_options(timeout_flag: str):
 
 
 def warn(message: str) -> None:
-    """One-line warning on stderr."""
-    click.echo(f"Warning: {message}", err=True)
+    """One-line warning on stderr (a file name's newline escaped)."""
+    click.echo(f"Warning: {one_line(message)}", err=True)
 
 
 class LiveStderr:

@@ -12,7 +12,7 @@ from edgekit.cli.common import echo_json, libedgetpu_option, warn
 from edgekit.cli.params import THREADS
 from edgekit.cli.runtime import DEVICE_HELP
 from edgekit.detect.decoders import MAX_DETECTIONS, available_decoders
-from edgekit.errors import EdgekitError
+from edgekit.errors import EdgekitError, one_line
 
 
 def _finite(ctx, param, value):
@@ -157,7 +157,7 @@ def detect(model, images, threshold, iou, max_detections, decoder, anchors, labe
             failed += 1
             results.append({"image": path, "detections": [], "error": str(e)})
             if not as_json:
-                click.echo(f"Error: {e}", err=True)
+                click.echo(f"Error: {one_line(str(e))}", err=True)
             continue
         results.append({"image": path, "detections": [_rounded(d.to_dict())
                                                       for d in res.detections],
@@ -207,8 +207,8 @@ def _load(path: str):
 def _echo_text(path: str, res) -> None:
     n = len(res.detections)
     click.echo(
-        f"{path}: {n} object{'s' if n != 1 else ''} ({res.inference_ms:.1f} ms inference, "
-        f"{res.decode_ms:.1f} ms decode)"
+        f"{one_line(path)}: {n} object{'s' if n != 1 else ''} "
+        f"({res.inference_ms:.1f} ms inference, {res.decode_ms:.1f} ms decode)"
     )
     crops = getattr(res, "crops", None)
     if crops is not None:

@@ -8,7 +8,7 @@ import click
 
 from edgekit.cli.common import StageProgress, echo_json, libedgetpu_option, warn
 from edgekit.cli.params import PROBABILITY, THREADS, count
-from edgekit.errors import EdgekitError
+from edgekit.errors import EdgekitError, one_line
 
 DEVICE_HELP = "auto (Edge TPU if attached, else CPU), cpu, usb, usb:N, pci, pci:N or :N."
 
@@ -49,12 +49,12 @@ def classify(model, images, labels, top_k, threshold, device, threads, as_json):
             failed += 1
             results.append({"image": path, "classes": [], "error": str(e)})
             if not as_json:
-                click.echo(f"Error: {e}", err=True)
+                click.echo(f"Error: {one_line(str(e))}", err=True)
             continue
         results.append(_classes_json(path, res.classes))
         if not as_json:
             tops = "  ".join(f"{_name(c)} ({c.score:.3f})" for c in res.classes)
-            click.echo(f"{path}: {tops or '(no class above the threshold)'}")
+            click.echo(f"{one_line(path)}: {tops or '(no class above the threshold)'}")
     if as_json:
         echo_json(results)
     clf.close()

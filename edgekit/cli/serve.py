@@ -194,7 +194,9 @@ class _CliFormatter(logging.Formatter):
     """``Warning: ...`` / ``Info: ...`` on stderr, like every other edgekit command's notices."""
 
     def format(self, record: logging.LogRecord) -> str:
-        text = f"{record.levelname.capitalize()}: {record.getMessage()}"
+        from edgekit.errors import one_line
+
+        text = f"{record.levelname.capitalize()}: {one_line(record.getMessage())}"
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)
         return text

@@ -46,7 +46,7 @@ from edgekit.edgetpu.stack_sources import (  # noqa: F401 - their import path
     sha256_for,
     tflite_wheel,
 )
-from edgekit.errors import EdgekitError
+from edgekit.errors import EdgekitError, one_line
 
 OS_RELEASES = ("bullseye", "bookworm", "trixie")  # Debian 11, 12, 13 = Raspberry Pi OS
 ARCHES = ("arm64", "armhf", "amd64")
@@ -286,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         s = choose(a.os, a.arch, a.python, "max" if a.max else "std", a.experimental)
     except EdgekitError as e:
-        sys.stderr.write(f"Error: {e}\n")
+        sys.stderr.write(f"Error: {one_line(str(e))}\n")
         return e.exit_code
     sys.stdout.write("\n".join(shell_lines(s)) + "\n")
     return 0
