@@ -86,5 +86,12 @@ def check_source(config: ServeConfig) -> str:
         return f"{uri} (not contacted)"
     if os.path.exists(uri) and not (os.path.isfile(uri) or os.path.isdir(uri)):
         raise EdgekitError(f"[source] uri {uri}: not a regular file or folder", "check the path")
-    open_source(uri, loop=s.loop, width=s.width, height=s.height, fps=s.fps)  # exists, readable
+    source = open_source(uri, loop=s.loop, width=s.width, height=s.height, fps=s.fps)
+    if getattr(source, "kind", None) == "file":
+        # decode its first frame as serve does at startup: a truncated or non-video file
+        # passed --check and then failed as a service (install-service.sh trusts --check)
+        try:
+            source.open()
+        finally:
+            source.close()
     return uri

@@ -49,6 +49,7 @@ class OpenCVSource(Source):
         if m:
             self.kind, self.target = "device", int(m.group(1))
         elif _URL.match(self.uri):
+            _check_url(self.uri)
             self.kind, self.target = "url", self.uri
         else:
             path = Path(self.uri)
@@ -68,6 +69,7 @@ class OpenCVSource(Source):
         self.name = self.uri
 
     def open(self) -> None:
+        _quiet_native_logs()
         import cv2  # lazy: OpenCV is a device extra
 
         self.close()
@@ -130,3 +132,31 @@ class OpenCVSource(Source):
         if self._cap is not None:
             self._cap.release()
             self._cap = None
+
+
+def _check_url(uri: str) -> None:
+    """A stream URL that can never open (no host, a bad port, an unclosed ``[``) is the user's to
+    fix: refused once, not retried with backoff forever as a stream that is down."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(uri)
+        port = parts.port  # ValueError when not 0..65535
+        host = parts.hostname
+    except ValueError as e:
+        raise EdgekitError(f"{uri}: not a valid stream URL ({e})",
+                           "e.g. rtsp://camera.local:554/stream") from None  # fmt: skip
+    if not host and parts.scheme.lower() not in ("udp", "tcp"):  # udp://@:1234 listens
+        raise EdgekitError(f"{uri}: no host in the stream URL",
+                           "e.g. rtsp://camera.local:554/stream") from None  # fmt: skip
+    if port == 0:
+        raise EdgekitError(f"{uri}: port 0 in the stream URL", "use a port 1-65535, or none")
+
+
+def _quiet_native_logs() -> None:
+    """FFmpeg (``[mov,mp4 @ 0x...] moov atom not found``) and OpenCV (``[ WARN:0@0.01] global
+    cap.cpp ...``) print their own lines on stderr beside edgekit's one error or event line for
+    the same problem. OpenCV reads both variables when it first opens a capture; a value the
+    user set (to debug a camera) is kept."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
