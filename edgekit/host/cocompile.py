@@ -23,6 +23,7 @@ from typing import Any
 
 from edgekit.errors import EdgekitError
 from edgekit.host.compiler import (
+    COMPILE_ADVICE,
     OUTPUT_LIMIT,
     check_compiled,
     run_compiler,
@@ -81,6 +82,11 @@ def _inputs(paths: list[str | os.PathLike]) -> list[tuple[Path, Path | None]]:
             if clf is not None and clf.resolve() not in given:
                 out.append((load_bundle(clf).cpu_model, clf))
             continue
+        if p.is_dir():
+            raise EdgekitError(
+                f"{p}: a folder but not an edgekit bundle (no edgekit.json)",
+                "pass int8 .tflite files or bundles from `edgekit convert`",
+            )
         if not p.is_file():
             raise EdgekitError(f"{p}: no such model file or bundle", "check the path")
         with open(p, "rb") as f:
@@ -93,6 +99,7 @@ def _inputs(paths: list[str | os.PathLike]) -> list[tuple[Path, Path | None]]:
         if is_compiled(p):
             raise EdgekitError(f"{p} is already compiled for the Edge TPU",
                                "pass its int8 .tflite (the compiler's input) instead")  # fmt: skip
+        _readable(p)
         out.append((p, None))
     stems = [m.stem for m, _ in out]
     dup = sorted({s for s in stems if stems.count(s) > 1})
@@ -102,6 +109,15 @@ def _inputs(paths: list[str | os.PathLike]) -> list[tuple[Path, Path | None]]:
             "rename one of them",
         )
     return out
+
+
+def _readable(path: Path) -> None:
+    """A truncated or damaged .tflite is refused here, in words, rather than by the compiler
+    (whose "Model could not be parsed" blames the TensorFlow version, and which names the
+    temporary link it was given)."""
+    from edgekit.tflite import read_model
+
+    read_model(path)  # EdgekitError: "not a TFLite model (corrupt or truncated flatbuffer ...)"
 
 
 def compile_together(
@@ -149,7 +165,7 @@ def compile_together(
         stdout, wall = run_compiler(
             cmd, timeout, tmp / "out" / f"{names[0].stem}_edgetpu.log", names[0], on="",
             timeout_hint="raise --timeout, or compile fewer models together",
-            fix="reinstall the compiler",
+            fix="reinstall the compiler", advice=COMPILE_ADVICE,
         )  # fmt: skip
         logs = {}
         for n in names:

@@ -60,44 +60,63 @@ def find_compiler(explicit: str | os.PathLike | None = None) -> Path | None:
     return Path(found) if found else None
 
 
-def _failure(stdout: str, returncode: int, model: Path) -> EdgekitError:
+# What to do when the compiler refuses a model, per command: convert can still write the CPU
+# bundle (--no-compile, --segments); `edgekit compile` has neither option.
+CONVERT_ADVICE = {
+    "not-quantized": "the Edge TPU needs every tensor int8/uint8; pass --no-compile to keep the "
+                     "CPU bundle",
+    "parse": "this TensorFlow may emit op versions the compiler does not know; try a newer "
+             "compiler or an older tensorflow, or pass --no-compile",
+    "internal": "try --segments 2, a smaller model, or --no-compile for the CPU bundle",
+    "crash": "pass --no-compile to keep the CPU bundle, and report the crash to Coral",
+    "other": "pass --no-compile to keep the CPU bundle",
+}  # fmt: skip
+COMPILE_ADVICE = {
+    "not-quantized": "the Edge TPU needs every tensor int8/uint8: make the model with "
+                     "`edgekit convert` (full-int8), or run it on the CPU as it is",
+    "parse": "this TensorFlow may emit op versions the compiler does not know; try a newer "
+             "compiler, or an older tensorflow for the conversion",
+    "internal": "try compiling the models one by one, or a smaller model",
+    "crash": "try compiling the models one by one, and report the crash to Coral",
+    "other": "check the compiler's message; try compiling the models one by one",
+}  # fmt: skip
+
+
+def _failure(stdout: str, returncode: int, model: Path,
+             advice: dict[str, str] = CONVERT_ADVICE) -> EdgekitError:  # fmt: skip
     text = stdout
     details = [line[6:].strip() for line in text.splitlines() if line.startswith("ERROR:")]
     detail = f" ({details[0]})" if details else ""
     if "Model not quantized" in text:
         return EdgekitError(
             f"edgetpu_compiler: {model.name}: model not quantized{detail}",
-            "the Edge TPU needs every tensor int8/uint8; pass --no-compile to keep the CPU bundle",
+            advice["not-quantized"],
         )
     if "Model could not be parsed" in text:
         return EdgekitError(
-            f"edgetpu_compiler: {model.name}: model could not be parsed{detail}",
-            "this TensorFlow may emit op versions the compiler does not know; try a newer "
-            "compiler or an older tensorflow, or pass --no-compile",
+            f"edgetpu_compiler: {model.name}: model could not be parsed{detail}", advice["parse"]
         )
     if "Internal compiler error" in text:
         return EdgekitError(
             f"edgetpu_compiler: internal compiler error on {model.name}{detail}",
-            "try --segments 2, a smaller model, or --no-compile for the CPU bundle",
+            advice["internal"],
         )
     if returncode < 0:
         try:
             sig = signal.Signals(-returncode).name
         except ValueError:
             sig = str(-returncode)
-        return EdgekitError(
-            f"edgetpu_compiler crashed ({sig}) on {model.name}",
-            "pass --no-compile to keep the CPU bundle, and report the crash to Coral",
-        )
+        return EdgekitError(f"edgetpu_compiler crashed ({sig}) on {model.name}", advice["crash"])
     last = next((ln.strip() for ln in reversed(text.splitlines()) if ln.strip()), "no output")
     return EdgekitError(
         f"edgetpu_compiler failed (exit status {returncode}) on {model.name}: {last}",
-        "pass --no-compile to keep the CPU bundle",
+        advice["other"],
     )
 
 
 def run_compiler(cmd: list[str], timeout: float, log_path: Path, model: Path, *, on: str,
-                 timeout_hint: str, fix: str) -> tuple[str, float]:
+                 timeout_hint: str, fix: str,
+                 advice: dict[str, str] = CONVERT_ADVICE) -> tuple[str, float]:  # fmt: skip
     """Run ``cmd`` (an edgetpu_compiler call) in its own session: stdout and ``log_path`` read
     up to OUTPUT_LIMIT, the deadline ``timeout`` + GRACE_S enforced on the whole process group,
     Ctrl-C/SIGTERM passed on as a kill. Returns (stdout text, wall seconds) of a successful run;
@@ -130,7 +149,7 @@ def run_compiler(cmd: list[str], timeout: float, log_path: Path, model: Path, *,
         raise
     stdout = (raw or b"").decode("utf-8", errors="replace")
     if proc.returncode != 0 or "Compilation failed" in stdout:
-        raise _failure(stdout, proc.returncode, model)
+        raise _failure(stdout, proc.returncode, model, advice)
     return stdout, time.monotonic() - t0
 
 
