@@ -98,6 +98,10 @@ def load_private_key(keyfile: str | os.PathLike):
     from edgekit.safeio import read_bytes
 
     data = read_bytes(keyfile, "key", KEY_LIMIT)
+    if data.lstrip().startswith((b"ssh-ed25519 ", b"-----BEGIN PUBLIC KEY")):
+        raise EdgekitError(f"{keyfile}: a public key, which cannot sign",
+                           "pass the private key `edgekit keygen` wrote beside it "
+                           "(KEYFILE, not KEYFILE.pub)")  # fmt: skip
     try:
         if b"OPENSSH PRIVATE KEY" in data:
             key = serialization.load_ssh_private_key(data, password=None)
@@ -108,8 +112,10 @@ def load_private_key(keyfile: str | os.PathLike):
             f"{keyfile}: the key is encrypted", "use an unencrypted key (edgekit keygen)"
         ) from None
     except ValueError as e:
+        # cryptography's text ends in an FAQ URL and a parser state: keep its first sentence
+        why = str(e).split(". See ")[0].strip() or type(e).__name__
         raise EdgekitError(
-            f"{keyfile}: not a private key ({e})", "create one with `edgekit keygen KEYFILE`"
+            f"{keyfile}: not a private key ({why})", "create one with `edgekit keygen KEYFILE`"
         ) from None
     if not isinstance(key, ed25519.Ed25519PrivateKey):
         raise EdgekitError(
@@ -134,6 +140,9 @@ def load_public_key(text_or_path: str | os.PathLike):
             raise EdgekitError(
                 f"{e.message}", "give the .pub file written by `edgekit keygen` or its text"
             ) from None
+    if "PRIVATE KEY-----" in text:
+        raise EdgekitError(f"{where}: a private key, not the public one (keep it secret)",
+                           "give the .pub file `edgekit keygen` wrote beside it")  # fmt: skip
     try:
         if text.startswith("ssh-"):
             key = serialization.load_ssh_public_key(" ".join(text.split()[:2]).encode())

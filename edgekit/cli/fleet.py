@@ -164,8 +164,9 @@ def rollout(
 
     try:
         host, port = parse_listen(broker, default_host="localhost")
-    except EdgekitError as e:
-        raise EdgekitError(f"--broker {broker!r}: {e.message}", "use HOST:PORT") from None
+    except EdgekitError:  # parse_listen speaks of an HTTP address: this is the MQTT broker's
+        raise EdgekitError(f"--broker {broker!r}: not HOST:PORT with a port 1-65535",
+                           "e.g. mqtt.local:1883 or [fd00::5]:1883") from None  # fmt: skip
     result = run_rollout(
         bundle,
         host,
