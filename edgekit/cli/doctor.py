@@ -55,10 +55,11 @@ def doctor(model, device, timeout, no_probe, as_json, root):
     if model is not None:
         from pathlib import Path
 
-        if not Path(model).exists():
-            from edgekit.errors import EdgekitError
+        from edgekit.errors import EdgekitError
 
+        if not Path(model).exists():
             raise EdgekitError(f"--model {model}: no such bundle or model", "check the path", 2)
+        _model_or_refuse(Path(model))
     result = report(run_checks(root, probe=not no_probe, device=device, model=model,
                                timeout=timeout))  # fmt: skip
     if as_json:
@@ -80,3 +81,22 @@ def doctor(model, device, timeout, no_probe, as_json, root):
             )
     if not result["ok"]:
         raise click.exceptions.Exit(1)
+
+
+def _model_or_refuse(model) -> None:
+    """A photo, a damaged .tflite or a folder that is no bundle: a usage error (exit 2, as a
+    missing one), not a WARN that "no runtime requirement is recorded" in it."""
+    from edgekit.errors import EdgekitError
+    from edgekit.manifest import is_bundle
+    from edgekit.tflite import read_model
+
+    hint = "pass the bundle `edgekit convert` or `edgekit compile` wrote, or a .tflite"
+    if model.is_dir():
+        if not is_bundle(model):
+            raise EdgekitError(f"--model {model}: a folder but not a bundle (no edgekit.json)",
+                               hint, 2)  # fmt: skip
+        return
+    try:
+        read_model(model)
+    except EdgekitError as e:
+        raise EdgekitError(f"--model {e.message}", hint, 2) from None
