@@ -22,7 +22,7 @@ from edgekit import images, labels, manifest, tflite
 from edgekit.errors import EdgekitError
 from edgekit.host import compiler
 
-from .conftest import CORAL, TINY, cli, make_bundle, run_edgekit, tree_digest
+from .conftest import CORAL, ROOT, TINY, cli, make_bundle, run_edgekit, tree_digest
 
 HOSTILE = [
     "nan", "NaN", "inf", "-inf", "1e308", "-1e308", "1e-320", "0", "-0", "-1", "1",
@@ -50,7 +50,9 @@ def world(tmp_path_factory):
     (d / "garbage.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
     (d / "empty").mkdir()
     return {"dir": d, "bundle": bundle, "photo": photo, "labels": d / "labels.txt",
-            "h5": d / "garbage.h5", "empty": d / "empty"}  # fmt: skip
+            "h5": d / "garbage.h5", "empty": d / "empty",
+            "tiny": Path(shutil.copy(TINY, d / "tiny.tflite")),
+            "compiler": ROOT / "tests" / "convert" / "fake_edgetpu_compiler"}  # fmt: skip
 
 
 COMMANDS = {
@@ -73,6 +75,8 @@ COMMANDS = {
                ["--threshold", "-t", "--iou", "--max-detections", "--decoder", "--labels",
                 "--threads", "--device", "--json"]),
     "doctor": ([], ["--json"]),
+    "compile": (["{tiny}", "--compiler", "{compiler}", "-o", "{out}/c"],
+                ["--timeout", "--min-runtime", "--force", "--json"]),
 }  # fmt: skip
 
 
@@ -86,7 +90,7 @@ def test_random_option_values(command, world, tmp_path_factory, data):
     args = [a.format(out=out, **fmt) for a in base]
     chosen = data.draw(st.lists(st.sampled_from(options), min_size=1, max_size=3, unique=True))
     for opt in chosen:
-        if opt in ("--json", "--tensors"):
+        if opt in ("--json", "--tensors", "--force"):
             args.append(opt)
             continue
         value = data.draw(values, label=opt)
