@@ -124,7 +124,7 @@ def test_cli_keygen_sign_verify(tmp_path):
         "signed original"
     ]
     for args, msg in [
-        (["sign", str(bundle), "--key", str(tmp_path / "k.pub")], "not a private key"),
+        (["sign", str(bundle), "--key", str(tmp_path / "k.pub")], "a public key, which cannot"),
         (["sign", str(bundle), "--key", str(tmp_path / "nope")], "nope"),
         (["verify", str(bundle), "--public-key", "ssh-ed25519 AAAAxx"], "not a public key"),
         (["keygen", str(tmp_path / "k")], "already exists"),
