@@ -91,6 +91,10 @@ class DevicePool:
         return self.workers[0].resize
 
     @property
+    def fit(self):
+        return self.workers[0].fit
+
+    @property
     def task(self) -> str:
         return self.workers[0].task
 

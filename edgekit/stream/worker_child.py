@@ -1,5 +1,5 @@
 """The inside of serve's inference worker process (see :mod:`edgekit.stream.worker`): build the
-model from the factory, then answer ``("frame", shm_name, shape)`` with ``("ok", record)`` or
+model from the factory, then answer ``("frame", shm_name, shape, back)`` with ``("ok", record)`` or
 ``("error", class, message, hint, exit_code)`` and ``("reopen", device)`` with
 ``("ready", info)``, until ``("close",)`` or the parent is gone. Answers go out in request
 order; a model with ``stages`` (a Classifier, a Detector, a Cascade: :mod:`edgekit.stages`)
@@ -40,6 +40,7 @@ def error_reply(e: BaseException) -> tuple:
 def _model_info(model) -> dict:
     runner = getattr(model, "runner", None)
     size = getattr(model, "input_size", None)
+    fit = getattr(model, "fit", None)  # a detector's letterbox/stretch (edgekit.fitted)
     return {
         "pid": os.getpid(),
         "backend": str(getattr(runner, "backend", "?")),
@@ -47,6 +48,7 @@ def _model_info(model) -> dict:
         "provider": str(getattr(runner, "provider", "?")),
         "input_size": list(size) if size else None,
         "resize": getattr(model, "resize", None),
+        "fit": fit.to_info() if fit is not None else None,
         "task": getattr(model, "task", "classify"),
         **_pipeline_info(model),
     }
@@ -61,8 +63,10 @@ def _pipeline_info(model) -> dict:
     return {"pipeline": text, "frames_in_flight": depth} if text else {}
 
 
-def main(conn, factory, device, owner) -> None:
-    """The worker process: build the model, then answer requests until told to stop."""
+def main(conn, factory, device, owner, err=None) -> None:
+    """The worker process: build the model, then answer requests until told to stop. ``err``:
+    the write end of the pipe the parent reads this process's stderr from
+    (edgekit.stream.worker_stderr), a multiprocessing Connection."""
     for sig in BLOCKED:
         signal.signal(sig, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, BLOCKED)
@@ -71,6 +75,9 @@ def main(conn, factory, device, owner) -> None:
         os.setpgid(0, 0)  # see _kill_group
     except OSError:
         pass
+    if err is not None:  # stderr through the parent, which drops LiteRT's banner alone
+        os.dup2(err.fileno(), 2)
+        err.close()
     # serve's stdout carries JSON lines: whatever the model or libedgetpu prints goes to stderr.
     os.dup2(2, 1)
     sys.stdout = sys.stderr
@@ -151,15 +158,22 @@ class Segments:
     def __init__(self):
         self._open: dict[str, shared_memory.SharedMemory] = {}
 
-    def frame(self, msg: tuple) -> np.ndarray:
-        """The (H, W, 3) uint8 view of ``("frame", name, shape)``'s slot."""
-        _, name, shape = msg
+    def frame(self, msg: tuple):
+        """The (H, W, 3) uint8 view of ``("frame", name, shape, back)``'s slot; a FittedFrame
+        of it when ``back`` = (Letterbox, Fit) says the parent fitted it to a detector's
+        input."""
+        _, name, shape, back = msg
         shm = self._open.get(name)
         if shm is None:
             while len(self._open) >= MAX_SEGMENTS:  # the oldest: replaced by a bigger one
                 self._open.pop(next(iter(self._open))).close()
             shm = self._open[name] = _attach(name)
-        return np.ndarray(shape, np.uint8, buffer=shm.buf)
+        return view(shm, shape, back)
+
+    @staticmethod
+    def base(frame) -> np.ndarray:
+        """The slot's array under what :meth:`frame` returned."""
+        return frame.pixels if isinstance(frame, tuple) else frame
 
     def close(self) -> None:
         for shm in self._open.values():
@@ -168,6 +182,16 @@ class Segments:
             except BufferError:  # a view still alive: the process is ending anyway
                 pass
         self._open = {}
+
+
+def view(shm: shared_memory.SharedMemory, shape: tuple, back):
+    """A slot's frame: the (H, W, 3) uint8 view, in a FittedFrame when ``back`` is not None."""
+    rgb = np.ndarray(shape, np.uint8, buffer=shm.buf)
+    if back is None:
+        return rgb
+    from edgekit.fitted import FittedFrame
+
+    return FittedFrame(rgb, *back)
 
 
 def _attach(name: str) -> shared_memory.SharedMemory:

@@ -18,9 +18,11 @@ dies (PR_SET_PDEATHSIG), so it never outlives serve or keeps the Edge TPU locked
 from __future__ import annotations
 
 import collections
+import os
 import signal
 import threading
 import time
+from multiprocessing.connection import Connection
 from typing import Any, Callable
 
 from edgekit.errors import EdgekitError
@@ -36,6 +38,7 @@ from edgekit.stream.worker_proc import (
     rebuild,
     signal_name,
 )
+from edgekit.stream.worker_stderr import StderrRelay
 
 
 class Stopped(Exception):
@@ -67,14 +70,18 @@ class Watchdog:
     _recent: collections.deque
     _failures_in_row: int
     _why_none: str
+    _relay: StderrRelay
 
     def _start(self) -> None:
         """Spawn the child and wait for its model. Raises EdgekitError (from the child) or, for
         a crash at load, an EdgekitError naming the signal; Stopped (first start only)."""
         parent, child = self._ctx.Pipe(duplex=True)
+        # The child's stderr (and stdout) is this pipe: edgekit.stream.worker_stderr relays it.
+        err_r, err_w = os.pipe()
+        err = Connection(err_w, readable=False)  # passed to the spawned child like ``child``
         proc = self._ctx.Process(
             target=worker_child.main,
-            args=(child, self.factory, self.device, self.owner),
+            args=(child, self.factory, self.device, self.owner, err),
             name="edgekit-inference",
             daemon=True,
         )
@@ -83,9 +90,14 @@ class Watchdog:
         old = signal.pthread_sigmask(signal.SIG_BLOCK, worker_child.BLOCKED)
         try:
             proc.start()
+        except BaseException:
+            os.close(err_r)
+            raise
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, old)
+            err.close()  # only the child (and what it starts) holds the write end now
         child.close()
+        self._relay = StderrRelay(err_r).start()
         self._proc, self._conn = proc, parent
         t0 = time.monotonic()
         reply = self._ask(None, self.start_timeout_s, "start", restart=False)
@@ -193,6 +205,9 @@ class Watchdog:
             if alive(proc):
                 kill_group(proc)
                 join(proc, 5.0)
+            # its last lines (a crash's) out before anything is said about it; the end of the
+            # pipe comes at once unless a process the child started still holds it
+            self._relay.join(1.0)
             try:
                 conn.close()
             except OSError:

@@ -13,7 +13,8 @@ libedgetpu's C API (see standin.c), with one behaviour compiled in:
 Crash after N invokes (for a worker that dies mid-stream): the ``works`` library with
 ``EDGETPU_STANDIN_CRASH_AFTER=N`` in the environment of the process that loads it (read when
 the delegate is created; the count is per process, so a restarted worker gets N more).
-``EDGETPU_STANDIN_HANG_AFTER=N`` hangs instead; ``EDGETPU_STANDIN_LOG=PATH`` appends
+``EDGETPU_STANDIN_HANG_AFTER=N`` hangs instead, ``EDGETPU_STANDIN_ABORT_AFTER=N`` prints the
+``abort`` library's fatal line and aborts instead; ``EDGETPU_STANDIN_LOG=PATH`` appends
 "<pid> create|prepare|invoke|destroy" lines. ``EDGETPU_STANDIN_INVOKE_MS=X`` makes each invoke
 sleep X ms (the device's time, no CPU used); ``EDGETPU_STANDIN_DEVICES=N`` attaches N USB
 Accelerators (a delegate for ``usb:K``, K >= N, is not created);

@@ -24,6 +24,8 @@
  *   EDGETPU_STANDIN_CRASH_AFTER=N  (any mode) the N+1th invoke of a claimed node in this process
  *                                  dies by SIGSEGV: a worker that crashes after N inferences.
  *   EDGETPU_STANDIN_HANG_AFTER=N   the N+1th invoke blocks forever instead.
+ *   EDGETPU_STANDIN_ABORT_AFTER=N  the N+1th invoke prints the ABORT mode's fatal log line and
+ *                                  abort()s: a worker whose Coral another process took mid-stream.
  *   EDGETPU_STANDIN_LOG=PATH       append one line per create/prepare/invoke/destroy (tests count
  *                                  what happened in a child that died).
  *   EDGETPU_STANDIN_WEDGE=PATH     a wedged device while PATH exists: the delegate cannot be
@@ -131,7 +133,7 @@ typedef struct TfLiteDelegate {
 enum edgetpu_device_type { EDGETPU_APEX_PCI = 0, EDGETPU_APEX_USB = 1 };
 struct edgetpu_device { enum edgetpu_device_type type; const char* path; };
 
-static long crash_after = -1, hang_after = -1, invokes = 0;
+static long crash_after = -1, hang_after = -1, abort_after = -1, invokes = 0;
 static long invoke_us = 0;
 static const char* log_path = NULL;
 static const char* trace_path = NULL;
@@ -222,6 +224,14 @@ static void hang_forever(void) {
   for (;;) pause();
 }
 
+/* libedgetpu's fatal log line when another process took the device over, then abort(). */
+static void transfer_error_abort(void) {
+  fprintf(stderr, "F :1155] HandleQueuedBulkIn failed: Deadline exceeded: USB transfer error 5 "
+                  "[LibUsbDataInCallback]\n");
+  fflush(stderr);
+  abort();
+}
+
 static TfLiteStatus kernel_invoke(TfLiteContext* context, TfLiteNode* node) {
   (void)context;
   invokes++;
@@ -232,15 +242,12 @@ static TfLiteStatus kernel_invoke(TfLiteContext* context, TfLiteNode* node) {
     *nowhere = 1; /* a real SIGSEGV, as an ABI mismatch or a driver bug gives */
   }
   if (hang_after >= 0 && invokes > hang_after) hang_forever();
+  if (abort_after >= 0 && invokes > abort_after) transfer_error_abort();
   if (wedged()) return kTfLiteError; /* a wedged device: every transfer fails */
   if (invoke_us > 0) usleep((useconds_t)invoke_us);
   trace(node, "end");
 #if STANDIN_MODE == MODE_ABORT
-  /* libedgetpu's fatal log line when another process took the device over, then abort(). */
-  fprintf(stderr, "F :1155] HandleQueuedBulkIn failed: Deadline exceeded: USB transfer error 5 "
-                  "[LibUsbDataInCallback]\n");
-  fflush(stderr);
-  abort();
+  transfer_error_abort();
 #endif
   return kTfLiteOk;
 }
@@ -314,9 +321,10 @@ TfLiteDelegate* tflite_plugin_create_delegate(char** keys, char** values, size_t
     if (keys[i] && strcmp(keys[i], "device") == 0) device = values[i];
   crash_after = env_long("EDGETPU_STANDIN_CRASH_AFTER");
   hang_after = env_long("EDGETPU_STANDIN_HANG_AFTER");
+  abort_after = env_long("EDGETPU_STANDIN_ABORT_AFTER");
   const char* crash_device = getenv("EDGETPU_STANDIN_CRASH_DEVICE");
   if (crash_device && *crash_device && !(device && strcmp(device, crash_device) == 0))
-    crash_after = hang_after = -1; /* another Coral fails, not this one */
+    crash_after = hang_after = abort_after = -1; /* another Coral fails, not this one */
   const char* ms = getenv("EDGETPU_STANDIN_INVOKE_MS");
   invoke_us = (ms && *ms) ? (long)(strtod(ms, NULL) * 1000.0) : 0;
   log_path = getenv("EDGETPU_STANDIN_LOG");
