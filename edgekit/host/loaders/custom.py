@@ -36,6 +36,12 @@ def load_custom_objects(path: str | os.PathLike) -> dict:
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
+    except SystemExit as e:  # sys.exit(0) there ended convert "successfully", writing nothing
+        sys.modules.pop(name, None)
+        raise EdgekitError(
+            f"{path}: calls sys.exit({e.code!r}) while being imported",
+            "a --custom-objects file must only define the model's classes; remove the exit",
+        ) from None
     except Exception as e:  # whatever the user's file raises on import
         sys.modules.pop(name, None)
         msg = " ".join(str(e).split())
