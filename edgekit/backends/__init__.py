@@ -276,9 +276,14 @@ def open_model(
 
 def _require_cpu_model(files: ModelFiles, name: str) -> Path:
     if files.cpu is None:
+        suffix = "_edgetpu.tflite"
+        twin = (
+            f"no CPU twin {name[: -len(suffix)]}.tflite beside it"
+            if name.endswith(suffix)
+            else "a CPU twin X.tflite is looked for only beside an X_edgetpu.tflite"
+        )
         raise EdgekitError(
-            f"{name} is compiled for the Edge TPU and cannot run without one (no CPU twin "
-            f"{name.replace('_edgetpu.tflite', '.tflite')} beside it)",
+            f"{name} is compiled for the Edge TPU and cannot run without one ({twin})",
             "attach a Coral, or pass the uncompiled .tflite or the bundle",
         )
     return files.cpu

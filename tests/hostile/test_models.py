@@ -4,10 +4,11 @@ operators: bench reports 0 ms, serve blames the Edge TPU")."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
-from .conftest import TINY, cli, rewrite_tflite
+from .conftest import CORAL, TINY, cli, rewrite_tflite
 
 
 def _no_operators(model, S):
@@ -116,3 +117,15 @@ def test_a_float_output_without_softmax_is_said_once(tmp_path, photo):
     out = json.loads(r.stdout)  # said in the JSON too, float32 scores to 4 decimals
     assert [o["raw_scores"] for o in out] == [True, True]
     assert all(c["score"] == round(c["score"], 4) for o in out for c in o["classes"])
+
+
+@pytest.mark.parametrize("name, says", [
+    ("model.tflite", "a CPU twin X.tflite is looked for only beside an X_edgetpu.tflite"),
+    ("model_edgetpu.tflite", "no CPU twin model.tflite beside it"),
+])  # fmt: skip
+def test_a_compiled_model_without_twin_names_the_twin_it_looked_for(tmp_path, photo, name, says):
+    """A compiled model renamed without _edgetpu said "no CPU twin model.tflite beside it", the
+    very file it was given."""
+    shutil.copy(CORAL / "mobilenet_v1_0.25_128_quant_edgetpu.tflite", tmp_path / name)
+    r = cli("classify", tmp_path / name, photo, "-d", "cpu")
+    assert r.exit_code == 1 and f"({says})" in r.output, r.output
