@@ -11,6 +11,8 @@ import zipfile
 import h5py
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edgekit import labels, safeio
 from edgekit.errors import EdgekitError
@@ -172,3 +174,21 @@ def test_truncated_tflite_is_one_line(tiny_tflite, tmp_path, cut):
     for args in (("inspect", path), ("classify", path, tiny_tflite, "-d", "cpu")):
         r = cli(*args)
         assert r.exit_code == 1 and "Error" in r.output
+
+
+@settings(max_examples=20)
+@given(frac=st.floats(min_value=0.0005, max_value=0.999))
+def test_a_cut_h5_says_it_is_cut_and_how_much(tmp_path_factory, frac):
+    """An interrupted download of a .h5: before, "corrupt HDF5 file (Unable to synchronously open
+    file (truncated file: eof = 100, sblock->base_addr = 0, stored_eof = 2453432))"."""
+    d = tmp_path_factory.mktemp("cut")
+    data = _keras_h5(d / "whole.h5").read_bytes()
+    keep = max(96, int(len(data) * frac))  # past the superblock, which records the length
+    path = d / "model.h5"
+    path.write_bytes(data[:keep])
+    r = cli("inspect", path)
+    assert r.exit_code == 1, r.output
+    assert r.output.splitlines() == [
+        f"Error: {path}: the file is cut short ({keep:,} of its {len(data):,} bytes); an "
+        "interrupted download or copy? copy or save the model again"
+    ]

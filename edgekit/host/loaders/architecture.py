@@ -75,6 +75,15 @@ def read_hdf5(path: Path) -> Architecture:
             backend = f.attrs.get("backend", "")
             weights_only = raw is None and ("layer_names" in f.attrs or "model_weights" in f)
     except (OSError, RuntimeError, ValueError, KeyError) as e:  # truncated or corrupt HDF5
+        # HDF5's superblock records the file's length: a cut file (interrupted download or
+        # copy) is said in words, with what to do, not as h5py's "eof = N, stored_eof = M"
+        cut = re.search(r"truncated file: eof = (\d+), .*stored_eof = (\d+)", str(e))
+        if cut:
+            have, want = int(cut[1]), int(cut[2])
+            raise EdgekitError(
+                f"{path}: the file is cut short ({have:,} of its {want:,} bytes)",
+                "an interrupted download or copy? copy or save the model again",
+            ) from None
         raise EdgekitError(f"{path}: corrupt HDF5 file ({_one_line(e)})", MODEL_HINT) from None
     if raw is None:
         what = "weights only" if weights_only else "no Keras model"
