@@ -153,13 +153,35 @@ def _cpu_factory(model_path: str, device: str = "cpu", threads: int | None = Non
             interp.allocate_tensors()
     except (ValueError, RuntimeError) as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise EdgekitError(
-            f"{model_path}: the CPU interpreter cannot load it ({first})",
-            "is it a valid TFLite model? (a compiled _edgetpu model needs an Edge TPU)",
-        ) from None
+        raise _cpu_load_failure(model_path, first) from None
     check_graph(interp, model_path)
     return Runner(interp, device="cpu", backend="cpu", provider=str(provider),
                   model_path=model_path, threads=threads)  # fmt: skip
+
+
+def _cpu_load_failure(model_path: str, first: str) -> EdgekitError:
+    """Why the interpreter refused ``model_path``, read from the file itself where it can be
+    (edgekit's reader names a cut file and a compiled one; the interpreter says "not a valid
+    Flatbuffer buffer" or "unresolved custom op" for both), else the interpreter's words."""
+    from edgekit.tflite import read_model
+
+    try:
+        info = read_model(model_path)
+    except EdgekitError as e:
+        return e  # "not a TFLite model (corrupt or truncated flatbuffer: read at byte N ...)"
+    except Exception:  # a diagnosis only: the interpreter's words stand
+        info = None
+    if info is not None and info.is_edgetpu_compiled:
+        return EdgekitError(
+            f"{model_path}: compiled for the Edge TPU (edgetpu-custom-op): the CPU interpreter "
+            "cannot run it",
+            "attach a Coral, or pass the uncompiled int8 .tflite (a bundle's models.cpu must "
+            "be that one)",
+        )
+    return EdgekitError(
+        f"{model_path}: the CPU interpreter cannot load it ({first})",
+        "is it a valid TFLite model? (a compiled _edgetpu model needs an Edge TPU)",
+    )
 
 
 def check_graph(interp, model_path: str) -> None:

@@ -192,3 +192,34 @@ def test_a_cut_h5_says_it_is_cut_and_how_much(tmp_path_factory, frac):
         f"Error: {path}: the file is cut short ({keep:,} of its {len(data):,} bytes); an "
         "interrupted download or copy? copy or save the model again"
     ]
+
+
+@settings(max_examples=12)
+@given(cut=st.integers(min_value=8, max_value=525_000),
+       command=st.sampled_from(["classify", "detect", "bench"]))  # fmt: skip
+def test_a_cut_tflite_is_named_as_cut_by_the_runtime_commands(
+    tiny_tflite, photo, tmp_path_factory, cut, command
+):
+    """Before: classify/detect/bench said "the CPU interpreter cannot load it (The model is not
+    a valid Flatbuffer buffer); is it a valid TFLite model? (a compiled _edgetpu model needs an
+    Edge TPU)" where inspect said what edgekit's reader sees: a truncated file."""
+    path = tmp_path_factory.mktemp("cut") / "m.tflite"
+    path.write_bytes(tiny_tflite.read_bytes()[:cut])
+    extra = ["-n", "1"] if command == "bench" else [photo]
+    r = cli(command, path, *extra, "-d", "cpu")
+    if r.exit_code == 0:  # the cut took only what nothing reads (Coral's trailing metadata)
+        assert cut > 500_000, r.output
+        return
+    assert r.exit_code == 1, r.output
+    assert r.output.strip().splitlines()[-1].startswith(
+        f"Error: {path}: not a TFLite model (corrupt or truncated flatbuffer"), r.output
+
+
+def test_a_bundle_whose_cpu_model_is_the_compiled_one_says_so(tmp_path, photo):
+    from .conftest import CORAL, make_bundle
+
+    b = make_bundle(tmp_path / "b", tflite=CORAL / "mobilenet_v1_0.25_128_quant_edgetpu.tflite")
+    r = cli("classify", b, photo, "-d", "cpu")
+    assert r.exit_code == 1, r.output
+    assert "compiled for the Edge TPU (edgetpu-custom-op): the CPU interpreter cannot run it" in (
+        r.output.strip().splitlines()[-1]), r.output
