@@ -81,7 +81,11 @@ def inspect(
         from edgekit.inspect_model import model_format
 
         for p in (model, *partners):
-            if model_format(p) == "keras":  # read_model said "not a TFLite model" of it
+            try:
+                kind = model_format(p)
+            except EdgekitError:
+                continue  # missing, a plain directory...: together() says it in its own words
+            if kind == "keras":  # read_model said "not a TFLite model" of it
                 raise EdgekitError(
                     f"{p} is a Keras model; --with predicts from int8 or compiled models",
                     f"convert it first (edgekit convert {p} --calib IMAGES/ -o BUNDLE/) and "

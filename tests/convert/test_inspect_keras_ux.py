@@ -105,6 +105,8 @@ def test_with_a_keras_partner_says_convert_first(dense, coral_dir):
     for args in ((tflite, "--with", dense["k2"]), (dense["dir"] / "k2.h5", "--with", tflite)):
         r = run_cli("inspect", *args)
         assert_clean_failure(r, dense["dir"], "is a Keras model", "convert it first")
+    r = run_cli("inspect", tflite, "--with", dense["dir"])  # a plain folder: not a bundle
+    assert_clean_failure(r, dense["dir"], "not an edgekit bundle")
     r = run_cli("inspect", tflite, "--with", tflite.with_name("mobilenet_v2_1.0_224_quant.tflite"),
                 "--tensors")  # fmt: skip
     assert_clean_failure(r, dense["dir"], "--tensors", "--with", code=2)
