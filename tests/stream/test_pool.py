@@ -29,7 +29,7 @@ from .conftest import free_port
 from .stream_faults import compiled_model
 from .test_http import render_page
 from .test_worker import FRAMES, my_segments, serve_video, standin  # noqa: F401 - fixture
-from .worker_models import standin_classifier
+from .worker_models import SlowClassifier, standin_classifier
 
 TWO = [("2-1", "18d1", "9302", 5000), ("2-2", "18d1", "9302", 5000)]
 
@@ -137,12 +137,14 @@ def test_one_coral_crashing_leaves_the_other_running(
 
 
 def test_results_belong_to_their_frames(small_model, labels_path, video_avi):
-    """Two CPU workers and the in-process classifier give the same classes for every frame."""
-    factory = functools.partial(Classifier, small_model, labels=labels_path, device="cpu",
+    """Two CPU workers and the in-process classifier give the same classes for every frame.
+    The workers' invoke is slowed (SlowClassifier) so that both get frames: with a fast model a
+    loaded machine decodes slower than one worker answers, and the first free worker takes all."""
+    factory = functools.partial(SlowClassifier, small_model, labels=labels_path, device="cpu",
                                 top_k=3, threads=1)  # fmt: skip
     pool = DevicePool(factory, [None, None])
     results, _, stats = serve_video(pool, video_avi)
-    inline = factory()
+    inline = Classifier(small_model, labels=labels_path, device="cpu", top_k=3, threads=1)
     src = OpenCVSource(str(video_avi))
     src.open()
     expected = [inline.classify(src.read()).classes for _ in range(FRAMES)]

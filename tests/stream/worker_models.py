@@ -96,6 +96,16 @@ def three_overlapped(worker, frames) -> tuple:
     return first, worker.collect(), worker.collect()
 
 
+class SlowClassifier(Classifier):
+    """A Classifier whose invoke takes at least 15 ms more (records unchanged): slower than a
+    frame's decode even on a loaded machine, so a pool's first free worker cannot take every
+    frame and each worker gets some."""
+
+    def invoke_input(self, x, preprocess_ms=0.0):
+        time.sleep(0.015)
+        return super().invoke_input(x, preprocess_ms)
+
+
 class OverlapProbe(_Overlap, Classifier):
     """A Classifier probe (:class:`_Overlap`): its records are :class:`Noted`."""
 
