@@ -16,6 +16,7 @@ from edgekit.edgetpu.limits import (
     MAX_RESIZE_OUTPUT_ELEMENTS,
     MAX_SOFTMAX_DEPTH,
     MAX_TRANSPOSE_ELEMENTS,
+    STRIDED,
     UNSPECIFIED,
     Verdict,
     const_ints,
@@ -165,7 +166,11 @@ def _squeeze(op: OpInfo, model: ModelInfo) -> Verdict | None:
 def _strided_slice(op: OpInfo, model: ModelInfo) -> Verdict | None:
     strides = const_ints(model, input_tensor(model, op, 3)) if len(op.inputs) > 3 else None
     if strides is None or any(s != 1 for s in strides):
-        return _unspecified("STRIDED_SLICE with strides other than 1")
+        return Verdict(
+            STRIDED,
+            f"STRIDED_SLICE with strides {list(strides) if strides else '(not constant)'}",
+            "slice with stride 1 (e.g. SpaceToDepth instead of a Focus layer's [::2] slices)",
+        )
     if op.options.get("ellipsis_mask") or op.options.get("new_axis_mask"):
         return _unspecified("STRIDED_SLICE with an ellipsis or new-axis mask")
     return None

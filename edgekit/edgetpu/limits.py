@@ -26,7 +26,10 @@ SUBGRAPH = "More than one subgraph is not supported"
 VERSION = "Operation version not supported"
 DTYPE = "Operation is working on an unsupported data type"
 RANK = "Tensor has unsupported rank (up to 3 innermost dimensions mapped)"
-STATUSES = (MAPPED, NOT_SUPPORTED, UNSPECIFIED, SUBGRAPH, VERSION, DTYPE, RANK)
+# A STRIDED_SLICE with a stride other than 1 (compiler 15 log of a yolov5s Focus layer's 4
+# slices, tetutaro/yolo_various_framework weights/README.md)
+STRIDED = "Only Strided-Slice with unitary strides supported"
+STATUSES = (MAPPED, NOT_SUPPORTED, UNSPECIFIED, SUBGRAPH, VERSION, DTYPE, RANK, STRIDED)
 
 # Largest row (x * z bytes) of any tensor the compiler maps. Evidence: rows up to 199,920 B
 # mapped (yolov5s@224's [1,2352,85] in coral issue 512's size sweep); 230,400 B (yolov8

@@ -21,11 +21,13 @@ from edgekit.edgetpu.limits import (  # noqa: F401  (re-exported: the statuses a
     NOT_SUPPORTED,
     RANK,
     STATUSES,
+    STRIDED,
     SUBGRAPH,
     UNSPECIFIED,
     VERSION,
     Verdict,
     activations,
+    input_tensor,
     yxz,
 )
 from edgekit.tflite import FLOAT_DTYPES, ModelInfo, OpInfo
@@ -93,27 +95,33 @@ def version_verdict(op: OpInfo, model: ModelInfo | None = None) -> Verdict | Non
     top = INT8_MAX_VERSION.get(op.opcode)
     if top is None or op.version <= top:
         return None
-    culprit = _non_int8_user(op, model) if model is not None else None
+    culprit = _version_lifter(op, model) if model is not None else None
     why = (f"op #{culprit[0]} {op.opcode} works on {culprit[1]}" if culprit
            else "another op of this type works on a type other than int8")  # fmt: skip
+    what = "5-D" if culprit and culprit[1].endswith("-D tensor") else "non-int8"
     return Verdict(
         VERSION,
         f"{op.opcode} v{op.version}: a .tflite gives every {op.opcode} one version, the "
         f"highest any of them needs, and {why}; compiler 16 maps {op.opcode} up to v{top}",
-        f"keep the non-int8 {op.opcode} out of the model (do that arithmetic on the CPU after "
-        "it), then every int8 one is back at v{top}".replace("{top}", str(top)),
+        f"keep the {what} {op.opcode} out of the model (do it on the CPU after it), then "
+        f"every int8 one is back at v{top}",
     )
 
 
-def _non_int8_user(op: OpInfo, model: ModelInfo) -> tuple[int, str] | None:
-    """The first op of ``op``'s type whose first input is not int8/uint8: (index, dtype)."""
+def _version_lifter(op: OpInfo, model: ModelInfo) -> tuple[int, str] | None:
+    """The first op of ``op``'s type that needs a version an int8 4-D op does not: one whose
+    first input is not int8/uint8 (index, dtype), else one on more than 4 dimensions
+    (index, "a 5-D tensor")."""
     ts = model.main.tensors
-    for other in model.main.operators:
-        if other.opcode != op.opcode:
-            continue
+    same = [o for o in model.main.operators if o.opcode == op.opcode]
+    for other in same:
         t = next((ts[i] for i in other.inputs if i >= 0 and not ts[i].is_constant), None)
         if t is not None and t.dtype not in _QUANT:
             return other.index, t.dtype
+    for other in same:
+        t = next((ts[i] for i in other.inputs if i >= 0 and not ts[i].is_constant), None)
+        if t is not None and len(t.shape) > 4:
+            return other.index, f"a {len(t.shape)}-D tensor"
     return None
 
 
@@ -163,6 +171,16 @@ def _judge(op: OpInfo, model: ModelInfo, graph_inputs: frozenset[int]) -> Verdic
             NOT_SUPPORTED,
             f"{op.opcode} is not an Edge TPU operation (not in Coral's operations table)",
             _REPLACE.get(op.opcode, "replace it with supported ops, or move it after the model"),
+        )
+    if op.opcode == "TRANSPOSE" and len(input_tensor(model, op, 0).shape) > 4:
+        # compiler 15 logs a 5-D TRANSPOSE (yolov5's detect head) "Operation not supported",
+        # not its version (TFLite gives it v4) nor its rank (tetutaro/yolo_various_framework)
+        return Verdict(
+            NOT_SUPPORTED,
+            f"TRANSPOSE of a {len(input_tensor(model, op, 0).shape)}-D tensor: the Edge TPU "
+            "transposes up to 4 dimensions",
+            "transpose in 4-D (fold the extra dimension into a neighbour first), or transpose "
+            "on the CPU after the model",
         )
     v = version_verdict(op, model)
     if v is not None:

@@ -93,3 +93,46 @@ def test_mean_over_many_positions_is_refused_and_the_split_maps(tmp_path):
     assert mean(got["gap64"]) == [MAPPED]
     split = got["split"]
     assert sum(o.op == "MEAN" for o in split.ops) == 4 and split.fully_mapped
+
+
+def _status_models():
+    """Op-level rebuilds of what a compiler 15 log of a yolov5s export shows
+    (tetutaro/yolo_various_framework weights/README.md): a Focus layer's four [::2] slices,
+    and the detect head's 5-D TRANSPOSE (plus a 4-D one, which shares its op version)."""
+    import keras
+    from keras import layers
+
+    inp = keras.Input((64, 64, 3), batch_size=1)
+    x = layers.Conv2D(8, 1)(inp)
+    parts = [
+        layers.Lambda(lambda t, a=a, b=b: t[:, a::2, b::2, :])(x) for a in (0, 1) for b in (0, 1)
+    ]
+    focus = keras.Model(inp, layers.Conv2D(16, 3, padding="same")(layers.Concatenate()(parts)))
+    inp = keras.Input((20, 20, 32), batch_size=1)
+    x = layers.Conv2D(255, 1)(inp)
+    five = layers.Permute((3, 1, 2, 4))(layers.Reshape((20, 20, 3, 85))(x))
+    four = layers.Permute((2, 1, 3))(x)
+    head = keras.Model(inp, [five, four])
+    return {"focus": focus, "head": head}
+
+
+def test_compiler_15_statuses_for_strided_slices_and_5d_transposes(tmp_path):
+    """The log: 'STRIDED_SLICE 4 Only Strided-Slice with unitary strides supported' and
+    'TRANSPOSE 3 Operation not supported' (5-D); a 4-D TRANSPOSE in the same model carries
+    the 5-D one's version (v4), which the compiler does not map."""
+    from edgekit.edgetpu.limits import NOT_SUPPORTED, STRIDED, VERSION
+    from edgekit.host.tfenv import load_tensorflow
+
+    load_tensorflow()
+    P = _models()
+    got = {}
+    for name, model in _status_models().items():
+        path = tmp_path / f"{name}.tflite"
+        path.write_bytes(P.convert(model, "int8"))
+        got[name] = predict(read_model(path))
+    slices = [o for o in got["focus"].ops if o.op == "STRIDED_SLICE"]
+    assert len(slices) == 4 and {o.status for o in slices} == {STRIDED}
+    transposes = {o.status: o for o in got["head"].ops if o.op == "TRANSPOSE"}
+    assert set(transposes) == {NOT_SUPPORTED, VERSION}
+    assert transposes[NOT_SUPPORTED].reason.startswith("TRANSPOSE of a 5-D tensor")
+    assert "works on a 5-D tensor" in transposes[VERSION].reason
