@@ -10,8 +10,10 @@ that cannot start is never installed as one that restarts in a loop.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import socket
 
 from edgekit.errors import EdgekitError
 from edgekit.stream.config import ServeConfig
@@ -26,7 +28,7 @@ def check(config: ServeConfig) -> str:
     config = startup_config(config)  # [fleet]: the key, the topic, the bundle's signature
     source = check_source(config)
     model = check_model(config)
-    http = config.http.listen if config.http.enabled else "off"
+    http = check_http(config.http.listen) if config.http.enabled else "off"
     q = config.mqtt
     mqtt = f"{q.host}:{q.port} (not contacted)" if q.enabled else "off"
     return f"model {model}; source {source}; http {http}; mqtt {mqtt}"
@@ -95,3 +97,26 @@ def check_source(config: ServeConfig) -> str:
         finally:
             source.close()
     return uri
+
+
+def check_http(listen: str) -> str:
+    """``[http] listen`` bound and released, as serve's server binds it (IPv6 by the host's
+    form): an address that is not this machine's, a name that does not resolve or a port the
+    service user may not open is refused, where serve would fail at every start (and systemd
+    restart it in a loop). A port in use passes, said: it is usually this very service."""
+    from edgekit.stream.http_server import parse_listen
+
+    host, port = parse_listen(listen)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as socketserver does
+            s.bind((host, port))
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            return f"{listen} (in use now: by this service?)"
+        why = e.strerror or str(e)
+        hint = ("use an address of this machine, e.g. 127.0.0.1:8080 or 0.0.0.0:8080"
+                if e.errno != errno.EACCES else "use a port above 1023, e.g. 8080")  # fmt: skip
+        raise EdgekitError(f"HTTP address {listen}: cannot listen there ({why})", hint) from None
+    return listen
