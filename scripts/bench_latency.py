@@ -11,6 +11,10 @@ a row's model: TF-slim's 55.8 M Inception-ResNet V2) are printed "not scored". A
 its published figure (EfficientNet-EdgeTPU-L) is listed as not reproduced.
 
     python scripts/bench_latency.py [--fit] [--json] [--markdown]
+    python scripts/bench_latency.py --external [--json] [--markdown]   # the second check
+
+``--external`` runs ``scripts/bench_latency_external.py``: public measurements outside Coral's
+table (other hosts, links, architectures), predicted with the same constants, nothing fitted.
 
 ``--fit`` searches the 6 calibrated constants (Nelder-Mead on the squared log ratio over the
 calibration rows) and prints them for ``edgekit/edgetpu/latency.py``'s CALIBRATION.
@@ -383,7 +387,18 @@ def main() -> int:
     ap.add_argument("--fit", action="store_true", help="fit the constants on calibration rows")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--markdown", action="store_true", help="the README table")
-    a = ap.parse_args()
+    ap.add_argument("--external", action="store_true",
+                    help="the second held-out check (scripts/bench_latency_external.py)")
+    a, rest = ap.parse_known_args()
+    if a.external:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import bench_latency_external
+
+        flags = [f for f, on in (("--json", a.json), ("--markdown", a.markdown)) if on]
+        sys.argv = [sys.argv[0], *flags, *rest]
+        return bench_latency_external.main()
+    if rest:
+        ap.error(f"unrecognized arguments: {' '.join(rest)}")
     t0 = time.perf_counter()
     ws = works()
     cal = fit(ws) if a.fit else None
