@@ -15,7 +15,7 @@ import os
 import re
 import socket
 
-from edgekit.errors import EdgekitError
+from edgekit.errors import EdgekitError, named
 from edgekit.stream.config import ServeConfig
 
 _DEVICE = re.compile(r"^(?:/dev/video)?(\d+)$")
@@ -31,6 +31,8 @@ def check(config: ServeConfig) -> str:
     http = check_http(config.http.listen) if config.http.enabled else "off"
     q = config.mqtt
     mqtt = f"{q.host}:{q.port} (not contacted)" if q.enabled else "off"
+    if q.enabled and (q.tls or q.ca_file):
+        check_ca_file(q.ca_file)
     return f"model {model}; source {source}; http {http}; mqtt {mqtt}"
 
 
@@ -120,3 +122,22 @@ def check_http(listen: str) -> str:
                 if e.errno != errno.EACCES else "use a port above 1023, e.g. 8080")  # fmt: skip
         raise EdgekitError(f"HTTP address {listen}: cannot listen there ({why})", hint) from None
     return listen
+
+
+def check_ca_file(ca_file: str) -> None:
+    """``[mqtt] ca_file`` (or the system's CA certificates) loaded as serve will load it: a file
+    that is no PEM certificate passed --check and stopped serve at start."""
+    import ssl
+
+    from edgekit.safeio import require_regular
+
+    if ca_file:  # OpenSSL opens it itself: a FIFO there hung --check and serve
+        with named("[mqtt] ca_file"):
+            require_regular(ca_file, "CA certificate")
+    try:
+        ssl.create_default_context(cafile=ca_file or None)
+    except (OSError, ssl.SSLError, ValueError) as e:
+        raise EdgekitError(
+            f"MQTT TLS: cannot load the CA certificate {ca_file or ''} ({e})",
+            "check [mqtt] ca_file (a PEM file)",
+        ) from None

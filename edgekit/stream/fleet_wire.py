@@ -95,6 +95,12 @@ def use_tls(client, ca_file: str = "") -> None:
     system's CA certificates."""
     import ssl
 
+    from edgekit.errors import named
+    from edgekit.safeio import require_regular
+
+    if ca_file:  # OpenSSL opens it itself: a FIFO there hung serve and rollout at start
+        with named("[mqtt] ca_file"):
+            require_regular(ca_file, "CA certificate")
     try:
         client.tls_set(ca_certs=ca_file or None, cert_reqs=ssl.CERT_REQUIRED)
     except (OSError, ssl.SSLError, ValueError) as e:
