@@ -24,9 +24,11 @@ from edgekit.backends.segments import segment_set
 from edgekit.edgetpu.latency import LINK_NAMES, latency_of_model
 from edgekit.tflite import read_model
 
-# measured / predicted above this: "far slower", causes listed. Not lower: the prediction's fixed
-# cost per inference comes from Coral's C++ benchmark on a desktop; Python and a slower host add
-# to it (MobileNet v1 measured at 3.9 ms with pycoral on a desktop, Coral's table 2.4 ms).
+# measured / predicted above this: "far slower", causes listed. Not lower: the prediction is a
+# desktop's (Coral's C++ benchmark); Python and a slower host add to it. MobileNet v1 measured
+# 3.9 ms with pycoral on a desktop where Coral's table says 2.4; Coral's own reference files
+# (pycoral benchmarks, invoke() timed alone) give a Raspberry Pi 4 on USB 3 1.5-1.7x the
+# prediction for MobileNet v1/v2, Inception v1/v4 (scripts/bench_latency_external.py).
 SLOW = 2.0
 
 

@@ -106,3 +106,14 @@ def test_causes_from_the_mapping_and_the_pi():
     assert "load average 9.5 on 4 cores" in text and "under-voltage detected" in text
     fast = expectation(e["predicted_ms"], yolo, usb3)
     assert not fast["slower_than_predicted"] and fast["ratio"] == 1.0
+
+
+def test_far_slower_with_no_known_cause_says_the_prediction_is_a_desktops():
+    from edgekit.bench_check import format_expectation
+
+    e = {"predicted_ms": 2.78, "measured_ms": 6.1, "ratio": 2.19, "link": "usb3",
+         "slower_than_predicted": True, "causes": []}  # fmt: skip
+    lines = format_expectation(e)
+    assert lines[0].startswith("predict 2.78 ms per inference") and "(2.19x)" in lines[0]
+    assert "nothing edgekit knows explains it" in lines[1]
+    assert "Raspberry Pi 4 measures 1.5-2x" in lines[1] and "post-processing" in lines[1]
