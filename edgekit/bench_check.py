@@ -155,8 +155,9 @@ def format_expectation(e: dict[str, Any]) -> list[str]:
     if e["slower_than_predicted"]:
         lines.append("        far slower than predicted; likely cause(s):" if e["causes"] else
                      "        far slower than predicted, and nothing edgekit knows explains it "
-                     "(edgekit doctor checks the link and the power; a slow host adds a fixed "
-                     "cost to every inference)")  # fmt: skip
+                     "(edgekit doctor checks the link and the power; the prediction is a "
+                     "desktop's: a Raspberry Pi 4 measures 1.5-2x it, a detection model's CPU "
+                     "post-processing more)")  # fmt: skip
         lines += [f"        - {c['message']}" for c in e["causes"]]
     return lines
 
