@@ -26,9 +26,7 @@
      (``one_in_flight_vs_bare``: serve's one-device path before issue 17).
   H. the same one-device serve on a DETECTOR and a CASCADE (detector + 2 crops classified, one
      device): ``serve_one_device_detector_vs_bare`` and ``serve_one_device_cascade_vs_bare``
-     (goal >= 0.95), the detector with its letterbox in the worker instead of the capture
-     thread (``serve_one_device_detector_worker_fit_vs_bare``: serve before), and each one
-     request at a time in the worker (before they had stages);
+     (goal >= 0.95), and each one request at a time in the worker (before they had stages);
      see scripts/bench_staged_serve.py (builds a tiny detector with TensorFlow: skipped without)
 
 Rounds of A, B, C and E alternate so neighbours' load hits all equally; medians are reported
@@ -284,8 +282,7 @@ def measure_serve(make, frames: list, out: list, n: int) -> None:
         model.close()
 
 
-STAGED_KEYS = ("serve_one_device_detector_vs_bare", "serve_one_device_cascade_vs_bare",
-               "serve_one_device_detector_worker_fit_vs_bare")
+STAGED_KEYS = ("serve_one_device_detector_vs_bare", "serve_one_device_cascade_vs_bare")
 
 
 def staged_models(ms: float, n: int, rounds: int, tmp: Path, root: Path) -> dict:

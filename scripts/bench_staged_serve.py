@@ -7,10 +7,8 @@ through the edgetpu_compiler stand-in with every real op left on the CPU: its on
 (computing nothing, as the stand-in does) takes the device's ``--device-ms`` per invoke, and the
 CPU ops find the real coloured squares of each frame, so the cascade has real crops to classify
 (two squares per frame, ``max_crops`` 2: two invokes of Coral's MobileNet v1 0.25 128 per
-frame). Frames are 640x480: serve letterboxes them to the detector's input in the capture
-thread (edgekit.fitted) and the worker gets input-size pixels; ``worker_fit``: the same
-detector with the letterbox in the worker on the whole frame, as serve ran detectors before
-(measured in the same rounds). A cascade's worker gets whole frames (its crops need them).
+frame). Frames are 640x480 (serve does not resize for a detector: its preprocessing, letterbox
+to the input, runs in the worker).
 
 Bare: the invokes alone, back to back (detector; detector + 2 crops for the cascade). Serve:
 ``serve.start_workers`` as ``[model] device = "usb"`` builds it (a pool of one, two frames in
@@ -86,7 +84,7 @@ def detector_and_cascade(ms: float, n: int, rounds: int, tmp: Path, root: Path) 
 
     from edgekit.stream import serve
     from edgekit.stream.config import from_dict
-    from tests.stream.worker_models import Unfitted, Unstaged, standin_cascade, standin_detector
+    from tests.stream.worker_models import Unstaged, standin_cascade, standin_detector
 
     det_path = str(compiled_detector(tmp))
     clf_path = str(CORAL / "mobilenet_v1_0.25_128_quant_edgetpu.tflite")
@@ -97,7 +95,7 @@ def detector_and_cascade(ms: float, n: int, rounds: int, tmp: Path, root: Path) 
     cfg = from_dict({"model": {"path": det_path, "device": "usb"}})
     frames = squares(8)
     runs: dict[str, list[float]] = {k: [] for k in (
-        "detector_bare", "detector_serve", "detector_worker_fit", "detector_one_at_a_time",
+        "detector_bare", "detector_serve", "detector_one_at_a_time",
         "cascade_bare", "cascade_serve", "cascade_one_at_a_time")}  # fmt: skip
     for _ in range(rounds):  # alternating, so that neighbours' load hits all alike
         casc = cascade(device="usb:0")
@@ -116,10 +114,6 @@ def detector_and_cascade(ms: float, n: int, rounds: int, tmp: Path, root: Path) 
             unstaged = functools.partial(serve.start_workers,
                                          functools.partial(Unstaged, factory), cfg)
             measure_serve(staged, frames, runs[f"{name}_serve"], n)
-            if name == "detector":  # the letterbox in the worker, on the whole frame (before)
-                measure_serve(functools.partial(serve.start_workers,
-                                                functools.partial(Unfitted, factory), cfg),
-                              frames, runs["detector_worker_fit"], n)  # fmt: skip
             measure_serve(unstaged, frames, runs[f"{name}_one_at_a_time"], n)
     med = {k: statistics.median(v) for k, v in runs.items()}
     out: dict = {"device_ms": ms, "frame": [640, 480], "detector": Path(det_path).name,
@@ -130,16 +124,13 @@ def detector_and_cascade(ms: float, n: int, rounds: int, tmp: Path, root: Path) 
         out[f"serve_one_device_{name}_fps"] = round(med[f"{name}_serve"], 2)
         out[f"serve_one_device_{name}_vs_bare"] = round(med[f"{name}_serve"] / bare, 3)
         out[f"{name}_one_at_a_time_vs_bare"] = round(med[f"{name}_one_at_a_time"] / bare, 3)
-    out["serve_one_device_detector_worker_fit_vs_bare"] = round(
-        med["detector_worker_fit"] / med["detector_bare"], 3)
     out["all"] = {k: [round(x, 2) for x in v] for k, v in runs.items()}
     return out
 
 
 def print_staged(m: dict) -> None:
     print(f"  {m['device_ms']} ms stand-in Edge TPU, serve's one-device worker on 640x480 "
-          f"frames: detector {m['serve_one_device_detector_vs_bare']:.3f}x bare (letterbox "
-          f"in the worker: {m['serve_one_device_detector_worker_fit_vs_bare']:.3f}x; one "
-          f"request at a time: {m['detector_one_at_a_time_vs_bare']:.3f}x), cascade with "
+          f"frames: detector {m['serve_one_device_detector_vs_bare']:.3f}x bare (one request "
+          f"at a time: {m['detector_one_at_a_time_vs_bare']:.3f}x), cascade with "
           f"{m['cascade_crops']} crops {m['serve_one_device_cascade_vs_bare']:.3f}x bare "
           f"({m['cascade_one_at_a_time_vs_bare']:.3f}x); goal >= 0.95")  # fmt: skip

@@ -33,9 +33,6 @@ class CascadeStages:
         self.cascade = cascade
 
     def make_input(self, rgb: np.ndarray) -> tuple[tuple, float]:
-        from edgekit.fitted import full_frame
-
-        rgb = full_frame(rgb)  # the crops are cut from the whole frame
         x, ms = self.cascade.detector.make_input(rgb)
         return (x, rgb), ms
 

@@ -44,8 +44,7 @@ from edgekit.detect.detector_tensors import (
 from edgekit.detect.embedded import embedded_labels, embedded_metadata
 from edgekit.detect.records import Detection, Detections
 from edgekit.errors import EdgekitError
-from edgekit.fitted import Fit, FittedFrame, full_frame
-from edgekit.images import load_rgb, prepare
+from edgekit.images import letterbox, load_rgb, prepare, stretch_box
 from edgekit.stages import run_stages
 from edgekit.task_model import TaskModel
 from edgekit.tflite import read_model
@@ -181,7 +180,6 @@ class Detector(TaskModel):
         lb = self.decoder.params.get("letterbox", cls.letterbox)
         self.resize = "letterbox" if lb else "stretch"
         self.fill = int(self.decoder.params.get("fill", 114))
-        self.fit = Fit(self.input_size, self.resize, self.fill)  # serve's capture thread runs it
         scale, zp = image["quantization"]
         dtype = np.dtype(image["dtype"])
         rng = spec.range if spec else (cls.value_range or tensor_range(dtype, scale, zp))
@@ -200,8 +198,7 @@ class Detector(TaskModel):
 
     # -- running ------------------------------------------------------------------------------
     def detect(self, rgb: np.ndarray) -> Detections:
-        """Detect objects in one (H, W, 3) uint8 RGB image of any size (or a FittedFrame of
-        one: :meth:`make_input`)."""
+        """Detect objects in one (H, W, 3) uint8 RGB image of any size."""
         return run_stages(self.stages, rgb)
 
     # detect() in three stages (edgekit.stages), for serve's worker: frame n+1 is prepared and
@@ -210,38 +207,23 @@ class Detector(TaskModel):
     def stages(self) -> tuple[Callable, Callable, Callable]:
         return self.make_input, self.invoke_input, self.finish
 
-    def make_input(self, rgb: np.ndarray | FittedFrame) -> tuple[tuple, float]:
-        """(H, W, 3) uint8 RGB, or a :class:`~edgekit.fitted.FittedFrame` of it (fitted by
-        :attr:`fit` elsewhere: serve's capture thread) -> ((input tensor values,
-        letterbox/stretch box, image (w, h)), preprocess ms); no interpreter. The values never
-        share memory with ``rgb``."""
-        if isinstance(rgb, FittedFrame) and rgb.fit != self.fit:
-            rgb = full_frame(rgb)  # fitted for another model (a hot reload): from the frame
-        if isinstance(rgb, FittedFrame):
-            fitted, box = rgb.pixels, rgb.box
-            source = fitted
-            self._check_image(fitted)
-            if fitted.shape[:2] != tuple(self.input_size):
-                raise EdgekitError(f"a fitted frame of shape {fitted.shape} is not "
-                                   f"{list(self.input_size)}")  # fmt: skip
-            t0 = time.perf_counter_ns()
-        else:
-            self._check_image(rgb)
-            t0 = time.perf_counter_ns()
-            fitted, box = self.fit(rgb)[:2]
-            source = rgb
-        pixels = prepare(fitted, self.input_size, "stretch", self.color, self.channels)
-        x = self._quantize(pixels)
-        if np.may_share_memory(x, source):  # raw uint8 input: the frame or a worker's slot
-            x = x.copy()
-        return (x, box, box.src_size), (time.perf_counter_ns() - t0) / 1e6
-
-    @staticmethod
-    def _check_image(rgb) -> None:
+    def make_input(self, rgb: np.ndarray) -> tuple[tuple, float]:
+        """(H, W, 3) uint8 RGB -> ((input tensor values, letterbox/stretch box, image (w, h)),
+        preprocess ms); no interpreter. The values never share memory with ``rgb``."""
         if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3:
             raise EdgekitError("detect() needs an (H, W, 3) uint8 RGB array")
         if rgb.shape[0] < 1 or rgb.shape[1] < 1 or rgb.shape[2] != 3:
             raise EdgekitError(f"detect() needs an (H, W, 3) image, got shape {rgb.shape}")
+        t0 = time.perf_counter_ns()
+        if self.resize == "letterbox":
+            fitted, box = letterbox(rgb, self.input_size, self.fill)
+        else:
+            fitted, box = stretch_box(rgb, self.input_size)
+        pixels = prepare(fitted, self.input_size, "stretch", self.color, self.channels)
+        x = self._quantize(pixels)
+        if np.may_share_memory(x, rgb):  # raw uint8 input of the frame's own size
+            x = x.copy()
+        return (x, box, (rgb.shape[1], rgb.shape[0])), (time.perf_counter_ns() - t0) / 1e6
 
     def invoke_input(self, x: tuple, preprocess_ms: float = 0.0) -> tuple:
         """Write the input (and a stateful model's carried state), invoke, copy the outputs ->

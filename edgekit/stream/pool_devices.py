@@ -91,10 +91,6 @@ class DevicePool:
         return self.workers[0].resize
 
     @property
-    def fit(self):
-        return self.workers[0].fit
-
-    @property
     def task(self) -> str:
         return self.workers[0].task
 

@@ -91,17 +91,13 @@ def serve_frames(conn, model: Any, infer: Callable[[np.ndarray], Any], depth: in
                 except (EOFError, OSError):  # the parent is gone
                     break
                 if msg[0] == "frame":
-                    _, name, shape, back = msg
+                    _, name, shape = msg
                     shm = slots.get(name)
                     if shm is None:
                         while len(slots) >= max(max_segments, depth):  # replaced by a bigger one
                             slots.pop(next(iter(slots))).close()
                         shm = slots[name] = attach(name)
                     rgb = np.ndarray(shape, np.uint8, buffer=shm.buf).copy()
-                    if back is not None:  # fitted to a detector's input by the parent
-                        from edgekit.fitted import FittedFrame
-
-                        rgb = FittedFrame(rgb, *back)
                     replies.put(pool.submit(run, rgb))
                 elif msg[0] == "reopen":
                     replies.join()  # every frame answered first (the parent asks when idle)

@@ -294,17 +294,12 @@ def run(
 
 
 def _resizer(classifier) -> Callable | None:
-    """The model's own resize step (same function, same pixels), to run in the capture
-    thread: the model then finds the frame at input size and skips it. On a 2-core Pi this
-    takes the resize of every camera frame off the inference worker. A detector's is its
-    letterbox/stretch (``fit``: a FittedFrame carries the way back to the frame's pixels); a
-    cascade has none (its crops are cut from the whole frame)."""
-    fit = getattr(classifier, "fit", None)
-    if fit is not None and getattr(classifier, "task", "classify") == "detect":
-        return fit
+    """The classifier's own resize step (same function, same pixels), to run in the capture
+    thread: ``classify()`` then finds the frame at input size and skips it. On a 2-core Pi
+    this takes the resize of every camera frame off the inference worker."""
     size, mode = getattr(classifier, "input_size", None), getattr(classifier, "resize", None)
     if size is None or mode is None or getattr(classifier, "task", "classify") != "classify":
-        return None
+        return None  # a detector's boxes are in the pixels of the frame it is given
     from edgekit.images import resize
 
     return lambda rgb: resize(rgb, size, mode)

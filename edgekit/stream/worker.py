@@ -15,9 +15,7 @@ edgekit.stream.pool); ``run`` is one submit and its collect. Frames go through s
 (``multiprocessing.shared_memory``, one slot per frame in flight, the lowest free one taken, so
 ``run`` alone uses one; sized from the first frame, normally the model input size since the
 capture thread resizes, and regrown if a bigger frame comes); requests and results are small
-pickled tuples over a pipe. A detector's frames come fitted to its input (a FittedFrame, see
-:mod:`edgekit.fitted`): the input-size pixels take the slot, the way back to the frame's pixels
-(a few numbers) rides in the request. The child builds its model from a picklable ``factory`` (e.g.
+pickled tuples over a pipe. The child builds its model from a picklable ``factory`` (e.g.
 ``functools.partial(Classifier, path, device="usb")``).
 
 Descriptors are released when they are done with, never left to the garbage collector: a
@@ -42,7 +40,6 @@ from typing import Any, Callable
 
 import numpy as np
 
-from edgekit.fitted import Fit, FittedFrame, full_frame
 from edgekit.stream.pipeline import SkipFrame
 from edgekit.stream.worker_proc import alive, free_shm, rebuild
 from edgekit.stream.worker_proc import signal_name as signal_name  # re-exported
@@ -134,11 +131,6 @@ class ModelProcess(Watchdog):
         return self.info.get("resize")
 
     @property
-    def fit(self) -> Fit | None:
-        """A detector's fitting of a frame to its input (serve's capture thread runs it)."""
-        return Fit.from_info(self.info.get("fit"))
-
-    @property
     def task(self) -> str:
         return str(self.info.get("task", "classify"))
 
@@ -164,16 +156,8 @@ class ModelProcess(Watchdog):
 
     classify = run
 
-    def submit(self, rgb: np.ndarray | FittedFrame) -> None:
-        """Queue one (H, W, 3) uint8 frame (at most ``depth`` before a ``collect``), or a
-        FittedFrame: its pixels go to the worker with the way back when the worker's model
-        fits frames the same way, else its whole frame (a hot reload changed the model)."""
-        back = None
-        if isinstance(rgb, FittedFrame):
-            if rgb.fit == self.fit:
-                back, rgb = (rgb.box, rgb.fit), rgb.pixels
-            else:
-                rgb = full_frame(rgb)
+    def submit(self, rgb: np.ndarray) -> None:
+        """Queue one (H, W, 3) uint8 frame (at most ``depth`` before a ``collect``)."""
         rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
         with self._io:
             if self._closing.is_set():
@@ -189,7 +173,7 @@ class ModelProcess(Watchdog):
             np.ndarray(rgb.shape, np.uint8, buffer=shm.buf)[...] = rgb
             self._busy.append(k)
             try:
-                self._conn.send(("frame", shm.name, rgb.shape, back))
+                self._conn.send(("frame", shm.name, rgb.shape))
             except OSError:  # the child died: collect() finds out and restarts it
                 pass
 

@@ -1,5 +1,5 @@
 """The inside of serve's inference worker process (see :mod:`edgekit.stream.worker`): build the
-model from the factory, then answer ``("frame", shm_name, shape, back)`` with ``("ok", record)`` or
+model from the factory, then answer ``("frame", shm_name, shape)`` with ``("ok", record)`` or
 ``("error", class, message, hint, exit_code)`` and ``("reopen", device)`` with
 ``("ready", info)``, until ``("close",)`` or the parent is gone. Answers go out in request
 order; a model with ``stages`` (a Classifier, a Detector, a Cascade: :mod:`edgekit.stages`)
@@ -40,7 +40,6 @@ def error_reply(e: BaseException) -> tuple:
 def _model_info(model) -> dict:
     runner = getattr(model, "runner", None)
     size = getattr(model, "input_size", None)
-    fit = getattr(model, "fit", None)  # a detector's letterbox/stretch (edgekit.fitted)
     return {
         "pid": os.getpid(),
         "backend": str(getattr(runner, "backend", "?")),
@@ -48,7 +47,6 @@ def _model_info(model) -> dict:
         "provider": str(getattr(runner, "provider", "?")),
         "input_size": list(size) if size else None,
         "resize": getattr(model, "resize", None),
-        "fit": fit.to_info() if fit is not None else None,
         "task": getattr(model, "task", "classify"),
         **_pipeline_info(model),
     }
@@ -158,22 +156,15 @@ class Segments:
     def __init__(self):
         self._open: dict[str, shared_memory.SharedMemory] = {}
 
-    def frame(self, msg: tuple):
-        """The (H, W, 3) uint8 view of ``("frame", name, shape, back)``'s slot; a FittedFrame
-        of it when ``back`` = (Letterbox, Fit) says the parent fitted it to a detector's
-        input."""
-        _, name, shape, back = msg
+    def frame(self, msg: tuple) -> np.ndarray:
+        """The (H, W, 3) uint8 view of ``("frame", name, shape)``'s slot."""
+        _, name, shape = msg
         shm = self._open.get(name)
         if shm is None:
             while len(self._open) >= MAX_SEGMENTS:  # the oldest: replaced by a bigger one
                 self._open.pop(next(iter(self._open))).close()
             shm = self._open[name] = _attach(name)
-        return view(shm, shape, back)
-
-    @staticmethod
-    def base(frame) -> np.ndarray:
-        """The slot's array under what :meth:`frame` returned."""
-        return frame.pixels if isinstance(frame, tuple) else frame
+        return np.ndarray(shape, np.uint8, buffer=shm.buf)
 
     def close(self) -> None:
         for shm in self._open.values():
@@ -182,16 +173,6 @@ class Segments:
             except BufferError:  # a view still alive: the process is ending anyway
                 pass
         self._open = {}
-
-
-def view(shm: shared_memory.SharedMemory, shape: tuple, back):
-    """A slot's frame: the (H, W, 3) uint8 view, in a FittedFrame when ``back`` is not None."""
-    rgb = np.ndarray(shape, np.uint8, buffer=shm.buf)
-    if back is None:
-        return rgb
-    from edgekit.fitted import FittedFrame
-
-    return FittedFrame(rgb, *back)
 
 
 def _attach(name: str) -> shared_memory.SharedMemory:

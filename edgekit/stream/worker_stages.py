@@ -120,7 +120,7 @@ def serve_staged(conn, model, stages: tuple[Callable, Callable, Callable],
                     x, ms = make_input(rgb)
                     # the parent reuses the slot once answered: an input that is the frame
                     # itself is copied (a model keeping more of it copies it itself)
-                    if isinstance(x, np.ndarray) and np.may_share_memory(x, frames.base(rgb)):
+                    if isinstance(x, np.ndarray) and np.may_share_memory(x, rgb):
                         x = x.copy()
                     job = _Job(functools.partial(invoke_input, x, ms), _unpack(finish))
                     todo.put(job)

@@ -198,40 +198,6 @@ class CascadeProbe(Cascade):
         return record, probe
 
 
-@dataclasses.dataclass(frozen=True)
-class SeenDetections(Detections):
-    """Detections that say what the model was handed: ``seen`` the shape of the pixels it got
-    (a FittedFrame's at the input size, else the whole frame's), ``fitted`` which of the two."""
-
-    seen: tuple = ()
-    fitted: bool = False
-
-    def to_dict(self) -> dict:
-        return {**super().to_dict(), "seen": list(self.seen), "fitted": self.fitted}
-
-
-class FitProbe(Detector):
-    """A Detector whose records are :class:`SeenDetections` (runs in serve's worker)."""
-
-    def make_input(self, rgb):
-        from edgekit.fitted import FittedFrame
-
-        fitted = isinstance(rgb, FittedFrame)
-        seen = tuple(rgb.pixels.shape if fitted else rgb.shape)
-        x, ms = super().make_input(rgb)
-        return (x, (seen, fitted)), ms
-
-    def invoke_input(self, x, preprocess_ms=0.0):
-        x, note = x
-        return (*super().invoke_input(x, preprocess_ms), note)
-
-    def finish(self, *out):
-        *out, (seen, fitted) = out
-        d = super().finish(*out)
-        return SeenDetections(d.detections, d.inference_ms, d.preprocess_ms, d.decode_ms,
-                              d.image_size, seen, fitted)  # fmt: skip
-
-
 class Unstaged:
     """The model ``factory(**kwargs)`` builds, without its ``stages``: serve's worker runs it
     one request at a time, as it ran every detector before (scripts/bench_pipeline.py's
@@ -242,19 +208,5 @@ class Unstaged:
 
     def __getattr__(self, name: str):
         if name == "stages":
-            raise AttributeError(name)
-        return getattr(self._model, name)
-
-
-class Unfitted:
-    """The model ``factory(**kwargs)`` builds, without its ``fit``: serve's capture thread
-    hands the worker whole frames and the detector letterboxes them there, as serve ran every
-    detector before (scripts/bench_pipeline.py's comparison)."""
-
-    def __init__(self, factory, **kwargs):
-        self._model = factory(**kwargs)
-
-    def __getattr__(self, name: str):
-        if name == "fit":
             raise AttributeError(name)
         return getattr(self._model, name)
