@@ -83,8 +83,9 @@ class Pipeline:
         """Report an event to the log, the counters and every sink (from any thread)."""
         event = Event(kind, message, time.time(), dict(details or {}))
         self.stats.count_event(kind)
+        # source_failed: the pipeline raises it next, and serve prints it as its Error line
         quiet = ("source_ended", "source_reconnected", "label_appeared", "label_left",
-                 "mqtt_connected", "model_reloaded")  # fmt: skip
+                 "mqtt_connected", "model_reloaded", "source_failed")  # fmt: skip
         level = logging.INFO if kind in quiet else logging.WARNING
         if kind == "cpu_fallback":
             level = logging.ERROR
