@@ -113,7 +113,12 @@ def detect(model, images, threshold, iou, max_detections, decoder, anchors, labe
     if annotate:
         from edgekit.atomic import check_destination
 
-        check_destination(Path(annotate) / "x.png")
+        probe = Path(annotate) / "x.png"  # any file in the folder: the folder must take files
+        try:
+            check_destination(probe)
+        except EdgekitError as e:  # name the folder the user gave, not the probe's name
+            message = e.message.replace(f"{probe}: ", f"--annotate {annotate}: ", 1)
+            raise EdgekitError(message, e.hint, e.exit_code) from None
     from edgekit.detect.cascade_bundle import choose
 
     if no_classify and classifier is not None:
