@@ -49,6 +49,13 @@ def scan(data_dir: str | os.PathLike, group_pattern: str | None = None):
     class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     found = [(d.name, images.find_images(d)) for d in class_dirs]
     found = [(name, files) for name, files in found if files]
+    for name, _ in found:  # labels.txt holds one name per line: a line break shifts them all
+        if name.splitlines() != [name] or not name.strip():
+            raise EdgekitError(
+                f"{str(root / name)!r}: a class folder named with a line break (or only spaces) "
+                "cannot be a label: labels.txt holds one name per line",
+                "rename the folder",
+            )
     if not found:
         raise EdgekitError(
             f"{root}: no images found",
