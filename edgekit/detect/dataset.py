@@ -110,7 +110,19 @@ def _names_yolo(root: Path) -> tuple[str, ...]:
         )
     if not names:
         raise EdgekitError(f"{root}: the class name list is empty", "name every class")
-    return tuple(names)
+    return _one_line_names(tuple(names), yaml_path if yaml_path.is_file() else txt_path)
+
+
+def _one_line_names(names: tuple[str, ...], where: Path) -> tuple[str, ...]:
+    """Class names become labels.txt lines: an empty one (``''`` in data.yaml, ``"name": ""``
+    in COCO) or one holding a line break would shift every later label."""
+    for k, n in enumerate(names):
+        if not n.strip() or n.splitlines() != [n]:
+            raise EdgekitError(
+                f"{where}: class {k} is named {n!r}: a label needs a name on one line",
+                "name every class, without line breaks",
+            )
+    return names
 
 
 def _yaml_names(text: str, path: Path) -> list[str]:
@@ -259,6 +271,7 @@ def _load_coco(root: Path) -> DetectionDataset:
         names = split_names
         if not names:
             raise EdgekitError(f"{path}: no categories", "list the classes under categories")
+        _one_line_names(names, path)
         class_of = {cid: k for k, (cid, _) in enumerate(cats)}
         rows: dict[int, list] = {i: [] for i in imgs}
         for a in anns:
