@@ -29,7 +29,10 @@ RANK = "Tensor has unsupported rank (up to 3 innermost dimensions mapped)"
 # A STRIDED_SLICE with a stride other than 1 (compiler 15 log of a yolov5s Focus layer's 4
 # slices, tetutaro/yolo_various_framework weights/README.md)
 STRIDED = "Only Strided-Slice with unitary strides supported"
-STATUSES = (MAPPED, NOT_SUPPORTED, UNSPECIFIED, SUBGRAPH, VERSION, DTYPE, RANK, STRIDED)
+# The compiler's words when its TFLite cannot read the model ("Invalid model: X / Model could
+# not be parsed"): no op maps (edgekit.edgetpu.ops.UNREADABLE_VERSION)
+PARSE = "Model could not be parsed"
+STATUSES = (MAPPED, NOT_SUPPORTED, UNSPECIFIED, SUBGRAPH, VERSION, DTYPE, RANK, STRIDED, PARSE)
 
 # Largest row (x * z bytes) of any tensor the compiler maps. Evidence: rows up to 199,920 B
 # mapped (yolov5s@224's [1,2352,85] in coral issue 512's size sweep); 230,400 B (yolov8

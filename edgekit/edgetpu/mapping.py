@@ -53,6 +53,8 @@ class MappingPrediction:
     compiled: bool = False
     memory: dict = field(default_factory=dict, hash=False)
     suggestions: tuple[dict, ...] = ()
+    # Why edgetpu_compiler 16 will not read the model at all (no op maps), else None
+    compile_error: str | None = None
 
     @property
     def fully_mapped(self) -> bool:
@@ -94,6 +96,7 @@ class MappingPrediction:
             "summary": self.summary(),
             "memory": self.memory,
             "suggestions": list(self.suggestions),
+            "compile_error": self.compile_error,
         }
 
 
@@ -117,6 +120,9 @@ def predict(model: ModelInfo) -> MappingPrediction:
         return MappingPrediction(tpu, len(result) - tpu, result, compiled=True)
     inputs = frozenset(model.main.inputs)
     verdicts = [R.judge(op, model, inputs) for op in ops]
+    unreadable = {op.index: e for op in ops if (e := R.unreadable(op))}
+    if unreadable:
+        return _unreadable(model, verdicts, unreadable)
     on_tpu, blocker = partition(model, [v is None for v in verdicts])
     result = []
     for op, v, tpu in zip(ops, verdicts, on_tpu):
@@ -140,6 +146,36 @@ def predict(model: ModelInfo) -> MappingPrediction:
         result,
         memory=parameter_memory(model, [o.on_tpu for o in result]),
         suggestions=tuple(suggest(model, verdicts, tpu)),
+    )
+
+
+def _unreadable(model: ModelInfo, verdicts: list, errors: dict[int, str]) -> MappingPrediction:
+    """The compiler's TFLite cannot read an op code's version: it stops, nothing maps. The fix
+    suggested is the version's, gaining what would map once it is fixed."""
+    ops = model.main.operators
+    cause = next((i for i in sorted(errors) if R.needs_version(ops[i], model)), min(errors))
+    first = ops[cause]
+    meaning, fix = R.version_fix(first)
+    why = f'edgetpu_compiler 16 stops: "{errors[cause]}" ({meaning}, #{cause})'
+    same = f"; every {first.opcode} of a .tflite carries the version its newest one needs"
+    result = tuple(
+        OpMapping(op.index, op.opcode, False,
+                  why if op.index == cause else why + (same if op.index in errors else
+                                                       "; no op of the model compiles"),
+                  R.PARSE, op.version, fix if op.index in errors else None)
+        for op in ops
+    )  # fmt: skip
+    trial = [v is None or i in errors for i, v in enumerate(verdicts)]
+    gain = sum(partition(model, trial)[0])
+    return MappingPrediction(
+        0,
+        len(result),
+        result,
+        memory=parameter_memory(model, [False] * len(ops)),
+        suggestions=({"fix": fix, "ops_gained": gain, "status": R.PARSE,
+                      "ops": [i for i in sorted(errors) if R.needs_version(ops[i], model)]
+                      or [cause]},),  # fmt: skip
+        compile_error=why,
     )
 
 

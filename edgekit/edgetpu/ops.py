@@ -19,6 +19,7 @@ from edgekit.edgetpu.limits import (  # noqa: F401  (re-exported: the statuses a
     MAX_SOFTMAX_DEPTH,
     MAX_TRANSPOSE_ELEMENTS,
     NOT_SUPPORTED,
+    PARSE,
     RANK,
     STATUSES,
     STRIDED,
@@ -58,6 +59,40 @@ REFUSED_VERSION = {
                        "TensorFlow that does not fuse it"),
     "EXP": (2, "int8 EXP", "EXP is not an Edge TPU op in any version: compute it on the CPU"),
 }  # fmt: skip
+
+
+# Op versions the TFLite inside compiler 16 does not register: the compiler stops before mapping
+# anything ("ERROR: Didn't find op for builtin opcode 'CONV_2D' version '6'. ... Registration
+# failed. Invalid model: ... Model could not be parsed"), so no op runs on the Edge TPU. Reported
+# with compiler 16.0.384591198 for CONV_2D v6 (google-coral/edgetpu#631), TRANSPOSE_CONV v4
+# (#845), QUANTIZE v3 (#879) and EXP v2 (google-coral/libedgetpu#71). ADD v4 is read (and
+# refused per op: yolov10n-192-edward's twin), FULLY_CONNECTED v9 has no parse report.
+UNREADABLE_VERSION = {"CONV_2D": 6, "TRANSPOSE_CONV": 4, "QUANTIZE": 3, "EXP": 2}
+
+
+def unreadable(op: OpInfo) -> str | None:
+    """The compiler's error when it cannot read ``op``'s version at all, else None."""
+    low = UNREADABLE_VERSION.get(op.opcode)
+    if low is None or op.version < low:
+        return None
+    return f"Didn't find op for builtin opcode '{op.opcode}' version '{op.version}'"
+
+
+def needs_version(op: OpInfo, model: ModelInfo) -> bool:
+    """Whether ``op`` itself needs its op code's version (a grouped CONV_2D: filter input
+    channels differ from the input's), not just carries it; True where that cannot be told."""
+    if op.opcode != "CONV_2D":
+        return True
+    src, w = input_tensor(model, op, 0).shape, input_tensor(model, op, 1).shape
+    return not (src and w) or src[-1] != w[-1]
+
+
+def version_fix(op: OpInfo) -> tuple[str, str]:
+    """(what ``op``'s refused version means, what to change), from REFUSED_VERSION."""
+    meaning, fix = REFUSED_VERSION.get(op.opcode, (0, "", ""))[1:]
+    return (meaning or f"{op.opcode} v{op.version}, newer than compiler 16's TFLite"), (
+        fix or f"convert with a TensorFlow that writes {op.opcode} at an older version"
+    )
 
 
 # Highest version each op type can carry for int8/uint8 tensors (TFLite's op_version.cc,

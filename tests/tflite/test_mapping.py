@@ -205,11 +205,16 @@ def test_resize_bilinear_power_of_two_maps_other_scales_do_not(rule_models):
     assert not odd.on_tpu and odd.status == R.UNSPECIFIED and "8x8 -> 12x12" in odd.reason
 
 
-def test_op_version_newer_than_the_compiler(rule_models):
+def test_op_version_the_compiler_cannot_read_stops_the_whole_model(rule_models):
+    """CONV_2D v6 (a grouped convolution): compiler 16's TFLite does not register it, so it
+    stops with "Model could not be parsed" and maps nothing (google-coral/edgetpu#631)."""
     p = predict(read_model(rule_models["grouped"]))
     (conv,) = _by_op(p)["CONV_2D"]
-    assert conv.version == 6 and not conv.on_tpu and conv.status == R.VERSION
-    assert "grouped" in conv.reason and "groups=1" in conv.fix
+    assert conv.version == 6 and p.tpu_ops == 0 and {o.status for o in p.ops} == {R.PARSE}
+    assert "version '6'" in p.compile_error and "grouped" in conv.reason
+    assert "groups=1" in conv.fix and p.to_dict()["compile_error"] == p.compile_error
+    (s,) = p.suggestions
+    assert s["ops"] == [conv.index] and s["ops_gained"] == len(p.ops)  # all of it, once fixed
 
 
 def test_one_int64_add_makes_every_int8_add_a_version_the_compiler_refuses(rule_models):
