@@ -186,7 +186,21 @@ def _cpu_load_failure(model_path: str, first: str) -> EdgekitError:
 
 def check_graph(interp, model_path: str) -> None:
     """A graph with no input, no output or no operator runs "in 0 ms" and computes nothing:
-    say so when the model is opened (bench would report 0 ms, serve would blame the device)."""
+    say so when the model is opened (bench would report 0 ms, serve would blame the device).
+    Every tensor name an op uses is decoded here too: the interpreter decodes them as UTF-8
+    when asked for details, and a damaged byte in one raised UnicodeDecodeError (a traceback)
+    from whichever call came first."""
+    try:
+        _check_graph(interp, model_path)
+    except UnicodeDecodeError as e:
+        raise EdgekitError(
+            f"{model_path}: a tensor name in it is not UTF-8 text ({e.reason} at byte {e.start} "
+            "of the name): the file is damaged",
+            "copy it again, or export the model again",
+        ) from None
+
+
+def _check_graph(interp, model_path: str) -> None:
     if not interp.get_input_details() or not interp.get_output_details():
         raise EdgekitError(
             f"{model_path}: the model has no input or no output tensor",
