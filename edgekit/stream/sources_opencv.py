@@ -72,6 +72,7 @@ class OpenCVSource(Source):
         _quiet_native_logs()
         import cv2  # lazy: OpenCV is a device extra
 
+        _quiet_opencv_log(cv2)
         self.close()
         if self.kind == "device":
             if not os.path.exists(f"/dev/video{self.target}"):
@@ -89,7 +90,7 @@ class OpenCVSource(Source):
             params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
             cap = cv2.VideoCapture(self.target, cv2.CAP_FFMPEG, params)
         else:
-            cap = cv2.VideoCapture(self.target)
+            cap = cv2.VideoCapture(self.target, _file_backend(cv2, self.target))
         if not cap.isOpened():
             cap.release()
             if self.kind == "file":
@@ -154,9 +155,29 @@ def _check_url(uri: str) -> None:
 
 
 def _quiet_native_logs() -> None:
-    """FFmpeg (``[mov,mp4 @ 0x...] moov atom not found``) and OpenCV (``[ WARN:0@0.01] global
-    cap.cpp ...``) print their own lines on stderr beside edgekit's one error or event line for
-    the same problem. OpenCV reads both variables when it first opens a capture; a value the
-    user set (to debug a camera) is kept."""
+    """FFmpeg (``[mov,mp4 @ 0x...] moov atom not found``) prints its own lines on stderr beside
+    edgekit's one error or event line for the same problem. OpenCV reads the variable when it
+    first opens an FFmpeg capture; a value the user set (to debug a camera) is kept."""
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
-    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+
+
+def _quiet_opencv_log(cv2) -> None:
+    """OpenCV's own log (``[ERROR:0@0.01] global cap_ffmpeg_impl.hpp:1412 open Could not find
+    decoder``, ``[ WARN:0@0.01] global cap.cpp:212 ...``) off, through its API (the
+    OPENCV_LOG_LEVEL variable counts only when set before cv2 is imported); unless the user set
+    OPENCV_LOG_LEVEL."""
+    if "OPENCV_LOG_LEVEL" not in os.environ:
+        logging = getattr(getattr(cv2, "utils", None), "logging", None)
+        if logging is not None:
+            logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+
+
+def _file_backend(cv2, path: str) -> int:
+    """FFmpeg for a video file when OpenCV has it: what OpenCV picks first anyway for every file
+    it can read, and it spares a damaged file the fallback readers, whose AVI parser prints
+    ``Unexpected element. Expected: LIST. Got: <raw bytes>`` to stderr itself. A printf-style
+    image sequence (``img_%03d.png``) keeps OpenCV's choice."""
+    has = getattr(getattr(cv2, "videoio_registry", None), "hasBackend", None)
+    if "%" not in path and has is not None and has(cv2.CAP_FFMPEG):
+        return cv2.CAP_FFMPEG
+    return cv2.CAP_ANY

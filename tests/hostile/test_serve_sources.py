@@ -44,6 +44,12 @@ def videos(tmp_path_factory):
             p.write_bytes(data[:size])
             out[p.name] = p
     (d / "cut.jpg").write_bytes((CORAL / "parrot.jpg").read_bytes()[:1000])
+    # one byte of the AVI header's first LIST tag damaged (found by fuzzing): OpenCV's own AVI
+    # reader, tried after FFmpeg, printed "Unexpected element. Expected: LIST. Got: LI\xcfT."
+    # (raw bytes, not UTF-8) to stderr itself
+    avi = (d / "v.avi").read_bytes()
+    (d / "badlist.avi").write_bytes(avi.replace(b"LIST", b"LI\xcfT", 1))
+    out["badlist.avi"] = d / "badlist.avi"
     (d / "empty.mp4").write_bytes(b"")
     out.update({"cut.jpg": d / "cut.jpg", "empty.mp4": d / "empty.mp4",
                 "v.mp4": d / "v.mp4", "v.avi": d / "v.avi"})  # fmt: skip
@@ -65,7 +71,7 @@ def test_check_still_passes_a_whole_video(videos, name):
     assert r.exit_code == 0 and r.output.strip().splitlines()[-1].startswith("OK: "), r.output
 
 
-@pytest.mark.parametrize("name", ["cuthalf_v.mp4", "cut.jpg"])
+@pytest.mark.parametrize("name", ["cuthalf_v.mp4", "cut.jpg", "badlist.avi"])
 def test_serve_on_a_damaged_video_prints_only_its_own_lines(videos, name):
     """A real process: FFmpeg and OpenCV write to file descriptor 2 themselves."""
     p = run_edgekit("serve", "--model", TINY, "--source", videos[name], "-d", "cpu",
