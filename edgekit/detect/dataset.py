@@ -263,6 +263,8 @@ def _load_coco(root: Path) -> DetectionDataset:
             cats = sorted((int(c["id"]), str(c["name"])) for c in doc["categories"])
             imgs = {int(i["id"]): i for i in doc["images"]}
             anns = doc["annotations"]
+            if not isinstance(anns, list):  # "annotations": false raised in the loop below
+                raise TypeError(f"annotations is {type(anns).__name__}, not a list")
         except (ValueError, KeyError, TypeError) as e:
             raise EdgekitError(f"{path}: not a COCO detection file ({e})", "check it") from None
         split_names = tuple(n for _, n in cats)

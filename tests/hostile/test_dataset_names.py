@@ -55,3 +55,38 @@ def test_coco_category_names_are_one_label_each_or_refused(tmp_path_factory, nam
         return
     text = "".join(f"{n}\n" for n in data.names)  # as train writes labels.txt
     assert len(text.splitlines()) == len(names) and all(n.strip() for n in data.names)
+
+
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=True),
+              st.text(max_size=5), st.just("x.jpg")),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(
+        st.sampled_from(["id", "name", "file_name", "image_id", "category_id", "bbox"]), inner,
+        max_size=4)),
+    max_leaves=10,
+)  # fmt: skip
+
+
+@settings(max_examples=60)
+@given(images=st.one_of(json_values, st.just([{"id": 1, "file_name": "x.jpg"}])),
+       annotations=json_values,
+       categories=st.one_of(json_values, st.just([{"id": 0, "name": "a"}])))  # fmt: skip
+def test_any_coco_json_is_read_or_refused_in_one_line(tmp_path_factory, images, annotations,
+                                                      categories):  # fmt: skip
+    """Before: ``"annotations": false`` (or any non-list) raised TypeError from the loop."""
+    root = _coco(tmp_path_factory.mktemp("coco"), ["a"])
+    doc = {"images": images, "annotations": annotations, "categories": categories}
+    (root / "annotations" / "instances_train.json").write_text(json.dumps(doc))
+    try:
+        load_dataset(root)
+    except EdgekitError as e:
+        assert "\n" not in e.message
+
+
+def test_annotations_that_are_not_a_list_are_refused(tmp_path):
+    root = _coco(tmp_path / "coco", ["a"])
+    doc = {"images": [{"id": 1, "file_name": "x.jpg"}], "annotations": False,
+           "categories": [{"id": 0, "name": "a"}]}  # fmt: skip
+    (root / "annotations" / "instances_train.json").write_text(json.dumps(doc))
+    with pytest.raises(EdgekitError, match="not a COCO detection file .annotations is bool"):
+        load_dataset(root)
