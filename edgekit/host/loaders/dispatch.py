@@ -58,11 +58,7 @@ def load(
     path = Path(path)
     container = sniff(path)
     load_tensorflow()
-    custom = (
-        load_custom_objects(custom_objects)
-        if isinstance(custom_objects, (str, os.PathLike))
-        else dict(custom_objects or {})
-    )
+    custom = _custom(custom_objects)
     if container == "savedmodel":
         loaded = savedmodel.load(path, input_size, custom)
         hint = range_hint(loaded.model) if loaded.loader == "tf_keras" else None
@@ -86,6 +82,13 @@ def load(
     return _with_extras(loaded, hint)
 
 
+def _custom(custom_objects: CustomObjects) -> dict:
+    """{name: class or function} from a dict, or from the ``.py`` file a path names."""
+    if isinstance(custom_objects, (str, os.PathLike)):
+        return load_custom_objects(custom_objects)
+    return dict(custom_objects or {})
+
+
 def precheck(path: str | os.PathLike) -> None:
     """What :func:`load` refuses from the first bytes alone (a .tflite, an image, a text file, a
     Git LFS pointer, nothing there), for ``convert`` to say before anything else: a .tflite was
@@ -103,11 +106,7 @@ def load_as_saved(path: str | os.PathLike, custom_objects: CustomObjects = None)
     path = Path(path)
     container = sniff(path)
     load_tensorflow()
-    custom = (
-        load_custom_objects(custom_objects)
-        if isinstance(custom_objects, (str, os.PathLike))
-        else dict(custom_objects or {})
-    )
+    custom = _custom(custom_objects)
     if container == "savedmodel":
         if (path / "keras_metadata.pb").is_file() and legacy.available():
             return legacy.load(path, custom)
