@@ -112,6 +112,14 @@ def read_text(path: str | os.PathLike, what: str = "text", limit: int = TEXT_LIM
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise EdgekitError(
-            f"{path}: not UTF-8 text (byte {e.start})", f"save the {what} file as UTF-8"
-        ) from None
+        why = not_utf8(data, e)
+        raise EdgekitError(f"{path}: {why}", f"save the {what} file as UTF-8") from None
+
+
+def not_utf8(data: bytes, e: UnicodeDecodeError) -> str:
+    """Why ``data`` is not UTF-8, in words a user can act on: Windows Notepad's "Unicode" is
+    UTF-16 with a byte-order mark (every label then failed at "byte 0"); otherwise the offending
+    byte's offset and value (0xe9: é in Latin-1 or Windows-1252)."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "not UTF-8 text but UTF-16 (its byte-order mark says so)"
+    return f"not UTF-8 text (byte {e.start} is 0x{data[e.start]:02x})"

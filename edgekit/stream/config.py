@@ -64,9 +64,9 @@ def load_config(path: str | os.PathLike | None) -> ServeConfig:
     try:
         text = raw.decode("utf-8-sig")  # a BOM from a Windows editor is not part of the TOML
     except UnicodeDecodeError as e:
-        raise EdgekitError(
-            f"{path}: not UTF-8 text (byte {e.start})", "save the config as UTF-8"
-        ) from None
+        from edgekit.safeio import not_utf8
+
+        raise EdgekitError(f"{path}: {not_utf8(raw, e)}", "save the config as UTF-8") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from edgekit import labels, safeio
 from edgekit.errors import EdgekitError
 
-from .conftest import cli
+from .conftest import TINY, cli
 
 
 @contextlib.contextmanager
@@ -223,3 +223,29 @@ def test_a_bundle_whose_cpu_model_is_the_compiled_one_says_so(tmp_path, photo):
     assert r.exit_code == 1, r.output
     assert "compiled for the Edge TPU (edgetpu-custom-op): the CPU interpreter cannot run it" in (
         r.output.strip().splitlines()[-1]), r.output
+
+
+@pytest.mark.parametrize("encoding, says, anywhere", [
+    ("utf-16", "not UTF-8 text but UTF-16 (its byte-order mark says so)", "UTF-16"),
+    ("utf-16-be", "not UTF-8 text but UTF-16 (its byte-order mark says so)", "UTF-16"),
+    ("cp1252", None, " is 0x97)"),  # an em dash from Windows: the byte and its value
+    ("latin-1", "not UTF-8 text (byte 3 is 0xe9)", " is 0xe9)"),
+])  # fmt: skip
+def test_a_label_or_config_file_in_another_encoding_says_which(tmp_path, photo, encoding, says,
+                                                               anywhere):  # fmt: skip
+    """Windows Notepad's "Unicode" is UTF-16 with a BOM: before, "not UTF-8 text (byte 0)"."""
+    text = {"latin-1": "café\nthé\n", "cp1252": "tit\u2014great\nrobin\n"}.get(
+        encoding, "\ufeffcat\ndog\n")
+    labels_path = tmp_path / "labels.txt"
+    labels_path.write_bytes(text.encode(encoding))
+    config = tmp_path / "edgekit.toml"
+    mark = "\u2014" if encoding == "cp1252" else "é"
+    bom = "\ufeff" if encoding == "utf-16-be" else ""  # "utf-16" writes its own
+    config.write_bytes(f'{bom}[model]\npath = "{labels_path}"  # {mark}\n'.encode(encoding))
+    r = cli("classify", TINY, photo, "--labels", labels_path, "-d", "cpu")
+    last = r.output.strip().splitlines()[-1]
+    assert r.exit_code == 1 and anywhere in last, r.output
+    if says is not None:
+        assert last == f"Error: {labels_path}: {says}; save the label file as UTF-8"
+    r = cli("serve", "--check", "--config", config)
+    assert r.exit_code == 1 and anywhere in r.output.strip().splitlines()[-1], r.output
