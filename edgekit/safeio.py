@@ -46,6 +46,11 @@ def _not_regular(path: Path, what: str, mode: int) -> EdgekitError:
     )
 
 
+def _nul(path: Path, what: str) -> EdgekitError:
+    return EdgekitError(f"{path}: a NUL character in the {what} file's name",
+                        "no file name holds one: check the path (a \\u0000 in the config?)")
+
+
 def require_regular(path: str | os.PathLike, what: str = "input") -> Path:
     """Raise EdgekitError unless ``path`` exists and is a regular file (symlinks followed).
     For paths handed to native code (interpreters, HDF5) that opens them itself."""
@@ -56,6 +61,8 @@ def require_regular(path: str | os.PathLike, what: str = "input") -> Path:
         raise EdgekitError(f"{path}: no such {what} file", "check the path") from None
     except OSError as e:
         raise EdgekitError(f"{path}: cannot read {what} file ({e.strerror or e})") from None
+    except ValueError:  # "embedded null byte": a config string can hold \u0000, argv cannot
+        raise _nul(path, what) from None
     if not stat.S_ISREG(st.st_mode):
         raise _not_regular(path, what, st.st_mode)
     return path
@@ -65,6 +72,8 @@ def open_regular(path: str | os.PathLike, what: str = "input") -> BinaryIO:
     """Open ``path`` for binary reading; refuse anything but a regular file without blocking."""
     path = Path(path)
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    if "\x00" in str(path):  # os.open raised ValueError ("embedded null byte"): a traceback
+        raise _nul(path, what)
     try:
         fd = os.open(path, flags)
     except FileNotFoundError:
@@ -110,10 +119,14 @@ def read_text(path: str | os.PathLike, what: str = "text", limit: int = TEXT_LIM
     one; it would otherwise become part of the first label or key)."""
     data = read_bytes(path, what, limit)
     try:
-        return data.decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         why = not_utf8(data, e)
         raise EdgekitError(f"{path}: {why}", f"save the {what} file as UTF-8") from None
+    if "\x00" in text:  # valid UTF-8, but no text file holds NULs: UTF-16 without its BOM
+        raise EdgekitError(f"{path}: holds NUL bytes, not text (UTF-16 without a byte-order "
+                           "mark?)", f"save the {what} file as UTF-8")  # fmt: skip
+    return text
 
 
 def not_utf8(data: bytes, e: UnicodeDecodeError) -> str:
