@@ -189,6 +189,11 @@ def bench(
     from edgekit.tasks import model_task, open_task_model
 
     task = model_task(model)
+    if anchors and task != "detect":
+        from edgekit.errors import EdgekitError
+
+        raise EdgekitError(f"--anchors {anchors}: {model} is a {task} model, not a detector",
+                           "--anchors is for a yolov3 detector's head: drop it")  # fmt: skip
     if task == "classify" and image is None:
         with open_model(model, device, threads, on_warning) as runner:
             return measure(runner, runs, warmup, progress=progress)

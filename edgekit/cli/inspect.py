@@ -75,6 +75,21 @@ def inspect(
                 "table, shown without --tensors, has every layer's output shape): drop "
                 "--tensors, or inspect the bundle `edgekit convert` makes of it"
             )
+    if custom_objects:
+        from edgekit.errors import EdgekitError
+        from edgekit.inspect_model import model_format
+
+        try:
+            kind = model_format(model)
+        except EdgekitError:
+            kind = None  # missing or unreadable: inspect_model says it in its own words
+        if kind not in (None, "keras") or partners:
+            raise click.UsageError(
+                "--custom-objects defines a Keras model's own layers; "
+                + ("--with takes .tflite models and bundles" if partners else
+                   f"{model} is no Keras model")
+                + ": drop --custom-objects"
+            )  # fmt: skip
     if partners:
         from edgekit.edgetpu.cocompile import format_together, together
         from edgekit.errors import EdgekitError

@@ -110,3 +110,19 @@ def test_with_a_keras_partner_says_convert_first(dense, coral_dir):
     r = run_cli("inspect", tflite, "--with", tflite.with_name("mobilenet_v2_1.0_224_quant.tflite"),
                 "--tensors")  # fmt: skip
     assert_clean_failure(r, dense["dir"], "--tensors", "--with", code=2)
+
+
+def test_custom_objects_with_a_tflite_is_refused_in_one_line(dense, coral_dir):
+    """--custom-objects only means something for a Keras model: with a .tflite (or --with) it
+    was silently ignored."""
+    tflite = coral_dir / "mobilenet_v1_0.25_128_quant.tflite"
+    if not tflite.is_file():
+        pytest.skip("../shared/data/coral absent")
+    custom = dense["dir"] / "custom.py"
+    custom.write_text("def unused_activation(x):\n    return x\n")
+    r = run_cli("inspect", tflite, "--custom-objects", custom)
+    assert_clean_failure(r, dense["dir"], "--custom-objects", "no Keras model", code=2)
+    r = run_cli("inspect", tflite, "--with", tflite, "--custom-objects", custom)
+    assert_clean_failure(r, dense["dir"], "--custom-objects", "--with", code=2)
+    r = run_cli("inspect", dense["k3"], "--custom-objects", custom)  # a Keras model: taken
+    assert r.exit_code == 0, r.output

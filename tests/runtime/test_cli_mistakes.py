@@ -75,3 +75,15 @@ def test_bench_plot_format_follows_the_suffix(coral_dir, tmp_path):
         )
         assert r.exit_code == 0, r.output
         assert out.read_bytes()[: len(magic)] == magic, name
+
+
+def test_bench_anchors_for_a_classifier_is_refused_not_ignored(coral_dir, tmp_path):
+    anchors = tmp_path / "anchors.txt"
+    anchors.write_text("10,14, 23,27, 37,58, 81,82, 135,169, 344,319\n")
+    model = coral_dir / "mobilenet_v1_0.25_128_quant.tflite"
+    r = CliRunner().invoke(main, ["bench", str(model), "--device", "cpu", "-n", "1",
+                                  "--anchors", str(anchors)])  # fmt: skip
+    assert r.exit_code == 1, r.output
+    (line,) = r.stderr.splitlines()
+    assert line.startswith("Error: --anchors") and "classify model, not a detector" in line
+    assert "drop it" in line and r.stdout == ""
