@@ -33,6 +33,7 @@ from edgekit.backends.edgetpu import (
     no_device_error,
     open_interpreter,
 )
+from edgekit.backends.graph_checks import check_graph, cpu_load_failure
 from edgekit.backends.providers import Provider, find_provider, quiet_native_stderr
 from edgekit.backends.runner import Runner
 from edgekit.errors import EdgekitError
@@ -153,65 +154,10 @@ def _cpu_factory(model_path: str, device: str = "cpu", threads: int | None = Non
             interp.allocate_tensors()
     except (ValueError, RuntimeError) as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise _cpu_load_failure(model_path, first) from None
+        raise cpu_load_failure(model_path, first) from None
     check_graph(interp, model_path)
     return Runner(interp, device="cpu", backend="cpu", provider=str(provider),
                   model_path=model_path, threads=threads)  # fmt: skip
-
-
-def _cpu_load_failure(model_path: str, first: str) -> EdgekitError:
-    """Why the interpreter refused ``model_path``, read from the file itself where it can be
-    (edgekit's reader names a cut file and a compiled one; the interpreter says "not a valid
-    Flatbuffer buffer" or "unresolved custom op" for both), else the interpreter's words."""
-    from edgekit.tflite import read_model
-
-    try:
-        info = read_model(model_path)
-    except EdgekitError as e:
-        return e  # "not a TFLite model (corrupt or truncated flatbuffer: read at byte N ...)"
-    except Exception:  # a diagnosis only: the interpreter's words stand
-        info = None
-    if info is not None and info.is_edgetpu_compiled:
-        return EdgekitError(
-            f"{model_path}: compiled for the Edge TPU (edgetpu-custom-op): the CPU interpreter "
-            "cannot run it",
-            "attach a Coral, or pass the uncompiled int8 .tflite (a bundle's models.cpu must "
-            "be that one)",
-        )
-    return EdgekitError(
-        f"{model_path}: the CPU interpreter cannot load it ({first})",
-        "is it a valid TFLite model? (a compiled _edgetpu model needs an Edge TPU)",
-    )
-
-
-def check_graph(interp, model_path: str) -> None:
-    """A graph with no input, no output or no operator runs "in 0 ms" and computes nothing:
-    say so when the model is opened (bench would report 0 ms, serve would blame the device).
-    Every tensor name an op uses is decoded here too: the interpreter decodes them as UTF-8
-    when asked for details, and a damaged byte in one raised UnicodeDecodeError (a traceback)
-    from whichever call came first."""
-    try:
-        _check_graph(interp, model_path)
-    except UnicodeDecodeError as e:
-        raise EdgekitError(
-            f"{model_path}: a tensor name in it is not UTF-8 text ({e.reason} at byte {e.start} "
-            "of the name): the file is damaged",
-            "copy it again, or export the model again",
-        ) from None
-
-
-def _check_graph(interp, model_path: str) -> None:
-    if not interp.get_input_details() or not interp.get_output_details():
-        raise EdgekitError(
-            f"{model_path}: the model has no input or no output tensor",
-            "is it the whole model? re-export it with its image input and its output",
-        )
-    ops = getattr(interp, "_get_ops_details", None)  # ai_edge_litert, tflite_runtime, tf.lite
-    if ops is not None and not ops():
-        raise EdgekitError(
-            f"{model_path}: the model has no operators (it computes nothing)",
-            "re-export the whole model; a graph whose outputs are its inputs cannot be run",
-        )
 
 
 class EdgeTpuBackend:

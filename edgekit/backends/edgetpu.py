@@ -212,7 +212,7 @@ def open_interpreter(
     try:
         interp = stack.make_interpreter(model_path, device, threads)
         interp.allocate_tensors()
-        from edgekit.backends import check_graph
+        from edgekit.backends.graph_checks import check_graph
 
         check_graph(interp, model_path)  # EdgekitError: the lock is released below
     except (ValueError, RuntimeError, OSError) as e:
