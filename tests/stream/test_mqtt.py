@@ -74,6 +74,20 @@ class Subscriber:
         self.client.disconnect()
 
 
+def serve_with_mqtt(tmp_path, port, topic, model, labels, video) -> subprocess.Popen:
+    """`edgekit serve` of ``model`` on ``video`` (looped, real time) on the CPU, publishing to
+    the broker on ``port`` under ``topic``; its stderr piped."""
+    config = tmp_path / "edgekit.toml"
+    config.write_text(
+        f'[model]\npath = "{model}"\nlabels = "{labels}"\ndevice = "cpu"\n'
+        f'[source]\nuri = "{video}"\nloop = true\nrealtime = true\n'
+        f'[mqtt]\nenabled = true\nhost = "127.0.0.1"\nport = {port}\ntopic = "{topic}"\n'
+        "min_interval_s = 0.0\n"
+    )
+    return subprocess.Popen([*edgekit_cmd(), "serve", "--config", str(config), "--no-json-lines"],
+                            stderr=subprocess.PIPE)  # fmt: skip
+
+
 def result(frame, label):
     classes = ({"id": 1, "label": label, "score": 0.9},)
     return Result(frame, time.time(), classes, 1.0, 2.0, label)
@@ -115,16 +129,8 @@ def test_rate_limit_every_mode(broker):
 
 def test_last_will_offline_when_the_process_dies(broker, tmp_path, video_avi, small_model,
                                                  labels_path):  # fmt: skip
-    config = tmp_path / "edgekit.toml"
-    config.write_text(
-        f'[model]\npath = "{small_model}"\nlabels = "{labels_path}"\ndevice = "cpu"\n'
-        f'[source]\nuri = "{video_avi}"\nloop = true\nrealtime = true\n'
-        f'[mqtt]\nenabled = true\nhost = "127.0.0.1"\nport = {broker}\ntopic = "t3"\n'
-        "min_interval_s = 0.0\n"
-    )
     sub = Subscriber(broker, "t3")
-    proc = subprocess.Popen([*edgekit_cmd(), "serve", "--config", str(config), "--no-json-lines"],
-                            stderr=subprocess.PIPE)  # fmt: skip
+    proc = serve_with_mqtt(tmp_path, broker, "t3", small_model, labels_path, video_avi)
     try:
         sub.wait_for(lambda m: m[:2] == ("t3/status", "online"), timeout=60)
         sub.wait_for(lambda m: m[0] == "t3/result", timeout=30)

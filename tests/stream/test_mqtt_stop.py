@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 
 from edgekit.stream.mqtt import MqttSink
 
-from .conftest import edgekit_cmd
-from .test_mqtt import Subscriber, broker  # noqa: F401  (the fixture)
+from .test_mqtt import Subscriber, broker, serve_with_mqtt  # noqa: F401  (the fixture)
 from .test_mqtt_presence import Pipe
 
 
@@ -52,16 +50,8 @@ def test_clean_stop_turns_every_label_off(broker):  # noqa: F811
 
 def test_serve_stopped_by_sigterm_leaves_presence_off(broker, tmp_path, video_avi,  # noqa: F811
                                                      small_model, labels_path):  # fmt: skip
-    config = tmp_path / "edgekit.toml"
-    config.write_text(
-        f'[model]\npath = "{small_model}"\nlabels = "{labels_path}"\ndevice = "cpu"\n'
-        f'[source]\nuri = "{video_avi}"\nloop = true\nrealtime = true\n'
-        f'[mqtt]\nenabled = true\nhost = "127.0.0.1"\nport = {broker}\ntopic = "s2"\n'
-        "min_interval_s = 0.0\n"
-    )
     sub = Subscriber(broker, "s2")
-    proc = subprocess.Popen([*edgekit_cmd(), "serve", "--config", str(config), "--no-json-lines"],
-                            stderr=subprocess.PIPE)  # fmt: skip
+    proc = serve_with_mqtt(tmp_path, broker, "s2", small_model, labels_path, video_avi)
     try:
         sub.wait_for(lambda m: m[0].startswith("s2/presence/") and m[1] == "ON", timeout=90)
         proc.send_signal(signal.SIGTERM)

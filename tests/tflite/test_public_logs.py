@@ -75,19 +75,26 @@ def _mean_models():
     return out
 
 
-def test_mean_over_many_positions_is_refused_and_the_split_maps(tmp_path):
-    """coral#461 (compiler 16): a MEAN of a [1,256,128,3] input is not mapped; split into
-    [1,64,128,3] pieces, every op maps."""
-    from edgekit.edgetpu.limits import MAPPED, UNSPECIFIED
+def _predicted(tmp_path, models: dict) -> dict:
+    """{name: the predicted mapping} of each Keras model converted to int8 as the thread did."""
     from edgekit.host.tfenv import load_tensorflow
 
     load_tensorflow()
     P = _models()
     got = {}
-    for name, model in _mean_models().items():
+    for name, model in models.items():
         path = tmp_path / f"{name}.tflite"
         path.write_bytes(P.convert(model, "int8"))
         got[name] = predict(read_model(path))
+    return got
+
+
+def test_mean_over_many_positions_is_refused_and_the_split_maps(tmp_path):
+    """coral#461 (compiler 16): a MEAN of a [1,256,128,3] input is not mapped; split into
+    [1,64,128,3] pieces, every op maps."""
+    from edgekit.edgetpu.limits import MAPPED, UNSPECIFIED
+
+    got = _predicted(tmp_path, _mean_models())
     mean = lambda p: [o.status for o in p.ops if o.op == "MEAN"]  # noqa: E731
     assert mean(got["gap256"]) == [UNSPECIFIED]
     assert mean(got["gap64"]) == [MAPPED]
@@ -121,15 +128,8 @@ def test_compiler_15_statuses_for_strided_slices_and_5d_transposes(tmp_path):
     'TRANSPOSE 3 Operation not supported' (5-D); a 4-D TRANSPOSE in the same model carries
     the 5-D one's version (v4), which the compiler does not map."""
     from edgekit.edgetpu.limits import NOT_SUPPORTED, STRIDED, VERSION
-    from edgekit.host.tfenv import load_tensorflow
 
-    load_tensorflow()
-    P = _models()
-    got = {}
-    for name, model in _status_models().items():
-        path = tmp_path / f"{name}.tflite"
-        path.write_bytes(P.convert(model, "int8"))
-        got[name] = predict(read_model(path))
+    got = _predicted(tmp_path, _status_models())
     slices = [o for o in got["focus"].ops if o.op == "STRIDED_SLICE"]
     assert len(slices) == 4 and {o.status for o in slices} == {STRIDED}
     transposes = {o.status: o for o in got["head"].ops if o.op == "TRANSPOSE"}
